@@ -1,0 +1,426 @@
+"""The ``vaekit`` command: a thin layer that parses options, calls the library and prints.
+
+Heavy modules (torch, numpy, matplotlib) are imported inside the command functions so that
+``vaekit --help`` answers at once. A :class:`vaekit.errors.VaekitError` becomes one line on stderr
+and exit code 2; argparse's own usage errors also exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+MODELS = {
+    # name: (estimator, preset parameters, help)
+    "ae": ("Autoencoder", {}, "undercomplete MLP autoencoder"),
+    "sparse-ae": ("Autoencoder", {"sparsity": "l1"}, "sparse autoencoder (L1 or --sparsity kl)"),
+    "denoising-ae": ("Autoencoder", {"noise": "masking"}, "denoising autoencoder (--noise, --noise-level)"),
+    "vae": ("VAE", {}, "MLP variational autoencoder"),
+    "conv-vae": ("VAE", {"architecture": "conv", "latent_dim": 100}, "convolutional VAE for images"),
+    "cvae": ("VAE", {"conditional": True}, "conditional VAE (needs labels)"),
+}
+DATASETS = "mnist, fashion-mnist, frey-face, digits, binarized-mnist, embedded, or a .npy/.npz/.csv/.parquet file"
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 400 or 512,256, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"hidden sizes must be positive integers, got {text!r}")
+    return sizes
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 1, got {v}")
+    return v
+
+
+def _add_data_options(p: argparse.ArgumentParser, default: str | None, split: str) -> None:
+    p.add_argument("--dataset", default=default, metavar="NAME|PATH",
+                   help=f"data to use: {DATASETS}" + ("" if default else " (default: the dataset the model was trained on)"))
+    p.add_argument("--data-dir", default=None, metavar="DIR", help="folder holding the dataset's original files (else the cache, else a download)")
+    p.add_argument("--split", default=split, choices=["train", "test", "valid", "all"], help="which split to use")
+    p.add_argument("--label-column", default=None, metavar="COL", help="CSV/Parquet column holding class labels")
+    p.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="use only the first N examples")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="vaekit",
+        description="Train, evaluate and use autoencoders and variational autoencoders.",
+        epilog="Run `vaekit COMMAND --help` for each command's options.\nExample: vaekit train --out runs/first",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"vaekit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    # -- train --------------------------------------------------------------------------------
+    p = sub.add_parser("train", help="train a model and write a run folder", formatter_class=_Formatter,
+                       description="Train a model; writes config.json, model.safetensors, metrics.csv, train.log and figures into --out.")
+    _add_data_options(p, "embedded", "train")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to create")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it already exists")
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default="vae", choices=list(MODELS), help="; ".join(f"{k}: {v[2]}" for k, v in MODELS.items()))
+    m.add_argument("--latent-dim", type=int, default=None, help="size of the code z (default: 20 for vae/cvae, 100 for conv-vae, 32 for autoencoders)")
+    m.add_argument("--hidden", type=_sizes, default=None, metavar="SIZES", help="hidden layer sizes of the MLP encoder, mirrored in the decoder, e.g. 400 or 512,256 (default: 400 for VAEs, 256 for autoencoders)")
+    m.add_argument("--activation", default=None, choices=["relu", "tanh", "elu", "gelu", "softplus", "sigmoid"], help="hidden activation (default: relu)")
+    m.add_argument("--likelihood", default=None, choices=["bernoulli", "continuous-bernoulli", "gaussian"],
+                   help="decoder distribution p(x|z) (default: bernoulli; for autoencoders gaussian means squared error)")
+    m.add_argument("--sigma", type=float, default=None, help="fixed sigma of the Gaussian likelihood (default: 1.0)")
+    m.add_argument("--learn-sigma", action="store_true", default=None, help="learn a per-dimension sigma for the Gaussian likelihood")
+    m.add_argument("--posterior", default=None, choices=["normal", "laplace", "student-t", "logistic"], help="posterior family q(z|x) (default: normal)")
+    m.add_argument("--student-df", type=float, default=None, help="degrees of freedom of the Student-t posterior (default: 5)")
+    m.add_argument("--beta", type=float, default=None, help="weight of the KL term (default: 1, the ELBO)")
+    m.add_argument("--warmup-epochs", type=float, default=None, help="linear KL warm-up from 0 to beta over this many epochs (default: 0, off)")
+    m.add_argument("--mc-samples", type=_positive_int, default=None, help="L Monte-Carlo samples of z per example (default: 1)")
+    m.add_argument("--sparsity", default=None, choices=["l1", "kl"], help="sparse-ae penalty: l1 on the code or KL(rho||rho_hat) (default: l1)")
+    m.add_argument("--sparsity-weight", type=float, default=None, help="lambda (l1) or beta (kl) of the sparsity penalty (default: 1e-3)")
+    m.add_argument("--sparsity-target", type=float, default=None, help="target mean activation rho of the KL penalty (default: 0.05)")
+    m.add_argument("--noise", default=None, choices=["gaussian", "masking", "salt-and-pepper"], help="denoising-ae corruption (default: masking)")
+    m.add_argument("--noise-level", type=float, default=None, help="sigma (gaussian) or probability p (masking, salt-and-pepper) (default: 0.3)")
+    d = p.add_argument_group("data handling")
+    d.add_argument("--binarize", default=None, choices=["none", "dynamic", "static"],
+                   help="for a Bernoulli likelihood: dynamic draws a fresh binary image every time one is used, static once (default: none)")
+    d.add_argument("--standardize", action="store_true", default=None, help="standardize features (real-valued tables; needs --likelihood gaussian)")
+    o = p.add_argument_group("optimization")
+    o.add_argument("--optimizer", default="adam", choices=["adam", "rmsprop", "sgd"], help="optimizer (sgd uses --momentum)")
+    o.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    o.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    o.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay")
+    o.add_argument("--clip-grad", type=float, default=None, help="clip the global gradient norm to this value")
+    o.add_argument("--batch-size", type=_positive_int, default=128, help="examples per step")
+    o.add_argument("--epochs", type=_positive_int, default=10, help="passes over the training data")
+    o.add_argument("--val-fraction", type=float, default=0.1, help="share of the training data held out for validation")
+    o.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE", help="stop after this many epochs without validation improvement, keeping the best weights (0: off)")
+    o.add_argument("--seed", type=int, default=0, help="random seed (a CPU run is reproducible)")
+    o.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
+    p.add_argument("--no-figures", action="store_true", help="do not write samples.png and reconstructions.png")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=cmd_train)
+
+    # -- sample -------------------------------------------------------------------------------
+    p = sub.add_parser("sample", help="draw new examples from a trained VAE", formatter_class=_Formatter)
+    p.add_argument("run", metavar="RUN_DIR", help="a run folder written by `vaekit train`")
+    p.add_argument("-n", type=_positive_int, default=64, help="number of samples")
+    p.add_argument("--label", type=int, default=None, help="class to draw (conditional models only)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--out", required=True, metavar="FILE", help=".png (image grid), .npy or .csv")
+    p.set_defaults(func=cmd_sample)
+
+    # -- reconstruct --------------------------------------------------------------------------
+    p = sub.add_parser("reconstruct", help="originals above their reconstructions", formatter_class=_Formatter)
+    p.add_argument("run", metavar="RUN_DIR", help="a run folder written by `vaekit train`")
+    _add_data_options(p, None, "test")
+    p.add_argument("-n", type=_positive_int, default=10, help="number of examples shown")
+    p.add_argument("--out", required=True, metavar="FILE", help=".png (image grid), .npy or .csv")
+    p.set_defaults(func=cmd_reconstruct)
+
+    # -- encode -------------------------------------------------------------------------------
+    p = sub.add_parser("encode", help="write the codes (posterior means) of a dataset", formatter_class=_Formatter)
+    p.add_argument("run", metavar="RUN_DIR", help="a run folder written by `vaekit train`")
+    _add_data_options(p, None, "test")
+    p.add_argument("--out", required=True, metavar="FILE", help=".npy or .csv")
+    p.set_defaults(func=cmd_encode)
+
+    # -- evaluate -----------------------------------------------------------------------------
+    p = sub.add_parser("evaluate", help="test loss and its terms, in nats per example", formatter_class=_Formatter)
+    p.add_argument("run", metavar="RUN_DIR", help="a run folder written by `vaekit train`")
+    _add_data_options(p, None, "test")
+    p.add_argument("--json", metavar="FILE", default=None, help="also write the numbers to this JSON file")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _say(args, msg: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(msg, flush=True)
+
+
+def _run_config(run: Path) -> dict:
+    from .io import read_config
+
+    return read_config(run)
+
+
+def _load_data(args, run_cfg: dict | None = None):
+    """The dataset an option set asks for, defaulting to the one the run was trained on."""
+    from .data import load_dataset
+
+    source, data_dir, label_column = args.dataset, args.data_dir, args.label_column
+    if source is None and run_cfg is not None:
+        meta = run_cfg.get("run", {})
+        source = meta.get("dataset", "embedded")
+        data_dir = data_dir or meta.get("data_dir")
+        label_column = label_column or meta.get("label_column")
+    return load_dataset(source, args.split, data_dir=data_dir, label_column=label_column, limit=args.limit)
+
+
+def _write_array(path: Path, arr, header: str | None = None) -> None:
+    import numpy as np
+
+    from .io import atomic_path
+
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".csv"):
+        raise _error(f"cannot write {path}: use a .npy or .csv file name")
+    with atomic_path(path) as tmp:
+        if suffix == ".npy":
+            with open(tmp, "wb") as f:
+                np.save(f, arr)
+        else:
+            np.savetxt(tmp, arr.reshape(len(arr), -1), delimiter=",", fmt="%.6g", header=header or "", comments="")
+
+
+def _error(msg: str):
+    from .errors import VaekitError
+
+    return VaekitError(msg)
+
+
+def _images_or_array(path: Path, images, ncol: int, title: str, image_shape, row_labels=None) -> None:
+    from .plots import save_image_grid
+
+    if path.suffix.lower() == ".png":
+        if len(image_shape) not in (3,) and not _is_square(image_shape):
+            raise _error(f"this model's data (shape {tuple(image_shape)}) are not images; write a .npy or .csv instead of {path.name}")
+        save_image_grid(path, images, ncol, title=title, row_labels=row_labels)
+    else:
+        _write_array(path, images)
+
+
+def _is_square(shape) -> bool:
+    import math
+
+    n = math.prod(shape)
+    return len(shape) == 1 and int(math.isqrt(n)) ** 2 == n
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def make_estimator(args):
+    """The estimator that a `vaekit train` option set describes (library objects only)."""
+    from . import estimators
+
+    cls_name, preset, _ = MODELS[args.model]
+    cls = getattr(estimators, cls_name)
+    given = {
+        "latent_dim": args.latent_dim, "hidden": args.hidden, "activation": args.activation,
+        "likelihood": args.likelihood, "sigma": args.sigma, "learn_sigma": args.learn_sigma,
+        "posterior": args.posterior, "student_df": args.student_df, "beta": args.beta,
+        "warmup_epochs": args.warmup_epochs, "n_samples": args.mc_samples, "sparsity": args.sparsity,
+        "sparsity_weight": args.sparsity_weight, "sparsity_target": args.sparsity_target,
+        "noise": args.noise, "noise_level": args.noise_level, "binarize": args.binarize,
+        "standardize": args.standardize,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+    accepted = cls().get_params()
+    wrong = [k for k in given if k not in accepted]
+    if wrong:
+        flags = ", ".join("--" + k.replace("_", "-").replace("n-samples", "mc-samples") for k in wrong)
+        raise _error(f"{flags} does not apply to --model {args.model}; drop it or choose a VAE model")
+    common = {
+        "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr, "momentum": args.momentum,
+        "weight_decay": args.weight_decay, "clip_grad": args.clip_grad, "val_fraction": args.val_fraction,
+        "early_stopping": args.early_stopping, "seed": args.seed, "device": args.device, "verbose": False,
+    }
+    return cls(**{**preset, **given, **common})
+
+
+def cmd_train(args) -> int:
+    out = Path(args.out)
+    if out.exists() and not args.overwrite and (not out.is_dir() or any(out.iterdir())):
+        raise _error(f"{out} already exists; choose another --out or pass --overwrite to replace it")
+    est = make_estimator(args)
+    est._model_config((1, 28, 28) if est.architecture == "conv" else (784,), 10 if getattr(est, "conditional", False) else 0)
+    est._train_config().validate()  # bad options fail before any data is read
+    data = _load_data(args)
+    if getattr(est, "conditional", False) and data.y is None:
+        raise _error(f"--model cvae needs labels but {args.dataset} has none; pass --label-column for a table")
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        _train_into(args, est, data, staging)
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(old)
+            staging.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # nothing half-written survives a failure
+        raise
+    _say(args, f"wrote {out}/ (config.json, model.safetensors, metrics.csv, train.log" + ("" if args.no_figures else ", figures") + ")")
+    return 0
+
+
+def _train_into(args, est, data, run: Path) -> None:
+    import csv
+    import time
+
+    import numpy as np
+
+    from .io import atomic_path, read_json, write_json
+
+    log_lines: list[str] = []
+    rows: list[dict] = []
+
+    def log(line: str) -> None:
+        log_lines.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {line}")
+        with atomic_path(run / "train.log") as tmp:
+            tmp.write_text("\n".join(log_lines) + "\n")
+
+    def on_epoch(row: dict) -> None:
+        rows.append(row)
+        with atomic_path(run / "metrics.csv") as tmp, open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+
+    log(f"vaekit train {' '.join(sys.argv[2:])}")
+    log(f"data: {data.name}, {len(data)} examples of shape {data.shape}")
+    est.verbose = not args.quiet
+    est.fit(data.X, data.y if getattr(est, "conditional", False) else None, on_epoch=on_epoch, log=log)
+    est.verbose = False
+    est.save(run)
+    cfg = read_json(run / "config.json")
+    cfg["run"] = {
+        "dataset": args.dataset, "data_dir": args.data_dir, "label_column": args.label_column,
+        "n_train_examples": len(data), "classes": data.classes, "command": "vaekit " + " ".join(sys.argv[1:]),
+    }
+    write_json(run / "config.json", cfg)
+    if args.no_figures:
+        return
+    if data.is_image or _is_square(data.shape):
+        from .data import load_dataset
+
+        y = None
+        if getattr(est, "conditional", False):
+            samples = np.concatenate([est.sample(8, label=k) for k in range(est.n_classes_)])
+            names = [str(c) for c in (data.classes or range(est.n_classes_))]
+            _images_or_array(run / "samples.png", samples, 8, "samples p(x|z, c), one row per class", data.shape, row_labels=names)
+        elif hasattr(est, "sample"):
+            _images_or_array(run / "samples.png", est.sample(64), 8, "samples from the prior: E[x|z], z ~ N(0, I)", data.shape)
+        try:
+            test = load_dataset(args.dataset, "test", data_dir=args.data_dir, label_column=args.label_column)
+        except Exception:
+            test = data
+        X = test.X[:10]
+        y = test.y[:10] if getattr(est, "conditional", False) else None
+        recon = est.reconstruct(X, y)
+        _images_or_array(run / "reconstructions.png", np.concatenate([X, recon]), 10,
+                         "originals (top) and reconstructions (bottom), test split", data.shape)
+
+
+def cmd_sample(args) -> int:
+    from .io import load
+
+    est = load(args.run)
+    if not hasattr(est, "sample"):
+        raise _error(f"{args.run} holds an autoencoder, which has no prior to sample from; train a VAE (--model vae)")
+    x = est.sample(args.n, label=args.label, seed=args.seed)
+    ncol = min(8, args.n) if args.n <= 64 else 10
+    title = "samples from the prior" + (f", class {args.label}" if args.label is not None else "")
+    _images_or_array(Path(args.out), x, ncol, title, est.input_shape_)
+    print(f"wrote {args.n} samples to {args.out}")
+    return 0
+
+
+def cmd_reconstruct(args) -> int:
+    import numpy as np
+
+    from .io import load
+
+    cfg = _run_config(Path(args.run))
+    est = load(args.run)
+    data = _load_data(args, cfg)
+    X = data.X[: args.n]
+    y = data.y[: args.n] if getattr(est, "conditional", False) else None
+    recon = est.reconstruct(X, y)
+    out = Path(args.out)
+    if out.suffix.lower() == ".png":
+        _images_or_array(out, np.concatenate([X, recon]), len(X), "originals (top) and reconstructions (bottom)", est.input_shape_)
+    else:
+        _write_array(out, recon)
+    print(f"wrote {len(X)} reconstructions to {out}")
+    return 0
+
+
+def cmd_encode(args) -> int:
+    from .io import load
+
+    cfg = _run_config(Path(args.run))
+    est = load(args.run)
+    data = _load_data(args, cfg)
+    y = data.y if getattr(est, "conditional", False) else None
+    Z = est.encode(data.X, y)
+    _write_array(Path(args.out), Z, header=",".join(f"z{i}" for i in range(Z.shape[1])))
+    print(f"wrote codes of shape {Z.shape} to {args.out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import torch
+
+    from .io import load, write_json
+    from .train import evaluate_loss
+
+    cfg = _run_config(Path(args.run))
+    est = load(args.run)
+    data = _load_data(args, cfg)
+    X = torch.from_numpy(est._prepare_X(data.X))
+    y = torch.from_numpy(data.y) if getattr(est, "conditional", False) else None
+    terms = evaluate_loss(est.model_, X, y)
+    print(f"{data.name} ({args.split} split, {len(X)} examples), per example:")
+    for k, v in terms.items():
+        unit = "squared error" if (k == "reconstruction" and est.likelihood == "gaussian") else "nats"
+        print(f"  {k:<16} {v:12.4f} {unit}")
+    if args.json:
+        write_json(Path(args.json), {"dataset": data.name, "split": args.split, "n": len(X), **terms})
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("vaekit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - only our own error type is turned into one line
+        from .errors import VaekitError
+
+        if isinstance(e, VaekitError):
+            print(f"vaekit: error: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
