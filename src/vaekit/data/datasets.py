@@ -1,0 +1,302 @@
+"""The :class:`Dataset` every model and command takes, and :func:`load_dataset` that makes one.
+
+Images are float32 ``(N, C, H, W)`` in [0, 1]; tables are float32 ``(N, D)`` of raw values.
+Sources are named datasets (see :data:`NAMED_SOURCES`) or a path to the user's own
+.npy/.npz/.csv/.parquet file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from vaekit.data.idx import read_idx
+from vaekit.data.sources import fetch
+from vaekit.data.tables import (
+    load_npy,
+    check_finite,
+    encode_labels,
+    label_classes,
+    read_table,
+    to_float32,
+)
+from vaekit.errors import DataError
+
+__all__ = ["Dataset", "load_dataset", "binarize", "NAMED_SOURCES", "DIGIT_CLASSES", "FASHION_CLASSES"]
+
+DIGIT_CLASSES = [str(d) for d in range(10)]
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]  # fmt: skip
+EMBEDDED_FILE = "mnist_sample.npz"
+
+# name -> splits it accepts. Sources without an official split get a fixed 90/10 train/test one.
+NAMED_SOURCES: dict[str, tuple[str, ...]] = {
+    "mnist": ("train", "test", "all"),
+    "fashion-mnist": ("train", "test", "all"),
+    "binarized-mnist": ("train", "valid", "test", "all"),
+    "frey-face": ("train", "test", "all"),
+    "digits": ("train", "test", "all"),
+    "embedded": ("train", "test", "all"),
+}
+USER_SUFFIXES = (".npy", ".npz", ".csv", ".parquet")
+_TEST_FRACTION = 0.1
+_SPLIT_SEED = 0
+
+
+@dataclass
+class Dataset:
+    """Examples ``X`` (float32, ``(N, *shape)``), optional labels ``y`` (int64 ``(N,)``), a name.
+
+    ``classes[k]`` names class index ``k`` of ``y`` where known (digits, Fashion names, or the
+    string labels of a user file).
+    """
+
+    X: np.ndarray
+    y: np.ndarray | None
+    name: str
+    classes: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.y is not None and len(self.y) != len(self.X):
+            raise DataError(f"dataset {self.name!r}: {len(self.X)} examples but {len(self.y)} labels; they must match")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one example, e.g. ``(1, 28, 28)`` or ``(D,)``."""
+        return tuple(self.X.shape[1:])
+
+    @property
+    def is_image(self) -> bool:
+        return self.X.ndim == 4
+
+    @property
+    def n_features(self) -> int:
+        """Number of values per example (``C*H*W`` for images)."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def subset(self, idx: np.ndarray | slice | list[int]) -> Dataset:
+        """The examples at ``idx`` (indices, a boolean mask or a slice), same name and classes."""
+        return Dataset(self.X[idx], None if self.y is None else self.y[idx], self.name, self.classes)
+
+
+def binarize(X: np.ndarray, rng: np.random.Generator | int | None = None) -> np.ndarray:
+    """Static binarization: each value becomes 1 with probability equal to it (float32 0/1).
+
+    This is the stochastic binarization of Salakhutdinov & Murray (2008), drawn once so the
+    dataset stays fixed. ``X`` must lie in [0, 1]; ``rng`` is a Generator or a seed.
+    """
+    X = np.asarray(X)
+    if X.size and (np.nanmin(X) < 0 or np.nanmax(X) > 1):
+        raise DataError(
+            f"binarize needs values in [0, 1] (pixel probabilities), got range "
+            f"[{np.nanmin(X):g}, {np.nanmax(X):g}]; scale the data first"
+        )
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    return (rng.random(X.shape, dtype=np.float32) < X).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------ splitting
+
+
+def _fixed_split(n: int, split: str) -> np.ndarray:
+    """Indices of a deterministic 90/10 train/test partition (seed 0), in file order; all for 'all'."""
+    if split == "all":
+        return np.arange(n)
+    perm = np.random.default_rng(_SPLIT_SEED).permutation(n)
+    n_test = int(round(n * _TEST_FRACTION))
+    part = perm[:n_test] if split == "test" else perm[n_test:]
+    return np.sort(part)
+
+
+# ------------------------------------------------------------------------------ named sources
+
+Loaded = tuple[np.ndarray, np.ndarray | None, list[str] | None]  # X, y, classes
+
+
+def _idx_pair(name: str, split: str, data_dir, download: bool) -> tuple[np.ndarray, np.ndarray]:
+    parts = ("train", "test") if split == "all" else (split,)
+    xs, ys = [], []
+    for part in parts:
+        images = read_idx(fetch(name, f"{part}_images", data_dir=data_dir, download=download))
+        labels = read_idx(fetch(name, f"{part}_labels", data_dir=data_dir, download=download))
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise DataError(
+                f"{name} {part} files do not match: images {images.shape}, labels {labels.shape}; "
+                "re-download them"
+            )
+        xs.append(images)
+        ys.append(labels)
+    return np.concatenate(xs)[:, None], np.concatenate(ys).astype(np.int64)
+
+
+def _loadmat(path: Path, key: str) -> np.ndarray:
+    from scipy.io import loadmat
+
+    try:
+        mat = loadmat(path)
+    except Exception as e:  # scipy raises a zoo of types (ValueError, MatReadError, OSError)
+        raise DataError(f"{path}: not a readable MATLAB file ({e}); re-download it") from None
+    if key not in mat:
+        keys = [k for k in mat if not k.startswith("__")]
+        raise DataError(f"{path}: no variable {key!r} (found {keys}); is this the right file?")
+    return np.asarray(mat[key])
+
+
+def _load_named(source: str, split: str, data_dir, download: bool) -> Loaded:
+    if source in ("mnist", "fashion-mnist"):
+        X, y = _idx_pair(source, split, data_dir, download)
+        return X, y, DIGIT_CLASSES if source == "mnist" else FASHION_CLASSES
+    if source == "binarized-mnist":
+        parts = ("train", "valid", "test") if split == "all" else (split,)
+        X = np.concatenate([_loadmat(fetch(source, p, data_dir=data_dir, download=download), "X") for p in parts])
+        # Stored as 0/1 uint8; as float32 these are already the [0, 1] pixels, not /255.
+        return X.reshape(-1, 1, 28, 28).astype(np.float32), None, None
+    if source == "frey-face":
+        ff = _loadmat(fetch(source, "faces", data_dir=data_dir, download=download), "ff")
+        X = ff.T.reshape(-1, 1, 28, 20)  # columns are images of 28 rows x 20 columns, row-major
+        return X[_fixed_split(len(X), split)], None, None
+    if source == "digits":
+        from sklearn.datasets import load_digits  # ships with scikit-learn; no download
+
+        d = load_digits()
+        idx = _fixed_split(len(d.images), split)
+        X = (d.images[idx, None] / 16.0).astype(np.float32)  # 4-bit pixel counts, 0..16
+        return X, d.target[idx].astype(np.int64), DIGIT_CLASSES
+    if source == "embedded":
+        return _load_embedded(split)
+    raise AssertionError(source)
+
+
+def _load_embedded(split: str) -> Loaded:
+    ref = resources.files("vaekit.data") / EMBEDDED_FILE
+    if not ref.is_file():
+        raise DataError(f"the embedded MNIST sample {EMBEDDED_FILE} is missing from the vaekit install; reinstall vaekit")
+    with resources.as_file(ref) as path, np.load(path, allow_pickle=False) as z:
+        parts = ("train", "test") if split == "all" else (split,)
+        X = np.concatenate([z[f"x_{p}"] for p in parts])[:, None]
+        y = np.concatenate([z[f"y_{p}"] for p in parts]).astype(np.int64)
+    return X, y, DIGIT_CLASSES
+
+
+# ------------------------------------------------------------------------------ user files
+
+
+def _npz_arrays(path: Path, label_column: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz file ({e})") from None
+    with z:
+        keys = list(z.keys())
+        x_key = next((k for k in ("X", "x", "data") if k in keys), keys[0] if len(keys) == 1 else None)
+        if x_key is None:
+            raise DataError(f"{path}: cannot tell which array is the data among {keys}; name it 'X' (and labels 'y')")
+        y_key = label_column or next((k for k in ("y", "labels") if k in keys), None)
+        if label_column is not None and label_column not in keys:
+            raise DataError(f"{path}: no array named {label_column!r} for the labels; arrays are {keys}")
+        try:
+            return z[x_key], (z[y_key] if y_key else None)
+        except ValueError as e:
+            raise DataError(f"{path}: cannot load without unpickling ({e}); save numeric arrays with np.savez") from None
+
+
+def _as_examples(arr: np.ndarray, where: str) -> np.ndarray:
+    """A user array as float32 examples: 1-d -> (N, 1), 3-d -> (N, 1, H, W) images, 2-d/4-d kept."""
+    if arr.ndim == 0 or arr.size == 0:
+        raise DataError(f"{where}: array of shape {arr.shape} has no examples; need at least one row")
+    if arr.ndim > 4:
+        raise DataError(f"{where}: array of shape {arr.shape} has {arr.ndim} dims; use (N, D) tables or (N, C, H, W) images")
+    X = to_float32(arr, where)
+    if X.ndim == 1:
+        X = X[:, None]
+    elif X.ndim == 3:
+        X = X[:, None]
+    check_finite(X, where)
+    return X
+
+
+def _load_user_file(path: Path, split: str, label_column: str | None) -> Loaded:
+    suffix = path.suffix.lower()
+    if split not in ("train", "test", "all"):
+        raise DataError(f"split {split!r} is not valid for a file; choose train, test or all")
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}; check the path")
+    if suffix in (".csv", ".parquet"):
+        X, y, classes = read_table(path, label_column)
+    else:
+        if suffix == ".npy":
+            if label_column is not None:
+                raise DataError(f"{path}: a .npy file holds one array, so --label-column cannot apply; use .npz with X and y")
+            arr, labels = load_npy(path), None
+        else:
+            arr, labels = _npz_arrays(path, label_column)
+        X = _as_examples(arr, str(path))
+        classes = None
+        if labels is not None:
+            labels = labels.reshape(-1) if labels.ndim > 1 and labels.size == len(labels) else labels
+            if labels.ndim != 1 or len(labels) != len(X):
+                raise DataError(f"{path}: labels of shape {labels.shape} do not match {len(X)} examples; need shape ({len(X)},)")
+            classes = label_classes(labels)
+            labels = encode_labels(labels, classes, str(path))
+        y = labels
+    idx = _fixed_split(len(X), split)
+    return X[idx], (None if y is None else y[idx]), classes
+
+
+# ------------------------------------------------------------------------------ entry point
+
+
+def load_dataset(
+    source: str,
+    split: str = "train",
+    *,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    label_column: str | None = None,
+    limit: int | None = None,
+) -> Dataset:
+    """Load a named dataset or a user file as a :class:`Dataset`.
+
+    ``source``: one of :data:`NAMED_SOURCES` or a path to a .npy, .npz, .csv or .parquet file.
+    ``split``: 'train', 'test' or 'all' ('valid' too for binarized-mnist). MNIST and Fashion use
+    their official split ('all' = train + test); sources without one (frey-face, digits, user
+    files) use a fixed 90/10 partition (``np.random.default_rng(0).permutation``), kept in file order.
+    ``data_dir``: folder holding the named dataset's files (skips the cache and downloads).
+    ``label_column``: for tables, the column with class labels (strings are mapped to indices and
+    their names put in ``classes``); for .npz, the name of the label array.
+    ``limit``: keep only the first ``limit`` examples of the split.
+    Raises :class:`DataError` for unknown sources or splits, missing files and bad data.
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise DataError(f"limit must be a positive whole number of examples, got {limit!r}")
+    if source in NAMED_SOURCES:
+        if split not in NAMED_SOURCES[source]:
+            raise DataError(f"{source} has no split {split!r}; choose one of {', '.join(NAMED_SOURCES[source])}")
+        if label_column is not None:
+            raise DataError(f"--label-column applies to user files, not to the named dataset {source!r}")
+        X, y, classes = _load_named(source, split, data_dir, download)
+        name = source
+    else:
+        path = Path(source).expanduser()
+        if path.suffix.lower() not in USER_SUFFIXES:
+            raise DataError(
+                f"unknown data source {source!r}; use one of {', '.join(NAMED_SOURCES)} "
+                f"or a path to a {', '.join(USER_SUFFIXES)} file"
+            )
+        X, y, classes = _load_user_file(path, split, label_column)
+        name = path.stem
+    if limit is not None:
+        X, y = X[:limit], (None if y is None else y[:limit])
+    if len(X) == 0:
+        raise DataError(f"{source} split {split!r} has no examples; pick another split or a larger file")
+    if X.dtype == np.uint8:
+        X = X.astype(np.float32) / np.float32(255.0)  # 8-bit pixels -> [0, 1]
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    return Dataset(X=X, y=y, name=name, classes=classes)
