@@ -74,8 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model and write a run folder", formatter_class=_Formatter,
                        description="Train a model; writes config.json, model.safetensors, metrics.csv, train.log and figures into --out.")
     _add_data_options(p, "embedded", "train")
-    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to create")
+    p.add_argument("--out", default=None, metavar="RUN_DIR", help="run folder to create (required unless --resume)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it already exists")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint, with its original options")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS", help="write a checkpoint every this many steps (0: only at epoch ends when --checkpoint-minutes is set)")
+    p.add_argument("--checkpoint-minutes", type=float, default=0.0, metavar="MIN", help="write a checkpoint at least this often, in minutes (0: off)")
     m = p.add_argument_group("model")
     m.add_argument("--model", default="vae", choices=list(MODELS), help="; ".join(f"{k}: {v[2]}" for k, v in MODELS.items()))
     m.add_argument("--latent-dim", type=int, default=None, help="size of the code z (default: 20 for vae/cvae, 100 for conv-vae, 32 for autoencoders)")
@@ -111,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE", help="stop after this many epochs without validation improvement, keeping the best weights (0: off)")
     o.add_argument("--seed", type=int, default=0, help="random seed (a CPU run is reproducible)")
     o.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
+    o.add_argument("--precision", default="float32", choices=["float32", "bf16"], help="bf16 runs the forward pass under bfloat16 autocast (faster on CPUs with AVX-512 BF16 and on GPUs)")
     p.add_argument("--no-figures", action="store_true", help="do not write samples.png and reconstructions.png")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=cmd_train)
@@ -242,14 +246,56 @@ def make_estimator(args):
     common = {
         "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr, "momentum": args.momentum,
         "weight_decay": args.weight_decay, "clip_grad": args.clip_grad, "val_fraction": args.val_fraction,
-        "early_stopping": args.early_stopping, "seed": args.seed, "device": args.device, "verbose": False,
+        "early_stopping": args.early_stopping, "seed": args.seed, "device": args.device, "precision": args.precision,
+        "verbose": False,
     }
     return cls(**{**preset, **given, **common})
 
 
+def _staging_dir(out: Path) -> Path:
+    """Where a run is written until it finishes (and where a crashed run's checkpoint waits)."""
+    return out.parent / f".{out.name}.partial"
+
+
+def _init_distributed(args) -> int:
+    """Join the process group when started by torchrun; returns this process's rank."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        use_cuda = args.device != "cpu" and torch.cuda.is_available()
+        if use_cuda:
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            args.device = f"cuda:{local}"
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return dist.get_rank()
+
+
 def cmd_train(args) -> int:
+    from .checkpoint import Checkpointer, read_checkpoint
+
+    resume = None
+    if args.resume:
+        out = Path(args.resume)
+        staging = _staging_dir(out)
+        if not staging.exists():
+            if (out / "model.safetensors").exists():
+                raise _error(f"{out} already finished training; start a new run with --out")
+            raise _error(f"nothing to resume at {out}: no unfinished run folder {staging.name} beside it")
+        resume = read_checkpoint(staging)
+        saved = resume["extra"].get("argv")
+        if not saved:
+            raise _error(f"the checkpoint in {staging} does not record its command; start the run again")
+        args = build_parser().parse_args(saved)
+        args.argv, args.resume = saved, str(out)
+    elif not args.out:
+        raise _error("say where to write the run: --out RUN_DIR (or --resume RUN_DIR to continue one)")
     out = Path(args.out)
-    if out.exists() and not args.overwrite and (not out.is_dir() or any(out.iterdir())):
+    rank = _init_distributed(args)
+    if not resume and out.exists() and not args.overwrite and (not out.is_dir() or any(out.iterdir())):
         raise _error(f"{out} already exists; choose another --out or pass --overwrite to replace it")
     est = make_estimator(args)
     est._model_config((1, 28, 28) if est.architecture == "conv" else (784,), 10 if getattr(est, "conditional", False) else 0)
@@ -257,11 +303,15 @@ def cmd_train(args) -> int:
     data = _load_data(args)
     if getattr(est, "conditional", False) and data.y is None:
         raise _error(f"--model cvae needs labels but {args.dataset} has none; pass --label-column for a table")
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = _staging_dir(out)
+    if rank != 0:  # only rank 0 writes the run folder
+        _train_into(args, est, data, None, resume=resume)
+        return 0
+    if not resume:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
     try:
-        _train_into(args, est, data, staging)
+        _train_into(args, est, data, staging, resume=resume)
         if out.exists():
             old = out.parent / f".{out.name}.old-{os.getpid()}"
             out.rename(old)
@@ -269,14 +319,20 @@ def cmd_train(args) -> int:
             shutil.rmtree(old, ignore_errors=True)
         else:
             staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)  # nothing half-written survives a failure
+    except BaseException as e:
+        from .train import TrainingDiverged
+
+        has_checkpoint = (staging / "checkpoint.safetensors").exists()
+        if has_checkpoint and isinstance(e, (TrainingDiverged, KeyboardInterrupt)):
+            print(f"vaekit: the last good checkpoint is kept in {staging}; continue with `vaekit train --resume {out}`", file=sys.stderr)
+        else:
+            shutil.rmtree(staging, ignore_errors=True)  # nothing half-written survives a failure
         raise
     _say(args, f"wrote {out}/ (config.json, model.safetensors, metrics.csv, train.log" + ("" if args.no_figures else ", figures") + ")")
     return 0
 
 
-def _train_into(args, est, data, run: Path) -> None:
+def _train_into(args, est, data, run: Path | None, resume: dict | None = None) -> None:
     import csv
     import time
 
@@ -299,16 +355,30 @@ def _train_into(args, est, data, run: Path) -> None:
             w.writeheader()
             w.writerows(rows)
 
-    log(f"vaekit train {' '.join(sys.argv[2:])}")
-    log(f"data: {data.name}, {len(data)} examples of shape {data.shape}")
+    labels = data.y if getattr(est, "conditional", False) else None
+    if run is None:  # a non-zero rank of a distributed run: train, write nothing
+        est.fit(data.X, labels, progress=False)
+        return
+    if resume:
+        log_lines.extend((run / "train.log").read_text().splitlines() if (run / "train.log").exists() else [])
+        rows.extend(resume["history"])
+    else:
+        log(f"vaekit {' '.join(args.argv)}")
+        log(f"data: {data.name}, {len(data)} examples of shape {data.shape}")
+    from .checkpoint import Checkpointer
+
+    checkpointer = None
+    if args.checkpoint_every or args.checkpoint_minutes:
+        checkpointer = Checkpointer(run, args.checkpoint_every, args.checkpoint_minutes, extra={"argv": args.argv})
     est.verbose = not args.quiet
-    est.fit(data.X, data.y if getattr(est, "conditional", False) else None, on_epoch=on_epoch, log=log)
+    est.fit(data.X, labels, on_epoch=on_epoch, log=log, checkpointer=checkpointer, resume=resume)
     est.verbose = False
+    (run / "checkpoint.safetensors").unlink(missing_ok=True)  # the finished model replaces it
     est.save(run)
     cfg = read_json(run / "config.json")
     cfg["run"] = {
         "dataset": args.dataset, "data_dir": args.data_dir, "label_column": args.label_column,
-        "n_train_examples": len(data), "classes": data.classes, "command": "vaekit " + " ".join(sys.argv[1:]),
+        "n_train_examples": len(data), "classes": data.classes, "command": "vaekit " + " ".join(args.argv),
     }
     write_json(run / "config.json", cfg)
     if args.no_figures:
@@ -404,7 +474,9 @@ def cmd_evaluate(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

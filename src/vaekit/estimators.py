@@ -24,7 +24,7 @@ from .train import TrainConfig, fit, resolve_device
 
 _TRAIN_PARAMS = (
     "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "clip_grad", "val_fraction",
-    "early_stopping", "seed", "device",
+    "early_stopping", "seed", "device", "precision",
 )
 
 
@@ -145,7 +145,8 @@ class _Base(BaseEstimator, TransformerMixin):
 
     # -- the API -------------------------------------------------------------------------------
     def fit(self, X, y=None, *, X_val=None, y_val=None, progress: bool | None = None,
-            on_epoch: Callable[[dict], None] | None = None, log: Callable[[str], None] | None = None):
+            on_epoch: Callable[[dict], None] | None = None, log: Callable[[str], None] | None = None,
+            checkpointer=None, resume: dict | None = None):
         """Train on X (and labels y for a conditional model). Returns self.
 
         ``history_`` then holds one dict per epoch with the mean train and validation loss and
@@ -167,6 +168,7 @@ class _Base(BaseEstimator, TransformerMixin):
         self.history_ = fit(
             self.model_, torch.from_numpy(X), None if y is None else torch.from_numpy(y), tcfg,
             X_val=Xv, y_val=yv, progress=progress, quiet=not self.verbose, on_epoch=on_epoch, log=log,
+            checkpointer=checkpointer, resume=resume,
         )
         return self
 
@@ -224,7 +226,8 @@ class VAE(_Base):
                  beta: float = 1.0, warmup_epochs: float = 0.0, n_samples: int = 1, binarize: str = "none",
                  standardize: bool = False, epochs: int = 10, batch_size: int = 128, optimizer: str = "adam",
                  lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0, clip_grad: float | None = None, val_fraction: float = 0.1,
-                 early_stopping: int = 0, seed: int = 0, device: str = "auto", verbose: bool = False):
+                 early_stopping: int = 0, seed: int = 0, device: str = "auto", precision: str = "float32",
+                 verbose: bool = False):
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.activation = activation
@@ -252,6 +255,7 @@ class VAE(_Base):
         self.early_stopping = early_stopping
         self.seed = seed
         self.device = device
+        self.precision = precision
         self.verbose = verbose
 
     @property
@@ -304,7 +308,8 @@ class Autoencoder(_Base):
                  sparsity_target: float = 0.05, noise: str | None = None, noise_level: float = 0.3,
                  standardize: bool = False, epochs: int = 10, batch_size: int = 128, optimizer: str = "adam",
                  lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0, clip_grad: float | None = None, val_fraction: float = 0.1,
-                 early_stopping: int = 0, seed: int = 0, device: str = "auto", verbose: bool = False):
+                 early_stopping: int = 0, seed: int = 0, device: str = "auto", precision: str = "float32",
+                 verbose: bool = False):
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.activation = activation
@@ -327,6 +332,7 @@ class Autoencoder(_Base):
         self.early_stopping = early_stopping
         self.seed = seed
         self.device = device
+        self.precision = precision
         self.verbose = verbose
 
     def _model_config(self, input_shape, n_classes) -> ModelConfig:

@@ -179,13 +179,18 @@ class VAE(nn.Module):
         z = q.rsample((n_samples,))  # (L, B, D): the reparameterization trick, z = mu + sigma * eps
         cond = None if c is None else c.repeat(n_samples)
         px = self.generative(z.flatten(0, 1), cond)
-        log_lik = px.log_prob(x.repeat(n_samples, *([1] * (x.dim() - 1)))).view(n_samples, -1).mean(0)
+        x_rep = x if n_samples == 1 else x.repeat(n_samples, *([1] * (x.dim() - 1)))
+        log_lik = px.log_prob(x_rep).view(n_samples, -1).mean(0)
         if self._fast_kl:
             kl = D.gaussian_kl_to_standard_normal(loc, log_var)
         else:
             kl = D.kl_term(q, self.prior(), z, analytic=self._analytic_kl)
         loss = -(log_lik - beta * kl).mean()
         return LossOutput(loss, {"elbo": log_lik - kl, "log_likelihood": log_lik, "kl": kl})
+
+    def forward(self, x: Tensor, c: Tensor | None = None, **kwargs) -> LossOutput:
+        # The training step goes through __call__ so that DistributedDataParallel's hooks run.
+        return self.loss(x, c, **kwargs)
 
     @torch.no_grad()
     def sample(self, n: int, c: Tensor | None = None) -> Tensor:
@@ -266,6 +271,9 @@ class Autoencoder(nn.Module):
             terms["sparsity"] = penalty  # a batch-level penalty: rho_hat is a mean over the batch
             loss = loss + penalty
         return LossOutput(loss, terms)
+
+    def forward(self, x: Tensor, c: Tensor | None = None, **kwargs) -> LossOutput:
+        return self.loss(x, c, **kwargs)
 
 
 MODEL_CLASSES = {"vae": VAE, "ae": Autoencoder}

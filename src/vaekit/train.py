@@ -46,6 +46,7 @@ class TrainConfig:
     early_stopping: int = 0  # patience in epochs on the validation loss; 0 = off
     seed: int = 0
     device: str = "auto"
+    precision: str = "float32"  # or "bf16": bfloat16 autocast of the forward pass
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -64,6 +65,8 @@ class TrainConfig:
             raise ConfigError(f"validation fraction must lie in [0, 1), got {self.val_fraction}")
         if self.beta < 0:
             raise ConfigError(f"beta must be >= 0, got {self.beta}")
+        if self.precision not in ("float32", "bf16"):
+            raise ConfigError(f"unknown precision {self.precision!r}; choose float32 or bf16")
         resolve_device(self.device)
 
     def to_dict(self) -> dict:
@@ -123,6 +126,22 @@ def format_terms(terms: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.3f}" for k, v in terms.items() if k != "loss")
 
 
+def _distributed() -> tuple[int, int]:
+    """(rank, world size): (0, 1) unless running under torch.distributed (torchrun)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _epoch_permutation(n: int, seed: int, epoch: int, device: torch.device) -> Tensor:
+    # Seeded per epoch (not from the global stream) so that every rank of a distributed run draws
+    # the same order, and a resumed run can recompute the order of the epoch it stopped in.
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen).to(device)
+
+
 def fit(
     model: nn.Module,
     X: Tensor,
@@ -135,6 +154,8 @@ def fit(
     quiet: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
     log: Callable[[str], None] | None = None,
+    checkpointer=None,
+    resume: dict | None = None,
 ) -> list[dict]:
     """Train ``model`` in place on X (and labels y for a conditional model); returns the history.
 
@@ -142,11 +163,16 @@ def fit(
     out (seeded). Each history row has the epoch, its wall time, and the mean train and validation
     loss and terms in nats per example (``train_loss``, ``train_elbo``, ``val_loss``, ...).
     ``progress``: a tqdm bar per epoch (default: when stderr is a terminal and not quiet).
+    ``checkpointer``: a :class:`vaekit.checkpoint.Checkpointer`; ``resume``: what
+    :func:`vaekit.checkpoint.read_checkpoint` returned, to continue exactly where it stopped.
+    Under torch.distributed (torchrun), each rank trains on its slice of every global batch of
+    ``cfg.batch_size`` examples; gradients and logged sums are reduced across ranks.
     """
     cfg = cfg or TrainConfig()
     cfg.validate()
     device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
+    rank, world = _distributed()
+    torch.manual_seed(cfg.seed + rank)
     model.to(device)
     if X_val is None and cfg.val_fraction > 0:
         tr, va = split_validation(len(X), cfg.val_fraction, cfg.seed)
@@ -160,32 +186,55 @@ def fit(
         y_val = None if y_val is None else y_val.to(device)
     if cfg.batch_size > len(X):
         raise ConfigError(f"batch size {cfg.batch_size} is larger than the {len(X)} training examples; pass a smaller --batch-size")
+    if cfg.batch_size % world:
+        raise ConfigError(f"batch size {cfg.batch_size} does not split evenly over {world} processes; pass a multiple of {world}")
     if cfg.binarize == "static":
         X = torch.bernoulli(X)
         if X_val is not None:
             X_val = torch.bernoulli(X_val)
 
+    step_model = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     opt = make_optimizer(model.parameters(), cfg, device)
     n = len(X)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
-    progress = (sys.stderr.isatty() and not quiet) if progress is None else progress
+    local = cfg.batch_size // world
+    progress = (sys.stderr.isatty() and not quiet and rank == 0) if progress is None else progress
     say = log or (lambda s: None)
     history: list[dict] = []
     best = (math.inf, None)
     bad_epochs = 0
+    start_epoch, start_step, resumed_sums = 1, 0, {}
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        torch.set_rng_state(resume["rng"]["cpu"])
+        history = list(resume["history"])
+        start_epoch, start_step = resume["epoch"], resume["step"]
+        resumed_sums = {k: v.to(device) for k, v in resume["sums"].items()}
+        say(f"resumed at epoch {start_epoch}, step {start_step}")
+    # A NaN check needs the loss on the host: free on CPU, a sync on a GPU, so there only sometimes.
+    check_every = 1 if device.type == "cpu" else 50
+    autocast = cfg.precision == "bf16"
 
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(start_epoch, cfg.epochs + 1):
         model.train()
         t0 = time.perf_counter()
-        perm = torch.randperm(n, device=device)
-        sums: dict[str, Tensor] = {}
+        perm = _epoch_permutation(n, cfg.seed, epoch, device)
+        first = start_step if epoch == start_epoch else 0
+        sums: dict[str, Tensor] = dict(resumed_sums) if (epoch == start_epoch and first) else {}
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, unit="batch")
-        for step in range(steps_per_epoch):
+            bar = tqdm(total=steps_per_epoch, initial=first, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, unit="batch")
+        for step in range(first, steps_per_epoch):
             idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            if world > 1:
+                idx = idx[rank * local : (rank + 1) * local]
             xb = X[idx]
             if cfg.binarize == "dynamic":
                 xb = torch.bernoulli(xb)
@@ -193,19 +242,34 @@ def fit(
             beta = cfg.beta
             if cfg.warmup_epochs > 0:
                 beta *= min(1.0, (epoch - 1 + step / steps_per_epoch) / cfg.warmup_epochs)
-            out = model.loss(xb, yb, beta=beta, n_samples=cfg.n_samples)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                out = step_model(xb, yb, beta=beta, n_samples=cfg.n_samples)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             if cfg.clip_grad:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+            if step % check_every == 0 and not torch.isfinite(out.loss):
+                raise TrainingDiverged(
+                    f"the training loss became {out.loss.item()} at epoch {epoch}, step {step + 1}; this step was not applied. "
+                    "Lower --lr, add --clip-grad 5, or check the data for extreme values"
+                )
             opt.step()
             _accumulate(sums, out, len(idx))
             if bar is not None:
                 bar.update()
                 if step % 25 == 0:  # one sync every 25 steps keeps the bar honest and cheap
                     bar.set_postfix(loss=f"{out.loss.item():.2f}")
+            if checkpointer is not None and rank == 0:
+                global_step = (epoch - 1) * steps_per_epoch + step + 1
+                if step + 1 < steps_per_epoch and checkpointer.due(global_step):
+                    checkpointer.save(model, opt, epoch=epoch, step=step + 1, history=history, sums=sums)
         if bar is not None:
             bar.close()
+        if world > 1:
+            import torch.distributed as dist
+
+            for v in sums.values():
+                dist.all_reduce(v)
         train_terms = {k: v.item() / n for k, v in sums.items()}
         if not math.isfinite(train_terms["loss"]):
             raise TrainingDiverged(
@@ -219,15 +283,18 @@ def fit(
             val_terms = evaluate_loss(model, X_val, y_val, beta=cfg.beta)
             row.update({f"val_{k}": v for k, v in val_terms.items()})
         history.append(row)
-        if on_epoch:
+        if on_epoch and rank == 0:
             on_epoch(row)
         line = f"epoch {epoch}/{cfg.epochs}  train loss {train_terms['loss']:.3f} ({format_terms(train_terms)})"
         if val_terms:
             line += f"  val loss {val_terms['loss']:.3f} ({format_terms(val_terms)})"
         line += f"  [nats/example]  {row['seconds']:.1f}s"
-        say(line)
-        if not quiet:
-            print(line, file=sys.stderr, flush=True)
+        if rank == 0:
+            say(line)
+            if not quiet:
+                print(line, file=sys.stderr, flush=True)
+        if checkpointer is not None and rank == 0:
+            checkpointer.save(model, opt, epoch=epoch + 1, step=0, history=history, sums={})
         if cfg.early_stopping and val_terms:
             if val_terms["loss"] < best[0]:
                 best = (val_terms["loss"], {k: v.detach().clone() for k, v in model.state_dict().items()})
@@ -237,7 +304,7 @@ def fit(
                 if bad_epochs >= cfg.early_stopping:
                     msg = f"early stopping after epoch {epoch}: no validation improvement for {bad_epochs} epochs"
                     say(msg)
-                    if not quiet:
+                    if not quiet and rank == 0:
                         print(msg, file=sys.stderr)
                     break
     if cfg.early_stopping and best[1] is not None:

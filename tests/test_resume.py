@@ -1,0 +1,105 @@
+"""Crash safety: a run killed with SIGKILL mid-epoch resumes to bitwise the same weights, a
+diverging run stops with a clear message and keeps its last checkpoint, and checkpoint files are
+never unpickled."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vaekit.checkpoint import read_checkpoint
+from vaekit.cli import main
+from vaekit.errors import ModelFileError
+
+ARGS = ["--limit", "3000", "--epochs", "3", "--no-figures", "--quiet", "--seed", "3",
+        "--mc-samples", "2", "--binarize", "dynamic", "--batch-size", "64"]
+
+
+def _cli(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    return subprocess.Popen([sys.executable, "-m", "vaekit", "train", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_gives_bitwise_identical_weights(tmp_path):
+    # The reference: the same run, never interrupted.
+    assert main(["train", "--out", str(tmp_path / "ref"), *ARGS]) == 0
+
+    run = tmp_path / "run"
+    staging = tmp_path / ".run.partial"
+    proc = _cli("--out", str(run), *ARGS, "--checkpoint-every", "5")
+    # Wait for the first epoch to end, then a little more so the kill lands inside epoch 2.
+    deadline = time.time() + 120
+    while not (staging / "metrics.csv").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.time() < deadline, "training did not reach its first epoch end"
+        time.sleep(0.02)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed; make it longer"
+    assert not run.exists()
+    ckpt = read_checkpoint(staging)
+    assert ckpt["epoch"] >= 2  # it stopped after the first epoch, mid-run
+
+    assert main(["train", "--resume", str(run)]) == 0
+    a = load_file(str(tmp_path / "ref" / "model.safetensors"))
+    b = load_file(str(run / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert not staging.exists() and not (run / "checkpoint.safetensors").exists()
+    ref_rows = (tmp_path / "ref" / "metrics.csv").read_text().splitlines()
+    rows = (run / "metrics.csv").read_text().splitlines()
+    strip = lambda lines: [",".join(c for i, c in enumerate(l.split(",")) if i != 1) for l in lines]  # drop wall time
+    assert strip(rows) == strip(ref_rows)
+
+
+def test_resume_refuses_a_finished_run_and_a_missing_one(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "done"), "--limit", "600", "--epochs", "1", "--no-figures", "--quiet"]) == 0
+    assert main(["train", "--resume", str(tmp_path / "done")]) == 2
+    assert "already finished" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "never")]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_nan_loss_stops_with_step_and_keeps_last_checkpoint(tmp_path, capsys):
+    X = np.random.default_rng(0).normal(size=(512, 6)).astype(np.float32)
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    out = tmp_path / "run"
+    rc = main(["train", "--out", str(out), "--dataset", str(path), "--model", "ae", "--likelihood", "gaussian",
+               "--optimizer", "sgd", "--lr", "1", "--epochs", "3", "--batch-size", "32", "--checkpoint-every", "1", "--quiet", "--no-figures", "--val-fraction", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert re.search(r"became (nan|inf) at epoch 1, step \d+", err) and "--lr" in err and "--resume" in err
+    assert not out.exists()
+    staging = tmp_path / ".run.partial"
+    ckpt = read_checkpoint(staging)  # the last good checkpoint is still readable
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+
+
+def test_a_pickle_named_like_a_checkpoint_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    import pickle
+
+    (tmp_path / "checkpoint.safetensors").write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(ModelFileError, match="never loads pickles"):
+        read_checkpoint(tmp_path)
+    assert not marker.exists()
