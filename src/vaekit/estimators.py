@@ -223,7 +223,7 @@ class VAE(_Base):
     def __init__(self, latent_dim: int = 20, hidden=(400,), activation: str = "relu", architecture: str = "mlp",
                  likelihood: str = "bernoulli", sigma: float = 1.0, learn_sigma: bool = False,
                  posterior: str = "normal", student_df: float = 5.0, conditional: bool = False, n_classes: int | None = None,
-                 beta: float = 1.0, warmup_epochs: float = 0.0, n_samples: int = 1, binarize: str = "none",
+                 beta: float = 1.0, warmup_epochs: float = 0.0, n_samples: int = 1, objective: str = "elbo", binarize: str = "none",
                  standardize: bool = False, epochs: int = 10, batch_size: int = 128, optimizer: str = "adam",
                  lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0, clip_grad: float | None = None, val_fraction: float = 0.1,
                  early_stopping: int = 0, seed: int = 0, device: str = "auto", precision: str = "float32",
@@ -242,6 +242,7 @@ class VAE(_Base):
         self.beta = beta
         self.warmup_epochs = warmup_epochs
         self.n_samples = n_samples
+        self.objective = objective
         self.binarize = binarize
         self.standardize = standardize
         self.epochs = epochs
@@ -271,7 +272,8 @@ class VAE(_Base):
         )
 
     def _extra_train_params(self) -> dict:
-        return {"beta": self.beta, "warmup_epochs": self.warmup_epochs, "n_samples": self.n_samples, "binarize": self.binarize}
+        return {"beta": self.beta, "warmup_epochs": self.warmup_epochs, "n_samples": self.n_samples,
+                "objective": self.objective, "binarize": self.binarize}
 
     def sample(self, n: int = 16, label: int | None = None, seed: int | None = None) -> np.ndarray:
         """n new examples E[x|z], z ~ N(0, I) (of class ``label`` for a conditional model)."""

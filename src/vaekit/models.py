@@ -172,8 +172,36 @@ class VAE(nn.Module):
         """E[x | z]: the likelihood's mean, shaped like the data."""
         return self.likelihood.mean(self.decoder(z, _one_hot(c, self.config.n_classes)))
 
-    def loss(self, x: Tensor, c: Tensor | None = None, *, beta: float = 1.0, n_samples: int = 1) -> LossOutput:
-        """Negative beta-ELBO; terms ``elbo`` (<= 0 for discrete data), ``log_likelihood``, ``kl``: nats/example."""
+    def log_weights(self, x: Tensor, c: Tensor | None = None, k: int = 1, *, beta: float = 1.0,
+                    q=None) -> Tensor:
+        """log w_i = log p(x|z_i) + beta * (log p(z_i) - log q(z_i|x)), z_i ~ q(z|x): shape (k, B), nats.
+
+        With beta = 1, logsumexp over i minus log k is the importance-weighted bound of
+        Burda et al. (2015); its mean over i is a Monte-Carlo ELBO. ``q`` may be passed when the
+        caller already has q(z|x) (evaluation draws many chunks of samples from one posterior).
+        """
+        q = self.inference(x, c) if q is None else q
+        z = q.rsample((k,))
+        cond = None if c is None else c.repeat(k)
+        x_rep = x if k == 1 else x.repeat(k, *([1] * (x.dim() - 1)))
+        log_lik = self.generative(z.flatten(0, 1), cond).log_prob(x_rep).view(k, -1)
+        return log_lik + beta * (self.prior().log_prob(z) - q.log_prob(z))
+
+    def loss(self, x: Tensor, c: Tensor | None = None, *, beta: float = 1.0, n_samples: int = 1,
+             objective: str = "elbo") -> LossOutput:
+        """Negative training objective and its terms, in nats per example.
+
+        ``objective='elbo'``: the beta-ELBO with L = ``n_samples`` reparameterized samples
+        (Kingma & Welling 2014, eq. 7), terms ``elbo`` (<= 0 for discrete data),
+        ``log_likelihood`` = E_q[log p(x|z)] and ``kl`` (closed form where one exists).
+        ``objective='iwae'``: the importance-weighted bound with k = ``n_samples`` (Burda et al.
+        2015, eq. 8), term ``iwae_bound``; its gradient flows through the normalized weights (the
+        logsumexp is differentiated as a whole; nothing is detached). With k = 1 it is the ELBO.
+        """
+        if objective == "iwae":
+            log_w = self.log_weights(x, c, n_samples, beta=beta)
+            bound = torch.logsumexp(log_w, 0) - math.log(n_samples)
+            return LossOutput(-bound.mean(), {"iwae_bound": bound, "elbo": log_w.mean(0)})
         loc, log_var = self._posterior_params(x, c)
         q = D.posterior(self.config.posterior, loc, log_var, self.config.student_df)
         z = q.rsample((n_samples,))  # (L, B, D): the reparameterization trick, z = mu + sigma * eps

@@ -40,7 +40,8 @@ class TrainConfig:
     clip_grad: float | None = None  # max global gradient norm
     beta: float = 1.0  # weight of the KL term (beta-VAE); 1 is the ELBO
     warmup_epochs: float = 0.0  # linear KL warm-up from 0 to beta over this many epochs
-    n_samples: int = 1  # L Monte-Carlo samples per example
+    n_samples: int = 1  # L Monte-Carlo samples per example (k for the IWAE objective)
+    objective: str = "elbo"  # or "iwae": the importance-weighted bound with k = n_samples
     binarize: str = "none"  # "dynamic": a fresh Bernoulli draw of each image every time it is used
     val_fraction: float = 0.1
     early_stopping: int = 0  # patience in epochs on the validation loss; 0 = off
@@ -65,6 +66,8 @@ class TrainConfig:
             raise ConfigError(f"validation fraction must lie in [0, 1), got {self.val_fraction}")
         if self.beta < 0:
             raise ConfigError(f"beta must be >= 0, got {self.beta}")
+        if self.objective not in ("elbo", "iwae"):
+            raise ConfigError(f"unknown objective {self.objective!r}; choose elbo or iwae")
         if self.precision not in ("float32", "bf16"):
             raise ConfigError(f"unknown precision {self.precision!r}; choose float32 or bf16")
         resolve_device(self.device)
@@ -243,7 +246,8 @@ def fit(
             if cfg.warmup_epochs > 0:
                 beta *= min(1.0, (epoch - 1 + step / steps_per_epoch) / cfg.warmup_epochs)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                out = step_model(xb, yb, beta=beta, n_samples=cfg.n_samples)
+                kwargs = {"objective": "iwae"} if cfg.objective == "iwae" else {}
+                out = step_model(xb, yb, beta=beta, n_samples=cfg.n_samples, **kwargs)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             if cfg.clip_grad:
