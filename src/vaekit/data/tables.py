@@ -319,6 +319,8 @@ def load_npy(path: Path, mmap: bool = False) -> np.ndarray:
         raise DataError(f"{path}: cannot load without unpickling ({e}); save a numeric array with np.save") from None
     except (OSError, EOFError) as e:
         raise DataError(f"{path}: not a readable .npy file ({e})") from None
+    except Exception as e:  # noqa: BLE001 - a damaged header makes numpy's parser raise almost anything
+        raise DataError(f"{path}: damaged .npy header ({type(e).__name__}: {e}); re-save the array with np.save") from None
     if arr.ndim == 0 or arr.shape[0] == 0 or arr.size == 0:
         raise DataError(f"{path}: array of shape {arr.shape} has no examples; need at least one row")
     return arr
