@@ -17,6 +17,7 @@ import numpy as np
 from vaekit.data.idx import read_idx
 from vaekit.data.sources import fetch
 from vaekit.data.tables import (
+    require_file,
     load_npy,
     check_finite,
     encode_labels,
@@ -226,8 +227,7 @@ def _load_user_file(path: Path, split: str, label_column: str | None) -> Loaded:
     suffix = path.suffix.lower()
     if split not in ("train", "test", "all"):
         raise DataError(f"split {split!r} is not valid for a file; choose train, test or all")
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}; check the path")
+    require_file(path)
     if suffix in (".csv", ".parquet"):
         X, y, classes = read_table(path, label_column)
     else:

@@ -32,6 +32,14 @@ TABLE_SUFFIXES = (".csv", ".parquet", ".npy")
 # ---------------------------------------------------------------- checks shared with datasets.py
 
 
+def require_file(path: Path) -> None:
+    """A DataError unless ``path`` is an existing regular file."""
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a data file; pass the path of a .npy, .npz, .csv or .parquet file")
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}; check the path")
+
+
 def check_finite(X: np.ndarray, where: str, row_offset: int = 0, columns: list | None = None) -> None:
     """Raise DataError if ``X`` holds NaN or Inf, naming the count and the first (row, column).
 
@@ -257,8 +265,7 @@ def iter_table_chunks(
     path = Path(path).expanduser()
     if chunk_rows < 1:
         raise DataError(f"chunk_rows must be at least 1, got {chunk_rows}")
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}; check the path")
+    require_file(path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         if label_column is not None or id_column is not None:
@@ -336,8 +343,7 @@ def read_table(
     path = Path(path).expanduser()
     if path.suffix.lower() not in (".csv", ".parquet"):
         raise DataError(f"read_table reads .csv or .parquet, not {path}")
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}; check the path")
+    require_file(path)
     classes = _label_plan(path, label_column) if label_column is not None else None
     Xs, ys = [], []
     for X, y, _ in _table_chunks(path, 65536, label_column, None, classes):
