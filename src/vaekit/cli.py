@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--student-df", type=float, default=None, help="degrees of freedom of the Student-t posterior (default: 5)")
     m.add_argument("--beta", type=float, default=None, help="weight of the KL term (default: 1, the ELBO)")
     m.add_argument("--warmup-epochs", type=float, default=None, help="linear KL warm-up from 0 to beta over this many epochs (default: 0, off)")
-    m.add_argument("--mc-samples", type=_positive_int, default=None, help="L Monte-Carlo samples of z per example (default: 1)")
+    m.add_argument("--mc-samples", type=_positive_int, default=None, help="L Monte-Carlo samples of z per example; k for --objective iwae (default: 1)")
+    m.add_argument("--objective", default=None, choices=["elbo", "iwae"], help="training objective: the ELBO, or the importance-weighted bound with k = --mc-samples (default: elbo)")
     m.add_argument("--sparsity", default=None, choices=["l1", "kl"], help="sparse-ae penalty: l1 on the code or KL(rho||rho_hat) (default: l1)")
     m.add_argument("--sparsity-weight", type=float, default=None, help="lambda (l1) or beta (kl) of the sparsity penalty (default: 1e-3)")
     m.add_argument("--sparsity-target", type=float, default=None, help="target mean activation rho of the KL penalty (default: 0.05)")
@@ -116,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
     o.add_argument("--precision", default="float32", choices=["float32", "bf16"], help="bf16 runs the forward pass under bfloat16 autocast (faster on CPUs with AVX-512 BF16 and on GPUs)")
     p.add_argument("--no-figures", action="store_true", help="do not write samples.png and reconstructions.png")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html (metrics with k=100 importance samples, and every figure) at the end")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=cmd_train)
 
@@ -144,11 +146,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_encode)
 
     # -- evaluate -----------------------------------------------------------------------------
-    p = sub.add_parser("evaluate", help="test loss and its terms, in nats per example", formatter_class=_Formatter)
+    from .cli_report import add_evaluate_options, add_parsers as add_report_parsers
+
+    p = sub.add_parser("evaluate", help="ELBO, importance-weighted NLL, reconstruction error, active units, probes",
+                       formatter_class=_Formatter,
+                       description="Score a run on a split: ELBO and its terms, the importance-weighted log-likelihood (test NLL),\n"
+                                   "reconstruction error, active units and KL per dimension, and probe accuracies on the codes.\n"
+                                   "Log-likelihoods are in nats per example. Example: vaekit evaluate runs/mnist --k 5000")
     p.add_argument("run", metavar="RUN_DIR", help="a run folder written by `vaekit train`")
     _add_data_options(p, None, "test")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the numbers to this JSON file")
+    add_evaluate_options(p)
     p.set_defaults(func=cmd_evaluate)
+
+    # -- plot, report: figures and the HTML run report, in cli_report.py ----------------------
+    add_report_parsers(sub, _Formatter, _add_data_options)
+
+    # -- detect (fit / score): anomaly detection, in cli_detect.py ----------------------------
+    from .cli_detect import add_parser as add_detect_parser
+
+    add_detect_parser(sub, _Formatter)
     return parser
 
 
@@ -232,7 +249,7 @@ def make_estimator(args):
         "latent_dim": args.latent_dim, "hidden": args.hidden, "activation": args.activation,
         "likelihood": args.likelihood, "sigma": args.sigma, "learn_sigma": args.learn_sigma,
         "posterior": args.posterior, "student_df": args.student_df, "beta": args.beta,
-        "warmup_epochs": args.warmup_epochs, "n_samples": args.mc_samples, "sparsity": args.sparsity,
+        "warmup_epochs": args.warmup_epochs, "n_samples": args.mc_samples, "objective": args.objective, "sparsity": args.sparsity,
         "sparsity_weight": args.sparsity_weight, "sparsity_target": args.sparsity_target,
         "noise": args.noise, "noise_level": args.noise_level, "binarize": args.binarize,
         "standardize": args.standardize,
@@ -381,6 +398,8 @@ def _train_into(args, est, data, run: Path | None, resume: dict | None = None) -
         "n_train_examples": len(data), "classes": data.classes, "command": "vaekit " + " ".join(args.argv),
     }
     write_json(run / "config.json", cfg)
+    if not getattr(args, "no_report", False):
+        _write_report(args, run, data)
     if args.no_figures:
         return
     if data.is_image or _is_square(data.shape):
@@ -402,6 +421,16 @@ def _train_into(args, est, data, run: Path | None, resume: dict | None = None) -
         recon = est.reconstruct(X, y)
         _images_or_array(run / "reconstructions.png", np.concatenate([X, recon]), 10,
                          "originals (top) and reconstructions (bottom), test split", data.shape)
+
+
+def _write_report(args, run: Path, data) -> None:
+    """report.html for a finished run; a failure here is reported but does not undo the training."""
+    from .report import build_report
+
+    try:
+        build_report(run, train=data)  # the training data fit the probes; the test split is read by the report
+    except Exception as e:  # noqa: BLE001 - the trained model matters more than its report
+        print(f"vaekit: warning: report.html not written ({type(e).__name__}: {e}); run `vaekit report {args.out}` to retry", file=sys.stderr)
 
 
 def cmd_sample(args) -> int:
@@ -452,24 +481,9 @@ def cmd_encode(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    import torch
+    from .cli_report import cmd_evaluate as evaluate_run
 
-    from .io import load, write_json
-    from .train import evaluate_loss
-
-    cfg = _run_config(Path(args.run))
-    est = load(args.run)
-    data = _load_data(args, cfg)
-    X = torch.from_numpy(est._prepare_X(data.X))
-    y = torch.from_numpy(data.y) if getattr(est, "conditional", False) else None
-    terms = evaluate_loss(est.model_, X, y)
-    print(f"{data.name} ({args.split} split, {len(X)} examples), per example:")
-    for k, v in terms.items():
-        unit = "squared error" if (k == "reconstruction" and est.likelihood == "gaussian") else "nats"
-        print(f"  {k:<16} {v:12.4f} {unit}")
-    if args.json:
-        write_json(Path(args.json), {"dataset": data.name, "split": args.split, "n": len(X), **terms})
-    return 0
+    return evaluate_run(args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,10 @@
 """Figures as PNG files, drawn with matplotlib's Agg backend (no display needed).
 
-Each function takes arrays (not models) where it can, so that it can be used on anything, and
-writes its file atomically.
+Two layers. Drawing helpers take arrays (``save_image_grid``, ``image_grid_figure``,
+``curves_figure``). The lecture's figures take a fitted estimator and data and return a matplotlib
+Figure: ``reconstructions_figure``, ``samples_figure``, ``manifold_figure``, ``latent_figure``,
+``interpolation_figure``; ``save_figure(fig, path)`` writes one atomically and ``figure_png(fig)``
+gives its bytes (the HTML report embeds those). Pixels are drawn as stored: 0 black, 1 white.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ConfigError
 from .io import atomic_path
 
 
@@ -50,6 +54,88 @@ def tile(images: np.ndarray, ncol: int, pad: int = 1) -> np.ndarray:
     return canvas
 
 
+CELL_INCHES = 0.42  # on-page size of one 28-pixel image: digits stay legible, grids fit a screen
+MAX_WIDTH_INCHES = 15.0
+
+
+def _grid_size(nrow: int, ncol: int, h: int, w: int) -> tuple[float, float]:
+    cell = min(CELL_INCHES * max(h, w) / 28 * 1.2, MAX_WIDTH_INCHES / max(1, ncol))
+    return ncol * cell * w / max(h, w), nrow * cell * h / max(h, w)
+
+
+def _draw_grid(ax, imgs: np.ndarray, ncol: int, *, title: str | None = None, row_labels=None, col_labels=None,
+               xlabel: str | None = None, ylabel: str | None = None) -> None:
+    """Tile (N, H, W[, 3]) images into ``ax`` with labels centred on rows and columns."""
+    h, w = imgs.shape[1:3]
+    ax.imshow(tile(imgs, ncol), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([1 + (w + 1) * j + w / 2 - 0.5 for j in range(len(col_labels))] if col_labels else [])
+    if col_labels:
+        ax.set_xticklabels(col_labels, fontsize=8)
+    ax.set_yticks([1 + (h + 1) * i + h / 2 - 0.5 for i in range(len(row_labels))] if row_labels else [])
+    if row_labels:
+        ax.set_yticklabels(row_labels, fontsize=8)
+    ax.tick_params(length=0)
+    for s in ax.spines.values():
+        s.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    if xlabel:
+        ax.set_xlabel(xlabel, fontsize=9)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=9)
+
+
+def image_grid_figure(images: np.ndarray, ncol: int, *, title: str | None = None, row_labels=None, col_labels=None,
+                      image_shape: tuple[int, ...] | None = None, invert: bool = False, xlabel: str | None = None,
+                      ylabel: str | None = None):
+    """A Figure of images in a grid (row-major), sized so that each image stays legible."""
+    plt = _pyplot()
+    imgs = as_images(images, image_shape)
+    if invert:
+        imgs = 1.0 - imgs
+    nrow = math.ceil(len(imgs) / ncol)
+    w_in, h_in = _grid_size(nrow, ncol, *imgs.shape[1:3])
+    left = 0.9 if (row_labels or ylabel) else 0.15
+    bottom = 0.5 if (col_labels or xlabel) else 0.1
+    top = 0.45 if title else 0.1
+    # A narrow grid (Frey Face, few columns) still gets room for its title: widen the page, centre the grid.
+    content = w_in + left + 0.15
+    fig_w = max(content, 0.085 * len(title) + 0.4) if title else content
+    fig_h = h_in + bottom + top
+    fig = plt.figure(figsize=(fig_w, fig_h))
+    x0 = (left + (fig_w - content) / 2) / fig_w
+    ax = fig.add_axes((x0, bottom / fig_h, w_in / fig_w, h_in / fig_h))
+    _draw_grid(ax, imgs, ncol, row_labels=row_labels, col_labels=col_labels, xlabel=xlabel, ylabel=ylabel)
+    if title:  # centred on the page, not on the grid, so row labels cannot push it off the edge
+        fig.text(0.5, 1 - 0.25 / fig_h, title, ha="center", va="center", fontsize=10)
+    return fig
+
+
+def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
+    """Write a Figure as PNG atomically (temp file + rename) and close it."""
+    plt = _pyplot()
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def figure_png(fig, dpi: int = 100) -> bytes:
+    """A Figure's PNG bytes (for embedding in HTML); closes the figure."""
+    import io
+
+    plt = _pyplot()
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
 def save_image_grid(path: str | Path, images: np.ndarray, ncol: int, *, title: str | None = None,
                     row_labels: list[str] | None = None, image_shape: tuple[int, ...] | None = None,
                     invert: bool = False) -> Path:
@@ -57,32 +143,240 @@ def save_image_grid(path: str | Path, images: np.ndarray, ncol: int, *, title: s
 
     Pixels are drawn as stored (0 black, 1 white) unless ``invert`` is set.
     """
-    plt = _pyplot()
-    imgs = as_images(images, image_shape)
-    if invert:
-        imgs = 1.0 - imgs
-    canvas = tile(imgs, ncol)
-    h, w = canvas.shape[:2]
-    scale = max(2.0, 6.0 / max(1, w / 60))  # keep small digits legible
-    fig_w = min(16.0, max(3.0, w / 60 * scale * 0.6))
-    fig_h = fig_w * h / w + (0.5 if title else 0.1)
-    fig, ax = plt.subplots(figsize=(fig_w, fig_h))
-    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
-    if row_labels:
-        cell_h = imgs.shape[1] + 1
-        ax.set_yticks([1 + cell_h * i + imgs.shape[1] / 2 for i in range(len(row_labels))])
-        ax.set_yticklabels(row_labels)
-        ax.tick_params(left=False)
+    fig = image_grid_figure(images, ncol, title=title, row_labels=row_labels, image_shape=image_shape, invert=invert)
+    return save_figure(fig, path)
+
+
+# -- the lecture's figures, from a fitted estimator --------------------------------------------
+
+
+def _require_images(est) -> tuple[int, ...]:
+    shape = tuple(est.input_shape_)
+    n = math.prod(shape)
+    if len(shape) == 3 or (len(shape) == 1 and math.isqrt(n) ** 2 == n):
+        return shape
+    raise ConfigError(f"this model's examples (shape {shape}) are not images, so they cannot be drawn; "
+                      "use `vaekit encode` / `vaekit reconstruct --out FILE.npy` for tables")
+
+
+def _require_vae(est, what: str) -> None:
+    if not hasattr(est.model_, "prior"):
+        raise ConfigError(f"the {what} needs a VAE's prior p(z); an autoencoder's code has none (train with --model vae)")
+
+
+def _class_names(classes, n: int) -> list[str]:
+    return [str(c) for c in classes] if classes and len(classes) >= n else [str(k) for k in range(n)]
+
+
+def _labels_for(est, label: int | None, n: int):
+    if not getattr(est, "conditional", False):
+        if label is not None:
+            raise ConfigError("--label only applies to a conditional model (--model cvae)")
+        return None
+    if label is None:
+        raise ConfigError("this model is conditional: pass --label K (label=K) to say which class to draw")
+    if not 0 <= int(label) < est.n_classes_:
+        raise ConfigError(f"label {label} is not a class of this model; choose 0..{est.n_classes_ - 1}")
+    return np.full(n, int(label), dtype=np.int64)
+
+
+def reconstructions_figure(est, X: np.ndarray, y: np.ndarray | None = None, *, n: int = 10, seed: int = 0):
+    """Originals in the top row, reconstructions (through the posterior mean) below.
+
+    A denoising autoencoder shows three rows: clean, corrupted (its own noise, seeded), denoised.
+    """
+    shape = _require_images(est)
+    X = np.asarray(X)[:n]
+    c = None if y is None or not getattr(est, "conditional", False) else np.asarray(y)[:n]
+    if getattr(est, "noise", None):
+        noisy = est.corrupt(X, seed=seed)
+        denoised = est.reconstruct(np.clip(noisy, 0, 1) if est.likelihood == "bernoulli" else noisy, c)
+        rows, labels = [X, noisy, denoised], ["clean", "corrupted", "denoised"]
+        title = f"denoising: {est.noise} noise, level {est.noise_level}"
     else:
-        ax.set_yticks([])
-    for s in ax.spines.values():
-        s.set_visible(False)
-    if title:
-        ax.set_title(title, fontsize=10)
+        rows, labels = [X, est.reconstruct(X, c)], ["original", "reconstruction"]
+        title = "originals (top) and reconstructions through the posterior mean (bottom)"
+    imgs = np.concatenate([as_images(r, shape) for r in rows])
+    return image_grid_figure(imgs, len(X), title=title, row_labels=labels)
+
+
+def samples_figure(est, *, n: int = 64, ncol: int = 8, seed: int = 0, classes=None):
+    """Samples E[x|z], z ~ N(0, I); a conditional model gets one row per class (``ncol`` each)."""
+    shape = _require_images(est)
+    _require_vae(est, "samples figure")
+    if getattr(est, "conditional", False):
+        k = est.n_classes_
+        ncol = max(ncol, 10)
+        imgs = np.concatenate([est.sample(ncol, label=c, seed=seed + c) for c in range(k)])
+        return image_grid_figure(as_images(imgs, shape), ncol, title="samples p(x|z, c), z ~ N(0, I), one row per class",
+                                 row_labels=_class_names(classes, k))
+    imgs = est.sample(n, seed=seed)
+    return image_grid_figure(as_images(imgs, shape), ncol, title="samples from the prior: E[x|z], z ~ N(0, I)")
+
+
+def manifold_figure(est, *, n: int = 15, dims: tuple[int, int] = (0, 1), label: int | None = None):
+    """The learned manifold (Kingma & Welling 2014, fig. 4): decode z on an n x n grid.
+
+    Grid points sit at the Normal quantiles 0.05 ... 0.95 of each axis (scipy.stats.norm.ppf), so
+    equal areas of the prior get equal space. With more than two latent dimensions, the two in
+    ``dims`` are traversed and the others held at the prior mean 0. The second dimension grows
+    upwards, as on a plot.
+    """
+    from scipy.stats import norm
+
+    shape = _require_images(est)
+    _require_vae(est, "manifold figure")
+    d = est.model_.config.latent_dim
+    if d < 2:
+        raise ConfigError("the manifold figure needs at least 2 latent dimensions; this model has 1")
+    i, j = (int(v) for v in dims)
+    if i == j or not (0 <= i < d and 0 <= j < d):
+        raise ConfigError(f"--dims must be two different latent dimensions in 0..{d - 1}, got {i},{j}")
+    if n < 2:
+        raise ConfigError(f"the manifold grid needs at least 2 points per axis, got {n}")
+    grid = norm.ppf(np.linspace(0.05, 0.95, n))
+    Z = np.zeros((n * n, d), dtype=np.float32)
+    for r, zj in enumerate(grid[::-1]):  # top row = largest z_j
+        Z[r * n : (r + 1) * n, i] = grid
+        Z[r * n : (r + 1) * n, j] = zj
+    imgs = as_images(est.decode(Z, _labels_for(est, label, len(Z))), shape)
+    every = max(1, n // 6)
+    cols = [f"{v:.2f}" if k % every == 0 else "" for k, v in enumerate(grid)]
+    rows = [f"{v:.2f}" if k % every == 0 else "" for k, v in enumerate(grid[::-1])]
+    what = "learned manifold" if d == 2 else f"traversal of z{i} and z{j} (other {d - 2} dimensions at 0)"
+    return image_grid_figure(imgs, n, title=f"{what}: z at Normal quantiles 0.05 ... 0.95", col_labels=cols,
+                             row_labels=rows, xlabel=f"z{i}", ylabel=f"z{j}")
+
+
+def latent_figure(est, X: np.ndarray, y: np.ndarray, *, classes=None, method: str = "pca", max_points: int = 5000,
+                  seed: int = 0):
+    """Posterior means coloured by label: directly for a 2-D latent, else PCA or t-SNE to 2-D."""
+    plt = _pyplot()
+    if y is None:
+        raise ConfigError("the latent scatter colours points by label, but this dataset has no labels; "
+                          "pass a labelled --dataset (or --label-column for a table)")
+    if method not in ("pca", "tsne"):
+        raise ConfigError(f"unknown projection {method!r}; choose pca or tsne")
+    X, y = np.asarray(X), np.asarray(y)
+    if len(X) > max_points:
+        keep = np.random.default_rng(seed).choice(len(X), max_points, replace=False)
+        X, y = X[keep], y[keep]
+    Z = est.encode(X, y if getattr(est, "conditional", False) else None)
+    if Z.shape[1] == 2:
+        P, axes = Z, ("z0", "z1")
+        how = "posterior means"
+    elif Z.shape[1] == 1:
+        P, axes, how = np.c_[Z[:, 0], np.random.default_rng(seed).uniform(-0.5, 0.5, len(Z))], ("z0", "jitter"), "posterior means"
+    elif method == "pca":
+        from sklearn.decomposition import PCA
+
+        pca = PCA(2, random_state=seed).fit(Z)
+        P = pca.transform(Z)
+        ev = pca.explained_variance_ratio_
+        axes, how = (f"PC1 ({100 * ev[0]:.0f}% of variance)", f"PC2 ({100 * ev[1]:.0f}%)"), f"PCA of {Z.shape[1]}-D posterior means"
+    else:
+        from sklearn.manifold import TSNE
+
+        P = TSNE(2, random_state=seed, init="pca", perplexity=min(30.0, max(2.0, len(Z) / 4 - 1))).fit_transform(Z)
+        axes, how = ("t-SNE 1", "t-SNE 2"), f"t-SNE of {Z.shape[1]}-D posterior means"
+    labels = np.unique(y)
+    names = _class_names(classes, int(labels.max()) + 1)
+    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    fig, ax = plt.subplots(figsize=(7.5, 6))
+    for k, lab in enumerate(labels):
+        m = y == lab
+        ax.scatter(P[m, 0], P[m, 1], s=4, alpha=0.6, color=cmap(k % cmap.N), label=names[lab], rasterized=True)
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    ax.set_title(f"{how}, {len(Z)} examples, coloured by class", fontsize=10)
+    if Z.shape[1] == 2:
+        ax.set_aspect("equal", adjustable="datalim")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=4, frameon=False, fontsize=8, title="class")
     fig.tight_layout()
+    return fig
+
+
+def interpolation_figure(est, X: np.ndarray, y: np.ndarray, *, a: int = 1, b: int = 7, steps: int = 10,
+                         n_examples: int = 4, classes=None):
+    """Top: decoded points on the line between the mean codes of classes a and b (the lecture's
+    "manipulating digits"). Bottom: latent arithmetic z(x) - mean(class of x) + mean(class k) for a
+    few examples x and every class k, which keeps the style of x and changes its class.
+    """
+    plt = _pyplot()
+    shape = _require_images(est)
+    if y is None:
+        raise ConfigError("interpolating between class means needs labels; pass a labelled --dataset")
+    if getattr(est, "conditional", False):
+        raise ConfigError("a conditional model takes the class as an input, so class means of z are not its classes; "
+                          "use `vaekit plot ... samples` or `manifold --label K` instead")
+    X, y = np.asarray(X), np.asarray(y)
+    present = np.unique(y)
+    for cl in (a, b):
+        if cl not in present:
+            raise ConfigError(f"class {cl} has no examples in this data; choose --classes from {present.min()}..{present.max()}")
+    if steps < 2:
+        raise ConfigError(f"an interpolation needs at least 2 steps, got {steps}")
+    names = _class_names(classes, int(present.max()) + 1)
+    Z = est.encode(X)
+    means = {int(k): Z[y == k].mean(0) for k in present}
+    t = np.linspace(0, 1, steps)[:, None]
+    line = (1 - t) * means[a] + t * means[b]
+    top = as_images(est.decode(line.astype(np.float32)), shape)
+    # One example of each of the first classes, re-rendered as every class.
+    picks = [int(np.flatnonzero(y == k)[0]) for k in present[:n_examples]]
+    rows = []
+    for p in picks:
+        shifted = np.stack([Z[p] - means[int(y[p])] + means[int(k)] for k in present]).astype(np.float32)
+        rows += [as_images(X[p : p + 1], shape), as_images(est.decode(shifted), shape)]
+    bottom = np.concatenate(rows)
+    h, w = top.shape[1:3]
+    w1, h1 = _grid_size(1, steps, h, w)
+    w2, h2 = _grid_size(len(picks), len(present) + 1, h, w)
+    W = max(w1, w2) + 1.3
+    fig = plt.figure(figsize=(W, h1 + h2 + 1.9))
+    gs = fig.add_gridspec(2, 1, height_ratios=[h1 + 0.5, h2 + 0.9], hspace=0.45, left=1.0 / W, right=0.98, top=0.9, bottom=0.12)
+    _draw_grid(fig.add_subplot(gs[0]), top, steps, title=f"from the mean code of class {names[a]} to that of class {names[b]}",
+               col_labels=[f"{v:.2f}" for v in t[:, 0]], xlabel="t in (1 - t) mean_a + t mean_b")
+    _draw_grid(fig.add_subplot(gs[1]), bottom, len(present) + 1,
+               title="latent arithmetic: z(x) - mean(class of x) + mean(class k)",
+               col_labels=["x"] + [names[int(k)] for k in present], row_labels=[f"x: a {names[int(y[p])]}" for p in picks],
+               xlabel="k")
+    return fig
+
+
+def curves_figure(rows: list[dict], *, unit: str = "nats per example"):
+    """Training curves: one panel per logged term, train and validation against the epoch."""
+    plt = _pyplot()
+    if not rows:
+        raise ConfigError("metrics.csv has no epochs yet; train for at least one epoch")
+    terms = [k[len("train_"):] for k in rows[0] if k.startswith("train_")]
+    epochs = [float(r["epoch"]) for r in rows]
+    ncols = min(4, len(terms))
+    nrows = math.ceil(len(terms) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.9 * nrows), squeeze=False)
+    for ax, term in zip(axes.flat, terms):
+        for split, style in (("train", "-o"), ("val", "--s")):
+            vals = [r.get(f"{split}_{term}") for r in rows]
+            pts = [(e, float(v)) for e, v in zip(epochs, vals) if v not in (None, "")]
+            if pts:
+                ax.plot(*zip(*pts), style, ms=3, label="validation" if split == "val" else "train")
+        ax.set_title(term.replace("_", " "), fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(unit, fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(terms):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The rows of a run's metrics.csv as dicts of strings (empty list when it has no rows)."""
+    import csv
+
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    if not path.exists():
+        raise ConfigError(f"{path} not found; training curves need the metrics.csv that `vaekit train` writes")
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))

@@ -1,0 +1,302 @@
+"""Honest numbers for a trained model: ELBO, importance-weighted log-likelihood, reconstruction
+error, active units, KL per latent dimension and the quality of the codes as features.
+
+Two layers:
+
+- functions on a torch module and tensors (:func:`elbo`, :func:`iw_log_likelihood`,
+  :func:`kl_per_dimension`) that need only the model contract of models.py
+  (``inference`` / ``generative`` / ``prior`` / ``loss``);
+- :func:`evaluate` on a fitted estimator and NumPy arrays, which runs all that applies to the model
+  and returns a JSON-ready dict; :func:`format_results` turns it into the lines ``vaekit evaluate``
+  prints.
+
+Every log-likelihood-like number is in nats per example, averaged over the whole split.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.distributions import Normal, kl_divergence
+
+from .errors import ConfigError, DataError
+
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2015), section 5.2
+DEFAULT_K = 5000
+EVAL_BINARIZE_SEED = 0
+
+__all__ = [
+    "elbo", "loss_terms", "iw_log_likelihood", "reconstruction_error", "active_units", "latent_variances",
+    "kl_per_dimension", "probe_accuracy", "binarize_for_eval", "evaluate", "format_results",
+]
+
+
+# -- on a torch module --------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def elbo(model: nn.Module, X: Tensor, y: Tensor | None = None, *, batch_size: int = 1024, seed: int = 0) -> dict[str, float]:
+    """The ELBO over all of X with its two terms, in nats per example (one z draw per example).
+
+    Returns ``{"elbo", "log_likelihood", "kl"}`` where ``log_likelihood`` is E_q[log p(x|z)] and
+    ``elbo = log_likelihood - kl`` (<= 0 for discrete data). Seeded, so a call is repeatable.
+    """
+    if not hasattr(model, "inference"):
+        raise ConfigError("the ELBO needs a VAE; an autoencoder has no posterior or prior (use reconstruction_error)")
+    terms = loss_terms(model, X, y, batch_size=batch_size, seed=seed)
+    return {k: terms[k] for k in ("elbo", "log_likelihood", "kl")}
+
+
+@torch.no_grad()
+def loss_terms(model: nn.Module, X: Tensor, y: Tensor | None = None, *, batch_size: int = 1024, seed: int = 0) -> dict[str, float]:
+    """The model's own training objective over all of X: ``loss`` and its named terms, per example.
+
+    Seeded (a VAE's loss draws z), so a call is repeatable; units as in the model's ``loss``.
+    """
+    from .train import evaluate_loss
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return evaluate_loss(model, X, y, batch_size=batch_size)
+
+
+@torch.no_grad()
+def iw_log_likelihood(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k: int = DEFAULT_K,
+                      batch_size: int = 100, chunk_size: int | None = None, max_rows: int = 50_000,
+                      seed: int = 0) -> Tensor:
+    """Importance-weighted estimate of log p(x) for each example (Burda et al. 2015, eq. 8), in nats.
+
+    log p(x) ~= log (1/k) sum_i p(x, z_i) / q(z_i|x),  z_i ~ q(z|x).
+
+    Examples go through in batches of ``batch_size`` and the k samples in chunks of ``chunk_size``
+    (default: as many as keep ``batch_size * chunk_size <= max_rows`` decoder rows); chunks are
+    combined with a running logsumexp, so memory is bounded whatever k is. The estimate is a lower
+    bound in expectation that rises towards log p(x) as k grows; k=1 is a one-sample ELBO.
+    Returns a float64 tensor of shape (N,) on the CPU.
+    """
+    if not hasattr(model, "inference"):
+        raise ConfigError("the importance-weighted log-likelihood needs a VAE; an autoencoder has no posterior or prior")
+    if k < 1:
+        raise ConfigError(f"the number of importance samples k must be at least 1, got {k}")
+    chunk = chunk_size or max(1, min(k, max_rows // max(1, batch_size)))
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        prior = model.prior()
+        for i in range(0, len(X), batch_size):
+            xb = X[i : i + batch_size]
+            cb = None if y is None else y[i : i + batch_size]
+            q = model.inference(xb, cb)
+            acc = torch.full((len(xb),), -math.inf, dtype=torch.float64, device=xb.device)
+            done = 0
+            while done < k:
+                s = min(chunk, k - done)
+                z = q.sample((s,))  # (s, B, D)
+                log_pz = prior.log_prob(z)
+                log_qz = q.log_prob(z)
+                cond = None if cb is None else cb.repeat(s)
+                px = model.generative(z.flatten(0, 1), cond)
+                log_px_z = px.log_prob(xb.repeat(s, *([1] * (xb.dim() - 1)))).view(s, -1)
+                log_w = (log_px_z + log_pz - log_qz).double()
+                acc = torch.logaddexp(acc, torch.logsumexp(log_w, 0))
+                done += s
+            out.append((acc - math.log(k)).cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
+
+
+@torch.no_grad()
+def kl_per_dimension(model: nn.Module, X: Tensor, y: Tensor | None = None, *, batch_size: int = 1024,
+                     n_samples: int = 64, seed: int = 0) -> np.ndarray:
+    """Mean KL(q(z_j|x) || p(z_j)) over the examples, for each latent dimension j, in nats.
+
+    Posteriors here factorize over dimensions, so these sum to the KL term of the ELBO. Closed form
+    where torch.distributions has one (Normal); otherwise the Monte-Carlo estimate
+    E_q[log q(z_j|x) - log p(z_j)] with ``n_samples`` draws.
+    """
+    if not hasattr(model, "inference"):
+        raise ConfigError("KL per dimension needs a VAE; an autoencoder has no posterior or prior")
+    model.eval()
+    total = None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for i in range(0, len(X), batch_size):
+            q = model.inference(X[i : i + batch_size], None if y is None else y[i : i + batch_size])
+            base = q.base_dist  # the per-dimension distribution under Independent
+            zeros = torch.zeros(base.batch_shape, device=X.device)
+            p = Normal(zeros, torch.ones_like(zeros))
+            try:
+                kl = kl_divergence(base, p)
+            except NotImplementedError:
+                z = base.sample((n_samples,))
+                kl = (base.log_prob(z) - p.log_prob(z)).mean(0)
+            s = kl.sum(0).double().cpu()
+            total = s if total is None else total + s
+    return (total / len(X)).numpy()
+
+
+# -- on arrays ----------------------------------------------------------------------------------
+
+
+def latent_variances(codes: np.ndarray) -> np.ndarray:
+    """Cov_x(E_q[z_j | x]) for each dimension j: the variance over examples of the posterior means."""
+    codes = np.asarray(codes, dtype=np.float64)
+    return codes.var(0)
+
+
+def active_units(codes: np.ndarray, threshold: float = ACTIVE_UNIT_THRESHOLD) -> np.ndarray:
+    """Which latent dimensions are active: Cov_x(E_q[z_j|x]) > ``threshold`` (Burda et al. 2015).
+
+    ``codes`` are posterior means, shape (N, latent_dim). Returns a boolean array (latent_dim,).
+    """
+    return latent_variances(codes) > threshold
+
+
+def reconstruction_error(X: np.ndarray, X_hat: np.ndarray, *, binary: bool | None = None) -> dict[str, float]:
+    """Reconstruction error of ``X_hat`` (e.g. ``est.reconstruct(X)``) against X, averaged over examples.
+
+    ``mse``: squared error per value (mean over examples and features); ``sse``: squared error per
+    example (summed over features); ``bce`` (when X is binary, or ``binary=True``): binary
+    cross-entropy in nats per example, with X_hat read as pixel probabilities.
+    """
+    X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+    X_hat = np.asarray(X_hat, dtype=np.float64).reshape(len(X_hat), -1)
+    if X.shape != X_hat.shape:
+        raise DataError(f"reconstructions have shape {X_hat.shape} but the data {X.shape}; pass est.reconstruct(X)")
+    sq = (X - X_hat) ** 2
+    out = {"mse": float(sq.mean()), "sse": float(sq.sum(1).mean())}
+    if binary is None:
+        binary = bool(np.isin(X, (0.0, 1.0)).all())
+    if binary:
+        # Clamped like torch's binary_cross_entropy, so a saturated pixel costs at most 100 nats.
+        p = np.clip(X_hat, 0.0, 1.0)
+        with np.errstate(divide="ignore"):
+            log_p, log_1mp = np.maximum(np.log(p), -100.0), np.maximum(np.log1p(-p), -100.0)
+        out["bce"] = float(-(X * log_p + (1 - X) * log_1mp).sum(1).mean())
+    return out
+
+
+def probe_accuracy(Z_train: np.ndarray, y_train: np.ndarray, Z_test: np.ndarray, y_test: np.ndarray,
+                   *, n_neighbors: int = 5, seed: int = 0) -> dict[str, float]:
+    """Test accuracy of a logistic-regression probe and a k-NN classifier fitted on training codes.
+
+    Codes are standardized (fitted on the training codes) before both classifiers, so that a few
+    dimensions of large variance do not dominate the distances.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if len(np.unique(y_train)) < 2:
+        raise DataError("a probe needs at least two classes in the training labels")
+    logreg = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=seed))
+    knn = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=min(n_neighbors, len(Z_train))))
+    return {
+        "probe_logreg_accuracy": float(logreg.fit(Z_train, y_train).score(Z_test, y_test)),
+        "probe_knn_accuracy": float(knn.fit(Z_train, y_train).score(Z_test, y_test)),
+    }
+
+
+def binarize_for_eval(est, X: np.ndarray, seed: int = EVAL_BINARIZE_SEED) -> tuple[np.ndarray, str]:
+    """The data a model should be scored on, and a sentence that says which binarization was used.
+
+    A model trained with ``binarize='dynamic'`` or ``'static'`` saw binary images, so its likelihood
+    is scored on a binary test set: one static Bernoulli draw of each pixel with a fixed seed (the
+    convention of Burda et al. 2015). Data that are already binary are left alone.
+    """
+    from .data import binarize
+
+    mode = getattr(est, "binarize", "none") or "none"
+    if np.isin(X, (0.0, 1.0)).all():
+        return X, "none (the data are already binary)"
+    if mode == "none":
+        return X, "none (gray levels as given; the model was trained without binarization)"
+    return binarize(X, seed), f"static Bernoulli draw of each pixel, seed {seed} (the model was trained with binarize={mode!r})"
+
+
+# -- everything at once -------------------------------------------------------------------------
+
+
+def evaluate(est, X: np.ndarray, y: np.ndarray | None = None, *, X_train: np.ndarray | None = None,
+             y_train: np.ndarray | None = None, k: int = DEFAULT_K, iw_limit: int | None = None,
+             binarize: bool = True, seed: int = 0, batch_size: int = 100) -> dict:
+    """All the metrics that apply to a fitted estimator, on the examples X (labels y if any).
+
+    VAE: ELBO and its terms, importance-weighted log-likelihood with ``k`` samples (on the first
+    ``iw_limit`` examples if given), KL per dimension and active units. Every model: reconstruction
+    error through the posterior mean (the code), and, when ``y`` and ``X_train``/``y_train`` are
+    given, the logistic-regression and k-NN probe accuracies on the codes.
+    ``binarize``: score a model trained on binarized data on a static binarization of X (see
+    :func:`binarize_for_eval`). Returns a JSON-ready dict; log-likelihoods in nats per example.
+    """
+    est._check_fitted()
+    conditional = bool(getattr(est, "conditional", False))
+    is_vae = hasattr(est.model_, "inference")
+    results: dict = {"n": int(len(X)), "model": "vae" if is_vae else "autoencoder",
+                     "latent_dim": int(est.model_.config.latent_dim), "likelihood": est.model_.config.likelihood}
+    if binarize:
+        X, results["binarization"] = binarize_for_eval(est, X)
+    else:
+        results["binarization"] = "none (switched off)"
+    cond = y if conditional else None
+    codes = est.encode(X, cond)
+    recon = est.reconstruct(X, cond)
+    results.update(reconstruction_error(X, recon))
+    Xt = torch.from_numpy(est._prepare_X(X)).to(est.device_)
+    yt = None if cond is None else torch.from_numpy(np.asarray(cond, dtype=np.int64)).to(est.device_)
+    # The training objective on this split (VAE: loss = -ELBO with its two terms; autoencoder: its
+    # reconstruction loss and any sparsity penalty), so test and training numbers can be compared.
+    results.update(loss_terms(est.model_, Xt, yt, seed=seed))
+    if is_vae:
+        n_iw = len(Xt) if iw_limit is None else min(iw_limit, len(Xt))
+        iw = iw_log_likelihood(est.model_, Xt[:n_iw], None if yt is None else yt[:n_iw], k=k, batch_size=batch_size, seed=seed)
+        results.update({"iw_log_likelihood": float(iw.mean()), "iw_nll": float(-iw.mean()), "iw_k": int(k), "iw_n": int(n_iw)})
+        kl_dims = kl_per_dimension(est.model_, Xt, yt, seed=seed)
+        results["kl_per_dim"] = [float(v) for v in kl_dims]
+        var = latent_variances(codes)
+        results["latent_variance"] = [float(v) for v in var]
+        results["active_units"] = int((var > ACTIVE_UNIT_THRESHOLD).sum())
+    if y is not None and X_train is not None and y_train is not None:
+        ytr = np.asarray(y_train)
+        Xtr = X_train
+        if binarize and results["binarization"].startswith("static"):
+            Xtr, _ = binarize_for_eval(est, X_train, seed + 1)
+        codes_train = est.encode(Xtr, ytr if conditional else None)
+        results.update(probe_accuracy(codes_train, ytr, codes, np.asarray(y), seed=seed))
+        results["probe_n_train"] = int(len(Xtr))
+    return results
+
+
+def format_results(r: dict) -> list[str]:
+    """The lines ``vaekit evaluate`` prints: every number with its unit."""
+    lines = [f"  binarization       {r['binarization']}"]
+    unit = "squared error/example" if (r["model"] == "autoencoder" and r["likelihood"] == "gaussian") else "nats/example"
+    lines.append(f"  training loss      {r['loss']:12.4f} {unit}  (the model's own objective" + (", = -ELBO)" if "elbo" in r else ")"))
+    for name in ("reconstruction", "sparsity"):
+        if name in r:
+            lines.append(f"    {name:<16} {r[name]:12.4f} {unit}")
+    if "elbo" in r:
+        lines += [
+            f"  ELBO               {r['elbo']:12.4f} nats/example  (one z draw per example)",
+            f"    E_q[log p(x|z)]  {r['log_likelihood']:12.4f} nats/example",
+            f"    KL(q(z|x)||p(z)) {r['kl']:12.4f} nats/example",
+            f"  IW log p(x)        {r['iw_log_likelihood']:12.4f} nats/example  (k={r['iw_k']} importance samples, {r['iw_n']} examples)",
+            f"  test NLL           {r['iw_nll']:12.4f} nats/example  (= -IW log p(x); compare with published NLLs only on binarized data)",
+        ]
+    lines.append(f"  reconstruction MSE {r['mse']:12.6f} per value  ({r['sse']:.4f} summed over features per example)")
+    if "bce" in r:
+        lines.append(f"  reconstruction BCE {r['bce']:12.4f} nats/example")
+    if "active_units" in r:
+        lines.append(f"  active units       {r['active_units']:>7d} of {r['latent_dim']}  (Cov_x(E_q[z_j]) > {ACTIVE_UNIT_THRESHOLD})")
+        kl = ", ".join(f"{v:.2f}" for v in r["kl_per_dim"])
+        lines.append(f"  KL per dimension   [{kl}] nats")
+    if "probe_logreg_accuracy" in r:
+        lines.append(f"  linear probe       {100 * r['probe_logreg_accuracy']:11.2f} %  (logistic regression on codes, fitted on {r['probe_n_train']} training examples)")
+        lines.append(f"  k-NN probe         {100 * r['probe_knn_accuracy']:11.2f} %  (5 nearest neighbours on codes)")
+    return lines

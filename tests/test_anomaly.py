@@ -1,0 +1,448 @@
+"""Anomaly detectors: the scikit-learn contract, score signs and determinism, preprocessing,
+save/load safety, and the streaming CLI against in-memory scoring."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.metrics import average_precision_score, make_scorer, roc_auc_score
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from vaekit import distributions as D
+from vaekit.anomaly import AutoencoderDetector, VAEDetector, detection_metrics, load_detector
+from vaekit.cli import main
+from vaekit.errors import ConfigError, DataError, ModelFileError
+
+TINY = dict(epochs=1, hidden=(4,), latent_dim=2)
+SMALL = dict(epochs=15, hidden=(16,), latent_dim=2, batch_size=64)
+VAE_METHODS = ("reconstruction", "elbo", "likelihood", "latent")
+
+# scikit-learn's outlier checks assume its own convention (predict -> -1/+1, decision_function
+# positive for inliers); these detectors follow PyOD (predict -> 1 = anomaly, higher = more anomalous).
+CONVENTION = "PyOD sign convention: predict gives 1 = anomaly / 0 = normal, not sklearn's -1/+1"
+EXPECTED_FAILS = {"check_outliers_train": CONVENTION, "check_outliers_fit_predict": CONVENTION}
+
+
+@parametrize_with_checks(
+    [VAEDetector(**TINY, n_score_samples=4), VAEDetector(method="latent", **TINY), AutoencoderDetector(**TINY)],
+    expected_failed_checks=lambda est: EXPECTED_FAILS,
+)
+def test_sklearn_checks(estimator, check):
+    check(estimator)
+
+
+def blob(n=400, d=4, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """One small fitted VAEDetector per score method, on a 2-d Gaussian blob scaled away from unit variance."""
+    X = blob() * np.array([3.0, 0.5, 1.0, 10.0], dtype=np.float32) + 5
+    return X, {m: VAEDetector(method=m, contamination=0.05, **SMALL).fit(X) for m in VAE_METHODS}
+
+
+# -- the contract --------------------------------------------------------------------------------
+
+
+def test_clone_and_params_are_unchanged():
+    det = VAEDetector(method="likelihood", hidden=(8, 4), categorical=["a"], contamination=0.02)
+    params = det.get_params()
+    assert params["hidden"] == (8, 4) and params["categorical"] == ["a"] and params["method"] == "likelihood"
+    twin = clone(det)
+    assert twin.get_params() == params and twin is not det
+    assert det.set_params(contamination=0.1) is det and det.contamination == 0.1
+
+
+def test_fit_returns_self_and_fitted_attributes(fitted):
+    X, dets = fitted
+    det = dets["elbo"]
+    assert det.decision_scores_.shape == (len(X),)
+    assert np.array_equal(det.labels_, (det.decision_scores_ > det.threshold_).astype(int))
+    assert np.array_equal(det.predict(X), det.labels_)
+    with pytest.raises(Exception, match="not fitted"):
+        VAEDetector().decision_function(X)
+
+
+def test_pipeline_and_grid_search():
+    rng = np.random.default_rng(1)
+    X = np.vstack([rng.normal(size=(200, 3)), rng.normal(6, 1, size=(10, 3))]).astype(np.float32)
+    y = np.r_[np.zeros(200), np.ones(10)].astype(int)
+    # The detector standardizes on its own; a Pipeline still composes (here with an identity step).
+    from sklearn.preprocessing import FunctionTransformer
+
+    pipe = Pipeline([("id", FunctionTransformer()), ("det", AutoencoderDetector(**SMALL))]).fit(X)
+    assert pipe.decision_function(X).shape == (210,)
+    scorer = make_scorer(roc_auc_score, response_method="decision_function")
+    grid = GridSearchCV(AutoencoderDetector(**SMALL), {"method": ["reconstruction", "latent"]}, scoring=scorer,
+                        cv=StratifiedKFold(2, shuffle=True, random_state=0))
+    grid.fit(X, y)  # y only for the scorer: the detector ignores it
+    assert grid.best_params_["method"] in ("reconstruction", "latent")
+    assert grid.best_score_ > 0.8
+
+
+def test_elbo_needs_a_vae():
+    with pytest.raises(ConfigError, match="needs a VAE"):
+        AutoencoderDetector(method="elbo").fit(blob())
+    with pytest.raises(ConfigError, match="unknown score method"):
+        VAEDetector(method="distance").fit(blob())
+    with pytest.raises(ConfigError, match="contamination"):
+        VAEDetector(contamination=0.7).fit(blob())
+
+
+# -- signs, determinism, thresholds ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", VAE_METHODS)
+def test_planted_outlier_scores_highest(fitted, method):
+    X, dets = fitted
+    det = dets[method]
+    outlier = X.mean(0) + 12 * X.std(0)  # far outside the blob
+    Q = np.vstack([X[:50], outlier[None]])
+    s = det.decision_function(Q)
+    assert s[-1] > s[:-1].max()
+    assert np.array_equal(det.score_samples(Q), -s)
+    assert det.predict(Q)[-1] == 1
+    proba = det.predict_proba(Q)
+    assert proba.shape == (51, 2) and np.allclose(proba.sum(1), 1) and proba[-1, 1] == proba[:, 1].max()
+
+
+@pytest.mark.parametrize("method", VAE_METHODS)
+def test_same_rows_same_scores_whatever_the_batch(fitted, method):
+    X, dets = fitted
+    det = dets[method]
+    full = det.decision_function(X)
+    assert np.array_equal(full, det.decision_function(X))
+    parts = np.concatenate([det.decision_function(X[i : i + 37]) for i in range(0, len(X), 37)])
+    np.testing.assert_allclose(parts, full, rtol=1e-5, atol=1e-5)
+
+
+def test_refit_with_same_seed_is_reproducible():
+    X = blob(200)
+    a = VAEDetector(method="likelihood", **SMALL).fit(X).decision_scores_
+    b = VAEDetector(method="likelihood", **SMALL).fit(X).decision_scores_
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("c", [0.02, 0.1])
+def test_contamination_sets_the_share_flagged(fitted, c):
+    X, _ = fitted
+    det = AutoencoderDetector(contamination=c, **SMALL).fit(X)
+    assert abs(det.labels_.mean() - c) <= 1.0 / len(X) + 1e-12
+    assert det.threshold_ == pytest.approx(np.quantile(det.decision_scores_, 1 - c))
+
+
+def test_explicit_threshold_overrides_contamination(fitted):
+    X, dets = fitted
+    t = float(np.median(dets["reconstruction"].decision_scores_))
+    det = AutoencoderDetector(threshold=t, **SMALL).fit(X)
+    assert det.threshold_ == t
+    assert np.array_equal(det.labels_, (det.decision_scores_ > t).astype(int))
+
+
+def test_predict_proba_unify_is_the_erf_of_the_standardized_score(fitted):
+    from scipy.special import erf
+
+    X, dets = fitted
+    det = clone(dets["elbo"]).set_params(proba="unify").fit(X)
+    s = det.decision_function(X[:20])
+    mu, sd = det.decision_scores_.mean(), det.decision_scores_.std()
+    want = np.clip(erf((s - mu) / (sd * math.sqrt(2))), 0, 1)
+    np.testing.assert_allclose(det.predict_proba(X[:20])[:, 1], want, rtol=1e-12)
+
+
+# -- the scores against closed forms --------------------------------------------------------------
+
+
+def test_reconstruction_score_is_the_squared_error_of_the_posterior_mean(fitted):
+    X, dets = fitted
+    det = dets["reconstruction"]
+    Xs = (X - det.estimator_.scaler_mean_) / det.estimator_.scaler_scale_
+    recon_std = (det.estimator_.reconstruct(X) - det.estimator_.scaler_mean_) / det.estimator_.scaler_scale_
+    np.testing.assert_allclose(det.decision_function(X), ((Xs - recon_std) ** 2).sum(1), rtol=1e-4)
+
+
+def test_elbo_and_iw_likelihood_match_torch_distributions(fitted):
+    """Recompute both scores for a few rows from torch.distributions objects and the stored noise."""
+    X, dets = fitted
+    for method in ("elbo", "likelihood"):
+        det = dets[method]
+        model = det.estimator_.model_
+        x = torch.from_numpy((X[:5] - det.estimator_.scaler_mean_) / det.estimator_.scaler_scale_)
+        with torch.no_grad():
+            loc, log_var = model._posterior_params(x, None)
+            q = torch.distributions.Independent(torch.distributions.Normal(loc, (0.5 * log_var).exp()), 1)
+            z = loc + (0.5 * log_var).exp() * torch.from_numpy(det.eps_)[:, None, :]
+            log_px = torch.stack([model.generative(zk).log_prob(x) for zk in z])
+            prior = torch.distributions.Independent(torch.distributions.Normal(torch.zeros(2), torch.ones(2)), 1)
+            if method == "elbo":
+                want = -(log_px.mean(0) - torch.distributions.kl_divergence(q, prior))
+            else:
+                log_w = log_px + prior.log_prob(z) - q.log_prob(z)
+                want = -(torch.logsumexp(log_w, 0) - math.log(len(z)))
+        np.testing.assert_allclose(det.decision_function(X[:5]), want.numpy(), rtol=1e-4)
+    # The importance-weighted bound is tighter than the ELBO (Burda et al. 2016, thm. 1): on average
+    # over rows, the IW negative log-likelihood lies below the negative ELBO of the same model.
+    same_model = clone(dets["likelihood"]).set_params(method="elbo").fit(X)
+    assert dets["likelihood"].decision_function(X).mean() < same_model.decision_function(X).mean()
+
+
+def test_latent_score_is_the_distance_to_the_nearest_centre(fitted):
+    X, dets = fitted
+    det = dets["latent"]
+    Z = det.estimator_.encode(X[:10])
+    d = np.sqrt(((Z[:, None, :] - det.cluster_centers_[None]) ** 2).sum(-1)).min(1)
+    np.testing.assert_allclose(det.decision_function(X[:10]), d, rtol=1e-4, atol=1e-5)
+
+
+def test_standard_noise_has_the_family_quantiles():
+    from vaekit.anomaly import _standard_draws
+
+    eps = _standard_draws("laplace", 5.0, 4000, 3, seed=0)
+    # Laplace(0, 1): variance 2, median absolute value log 2.
+    assert abs(eps.var() - 2.0) < 0.15 and abs(np.median(np.abs(eps)) - math.log(2)) < 0.05
+
+
+# -- preprocessing ----------------------------------------------------------------------------------
+
+
+def frame(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"amount": rng.normal(50, 10, n), "hour": rng.normal(12, 3, n),
+                         "merchant": rng.choice(["shop", "cafe", "fuel"], n)})
+
+
+def test_categorical_one_hot_with_unseen_categories_as_zero():
+    df = frame()
+    det = AutoencoderDetector(categorical=["merchant"], **SMALL).fit(df)
+    assert det.categories_ == {"merchant": ["cafe", "fuel", "shop"]}
+    F = det._features(pd.DataFrame({"hour": [1.0, 2.0], "merchant": ["fuel", "casino"], "amount": [3.0, 4.0]}))
+    # Columns are matched by name (order differs above), then one-hot blocks follow the numbers.
+    np.testing.assert_array_equal(F, [[3, 1, 0, 1, 0], [4, 2, 0, 0, 0]])
+    assert det.estimator_.n_features_in_ == 5
+    with pytest.raises(ConfigError, match="not in the data"):
+        AutoencoderDetector(categorical=["shop_id"], **TINY).fit(df)
+
+
+def test_text_column_without_categorical_is_a_clear_error():
+    with pytest.raises(DataError, match="non-numeric value 'shop'|non-numeric value 'cafe'|non-numeric value 'fuel'"):
+        AutoencoderDetector(**TINY).fit(frame())
+
+
+def test_nan_is_an_error_unless_impute():
+    X = blob(200)
+    X[3, 1] = np.nan
+    X[7, 2] = np.inf
+    with pytest.raises(DataError, match=r"2 NaN or infinite values \(first at row 3, column 1\).*impute=True"):
+        VAEDetector(**TINY).fit(X)
+    det = VAEDetector(impute=True, **SMALL).fit(X)
+    medians = [np.median(X[np.isfinite(X[:, j]), j]) for j in range(X.shape[1])]
+    np.testing.assert_allclose(det.impute_values_, medians, rtol=1e-6)
+    s = det.decision_function(X[[3, 7]])
+    assert np.isfinite(s).all()
+    filled = X[[3, 7]].copy()
+    filled[0, 1], filled[1, 2] = det.impute_values_[1], det.impute_values_[2]
+    np.testing.assert_allclose(s, det.decision_function(filled))
+
+
+def test_wrong_number_of_features_names_both(fitted):
+    X, dets = fitted
+    with pytest.raises(DataError, match="X has 3 features, but VAEDetector is expecting 4"):
+        dets["elbo"].decision_function(X[:, :3])
+
+
+# -- save / load --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", VAE_METHODS)
+def test_save_load_gives_the_same_scores(fitted, method, tmp_path):
+    X, dets = fitted
+    det = dets[method]
+    det.save(tmp_path / "d")
+    same = load_detector(tmp_path / "d")
+    assert type(same) is VAEDetector and same.get_params()["method"] == method
+    assert np.array_equal(same.decision_function(X), det.decision_function(X))
+    assert same.threshold_ == det.threshold_ and np.array_equal(same.labels_, det.labels_)
+    assert np.array_equal(same.predict_proba(X), det.predict_proba(X))
+
+
+def test_save_load_keeps_categories_and_imputation(tmp_path):
+    df = frame()
+    df.loc[5, "amount"] = np.nan
+    det = AutoencoderDetector(categorical=["merchant"], impute=True, **SMALL).fit(df)
+    det.save(tmp_path / "d")
+    same = load_detector(tmp_path / "d")
+    assert same.categories_ == det.categories_
+    np.testing.assert_array_equal(same.decision_function(df), det.decision_function(df))
+    files = sorted(p.name for p in (tmp_path / "d").rglob("*") if p.is_file())
+    assert files == ["config.json", "detector.json", "detector.safetensors", "model.safetensors"]
+
+
+@pytest.fixture
+def saved(tmp_path):
+    det = VAEDetector(method="latent", **TINY).fit(blob(100))
+    return det.save(tmp_path / "d")
+
+
+def test_pickle_in_place_of_tensors_is_refused(saved):
+    import pickle
+
+    (saved / "detector.safetensors").write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(ModelFileError, match="not a readable safetensors file"):
+        load_detector(saved)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda c: c.update(format="something-else"), "not a vaekit detector config"),
+    (lambda c: c.update(detector="os.system"), "unknown detector"),
+    (lambda c: c.update(format_version=99), "format version"),
+    (lambda c: c.pop("threshold"), "damaged or hand-edited"),
+    (lambda c: c.update(threshold="nan"), "damaged or hand-edited"),
+    (lambda c: c["params"].update(method="evil"), "unknown score method"),
+    (lambda c: c.update(categories={"m": [1, 2]}), "damaged or hand-edited"),
+])
+def test_garbled_config_is_refused(saved, edit, match):
+    cfg = json.loads((saved / "detector.json").read_text())
+    edit(cfg)
+    (saved / "detector.json").write_text(json.dumps(cfg))
+    with pytest.raises((ModelFileError, ConfigError), match=match):
+        load_detector(saved)
+
+
+def test_truncated_json_and_missing_tensor_are_refused(saved, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(saved / "detector.safetensors"))
+    tensors["cluster_centers"] = torch.zeros(3, 7)  # wrong latent size
+    save_file(tensors, str(saved / "detector.safetensors"))
+    with pytest.raises(ModelFileError, match="cluster_centers"):
+        load_detector(saved)
+    (saved / "detector.json").write_text('{"format": "vaekit-det')
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        load_detector(saved)
+    with pytest.raises(ModelFileError, match="not a vaekit detector folder"):
+        load_detector(tmp_path / "nowhere")
+
+
+# -- metrics and the CLI ------------------------------------------------------------------------------
+
+
+def test_detection_metrics_against_sklearn():
+    rng = np.random.default_rng(0)
+    y = (rng.random(200) < 0.1).astype(int)
+    s = rng.normal(size=200) + 2 * y
+    m = detection_metrics(y, s)
+    assert m["roc_auc"] == pytest.approx(roc_auc_score(y, s))
+    assert m["pr_auc"] == pytest.approx(average_precision_score(y, s))
+    top = np.argsort(-s)[: y.sum()]
+    assert m["precision_at_n"] == pytest.approx(y[top].mean()) and m["n_anomalies"] == y.sum()
+    assert detection_metrics(np.zeros(5), np.arange(5))["roc_auc"] is None
+    with pytest.raises(DataError, match="0 \\(normal\\) or 1"):
+        detection_metrics([0, 2, 1], [1, 2, 3])
+
+
+@pytest.fixture(scope="module")
+def transactions(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tx")
+    rng = np.random.default_rng(3)
+    n = 1200
+    df = pd.DataFrame({"tx_id": [f"t{i:05d}" for i in rng.permutation(n)]})
+    for j in range(5):
+        df[f"f{j}"] = rng.normal(size=n)
+    y = np.zeros(n, dtype=int)
+    y[rng.choice(n, 24, replace=False)] = 1
+    df.loc[y == 1, ["f0", "f3"]] += 7
+    df["channel"] = rng.choice(["web", "pos"], n)
+    df["is_fraud"] = y
+    df.to_csv(d / "tx.csv", index=False)
+    df.to_parquet(d / "tx.parquet")
+    df.drop(columns=["channel"]).to_csv(d / "num.csv", index=False)
+    return d, df
+
+
+def test_cli_fit_and_streaming_score_match_in_memory(transactions, tmp_path, capsys):
+    d, df = transactions
+    det_dir = tmp_path / "det"
+    assert main(["detect", "fit", str(d / "num.csv"), "--out", str(det_dir), "--label-column", "is_fraud",
+                 "--id-column", "tx_id", "--epochs", "5", "--contamination", "0.02", "--quiet"]) == 0
+    out = tmp_path / "scores.csv"
+    assert main(["detect", "score", str(det_dir), str(d / "num.csv"), "--out", str(out), "--label-column", "is_fraud",
+                 "--id-column", "tx_id", "--chunk-rows", "100", "--quiet"]) == 0
+    got = pd.read_csv(out)
+    assert list(got.columns) == ["tx_id", "score", "is_anomaly", "is_fraud"]
+    assert list(got["tx_id"]) == list(df["tx_id"])  # input order and ids kept across 12 chunks
+    det = load_detector(det_dir)
+    want = det.decision_function(df[[f"f{j}" for j in range(5)]].to_numpy(np.float32))
+    np.testing.assert_allclose(got["score"], want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(got["is_anomaly"], (want > det.threshold_).astype(int))
+    metrics = json.loads((tmp_path / "scores.metrics.json").read_text())
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(df["is_fraud"], got["score"]), abs=1e-9)
+    assert metrics["pr_auc"] == pytest.approx(average_precision_score(df["is_fraud"], got["score"]), abs=1e-9)
+    assert metrics["n_anomalies"] == 24 and metrics["roc_auc"] > 0.95
+
+
+def test_cli_categorical_parquet_to_csv(transactions, tmp_path):
+    d, df = transactions
+    det_dir = tmp_path / "det"
+    assert main(["detect", "fit", str(d / "tx.parquet"), "--out", str(det_dir), "--label-column", "is_fraud",
+                 "--id-column", "tx_id", "--categorical", "channel", "--model", "ae", "--epochs", "3", "--quiet"]) == 0
+    out = tmp_path / "s.csv"
+    assert main(["detect", "score", str(det_dir), str(d / "tx.csv"), "--out", str(out), "--id-column", "tx_id",
+                 "--chunk-rows", "500", "--quiet"]) == 0
+    det = load_detector(det_dir)
+    assert det.categories_ == {"channel": ["pos", "web"]}
+    want = det.decision_function(df.drop(columns=["tx_id", "is_fraud"]))
+    np.testing.assert_allclose(pd.read_csv(out)["score"], want, rtol=1e-6, atol=1e-6)
+
+
+def test_cli_npy(tmp_path):
+    X = blob(300)
+    np.save(tmp_path / "x.npy", X)
+    assert main(["detect", "fit", str(tmp_path / "x.npy"), "--out", str(tmp_path / "det"), "--epochs", "2", "--quiet"]) == 0
+    assert main(["detect", "score", str(tmp_path / "det"), str(tmp_path / "x.npy"), "--out", str(tmp_path / "s.csv"),
+                 "--chunk-rows", "64", "--quiet"]) == 0
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "s.csv")["score"], load_detector(tmp_path / "det").decision_function(X), rtol=1e-6)
+
+
+def test_cli_bad_inputs_exit_2_and_write_nothing(transactions, tmp_path, capsys):
+    d, df = transactions
+    det_dir = tmp_path / "det"
+    assert main(["detect", "fit", str(d / "num.csv"), "--out", str(det_dir), "--id-column", "tx_id", "--epochs", "1", "--quiet"]) == 0
+    out = tmp_path / "s.csv"
+    bad = tmp_path / "bad.csv"
+    broken = df.drop(columns=["channel"]).copy()
+    broken["f2"] = broken["f2"].astype(object)
+    broken.loc[700, "f2"] = "oops"  # in the second chunk: the first chunk was already scored
+    broken.to_csv(bad, index=False)
+    cases = [
+        ["detect", "score", str(det_dir), str(bad), "--out", str(out), "--id-column", "tx_id", "--chunk-rows", "500"],
+        ["detect", "score", str(det_dir), str(d / "nope.csv"), "--out", str(out)],
+        ["detect", "score", str(tmp_path / "nodet"), str(d / "num.csv"), "--out", str(out)],
+        ["detect", "score", str(det_dir), str(d / "num.csv"), "--out", str(out), "--label-column", "nolabel"],
+        ["detect", "fit", str(d / "num.csv"), "--out", str(tmp_path / "d2"), "--model", "ae", "--score", "elbo"],
+        ["detect", "fit", str(d / "tx.csv"), "--out", str(tmp_path / "d2"), "--contamination", "0.9"],
+        ["detect", "fit", str(d / "tx.csv"), "--out", str(tmp_path / "d2"), "--epochs", "1", "--id-column", "tx_id"],
+    ]
+    for argv in cases:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("vaekit: error: ") and "\n" not in err, err
+    assert not out.exists() and not (tmp_path / "d2").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "det"]  # no temp files left
+
+
+def test_cli_help_mentions_every_option(capsys):
+    for argv in (["detect", "fit", "--help"], ["detect", "score", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = capsys.readouterr().out
+        assert "--label-column" in text and "--id-column" in text
