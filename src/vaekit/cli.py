@@ -26,7 +26,13 @@ DATASETS = "mnist, fashion-mnist, frey-face, digits, binarized-mnist, embedded, 
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+    def _get_help_string(self, action):
+        # Options whose help already states their default (or whose default is "unset") do not
+        # get argparse's "(default: None)" appended.
+        text = action.help or ""
+        if "(default" in text or action.default in (None, False):
+            return text
+        return super()._get_help_string(action)
 
 
 def _sizes(text: str) -> list[int]:

@@ -150,10 +150,11 @@ def load(path: str | Path, device: str = "cpu"):
     params = dict(cfg["params"])
     est = ESTIMATORS[cfg["estimator"]]()
     known = est.get_params()
-    est.set_params(**{k: v for k, v in params.items() if k in known})
+    # JSON has no tuples: give list-valued parameters (hidden sizes) back their constructor type.
+    est.set_params(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items() if k in known})
     try:
         model_config = ModelConfig.from_dict({**cfg["model"], "input_shape": tuple(cfg["model"]["input_shape"])})
-    except (TypeError, ConfigError) as e:
+    except (TypeError, ValueError, AttributeError) as e:  # ConfigError is a ValueError
         raise ModelFileError(f"{path / CONFIG_FILE} has an invalid model section: {e}") from None
     model = build_model(model_config)
     state = _read_weights(path)
