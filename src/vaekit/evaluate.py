@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torch.distributions import Normal, kl_divergence
 
 from .errors import ConfigError, DataError
+from .models import log_importance_weights
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2015), section 5.2
 DEFAULT_K = 5000
@@ -87,7 +88,6 @@ def iw_log_likelihood(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k
     out = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        prior = model.prior()
         for i in range(0, len(X), batch_size):
             xb = X[i : i + batch_size]
             cb = None if y is None else y[i : i + batch_size]
@@ -96,13 +96,7 @@ def iw_log_likelihood(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k
             done = 0
             while done < k:
                 s = min(chunk, k - done)
-                z = q.sample((s,))  # (s, B, D)
-                log_pz = prior.log_prob(z)
-                log_qz = q.log_prob(z)
-                cond = None if cb is None else cb.repeat(s)
-                px = model.generative(z.flatten(0, 1), cond)
-                log_px_z = px.log_prob(xb.repeat(s, *([1] * (xb.dim() - 1)))).view(s, -1)
-                log_w = (log_px_z + log_pz - log_qz).double()
+                log_w = log_importance_weights(model, xb, cb, s, q=q).double()  # (s, B): log p(x, z_i) - log q(z_i|x)
                 acc = torch.logaddexp(acc, torch.logsumexp(log_w, 0))
                 done += s
             out.append((acc - math.log(k)).cpu())

@@ -126,6 +126,23 @@ def _make_decoder(cfg: ModelConfig) -> nn.Module:
     return MLPDecoder(cfg.latent_dim, list(reversed(cfg.hidden)), cfg.input_shape, cfg.activation, cfg.n_classes)
 
 
+def log_importance_weights(model: nn.Module, x: Tensor, c: Tensor | None = None, k: int = 1, *,
+                           beta: float = 1.0, q=None) -> Tensor:
+    """log w_i = log p(x|z_i) + beta * (log p(z_i) - log q(z_i|x)), z_i ~ q(z|x): shape (k, B), nats.
+
+    Needs only a model's ``inference``, ``generative`` and ``prior``. With beta = 1, logsumexp over
+    i minus log k is the importance-weighted bound of Burda et al. (2015); the mean over i is a
+    Monte-Carlo ELBO. ``q`` may be passed when the caller already has q(z|x) (evaluation draws many
+    chunks of samples from one posterior).
+    """
+    q = model.inference(x, c) if q is None else q
+    z = q.rsample((k,))
+    cond = None if c is None else c.repeat(k)
+    x_rep = x if k == 1 else x.repeat(k, *([1] * (x.dim() - 1)))
+    log_lik = model.generative(z.flatten(0, 1), cond).log_prob(x_rep).view(k, -1)
+    return log_lik + beta * (model.prior().log_prob(z) - q.log_prob(z))
+
+
 class VAE(nn.Module):
     """A VAE: encoder -> q(z|x) (a location-scale family), prior N(0, I), decoder -> p(x|z).
 
@@ -172,21 +189,6 @@ class VAE(nn.Module):
         """E[x | z]: the likelihood's mean, shaped like the data."""
         return self.likelihood.mean(self.decoder(z, _one_hot(c, self.config.n_classes)))
 
-    def log_weights(self, x: Tensor, c: Tensor | None = None, k: int = 1, *, beta: float = 1.0,
-                    q=None) -> Tensor:
-        """log w_i = log p(x|z_i) + beta * (log p(z_i) - log q(z_i|x)), z_i ~ q(z|x): shape (k, B), nats.
-
-        With beta = 1, logsumexp over i minus log k is the importance-weighted bound of
-        Burda et al. (2015); its mean over i is a Monte-Carlo ELBO. ``q`` may be passed when the
-        caller already has q(z|x) (evaluation draws many chunks of samples from one posterior).
-        """
-        q = self.inference(x, c) if q is None else q
-        z = q.rsample((k,))
-        cond = None if c is None else c.repeat(k)
-        x_rep = x if k == 1 else x.repeat(k, *([1] * (x.dim() - 1)))
-        log_lik = self.generative(z.flatten(0, 1), cond).log_prob(x_rep).view(k, -1)
-        return log_lik + beta * (self.prior().log_prob(z) - q.log_prob(z))
-
     def loss(self, x: Tensor, c: Tensor | None = None, *, beta: float = 1.0, n_samples: int = 1,
              objective: str = "elbo") -> LossOutput:
         """Negative training objective and its terms, in nats per example.
@@ -199,7 +201,7 @@ class VAE(nn.Module):
         logsumexp is differentiated as a whole; nothing is detached). With k = 1 it is the ELBO.
         """
         if objective == "iwae":
-            log_w = self.log_weights(x, c, n_samples, beta=beta)
+            log_w = log_importance_weights(self, x, c, n_samples, beta=beta)
             bound = torch.logsumexp(log_w, 0) - math.log(n_samples)
             return LossOutput(-bound.mean(), {"iwae_bound": bound, "elbo": log_w.mean(0)})
         loc, log_var = self._posterior_params(x, c)
