@@ -14,7 +14,7 @@ $(BIN)/vaekit: pyproject.toml
 setup: $(BIN)/vaekit
 
 demo: setup
-	$(BIN)/vaekit train --out runs/demo --overwrite
+	$(BIN)/vaekit train --epochs 30 --out runs/demo --overwrite
 
 test: setup
 	$(BIN)/python -m pytest -q
