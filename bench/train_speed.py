@@ -28,15 +28,18 @@ import numpy as np
 import torch
 from torch import nn
 
-ARCH = [(784, 400), (400, 40), (20, 400), (400, 784)]  # encoder (mu and log sigma^2 as one layer), decoder
+def arch(hidden: int = 400, latent: int = 20, d: int = 784) -> list[tuple[int, int]]:
+    """The MLP VAE's matrix products: encoder (mu and log sigma^2 as one layer), then decoder."""
+    return [(d, hidden), (hidden, 2 * latent), (latent, hidden), (hidden, d)]
 
 
-def epoch_flops(n: int, batch: int) -> float:
+def epoch_flops(n: int, hidden: int = 400) -> float:
     """Matrix-product FLOPs of one epoch: forward 2*in*out per example and layer; backward the
     weight gradient (2*in*out) plus the input gradient (2*in*out) except for the first layer,
     whose input (the data) needs none."""
-    fwd = sum(2 * i * o for i, o in ARCH)
-    bwd = sum(2 * i * o for i, o in ARCH) + sum(2 * i * o for i, o in ARCH[1:])
+    layers = arch(hidden)
+    fwd = sum(2 * i * o for i, o in layers)
+    bwd = sum(2 * i * o for i, o in layers) + sum(2 * i * o for i, o in layers[1:])
     return float(n) * (fwd + bwd)
 
 
@@ -62,10 +65,10 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_vaekit(X: np.ndarray, epochs: int, precision: str = "float32") -> list[float]:
+def bench_vaekit(X: np.ndarray, epochs: int, precision: str = "float32", hidden: int = 400) -> list[float]:
     import vaekit
 
-    model = vaekit.VAE(latent_dim=20, hidden=400, batch_size=128, lr=1e-3, epochs=epochs, val_fraction=0.0,
+    model = vaekit.VAE(latent_dim=20, hidden=hidden, batch_size=128, lr=1e-3, epochs=epochs, val_fraction=0.0,
                        precision=precision, device="cpu", seed=0)
     model.fit(X, progress=False)
     return [row["seconds"] for row in model.history_]
@@ -171,18 +174,22 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4, help="epochs per row; the first is a warm-up")
     ap.add_argument("--rows", type=int, default=None, help="use only this many training images")
     ap.add_argument("--skip", default="", help="comma-separated rows to skip: examples,pythae,bf16")
+    ap.add_argument("--scale", action="store_true",
+                    help="instead: vaekit against the floor for 10k/60k/600k synthetic rows and hidden 400/1000/2000")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    if args.scale:
+        return scale(args)
 
     X = load_mnist(args.data_dir)
     if args.rows:
         X = X[: args.rows]
     n = len(X)
     rate = matmul_rate()
-    floor = epoch_flops(n, 128) / rate
+    floor = epoch_flops(n) / rate
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {n} images; "
-          f"float32 matmul rate {rate / 1e9:.1f} GFLOP/s; epoch FLOPs {epoch_flops(n, 128) / 1e9:.1f} G", flush=True)
+          f"float32 matmul rate {rate / 1e9:.1f} GFLOP/s; epoch FLOPs {epoch_flops(n) / 1e9:.1f} G", flush=True)
     results = {"floor": {"seconds": floor}}
     runs = [("vaekit", lambda: bench_vaekit(X, args.epochs))]
     if "bf16" not in skip:
@@ -209,6 +216,25 @@ def main() -> None:
     print("(peak RSS is cumulative over the rows above it: one process runs them all)")
     if args.json:
         Path(args.json).write_text(json.dumps({"n": n, "matmul_gflops": rate / 1e9, "results": results}, indent=2))
+
+
+def scale(args) -> None:
+    """How the epoch time grows with the data and the width: the ratio to the floor should stay flat."""
+    rng = np.random.default_rng(0)
+    rate = matmul_rate()
+    print(f"float32 matmul rate {rate / 1e9:.1f} GFLOP/s; synthetic binary rows of 784; {args.epochs} epochs each, median after the first")
+    print(f"{'rows':>8}{'hidden':>8}{'floor s':>9}{'vaekit s':>10}{'x floor':>9}")
+    out = []
+    cases = [(10_000, 400), (60_000, 400), (600_000, 400), (60_000, 1000), (60_000, 2000)]
+    for rows, hidden in cases:
+        X = (rng.random((rows, 784), dtype=np.float32) < 0.13).astype(np.float32)
+        floor = epoch_flops(rows, hidden) / rate
+        s = steady(bench_vaekit(X, args.epochs, hidden=hidden))
+        out.append({"rows": rows, "hidden": hidden, "floor": floor, "vaekit": s})
+        print(f"{rows:>8}{hidden:>8}{floor:>9.2f}{s:>10.2f}{s / floor:>9.2f}", flush=True)
+        del X
+    if args.json:
+        Path(args.json).write_text(json.dumps({"matmul_gflops": rate / 1e9, "scale": out}, indent=2))
 
 
 if __name__ == "__main__":

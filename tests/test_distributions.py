@@ -219,3 +219,23 @@ def test_standard_normal_prior():
     assert p.event_shape == (3,)
     z = torch.tensor([0.5, -1.0, 2.0])
     assert p.log_prob(z).item() == pytest.approx(Independent(Normal(torch.zeros(3), torch.ones(3)), 1).log_prob(z).item())
+
+
+@pytest.mark.parametrize("event", [(7,), (1, 4, 6)])
+@pytest.mark.parametrize("name", ["bernoulli", "continuous-bernoulli", "gaussian"])
+def test_likelihood_log_prob_broadcasts_samples_without_copying_x(name, event):
+    # The fast path (a batched dot product for Bernoulli) must equal torch.distributions on an
+    # explicit copy of x per sample, for tables and images alike.
+    from vaekit.distributions import make_likelihood
+
+    torch.manual_seed(0)
+    lik = make_likelihood(name, event, sigma=0.7)
+    S, B = 5, 3
+    params = 3 * torch.randn(S, B, *event, dtype=torch.float64)
+    x = torch.rand(B, *event, dtype=torch.float64)
+    if name == "bernoulli":
+        x = torch.bernoulli(x)
+    got = lik.log_prob(params, x)
+    expected = torch.stack([lik(params[s]).log_prob(x) for s in range(S)])
+    assert got.shape == (S, B)
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-8)

@@ -45,6 +45,9 @@ class LinearGaussian(nn.Module):
     def generative(self, z, c=None):
         return Independent(Normal(z @ self.W.T + self.b, torch.full_like(self.b, self.sigma)), 1)
 
+    def log_likelihood(self, z, x, c=None):
+        return self.generative(z, c).log_prob(x)
+
     def prior(self):
         zeros = torch.zeros(self.d, dtype=torch.float64)
         return Independent(Normal(zeros, torch.ones_like(zeros)), 1)

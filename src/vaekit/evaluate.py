@@ -5,7 +5,7 @@ Two layers:
 
 - functions on a torch module and tensors (:func:`elbo`, :func:`iw_log_likelihood`,
   :func:`kl_per_dimension`) that need only the model contract of models.py
-  (``inference`` / ``generative`` / ``prior`` / ``loss``);
+  (``inference`` / ``log_likelihood`` / ``prior`` / ``loss``);
 - :func:`evaluate` on a fitted estimator and NumPy arrays, which runs all that applies to the model
   and returns a JSON-ready dict; :func:`format_results` turns it into the lines ``vaekit evaluate``
   prints.

@@ -9,7 +9,8 @@ model they hold:
   named per-example terms in nats (or squared error for an MSE autoencoder).
 
 A VAE additionally exposes ``inference(x, c) -> q(z|x)``, ``generative(z, c) -> p(x|z)`` and
-``prior() -> p(z)``, the three distributions that evaluate.py needs for importance sampling.
+``prior() -> p(z)``, its three distributions, and ``log_likelihood(z, x, c)``: log p(x|z) for
+(S, B) samples at once, which importance sampling needs without copying x S times.
 Labels ``c`` are class indices; models that are not conditional ignore them.
 """
 
@@ -130,17 +131,14 @@ def log_importance_weights(model: nn.Module, x: Tensor, c: Tensor | None = None,
                            beta: float = 1.0, q=None) -> Tensor:
     """log w_i = log p(x|z_i) + beta * (log p(z_i) - log q(z_i|x)), z_i ~ q(z|x): shape (k, B), nats.
 
-    Needs only a model's ``inference``, ``generative`` and ``prior``. With beta = 1, logsumexp over
+    Needs only a model's ``inference``, ``log_likelihood`` and ``prior``. With beta = 1, logsumexp over
     i minus log k is the importance-weighted bound of Burda et al. (2015); the mean over i is a
     Monte-Carlo ELBO. ``q`` may be passed when the caller already has q(z|x) (evaluation draws many
     chunks of samples from one posterior).
     """
     q = model.inference(x, c) if q is None else q
     z = q.rsample((k,))
-    cond = None if c is None else c.repeat(k)
-    x_rep = x if k == 1 else x.repeat(k, *([1] * (x.dim() - 1)))
-    log_lik = model.generative(z.flatten(0, 1), cond).log_prob(x_rep).view(k, -1)
-    return log_lik + beta * (model.prior().log_prob(z) - q.log_prob(z))
+    return model.log_likelihood(z, x, c) + beta * (model.prior().log_prob(z) - q.log_prob(z))
 
 
 class VAE(nn.Module):
@@ -175,6 +173,13 @@ class VAE(nn.Module):
         """p(x|z, c) as a torch Distribution with event shape = one example's shape."""
         return self.likelihood(self.decoder(z, _one_hot(c, self.config.n_classes)))
 
+    def log_likelihood(self, z: Tensor, x: Tensor, c: Tensor | None = None) -> Tensor:
+        """log p(x|z, c) for samples z of shape (S, B, latent): shape (S, B), nats per example."""
+        s, b = z.shape[:2]
+        cond = None if c is None else c.repeat(s)
+        params = self.decoder(z.flatten(0, 1), _one_hot(cond, self.config.n_classes))
+        return self.likelihood.log_prob(params.view(s, b, *params.shape[1:]), x)
+
     def prior(self):
         """p(z) = N(0, I)."""
         p = next(self.parameters())
@@ -207,10 +212,7 @@ class VAE(nn.Module):
         loc, log_var = self._posterior_params(x, c)
         q = D.posterior(self.config.posterior, loc, log_var, self.config.student_df)
         z = q.rsample((n_samples,))  # (L, B, D): the reparameterization trick, z = mu + sigma * eps
-        cond = None if c is None else c.repeat(n_samples)
-        px = self.generative(z.flatten(0, 1), cond)
-        x_rep = x if n_samples == 1 else x.repeat(n_samples, *([1] * (x.dim() - 1)))
-        log_lik = px.log_prob(x_rep).view(n_samples, -1).mean(0)
+        log_lik = self.log_likelihood(z, x, c).mean(0)
         if self._fast_kl:
             kl = D.gaussian_kl_to_standard_normal(loc, log_var)
         else:
