@@ -16,7 +16,6 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from vaekit import distributions as D
 from vaekit.anomaly import AutoencoderDetector, VAEDetector, detection_metrics, load_detector
 from vaekit.cli import main
 from vaekit.errors import ConfigError, DataError, ModelFileError

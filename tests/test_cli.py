@@ -259,3 +259,27 @@ def test_each_subcommand_help_mentions_defaults(cmd, capsys):
 def test_no_command_prints_help_and_exits_2(capsys):
     assert main([]) == 2
     assert "usage" in capsys.readouterr().out
+
+
+def test_preset_expands_and_explicit_options_win():
+    from vaekit.cli import PRESETS, _expand_preset, build_parser
+
+    argv = _expand_preset(["train", "--preset", "mnist-nll", "--latent-dim", "8", "--out", "r"])
+    args = build_parser().parse_args(argv)
+    assert args.dataset == "mnist" and args.binarize == "dynamic" and args.max_minutes == 40
+    assert args.latent_dim == 8  # given after the preset, so it wins
+    assert argv[1 : 1 + len(PRESETS["mnist-nll"])] == PRESETS["mnist-nll"]
+    assert _expand_preset(["sample", "--preset", "x"]) == ["sample", "--preset", "x"]
+
+
+def test_max_minutes_stops_training_after_the_budget(tmp_path):
+    import numpy as np
+
+    from vaekit import VAE
+
+    X = np.random.default_rng(0).random((256, 10)).astype(np.float32)
+    # A budget of a few milliseconds is spent by the first epoch: training stops there.
+    est = VAE(hidden=8, latent_dim=2, batch_size=32, epochs=50, max_minutes=1e-6, val_fraction=0).fit(X)
+    assert len(est.history_) == 1
+    est = VAE(hidden=8, latent_dim=2, batch_size=32, epochs=3, max_minutes=0, val_fraction=0).fit(X)
+    assert len(est.history_) == 3

@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch import nn
 
-from vaekit import distributions as D
 from vaekit.data import load_dataset
 from vaekit.errors import ConfigError
 from vaekit.estimators import VAE, Autoencoder, ConditionalVAE, ConvVAE, DenoisingAutoencoder, SparseAutoencoder

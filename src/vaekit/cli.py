@@ -22,6 +22,12 @@ MODELS = {
     "conv-vae": ("VAE", {"architecture": "conv", "latent_dim": 100}, "convolutional VAE for images"),
     "cvae": ("VAE", {"conditional": True}, "conditional VAE (needs labels)"),
 }
+PRESETS = {
+    # The configuration of bench/mnist_nll.py (docs/results.md): a one-layer VAE on dynamically
+    # binarized MNIST with KL warm-up, trained for a wall-clock budget.
+    "mnist-nll": ["--dataset", "mnist", "--binarize", "dynamic", "--hidden", "400", "--latent-dim", "32",
+                  "--warmup-epochs", "10", "--epochs", "100000", "--max-minutes", "40", "--val-fraction", "0.0167"],
+}
 DATASETS = "mnist, fashion-mnist, frey-face, digits, binarized-mnist, embedded, or a .npy/.npz/.csv/.parquet file"
 
 
@@ -81,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a model; writes config.json, model.safetensors, metrics.csv, train.log and figures into --out.")
     _add_data_options(p, "embedded", "train")
     p.add_argument("--out", default=None, metavar="RUN_DIR", help="run folder to create (required unless --resume)")
+    p.add_argument("--preset", default=None, choices=list(PRESETS),
+                   help="a named set of options (options given on the command line win): " + "; ".join(f"{k} = {' '.join(v)}" for k, v in PRESETS.items()))
     p.add_argument("--overwrite", action="store_true", help="replace --out if it already exists")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint, with its original options")
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS", help="write a checkpoint every this many steps (0: only at epoch ends when --checkpoint-minutes is set)")
@@ -119,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--epochs", type=_positive_int, default=10, help="passes over the training data")
     o.add_argument("--val-fraction", type=float, default=0.1, help="share of the training data held out for validation")
     o.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE", help="stop after this many epochs without validation improvement, keeping the best weights (0: off)")
+    o.add_argument("--max-minutes", type=float, default=0.0, metavar="MIN", help="stop after the epoch in which training time passes this budget (0: off)")
     o.add_argument("--seed", type=int, default=0, help="random seed (a CPU run is reproducible)")
     o.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
     o.add_argument("--precision", default="float32", choices=["float32", "bf16"], help="bf16 runs the forward pass under bfloat16 autocast (faster on CPUs with AVX-512 BF16 and on GPUs)")
@@ -269,7 +278,7 @@ def make_estimator(args):
     common = {
         "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr, "momentum": args.momentum,
         "weight_decay": args.weight_decay, "clip_grad": args.clip_grad, "val_fraction": args.val_fraction,
-        "early_stopping": args.early_stopping, "seed": args.seed, "device": args.device, "precision": args.precision,
+        "early_stopping": args.early_stopping, "max_minutes": args.max_minutes, "seed": args.seed, "device": args.device, "precision": args.precision,
         "verbose": False,
     }
     return cls(**{**preset, **given, **common})
@@ -298,7 +307,8 @@ def _init_distributed(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .checkpoint import Checkpointer, read_checkpoint
+    from .checkpoint import read_checkpoint
+    from .io import publish_dir
 
     resume = None
     if args.resume:
@@ -335,13 +345,7 @@ def cmd_train(args) -> int:
         staging.mkdir(parents=True)
     try:
         _train_into(args, est, data, staging, resume=resume)
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(old)
-            staging.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(out)
+        publish_dir(staging, out)
     except BaseException as e:
         from .train import TrainingDiverged
 
@@ -492,9 +496,21 @@ def cmd_evaluate(args) -> int:
     return evaluate_run(args)
 
 
+def _expand_preset(argv: list[str]) -> list[str]:
+    """`train --preset NAME ...` becomes `train PRESET-OPTIONS ...`: later (explicit) options win."""
+    if len(argv) < 2 or argv[0] != "train":
+        return argv
+    for i, a in enumerate(argv):
+        name = a.split("=", 1)[1] if a.startswith("--preset=") else (argv[i + 1] if a == "--preset" and i + 1 < len(argv) else None)
+        if name in PRESETS:
+            return ["train", *PRESETS[name], *argv[1:]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
+    argv = _expand_preset(argv)
     args = parser.parse_args(argv)
     args.argv = argv
     if not getattr(args, "func", None):

@@ -193,6 +193,7 @@ def cmd_detect_fit(args) -> int:
     import pandas as pd
 
     from .anomaly import detection_metrics
+    from .io import publish_dir
 
     out = Path(args.out)
     if out.exists() and not args.overwrite and (not out.is_dir() or any(out.iterdir())):
@@ -210,13 +211,7 @@ def cmd_detect_fit(args) -> int:
     shutil.rmtree(staging, ignore_errors=True)
     try:
         det.save(staging)
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(old)
-            staging.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(out)
+        publish_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # nothing half-written survives a failure
         raise

@@ -20,11 +20,11 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from .errors import ConfigError, DataError
 from .models import ModelConfig, build_model
-from .train import TrainConfig, fit, resolve_device
+from .train import TrainConfig, fit
 
 _TRAIN_PARAMS = (
     "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "clip_grad", "val_fraction",
-    "early_stopping", "seed", "device", "precision",
+    "early_stopping", "max_minutes", "seed", "device", "precision",
 )
 
 
@@ -226,7 +226,8 @@ class VAE(_Base):
                  beta: float = 1.0, warmup_epochs: float = 0.0, n_samples: int = 1, objective: str = "elbo", binarize: str = "none",
                  standardize: bool = False, epochs: int = 10, batch_size: int = 128, optimizer: str = "adam",
                  lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0, clip_grad: float | None = None, val_fraction: float = 0.1,
-                 early_stopping: int = 0, seed: int = 0, device: str = "auto", precision: str = "float32",
+                 early_stopping: int = 0, max_minutes: float = 0.0, seed: int = 0, device: str = "auto",
+                 precision: str = "float32",
                  verbose: bool = False):
         self.latent_dim = latent_dim
         self.hidden = hidden
@@ -254,6 +255,7 @@ class VAE(_Base):
         self.clip_grad = clip_grad
         self.val_fraction = val_fraction
         self.early_stopping = early_stopping
+        self.max_minutes = max_minutes
         self.seed = seed
         self.device = device
         self.precision = precision
@@ -310,7 +312,8 @@ class Autoencoder(_Base):
                  sparsity_target: float = 0.05, noise: str | None = None, noise_level: float = 0.3,
                  standardize: bool = False, epochs: int = 10, batch_size: int = 128, optimizer: str = "adam",
                  lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0, clip_grad: float | None = None, val_fraction: float = 0.1,
-                 early_stopping: int = 0, seed: int = 0, device: str = "auto", precision: str = "float32",
+                 early_stopping: int = 0, max_minutes: float = 0.0, seed: int = 0, device: str = "auto",
+                 precision: str = "float32",
                  verbose: bool = False):
         self.latent_dim = latent_dim
         self.hidden = hidden
@@ -332,6 +335,7 @@ class Autoencoder(_Base):
         self.clip_grad = clip_grad
         self.val_fraction = val_fraction
         self.early_stopping = early_stopping
+        self.max_minutes = max_minutes
         self.seed = seed
         self.device = device
         self.precision = precision

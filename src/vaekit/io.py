@@ -45,6 +45,23 @@ def atomic_path(path: str | Path):
             os.unlink(tmp)
 
 
+def publish_dir(staging: Path, out: Path) -> None:
+    """Move a finished folder into place, replacing ``out`` if it exists (the --overwrite case).
+
+    The old folder is renamed aside first, so at every moment ``out`` is either the old complete
+    folder or the new complete one.
+    """
+    import shutil
+
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+        staging.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(out)
+
+
 def write_json(path: str | Path, obj) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")

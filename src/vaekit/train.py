@@ -45,6 +45,7 @@ class TrainConfig:
     binarize: str = "none"  # "dynamic": a fresh Bernoulli draw of each image every time it is used
     val_fraction: float = 0.1
     early_stopping: int = 0  # patience in epochs on the validation loss; 0 = off
+    max_minutes: float = 0.0  # stop after the epoch that crosses this much training time; 0 = off
     seed: int = 0
     device: str = "auto"
     precision: str = "float32"  # or "bf16": bfloat16 autocast of the forward pass
@@ -223,6 +224,7 @@ def fit(
     check_every = 1 if device.type == "cpu" else 50
     autocast = cfg.precision == "bf16"
 
+    trained_seconds = sum(row["seconds"] for row in history)
     for epoch in range(start_epoch, cfg.epochs + 1):
         model.train()
         t0 = time.perf_counter()
@@ -299,6 +301,13 @@ def fit(
                 print(line, file=sys.stderr, flush=True)
         if checkpointer is not None and rank == 0:
             checkpointer.save(model, opt, epoch=epoch + 1, step=0, history=history, sums={})
+        trained_seconds += row["seconds"]
+        if cfg.max_minutes and trained_seconds >= cfg.max_minutes * 60 and epoch < cfg.epochs:
+            msg = f"stopping after epoch {epoch}: the --max-minutes budget of {cfg.max_minutes:g} min is spent"
+            say(msg)
+            if not quiet and rank == 0:
+                print(msg, file=sys.stderr)
+            break
         if cfg.early_stopping and val_terms:
             if val_terms["loss"] < best[0]:
                 best = (val_terms["loss"], {k: v.detach().clone() for k, v in model.state_dict().items()})
