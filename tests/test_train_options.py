@@ -54,3 +54,22 @@ def test_standardize_stores_the_scaler(tmp_path):
     w = load_file(str(out / "model.safetensors"))
     assert np.allclose(w["scaler.mean"].numpy(), X[:270].mean(0), atol=0.6)  # the 90% training split
     assert np.all(w["scaler.scale"].numpy() > 1.5)
+
+
+def test_early_stopping_keeps_the_best_weights():
+    import torch
+
+    from vaekit import Autoencoder
+    from vaekit.train import evaluate_loss
+
+    rng = np.random.default_rng(0)
+    X, X_val = rng.random((200, 8)).astype(np.float32), rng.random((100, 8)).astype(np.float32)
+    # A deterministic model and a learning rate high enough that the validation loss does not
+    # improve every epoch: the weights kept must be those of the best epoch, not the last.
+    est = Autoencoder(hidden=(16,), latent_dim=2, likelihood="gaussian", lr=0.05, epochs=40, batch_size=20,
+                      early_stopping=2, seed=0).fit(X, X_val=X_val)
+    val = [row["val_loss"] for row in est.history_]
+    assert len(val) < 40, "the run never stopped early; make the case noisier"
+    final = evaluate_loss(est.model_, torch.from_numpy(X_val), None)["loss"]
+    assert final == pytest.approx(min(val), rel=1e-6)
+    assert min(val) < val[-1]
