@@ -86,3 +86,5 @@ def test_train_writes_the_report(tmp_path):
     assert main(["train", "--out", str(run), "--latent-dim", "2", "--limit", "300", "--epochs", "1", "--quiet", "--device", "cpu"]) == 0
     page = (run / "report.html").read_text()
     assert "k=100" in page and "Learned manifold" in page
+    # Written in the staging folder, but named after the run the user asked for.
+    assert "partial" not in page and f"vaekit evaluate {run} --k 5000" in page

@@ -438,7 +438,7 @@ def _write_report(args, run: Path, data) -> None:
     from .report import build_report
 
     try:
-        build_report(run, train=data)  # the training data fit the probes; the test split is read by the report
+        build_report(run, train=data, shown_as=args.out)  # the training data fit the probes; the report reads the test split
     except Exception as e:  # noqa: BLE001 - the trained model matters more than its report
         print(f"vaekit: warning: report.html not written ({type(e).__name__}: {e}); run `vaekit report {args.out}` to retry", file=sys.stderr)
 

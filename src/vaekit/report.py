@@ -111,8 +111,12 @@ def _figures(est, run: Path, test, metrics: dict | None, classes) -> list[tuple[
 
 
 def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REPORT_K, iw_limit: int | None = REPORT_IW_LIMIT,
-                 probe_limit: int | None = REPORT_PROBE_LIMIT, test=None, train=None) -> Path:
+                 probe_limit: int | None = REPORT_PROBE_LIMIT, test=None, train=None,
+                 shown_as: str | Path | None = None) -> Path:
     """Write the HTML report of the run folder ``run`` (to ``run/report.html`` unless ``out``).
+
+    ``shown_as``: the run's name on the page, when the report is written before the folder gets
+    its final name (``vaekit train`` writes into a staging folder and renames it at the end).
 
     ``test`` / ``train``: Datasets to use instead of loading the run's dataset (the test split is
     scored; the train split fits the probes). Metrics use ``k`` importance samples on the first
@@ -156,10 +160,11 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
         except VaekitError as e:
             notes.append(f"metrics could not be computed: {e}")
 
-    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>vaekit report: {html.escape(run.name)}</title>",
+    shown = Path(shown_as) if shown_as is not None else run
+    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>vaekit report: {html.escape(shown.name)}</title>",
              f"<style>{_CSS}</style></head><body>",
-             f"<h1>vaekit run report: {html.escape(run.name)}</h1>",
-             f"<p>Written {time.strftime('%Y-%m-%d %H:%M')} from <code>{html.escape(str(run))}</code>. "
+             f"<h1>vaekit run report: {html.escape(shown.name)}</h1>",
+             f"<p>Written {time.strftime('%Y-%m-%d %H:%M')} from <code>{html.escape(str(shown))}</code>. "
              f"Command: <code>{html.escape(meta.get('command', 'unknown'))}</code></p>"]
     for n in notes:
         parts.append(f'<p class="note">Note: {html.escape(n)}</p>')
@@ -168,7 +173,7 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
     if metrics:
         parts.append(f"<p>On the test split of <b>{html.escape(test.name)}</b>. The importance-weighted numbers use "
                      f"<b>k={metrics.get('iw_k', k)}</b> samples on the first {metrics.get('iw_n', 0)} test examples to keep the "
-                     f"report fast; for a number to set beside published ones run <code>vaekit evaluate {html.escape(str(run))} --k 5000</code>.</p>"
+                     f"report fast; for a number to set beside published ones run <code>vaekit evaluate {html.escape(str(shown))} --k 5000</code>.</p>"
                      if "iw_k" in metrics else f"<p>On the test split of <b>{html.escape(test.name)}</b>. An autoencoder has no ELBO or likelihood; reconstruction error and probes only.</p>")
         parts.append(_table(metrics_rows(metrics), ("metric", "value", "unit / how")))
     else:
