@@ -331,8 +331,10 @@ def cmd_train(args) -> int:
     if not resume and out.exists() and not args.overwrite and (not out.is_dir() or any(out.iterdir())):
         raise _error(f"{out} already exists; choose another --out or pass --overwrite to replace it")
     est = make_estimator(args)
+    # Bad options fail before any data is read: build the configs once for a stand-in input shape
+    # (the real shape is checked against the model when fit sees the data).
     est._model_config((1, 28, 28) if est.architecture == "conv" else (784,), 10 if getattr(est, "conditional", False) else 0)
-    est._train_config().validate()  # bad options fail before any data is read
+    est._train_config().validate()
     data = _load_data(args)
     if getattr(est, "conditional", False) and data.y is None:
         raise _error(f"--model cvae needs labels but {args.dataset} has none; pass --label-column for a table")
