@@ -193,9 +193,11 @@ def fit(
     if cfg.batch_size % world:
         raise ConfigError(f"batch size {cfg.batch_size} does not split evenly over {world} processes; pass a multiple of {world}")
     if cfg.binarize == "static":
-        X = torch.bernoulli(X)
+        # One draw from the run's seed (not the rank's stream): every rank must see the same data.
+        gen = torch.Generator(device=X.device).manual_seed(cfg.seed)
+        X = torch.bernoulli(X, generator=gen)
         if X_val is not None:
-            X_val = torch.bernoulli(X_val)
+            X_val = torch.bernoulli(X_val, generator=gen)
 
     step_model = model
     if world > 1:
@@ -204,7 +206,10 @@ def fit(
         step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     opt = make_optimizer(model.parameters(), cfg, device)
     n = len(X)
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    # Under DDP every rank must take a non-empty, equal slice of each batch, so the last partial
+    # batch is dropped (as DistributedSampler's drop_last does); one process keeps it.
+    steps_per_epoch = n // cfg.batch_size if world > 1 else math.ceil(n / cfg.batch_size)
+    n_seen = steps_per_epoch * cfg.batch_size if world > 1 else n
     local = cfg.batch_size // world
     progress = (sys.stderr.isatty() and not quiet and rank == 0) if progress is None else progress
     say = log or (lambda s: None)
@@ -276,7 +281,7 @@ def fit(
 
             for v in sums.values():
                 dist.all_reduce(v)
-        train_terms = {k: v.item() / n for k, v in sums.items()}
+        train_terms = {k: v.item() / n_seen for k, v in sums.items()}
         if not math.isfinite(train_terms["loss"]):
             raise TrainingDiverged(
                 f"the training loss became {train_terms['loss']} in epoch {epoch}; "
