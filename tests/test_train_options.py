@@ -73,3 +73,14 @@ def test_early_stopping_keeps_the_best_weights():
     final = evaluate_loss(est.model_, torch.from_numpy(X_val), None)["loss"]
     assert final == pytest.approx(min(val), rel=1e-6)
     assert min(val) < val[-1]
+
+
+@pytest.mark.parametrize("args, unit", [
+    (["--model", "ae", "--likelihood", "gaussian"], "[squared error/example]"),
+    (["--model", "ae"], "[nats/example]"),
+    ([], "[nats/example]"),
+])
+def test_epoch_lines_state_the_unit_of_the_loss(tmp_path, args, unit):
+    out, _, _ = _train(tmp_path, *args)
+    epoch_lines = [l for l in (out / "train.log").read_text().splitlines() if "epoch 2/2" in l]
+    assert epoch_lines and unit in epoch_lines[0]

@@ -105,6 +105,7 @@ class LossOutput:
 
     loss: Tensor
     terms: dict[str, Tensor] = field(default_factory=dict)
+    unit: str = "nats/example"  # what the loss and terms are measured in, for logs
 
 
 def _one_hot(c: Tensor | None, n_classes: int) -> Tensor | None:
@@ -302,7 +303,8 @@ class Autoencoder(nn.Module):
             penalty = cfg.sparsity_weight * bernoulli_kl(cfg.sparsity_target, code.mean(0)).sum()
             terms["sparsity"] = penalty  # a batch-level penalty: rho_hat is a mean over the batch
             loss = loss + penalty
-        return LossOutput(loss, terms)
+        unit = "nats/example" if cfg.likelihood == "bernoulli" else "squared error/example"
+        return LossOutput(loss, terms, unit)
 
     def forward(self, x: Tensor, c: Tensor | None = None, **kwargs) -> LossOutput:
         return self.loss(x, c, **kwargs)

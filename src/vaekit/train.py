@@ -299,7 +299,7 @@ def fit(
         line = f"epoch {epoch}/{cfg.epochs}  train loss {train_terms['loss']:.3f} ({format_terms(train_terms)})"
         if val_terms:
             line += f"  val loss {val_terms['loss']:.3f} ({format_terms(val_terms)})"
-        line += f"  [nats/example]  {row['seconds']:.1f}s"
+        line += f"  [{out.unit}]  {row['seconds']:.1f}s"
         if rank == 0:
             say(line)
             if not quiet:
