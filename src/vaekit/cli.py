@@ -357,7 +357,10 @@ def cmd_train(args) -> int:
         else:
             shutil.rmtree(staging, ignore_errors=True)  # nothing half-written survives a failure
         raise
-    _say(args, f"wrote {out}/ (config.json, model.safetensors, metrics.csv, train.log" + ("" if args.no_figures else ", figures") + ")")
+    written = ["config.json", "model.safetensors", "metrics.csv", "train.log"]
+    written += [] if args.no_figures else ["samples.png", "reconstructions.png"]
+    written += [] if args.no_report else ["report.html"]
+    _say(args, f"wrote {out}/ ({', '.join(f for f in written if (out / f).exists())})")
     return 0
 
 
@@ -439,6 +442,7 @@ def _write_report(args, run: Path, data) -> None:
     """report.html for a finished run; a failure here is reported but does not undo the training."""
     from .report import build_report
 
+    _say(args, "writing report.html (metrics with k=100 importance samples on up to 1000 test images; --no-report skips it)")
     try:
         build_report(run, train=data, shown_as=args.out)  # the training data fit the probes; the report reads the test split
     except Exception as e:  # noqa: BLE001 - the trained model matters more than its report
