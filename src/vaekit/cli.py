@@ -306,6 +306,16 @@ def _init_distributed(args) -> int:
     return dist.get_rank()
 
 
+def _leave_distributed() -> None:
+    """Wait for every rank, then close the process group: a rank that exits while another still
+    holds the group makes gloo abort it ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def cmd_train(args) -> int:
     from .checkpoint import read_checkpoint
     from .io import publish_dir
@@ -341,6 +351,7 @@ def cmd_train(args) -> int:
     staging = _staging_dir(out)
     if rank != 0:  # only rank 0 writes the run folder
         _train_into(args, est, data, None, resume=resume)
+        _leave_distributed()
         return 0
     if not resume:
         shutil.rmtree(staging, ignore_errors=True)
@@ -357,6 +368,7 @@ def cmd_train(args) -> int:
         else:
             shutil.rmtree(staging, ignore_errors=True)  # nothing half-written survives a failure
         raise
+    _leave_distributed()  # a no-op unless started by torchrun
     written = ["config.json", "model.safetensors", "metrics.csv", "train.log"]
     written += [] if args.no_figures else ["samples.png", "reconstructions.png"]
     written += [] if args.no_report else ["report.html"]
