@@ -459,8 +459,7 @@ def _log_weights(model, x: torch.Tensor, eps: torch.Tensor):
     loc, log_var = model._posterior_params(x, None)
     q = D.posterior(cfg.posterior, loc, log_var, cfg.student_df)
     z = loc + torch.exp(0.5 * log_var) * eps[:, None, :]  # (K, B, latent): the reparameterization
-    k, b = z.shape[:2]
-    log_px = model.generative(z.flatten(0, 1)).log_prob(x.repeat(k, *([1] * (x.dim() - 1)))).view(k, b)
+    log_px = model.log_likelihood(z, x)  # (K, B) without a copy of x per draw
     return log_px, model.prior().log_prob(z), q.log_prob(z), q, z
 
 

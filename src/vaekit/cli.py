@@ -432,16 +432,17 @@ def _train_into(args, est, data, run: Path | None, resume: dict | None = None) -
     if data.is_image or _is_square(data.shape):
         from .data import load_dataset
 
-        y = None
         if getattr(est, "conditional", False):
             samples = np.concatenate([est.sample(8, label=k) for k in range(est.n_classes_)])
             names = [str(c) for c in (data.classes or range(est.n_classes_))]
             _images_or_array(run / "samples.png", samples, 8, "samples p(x|z, c), one row per class", data.shape, row_labels=names)
         elif hasattr(est, "sample"):
             _images_or_array(run / "samples.png", est.sample(64), 8, "samples from the prior: E[x|z], z ~ N(0, I)", data.shape)
+        from .errors import DataError
+
         try:
             test = load_dataset(args.dataset, "test", data_dir=args.data_dir, label_column=args.label_column)
-        except Exception:
+        except DataError:  # e.g. a file too small for a test split: show training examples instead
             test = data
         X = test.X[:10]
         y = test.y[:10] if getattr(est, "conditional", False) else None
