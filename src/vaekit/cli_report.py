@@ -7,6 +7,7 @@ vaekit.evaluate, and prints. Heavy imports stay inside the functions so ``vaekit
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 PLOT_KINDS = ("reconstructions", "samples", "manifold", "latent", "interpolate", "curves")
@@ -139,7 +140,7 @@ def cmd_evaluate(args) -> int:
         except VaekitError as e:
             print(f"vaekit: note: no probes, the train split could not be read ({e})")
     r = evaluate(est, ds.X, ds.y, X_train=Xtr, y_train=ytr, k=args.k, iw_limit=args.iw_limit,
-                 binarize=not args.no_binarize, seed=args.seed)
+                 binarize=not args.no_binarize, seed=args.seed, progress=sys.stderr.isatty())
     print(f"{ds.name} ({args.split} split, {len(ds.X)} examples), per example:")
     print("\n".join(format_results(r)))
     if args.json:

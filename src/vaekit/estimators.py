@@ -24,7 +24,7 @@ from .train import TrainConfig, fit
 
 _TRAIN_PARAMS = (
     "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "clip_grad", "val_fraction",
-    "early_stopping", "max_minutes", "seed", "device", "precision",
+    "early_stopping", "max_minutes", "seed", "device", "precision", "lr_schedule",
 )
 
 
@@ -100,7 +100,7 @@ class _Base(BaseEstimator, TransformerMixin):
             self.scaler_scale_ = np.where(std > 0, std, 1.0).astype(np.float32)
         if getattr(self, "scaler_mean_", None) is not None:
             X = (X - self.scaler_mean_) / self.scaler_scale_
-        if self.likelihood in ("bernoulli", "continuous-bernoulli"):
+        if self.likelihood in ("bernoulli", "continuous-bernoulli", "autoregressive-bernoulli"):
             lo, hi = float(X.min()), float(X.max())
             if lo < 0 or hi > 1:
                 raise DataError(
@@ -186,8 +186,8 @@ class _Base(BaseEstimator, TransformerMixin):
         """E[x|z] for each code, in the units of the training data."""
         self._check_fitted()
         Z = check_array(Z, "Z")
-        if Z.shape[1:] != (self.model_.config.latent_dim,):
-            raise DataError(f"codes must have shape (N, {self.model_.config.latent_dim}), got {Z.shape}")
+        if Z.shape[1:] != (self.model_.config.code_dim,):
+            raise DataError(f"codes must have shape (N, {self.model_.config.code_dim}), got {Z.shape}")
         return self._unscale(self._batched(self.model_.decode, Z, self._prepare_y(y, len(Z))))
 
     def reconstruct(self, X, y=None) -> np.ndarray:
@@ -223,11 +223,13 @@ class VAE(_Base):
     def __init__(self, latent_dim: int = 20, hidden=(400,), activation: str = "relu", architecture: str = "mlp",
                  likelihood: str = "bernoulli", sigma: float = 1.0, learn_sigma: bool = False,
                  posterior: str = "normal", student_df: float = 5.0, conditional: bool = False, n_classes: int | None = None,
+                 ar_hidden: int = 500, prior: str = "normal", n_pseudo_inputs: int = 500, top_latent_dim: int = 0,
+                 top_hidden=(100, 100),
                  beta: float = 1.0, warmup_epochs: float = 0.0, n_samples: int = 1, objective: str = "elbo", binarize: str = "none",
                  standardize: bool = False, epochs: int = 10, batch_size: int = 128, optimizer: str = "adam",
                  lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0, clip_grad: float | None = None, val_fraction: float = 0.1,
                  early_stopping: int = 0, max_minutes: float = 0.0, seed: int = 0, device: str = "auto",
-                 precision: str = "float32",
+                 precision: str = "float32", lr_schedule: str = "constant", val_nll_every: int = 0, val_nll_k: int = 200,
                  verbose: bool = False):
         self.latent_dim = latent_dim
         self.hidden = hidden
@@ -240,6 +242,11 @@ class VAE(_Base):
         self.student_df = student_df
         self.conditional = conditional
         self.n_classes = n_classes
+        self.ar_hidden = ar_hidden
+        self.prior = prior
+        self.n_pseudo_inputs = n_pseudo_inputs
+        self.top_latent_dim = top_latent_dim
+        self.top_hidden = top_hidden
         self.beta = beta
         self.warmup_epochs = warmup_epochs
         self.n_samples = n_samples
@@ -259,6 +266,9 @@ class VAE(_Base):
         self.seed = seed
         self.device = device
         self.precision = precision
+        self.lr_schedule = lr_schedule
+        self.val_nll_every = val_nll_every
+        self.val_nll_k = val_nll_k
         self.verbose = verbose
 
     @property
@@ -270,12 +280,14 @@ class VAE(_Base):
             kind="vae", input_shape=input_shape, latent_dim=self.latent_dim, hidden=tuple(_as_sizes(self.hidden)),
             activation=self.activation, architecture=self.architecture, likelihood=self.likelihood,
             sigma=self.sigma, learn_sigma=self.learn_sigma, posterior=self.posterior, student_df=self.student_df,
-            n_classes=n_classes,
+            n_classes=n_classes, ar_hidden=self.ar_hidden, prior=self.prior, n_pseudo_inputs=self.n_pseudo_inputs,
+            top_latent_dim=self.top_latent_dim, top_hidden=tuple(_as_sizes(self.top_hidden)),
         )
 
     def _extra_train_params(self) -> dict:
         return {"beta": self.beta, "warmup_epochs": self.warmup_epochs, "n_samples": self.n_samples,
-                "objective": self.objective, "binarize": self.binarize}
+                "objective": self.objective, "binarize": self.binarize, "val_nll_every": self.val_nll_every,
+                "val_nll_k": self.val_nll_k}
 
     def sample(self, n: int = 16, label: int | None = None, seed: int | None = None) -> np.ndarray:
         """n new examples E[x|z], z ~ N(0, I) (of class ``label`` for a conditional model)."""
@@ -291,8 +303,14 @@ class VAE(_Base):
             y = np.full(n, int(label), dtype=np.int64)
         elif label is not None:
             raise ConfigError("label= only applies to a conditional model (ConditionalVAE / --model cvae)")
-        gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
-        Z = torch.randn(n, self.model_.config.latent_dim, generator=gen).numpy()
+        seed = self.seed if seed is None else seed
+        if self.model_.config.standard_normal_prior:
+            gen = torch.Generator().manual_seed(seed)
+            Z = torch.randn(n, self.model_.config.latent_dim, generator=gen).numpy()
+        else:  # a learned prior draws with torch's own stream, seeded here and restored after
+            with torch.random.fork_rng(devices=[]), torch.no_grad():
+                torch.manual_seed(seed)
+                Z = self.model_.prior().sample((n,)).cpu().numpy()
         return self.decode(Z, y)
 
 
@@ -313,7 +331,7 @@ class Autoencoder(_Base):
                  standardize: bool = False, epochs: int = 10, batch_size: int = 128, optimizer: str = "adam",
                  lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0, clip_grad: float | None = None, val_fraction: float = 0.1,
                  early_stopping: int = 0, max_minutes: float = 0.0, seed: int = 0, device: str = "auto",
-                 precision: str = "float32",
+                 precision: str = "float32", lr_schedule: str = "constant",
                  verbose: bool = False):
         self.latent_dim = latent_dim
         self.hidden = hidden
@@ -339,6 +357,7 @@ class Autoencoder(_Base):
         self.seed = seed
         self.device = device
         self.precision = precision
+        self.lr_schedule = lr_schedule
         self.verbose = verbose
 
     def _model_config(self, input_shape, n_classes) -> ModelConfig:

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from . import distributions as D
 from .errors import ConfigError
-from .nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+from .nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, mlp
 
 NOISES = ("gaussian", "masking", "salt-and-pepper")
 SPARSITIES = ("l1", "kl")
@@ -53,10 +53,26 @@ class ModelConfig:
     sparsity_target: float = 0.05
     noise: str | None = None  # denoising autoencoder only: None | gaussian | masking | salt-and-pepper
     noise_level: float = 0.3
+    ar_hidden: int = 500  # autoregressive-bernoulli likelihood: hidden units of its MADE
+    prior: str = "normal"  # vae: "normal" N(0, I) or "vamp" (a mixture of q(z|u_k), Tomczak & Welling 2018)
+    n_pseudo_inputs: int = 500  # VampPrior: the number K of learned pseudo-inputs u_k
+    top_latent_dim: int = 0  # vae: > 0 adds a second stochastic layer z2 above z1 (q(z2|z1), p(z1|z2))
+    top_hidden: tuple[int, ...] = (100, 100)  # the MLPs between z1 and z2 (Burda et al. 2015 use 100, 100)
+
+    @property
+    def standard_normal_prior(self) -> bool:
+        """Whether p(z) is N(0, I) (one stochastic layer, no learned prior), as quantile grids assume."""
+        return self.prior == "normal" and not self.top_latent_dim
+
+    @property
+    def code_dim(self) -> int:
+        """Length of a model's code: z1 and, with two stochastic layers, z2 after it."""
+        return self.latent_dim + self.top_latent_dim
 
     def __post_init__(self) -> None:
         self.input_shape = tuple(int(s) for s in self.input_shape)
         self.hidden = tuple(int(h) for h in self.hidden)
+        self.top_hidden = tuple(int(h) for h in self.top_hidden)
         self.validate()
 
     def validate(self) -> None:
@@ -68,9 +84,25 @@ class ModelConfig:
             raise ConfigError(f"hidden layer sizes must be positive, got {list(self.hidden)}")
         if self.architecture not in ("mlp", "conv"):
             raise ConfigError(f"unknown architecture {self.architecture!r}; expected 'mlp' or 'conv'")
-        allowed = ("bernoulli", "gaussian") if self.kind == "ae" else ("bernoulli", "continuous-bernoulli", "gaussian")
+        allowed = ("bernoulli", "gaussian") if self.kind == "ae" else D.LIKELIHOODS
         if self.likelihood not in allowed:
             raise ConfigError(f"likelihood {self.likelihood!r} is not available for this model; choose one of {', '.join(allowed)}")
+        if self.likelihood == "autoregressive-bernoulli" and self.architecture != "mlp":
+            raise ConfigError("the autoregressive-bernoulli likelihood needs the MLP decoder; drop --model conv-vae or pick --likelihood bernoulli")
+        if self.ar_hidden < 1:
+            raise ConfigError(f"--ar-hidden must be at least 1, got {self.ar_hidden}")
+        if self.prior not in ("normal", "vamp"):
+            raise ConfigError(f"unknown prior {self.prior!r}; choose normal or vamp")
+        if self.top_latent_dim < 0 or any(h < 1 for h in self.top_hidden):
+            raise ConfigError(f"the second stochastic layer needs --top-latent-dim >= 0 and positive --top-hidden sizes, got {self.top_latent_dim} and {list(self.top_hidden)}")
+        if self.top_latent_dim and self.kind == "ae":
+            raise ConfigError("a second stochastic layer (--top-latent-dim) applies to VAEs only")
+        if self.top_latent_dim and self.prior == "vamp":
+            raise ConfigError("the VampPrior with two stochastic layers is not available; drop --prior vamp or --top-latent-dim")
+        if self.prior == "vamp" and self.n_classes:
+            raise ConfigError("the VampPrior is not available for a conditional model; drop --prior vamp or use --model vae")
+        if self.prior == "vamp" and self.n_pseudo_inputs < 1:
+            raise ConfigError(f"the VampPrior needs at least 1 pseudo-input, got {self.n_pseudo_inputs}; pass --pseudo-inputs 500")
         if self.posterior not in D.POSTERIORS:
             raise ConfigError(f"unknown posterior {self.posterior!r}; choose one of {', '.join(D.POSTERIORS)}")
         if self.sparsity not in (None, *SPARSITIES):
@@ -122,10 +154,12 @@ def _make_encoder(cfg: ModelConfig, out_dim: int) -> nn.Module:
     return MLPEncoder(cfg.input_shape, list(cfg.hidden), out_dim, cfg.activation, cfg.n_classes)
 
 
-def _make_decoder(cfg: ModelConfig) -> nn.Module:
+def _make_decoder(cfg: ModelConfig, out_shape: tuple[int, ...] | None = None) -> nn.Module:
+    """The decoder net; ``out_shape`` is what the likelihood wants per example (default: the data's shape)."""
+    out_shape = cfg.input_shape if out_shape is None else out_shape
     if cfg.architecture == "conv":
-        return ConvDecoder(cfg.latent_dim, cfg.input_shape, cfg.activation, cfg.n_classes)
-    return MLPDecoder(cfg.latent_dim, list(reversed(cfg.hidden)), cfg.input_shape, cfg.activation, cfg.n_classes)
+        return ConvDecoder(cfg.latent_dim, out_shape, cfg.activation, cfg.n_classes)
+    return MLPDecoder(cfg.latent_dim, list(reversed(cfg.hidden)), out_shape, cfg.activation, cfg.n_classes)
 
 
 def log_importance_weights(model: nn.Module, x: Tensor, c: Tensor | None = None, k: int = 1, *,
@@ -143,9 +177,11 @@ def log_importance_weights(model: nn.Module, x: Tensor, c: Tensor | None = None,
 
 
 class VAE(nn.Module):
-    """A VAE: encoder -> q(z|x) (a location-scale family), prior N(0, I), decoder -> p(x|z).
+    """A VAE: encoder -> q(z|x) (a location-scale family), a prior p(z), decoder -> p(x|z).
 
-    The loss is the negative beta-ELBO with ``n_samples`` (L) reparameterized samples
+    The prior is N(0, I) or the VampPrior. With ``top_latent_dim > 0`` the model has two
+    stochastic layers (Burda et al. 2015, section 5): q(z1|x) q(z2|z1) and p(z2) p(z1|z2) p(x|z1),
+    and its code is z = [z1, z2]. The loss is the negative beta-ELBO with ``n_samples`` (L) reparameterized samples
     (Kingma & Welling 2014, eq. 7): ``-(E_q[log p(x|z)] - beta * KL(q(z|x) || p(z)))``.
     """
 
@@ -153,47 +189,85 @@ class VAE(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = _make_encoder(config, 2 * config.latent_dim)
-        self.decoder = _make_decoder(config)
-        self.likelihood = D.make_likelihood(config.likelihood, config.input_shape, config.sigma, config.learn_sigma)
+        self.likelihood = D.make_likelihood(config.likelihood, config.input_shape, config.sigma, config.learn_sigma, config.ar_hidden)
+        self.decoder = _make_decoder(config, self.likelihood.param_shape(config.input_shape))
+        if config.prior == "vamp":
+            # Pseudo-inputs start as faint near-blank images, N(0.05, 0.01) as Tomczak & Welling (2018) do.
+            self.pseudo_inputs = nn.Parameter(0.05 + 0.01 * torch.randn(config.n_pseudo_inputs, *config.input_shape))
+        if config.top_latent_dim:
+            d1, d2 = config.latent_dim, config.top_latent_dim
+            self.encoder_top = mlp([d1, *config.top_hidden, 2 * d2], config.activation)  # z1 -> q(z2 | z1)
+            self.decoder_top = mlp([d2, *reversed(config.top_hidden), 2 * d1], config.activation)  # z2 -> p(z1 | z2)
+        single = config.standard_normal_prior
         # The default model's KL has a cheaper closed form than the generic registry lookup.
-        self._fast_kl = config.posterior == "normal"
+        self._fast_kl = config.posterior == "normal" and single
         q = D.posterior(config.posterior, torch.zeros(1, config.latent_dim), torch.zeros(1, config.latent_dim), config.student_df)
-        self._analytic_kl = D.has_analytic_kl(q, D.standard_normal(config.latent_dim))
+        self._analytic_kl = single and D.has_analytic_kl(q, D.standard_normal(config.latent_dim))
 
     # -- the three distributions -------------------------------------------------------------
     def _posterior_params(self, x: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor]:
         loc, log_var = self.encoder(x, _one_hot(c, self.config.n_classes)).chunk(2, dim=-1)
         return loc, log_var
 
-    def inference(self, x: Tensor, c: Tensor | None = None):
-        """q(z|x, c) as a torch Distribution with event shape (latent_dim,)."""
-        loc, log_var = self._posterior_params(x, c)
+    def _q_top(self, z1: Tensor):
+        loc, log_var = self.encoder_top(z1).chunk(2, dim=-1)
         return D.posterior(self.config.posterior, loc, log_var, self.config.student_df)
+
+    def _p_bottom(self, z2: Tensor):
+        loc, log_var = self.decoder_top(z2).chunk(2, dim=-1)
+        return D.posterior("normal", loc, log_var)
+
+    def _posterior(self, loc: Tensor, log_var: Tensor):
+        q1 = D.posterior(self.config.posterior, loc, log_var, self.config.student_df)
+        if not self.config.top_latent_dim:
+            return q1
+        return D.ChainDistribution(q1, self._q_top, self.config.latent_dim, self.config.top_latent_dim)
+
+    def inference(self, x: Tensor, c: Tensor | None = None):
+        """q(z|x, c) as a torch Distribution with event shape (code_dim,)."""
+        return self._posterior(*self._posterior_params(x, c))
+
+    def _bottom(self, z: Tensor) -> Tensor:
+        """z1, the layer that p(x|.) conditions on (the whole code for a one-layer model)."""
+        return z[..., : self.config.latent_dim] if self.config.top_latent_dim else z
 
     def generative(self, z: Tensor, c: Tensor | None = None):
         """p(x|z, c) as a torch Distribution with event shape = one example's shape."""
-        return self.likelihood(self.decoder(z, _one_hot(c, self.config.n_classes)))
+        return self.likelihood(self.decoder(self._bottom(z), _one_hot(c, self.config.n_classes)))
 
     def log_likelihood(self, z: Tensor, x: Tensor, c: Tensor | None = None) -> Tensor:
-        """log p(x|z, c) for samples z of shape (S, B, latent): shape (S, B), nats per example."""
+        """log p(x|z, c) for samples z of shape (S, B, code_dim): shape (S, B), nats per example."""
         s, b = z.shape[:2]
         cond = None if c is None else c.repeat(s)
-        params = self.decoder(z.flatten(0, 1), _one_hot(cond, self.config.n_classes))
+        params = self.decoder(self._bottom(z).flatten(0, 1), _one_hot(cond, self.config.n_classes))
         return self.likelihood.log_prob(params.view(s, b, *params.shape[1:]), x)
 
     def prior(self):
-        """p(z) = N(0, I)."""
+        """p(z): N(0, I), or the VampPrior (1/K) sum_k q(z | u_k) with learned pseudo-inputs u_k."""
+        if self.config.prior == "vamp":
+            # hardtanh keeps the pseudo-inputs in [0, 1], where the encoder has seen data.
+            loc, log_var = self._posterior_params(F.hardtanh(self.pseudo_inputs, 0.0, 1.0), None)
+            return D.mixture_of_posteriors(self.config.posterior, loc, log_var, self.config.student_df)
         p = next(self.parameters())
+        if self.config.top_latent_dim:
+            top = D.standard_normal(self.config.top_latent_dim, device=p.device, dtype=p.dtype)
+            return D.ChainDistribution(top, self._p_bottom, self.config.top_latent_dim, self.config.latent_dim, head_first=False)
         return D.standard_normal(self.config.latent_dim, device=p.device, dtype=p.dtype)
 
     # -- the shared contract -----------------------------------------------------------------
     def encode(self, x: Tensor, c: Tensor | None = None) -> Tensor:
-        """The posterior location (its mean for every family offered), shape (B, latent_dim)."""
-        return self._posterior_params(x, c)[0]
+        """The posterior location (its mean for every family offered), shape (B, code_dim).
+
+        With two layers: [mu1, mu2(mu1)], the top layer's location at the bottom one's.
+        """
+        loc = self._posterior_params(x, c)[0]
+        if not self.config.top_latent_dim:
+            return loc
+        return torch.cat([loc, self._q_top(loc).mean], -1)
 
     def decode(self, z: Tensor, c: Tensor | None = None) -> Tensor:
         """E[x | z]: the likelihood's mean, shaped like the data."""
-        return self.likelihood.mean(self.decoder(z, _one_hot(c, self.config.n_classes)))
+        return self.likelihood.mean(self.decoder(self._bottom(z), _one_hot(c, self.config.n_classes)))
 
     def loss(self, x: Tensor, c: Tensor | None = None, *, beta: float = 1.0, n_samples: int = 1,
              objective: str = "elbo") -> LossOutput:
@@ -211,7 +285,7 @@ class VAE(nn.Module):
             bound = torch.logsumexp(log_w, 0) - math.log(n_samples)
             return LossOutput(-bound.mean(), {"iwae_bound": bound, "elbo": log_w.mean(0)})
         loc, log_var = self._posterior_params(x, c)
-        q = D.posterior(self.config.posterior, loc, log_var, self.config.student_df)
+        q = self._posterior(loc, log_var)
         z = q.rsample((n_samples,))  # (L, B, D): the reparameterization trick, z = mu + sigma * eps
         log_lik = self.log_likelihood(z, x, c).mean(0)
         if self._fast_kl:

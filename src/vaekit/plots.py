@@ -164,6 +164,15 @@ def _require_vae(est, what: str) -> None:
         raise ConfigError(f"the {what} needs a VAE's prior p(z); an autoencoder's code has none (train with --model vae)")
 
 
+def sample_caption(est) -> str:
+    """What a drawn sample shows: E[x|z] for z from the prior, or, for an autoregressive decoder
+    (no closed-form mean), each pixel's probability given the pixels drawn before it."""
+    prior = "N(0, I)" if est.model_.config.standard_normal_prior else "p(z)"
+    if est.model_.config.likelihood == "autoregressive-bernoulli":
+        return f"P(x_d = 1 | x_<d, z) along one draw, z ~ {prior}"
+    return f"E[x|z], z ~ {prior}"
+
+
 def _class_names(classes, n: int) -> list[str]:
     return [str(c) for c in classes] if classes and len(classes) >= n else [str(k) for k in range(n)]
 
@@ -211,7 +220,7 @@ def samples_figure(est, *, n: int = 64, ncol: int = 8, seed: int = 0, classes=No
         return image_grid_figure(as_images(imgs, shape), ncol, title="samples p(x|z, c), z ~ N(0, I), one row per class",
                                  row_labels=_class_names(classes, k))
     imgs = est.sample(n, seed=seed)
-    return image_grid_figure(as_images(imgs, shape), ncol, title="samples from the prior: E[x|z], z ~ N(0, I)")
+    return image_grid_figure(as_images(imgs, shape), ncol, title=f"samples from the prior: {sample_caption(est)}")
 
 
 def manifold_figure(est, *, n: int = 15, dims: tuple[int, int] = (0, 1), label: int | None = None):
@@ -226,6 +235,9 @@ def manifold_figure(est, *, n: int = 15, dims: tuple[int, int] = (0, 1), label: 
 
     shape = _require_images(est)
     _require_vae(est, "manifold figure")
+    if not est.model_.config.standard_normal_prior:
+        raise ConfigError("the manifold grid walks the quantiles of an N(0, I) prior, and this model's prior is learned or has two "
+                          "layers; use `vaekit plot samples` or `vaekit plot latent` instead")
     d = est.model_.config.latent_dim
     if d < 2:
         raise ConfigError("the manifold figure needs at least 2 latent dimensions; this model has 1")
@@ -350,16 +362,18 @@ def curves_figure(rows: list[dict], *, unit: str = "nats per example"):
     if not rows:
         raise ConfigError("metrics.csv has no epochs yet; train for at least one epoch")
     terms = [k[len("train_"):] for k in rows[0] if k.startswith("train_")]
+    if any(r.get("val_iw_nll") for r in rows):  # logged every --val-nll-every epochs, validation only
+        terms.append("iw_nll")
     epochs = [float(r["epoch"]) for r in rows]
     ncols = min(4, len(terms))
     nrows = math.ceil(len(terms) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.9 * nrows), squeeze=False)
     for ax, term in zip(axes.flat, terms):
-        for split, style in (("train", "-o"), ("val", "--s")):
+        for split, style, color in (("train", "-o", "C0"), ("val", "--s", "C1")):
             vals = [r.get(f"{split}_{term}") for r in rows]
             pts = [(e, float(v)) for e, v in zip(epochs, vals) if v not in (None, "")]
             if pts:
-                ax.plot(*zip(*pts), style, ms=3, label="validation" if split == "val" else "train")
+                ax.plot(*zip(*pts), style, ms=3, color=color, label="validation" if split == "val" else "train")
         ax.set_title(term.replace("_", " "), fontsize=10)
         ax.set_xlabel("epoch")
         ax.set_ylabel(unit, fontsize=8)

@@ -59,6 +59,7 @@ def metrics_rows(r: dict) -> list[tuple[str, str, str]]:
         rows.append(("reconstruction BCE", f"{r['bce']:.3f}", "nats per example"))
     if "active_units" in r:
         rows.append(("active units", f"{r['active_units']} / {r['latent_dim']}", "Cov_x(E_q[z_j]) > 0.01 (Burda et al. 2015)"))
+    if "kl_per_dim" in r:
         rows.append(("KL per dimension", "", ", ".join(f"z{j}: {v:.2f}" for j, v in enumerate(r["kl_per_dim"])) + " nats"))
     if "probe_logreg_accuracy" in r:
         rows.append(("linear probe accuracy", f"{100 * r['probe_logreg_accuracy']:.2f} %",
@@ -87,10 +88,10 @@ def _figures(est, run: Path, test, metrics: dict | None, classes) -> list[tuple[
         figs.append(("Reconstructions", "test examples through the code (posterior mean)",
                      lambda: plots.reconstructions_figure(est, test.X, test.y)))
     if images and is_vae:
-        figs.append(("Samples from the prior", "E[x|z] for z ~ N(0, I)" + (", one row per class" if cond else ""),
+        figs.append(("Samples from the prior", plots.sample_caption(est) + (", one row per class" if cond else ""),
                      lambda: plots.samples_figure(est, classes=classes)))
         d = est.model_.config.latent_dim
-        if d >= 2:
+        if d >= 2 and est.model_.config.standard_normal_prior:  # the grid walks N(0, I) quantiles
             dims = (0, 1)
             if d > 2 and metrics and "kl_per_dim" in metrics:
                 dims = tuple(int(j) for j in np.argsort(metrics["kl_per_dim"])[::-1][:2])  # the two most used

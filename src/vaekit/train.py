@@ -49,6 +49,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "float32"  # or "bf16": bfloat16 autocast of the forward pass
+    lr_schedule: str = "constant"  # or "cosine": anneal to lr/100 over the epochs (or the --max-minutes budget)
+    val_nll_every: int = 0  # VAE: every this many epochs, the importance-weighted NLL of the validation split; 0 = off
+    val_nll_k: int = 200  # importance samples for that estimate
+    val_nll_examples: int = 1000  # on at most this many validation examples (its cost grows with both)
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -69,6 +73,10 @@ class TrainConfig:
             raise ConfigError(f"beta must be >= 0, got {self.beta}")
         if self.objective not in ("elbo", "iwae"):
             raise ConfigError(f"unknown objective {self.objective!r}; choose elbo or iwae")
+        if self.val_nll_every < 0 or self.val_nll_k < 1 or self.val_nll_examples < 1:
+            raise ConfigError("--val-nll-every must be >= 0, and its k and number of examples at least 1")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"unknown learning-rate schedule {self.lr_schedule!r}; choose constant or cosine")
         if self.precision not in ("float32", "bf16"):
             raise ConfigError(f"unknown precision {self.precision!r}; choose float32 or bf16")
         resolve_device(self.device)
@@ -95,6 +103,23 @@ def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.opti
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def scheduled_lr(cfg: TrainConfig, epoch_progress: float, seconds: float) -> float:
+    """The learning rate at a point of training under ``cfg.lr_schedule``.
+
+    'cosine' anneals from lr to lr/100 along a half cosine (Loshchilov & Hutter 2017, one cycle).
+    Progress is the larger of the share of epochs done and, with --max-minutes, the share of the
+    time budget spent: a budgeted run (epochs set huge) anneals over its minutes instead.
+    """
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    t = epoch_progress / cfg.epochs
+    if cfg.max_minutes:
+        t = max(t, seconds / (cfg.max_minutes * 60))
+    t = min(1.0, t)
+    floor = cfg.lr / 100
+    return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * t))
 
 
 def split_validation(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -198,6 +223,9 @@ def fit(
         X = torch.bernoulli(X, generator=gen)
         if X_val is not None:
             X_val = torch.bernoulli(X_val, generator=gen)
+    elif cfg.binarize == "dynamic" and X_val is not None:
+        # Validation numbers are only comparable across epochs on one fixed binarization.
+        X_val = torch.bernoulli(X_val, generator=torch.Generator(device=X_val.device).manual_seed(cfg.seed + 2))
 
     step_model = model
     if world > 1:
@@ -249,6 +277,13 @@ def fit(
             if cfg.binarize == "dynamic":
                 xb = torch.bernoulli(xb)
             yb = None if y is None else y[idx]
+            if cfg.lr_schedule != "constant":
+                # Under DDP the clock part moves once per epoch (trained_seconds is agreed across ranks
+                # below), so every rank applies the same learning rate.
+                within = time.perf_counter() - t0 if world == 1 else 0.0
+                lr = scheduled_lr(cfg, epoch - 1 + step / steps_per_epoch, trained_seconds + within)
+                for group in opt.param_groups:
+                    group["lr"] = lr
             beta = cfg.beta
             if cfg.warmup_epochs > 0:
                 beta *= min(1.0, (epoch - 1 + step / steps_per_epoch) / cfg.warmup_epochs)
@@ -293,12 +328,21 @@ def fit(
         if X_val is not None and len(X_val):
             val_terms = evaluate_loss(model, X_val, y_val, beta=cfg.beta)
             row.update({f"val_{k}": v for k, v in val_terms.items()})
+            if cfg.val_nll_every and hasattr(model, "prior") and (epoch % cfg.val_nll_every == 0 or epoch == cfg.epochs):
+                from .evaluate import iw_log_likelihood
+
+                m = cfg.val_nll_examples
+                nll = -iw_log_likelihood(model, X_val[:m], None if y_val is None else y_val[:m], k=cfg.val_nll_k, seed=0)
+                row["val_iw_nll"] = nll.mean().item()
+                model.train()
         history.append(row)
         if on_epoch and rank == 0:
             on_epoch(row)
         line = f"epoch {epoch}/{cfg.epochs}  train loss {train_terms['loss']:.3f} ({format_terms(train_terms)})"
         if val_terms:
             line += f"  val loss {val_terms['loss']:.3f} ({format_terms(val_terms)})"
+        if "val_iw_nll" in row:
+            line += f"  val NLL {row['val_iw_nll']:.2f} (k={cfg.val_nll_k})"
         line += f"  [{out.unit}]  {row['seconds']:.1f}s"
         if rank == 0:
             say(line)
@@ -307,6 +351,13 @@ def fit(
         if checkpointer is not None and rank == 0:
             checkpointer.save(model, opt, epoch=epoch + 1, step=0, history=history, sums={})
         trained_seconds += row["seconds"]
+        if world > 1:
+            import torch.distributed as dist
+
+            # Ranks must agree on the clock: the budget's stop and the cosine schedule depend on it.
+            agreed = torch.tensor([trained_seconds], dtype=torch.float64, device=device)
+            dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
+            trained_seconds = agreed.item()
         if cfg.max_minutes and trained_seconds >= cfg.max_minutes * 60 and epoch < cfg.epochs:
             msg = f"stopping after epoch {epoch}: the --max-minutes budget of {cfg.max_minutes:g} min is spent"
             say(msg)

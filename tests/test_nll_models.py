@@ -1,0 +1,318 @@
+"""The models behind the binarized-MNIST NLL (issue 6): the autoregressive Bernoulli likelihood,
+the VampPrior and the cosine learning-rate schedule."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
+
+from vaekit import distributions as D
+from vaekit.errors import ConfigError
+from vaekit.models import ModelConfig, build_model, log_importance_weights
+from vaekit.train import TrainConfig, scheduled_lr
+
+
+def _ar(event=(2, 2), hidden=6, seed=0):
+    torch.manual_seed(seed)
+    lik = D.AutoregressiveBernoulliLikelihood(event, hidden).double()
+    with torch.no_grad():  # the output weights start at zero; give every path a non-zero weight
+        for p in lik.parameters():
+            p.normal_()
+    return lik
+
+
+def test_autoregressive_likelihood_is_normalized_over_all_binary_images():
+    # sum_x p(x|z) = 1 over all 2^D images, for several contexts at once: the masks make the
+    # logits a proper chain rule, whatever the weights.
+    lik = _ar()
+    d = 4
+    xs = torch.tensor(list(itertools.product([0.0, 1.0], repeat=d)), dtype=torch.float64).view(-1, 2, 2)
+    params = 2 * torch.randn(3, 1, lik.hidden + d, dtype=torch.float64).expand(3, len(xs), -1)
+    total = lik.log_prob(params, xs).exp().sum(-1)
+    torch.testing.assert_close(total, torch.ones(3, dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+def test_autoregressive_logit_of_a_pixel_ignores_that_pixel_and_later_ones():
+    lik = _ar(event=(5,), hidden=8)
+    params = torch.randn(1, lik.hidden + 5, dtype=torch.float64)
+    x = torch.bernoulli(torch.full((1, 5), 0.5, dtype=torch.float64))
+    base = lik._logits(params, *lik._x_terms(x))
+    for j in range(5):
+        flipped = x.clone()
+        flipped[0, j] = 1 - flipped[0, j]
+        logits = lik._logits(params, *lik._x_terms(flipped))
+        torch.testing.assert_close(logits[0, : j + 1], base[0, : j + 1])  # pixels <= j never see x_j
+        if j < 4:
+            assert not torch.allclose(logits[0, j + 1 :], base[0, j + 1 :])  # later ones do
+
+
+def test_autoregressive_sequential_draws_match_the_exact_distribution():
+    # Sampling pixel by pixel must draw each of the 16 images with the probability log_prob gives.
+    lik = _ar()
+    params = torch.randn(1, lik.hidden + 4, dtype=torch.float64)
+    torch.manual_seed(1)
+    n = 20000
+    _, draws = lik.sample_sequential(params.expand(n, -1))
+    codes = (draws * torch.tensor([8.0, 4.0, 2.0, 1.0], dtype=torch.float64)).sum(-1).long()
+    freq = torch.bincount(codes, minlength=16).double() / n
+    xs = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4)), dtype=torch.float64).view(-1, 2, 2)
+    exact = lik.log_prob(params.expand(16, -1), xs).exp()
+    assert (freq - exact).abs().max() < 4 * math.sqrt(0.25 / n)
+
+
+def test_autoregressive_x_terms_are_shared_across_samples():
+    # log p(x|z) for (S, B) samples equals S separate evaluations: the x-side products broadcast.
+    lik = _ar(event=(1, 3, 3), hidden=7)
+    params = torch.randn(4, 2, lik.hidden + 9, dtype=torch.float64)
+    x = torch.bernoulli(torch.full((2, 1, 3, 3), 0.4, dtype=torch.float64))
+    got = lik.log_prob(params, x)
+    expected = torch.stack([lik(params[s]).log_prob(x) for s in range(4)])
+    assert got.shape == (4, 2)
+    torch.testing.assert_close(got, expected)
+    with torch.no_grad():  # the evaluation path (in-place logits, dot product) gives the same numbers
+        torch.testing.assert_close(lik.log_prob(params, x), expected)
+
+
+def test_autoregressive_vae_trains_samples_and_rejects_the_conv_decoder():
+    from vaekit import VAE
+
+    rng = np.random.default_rng(0)
+    X = (rng.random((256, 1, 6, 6)) < 0.3).astype(np.float32)
+    X[:128, :, :3] = 1.0  # two kinds of image: a latent code and pixel dependencies both pay
+    m = VAE(likelihood="autoregressive-bernoulli", ar_hidden=32, hidden=32, latent_dim=2, epochs=15, batch_size=32,
+            val_fraction=0, device="cpu")
+    m.fit(X)
+    hist = m.history_
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 2
+    s = m.sample(3)
+    assert s.shape == (3, 1, 6, 6) and ((s >= 0) & (s <= 1)).all()
+    with pytest.raises(ConfigError, match="MLP decoder"):
+        ModelConfig(input_shape=(1, 8, 8), architecture="conv", likelihood="autoregressive-bernoulli")
+
+
+def test_vamp_prior_log_prob_matches_torch_mixture_and_samples_its_components():
+    torch.manual_seed(0)
+    k, d = 7, 3
+    loc, log_var = torch.randn(k, d, dtype=torch.float64), torch.randn(k, d, dtype=torch.float64)
+    ours = D.mixture_of_posteriors("normal", loc, log_var)
+    ref = MixtureSameFamily(Categorical(logits=torch.zeros(k, dtype=torch.float64)),
+                            Independent(Normal(loc, torch.exp(0.5 * log_var)), 1))
+    z = torch.randn(5, 4, d, dtype=torch.float64)
+    torch.testing.assert_close(ours.log_prob(z), ref.log_prob(z))
+    draws = ours.sample((40000,))
+    torch.testing.assert_close(draws.mean(0), ref.mean, atol=0.05, rtol=0)
+    # Families without the matmul form go through torch's own mixture.
+    lap = D.mixture_of_posteriors("laplace", loc, log_var)
+    assert lap.log_prob(z).shape == (5, 4)
+
+
+def test_vamp_prior_is_the_mixture_of_posteriors_at_the_pseudo_inputs():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(input_shape=(6,), latent_dim=2, hidden=(8,), prior="vamp", n_pseudo_inputs=5)).double()
+    u = torch.nn.functional.hardtanh(model.pseudo_inputs, 0, 1)
+    comps = model.inference(u)  # q(z | u_k), k = 1..5
+    z = torch.randn(10, 2, dtype=torch.float64)
+    expected = torch.logsumexp(comps.log_prob(z[:, None, :]), -1) - math.log(5)
+    torch.testing.assert_close(model.prior().log_prob(z), expected)
+    # The importance weights and the ELBO use it (a Monte-Carlo KL), and the pseudo-inputs learn.
+    x = torch.bernoulli(torch.full((3, 6), 0.5, dtype=torch.float64))
+    assert log_importance_weights(model, x, k=4).shape == (4, 3)
+    out = model.loss(x)
+    out.loss.backward()
+    assert model.pseudo_inputs.grad is not None and model.pseudo_inputs.grad.abs().sum() > 0
+
+
+def test_vamp_prior_refuses_a_conditional_model_and_bad_sizes():
+    with pytest.raises(ConfigError, match="conditional"):
+        build_model(ModelConfig(input_shape=(6,), prior="vamp", n_classes=3))
+    with pytest.raises(ConfigError, match="pseudo-input"):
+        ModelConfig(input_shape=(6,), prior="vamp", n_pseudo_inputs=0)
+    with pytest.raises(ConfigError, match="unknown prior"):
+        ModelConfig(input_shape=(6,), prior="flow")
+
+
+def test_vamp_estimator_samples_from_its_learned_prior_reproducibly():
+    from vaekit import VAE
+
+    X = (np.random.default_rng(0).random((64, 6)) < 0.5).astype(np.float32)
+    m = VAE(prior="vamp", n_pseudo_inputs=4, hidden=8, latent_dim=2, epochs=1, batch_size=16, val_fraction=0, device="cpu").fit(X)
+    a, b = m.sample(5, seed=3), m.sample(5, seed=3)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, m.sample(5, seed=4))
+
+
+def test_cosine_schedule_anneals_over_epochs_or_the_time_budget():
+    cfg = TrainConfig(lr=1e-3, epochs=10, lr_schedule="cosine")
+    assert scheduled_lr(cfg, 0, 0) == pytest.approx(1e-3)
+    assert scheduled_lr(cfg, 5, 0) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))
+    assert scheduled_lr(cfg, 10, 0) == pytest.approx(1e-5)
+    budget = TrainConfig(lr=1e-3, epochs=100_000, max_minutes=2, lr_schedule="cosine")
+    assert scheduled_lr(budget, 3, 60) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))  # half the minutes spent
+    assert scheduled_lr(budget, 3, 600) == pytest.approx(1e-5)  # past the budget: the floor
+    assert scheduled_lr(TrainConfig(lr=0.1), 5, 5) == 0.1
+    with pytest.raises(ConfigError, match="schedule"):
+        TrainConfig(lr_schedule="step").validate()
+
+
+def test_cosine_schedule_reaches_the_optimizer():
+    from vaekit.train import fit
+
+    model = build_model(ModelConfig(input_shape=(4,), latent_dim=2, hidden=(4,)))
+    X = torch.bernoulli(torch.full((40, 4), 0.5))
+    seen = []
+    orig = torch.optim.Adam.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return orig(self, *a, **k)
+
+    torch.optim.Adam.step = spy
+    try:
+        fit(model, X, cfg=TrainConfig(epochs=4, batch_size=10, lr=1e-2, lr_schedule="cosine", val_fraction=0, device="cpu"), quiet=True)
+    finally:
+        torch.optim.Adam.step = orig
+    assert seen[0] == pytest.approx(1e-2) and all(a > b for a, b in zip(seen, seen[1:]))
+    assert seen[-1] == pytest.approx(scheduled_lr(TrainConfig(epochs=4, lr=1e-2, lr_schedule="cosine"), 3.75, 0))
+
+
+# -- two stochastic layers -------------------------------------------------------------------
+
+
+def _two_layer(**kw):
+    cfg = dict(input_shape=(3,), latent_dim=2, top_latent_dim=2, hidden=(), top_hidden=(), likelihood="gaussian", sigma=0.5)
+    cfg.update(kw)
+    torch.manual_seed(0)
+    return build_model(ModelConfig(**cfg)).double()
+
+
+def test_two_layer_importance_sampling_matches_the_exact_linear_gaussian_likelihood():
+    # With linear maps and constant variances, p(z2) p(z1|z2) p(x|z1) is linear-Gaussian, so log p(x)
+    # has a closed form; the IW estimate with large k must reach it from below, and the ELBO stay under.
+    from vaekit.evaluate import iw_log_likelihood
+
+    model = _two_layer()
+    d1 = 2
+    with torch.no_grad():
+        top = model.decoder_top[0]  # z2 -> (loc, log_var) of z1
+        top.weight[d1:] = 0.0  # log-variance independent of z2
+        top.bias[d1:] = torch.tensor([-0.5, 0.3], dtype=torch.float64)
+    A, a = top.weight[:d1].detach(), top.bias[:d1].detach()
+    S1 = torch.diag(top.bias[d1:].detach().exp())
+    dec = model.decoder.net[0]
+    W, b = dec.weight.detach(), dec.bias.detach()
+    cov_z1 = A @ A.T + S1
+    cov_x = W @ cov_z1 @ W.T + 0.25 * torch.eye(3, dtype=torch.float64)
+    mean_x = W @ a + b
+    # A good proposal keeps the estimate's variance small: q's means are the exact posterior means
+    # (both are linear here: in x for z1, in z1 for z2), its variances twice the exact marginal ones.
+    with torch.no_grad():
+        prec1 = torch.linalg.inv(cov_z1) + W.T @ W / 0.25
+        post1 = torch.linalg.inv(prec1)
+        enc = model.encoder.net[0]
+        enc.weight[:d1] = post1 @ W.T / 0.25
+        enc.bias[:d1] = post1 @ (torch.linalg.solve(cov_z1, a) - W.T @ b / 0.25)
+        enc.weight[d1:] = 0.0
+        enc.bias[d1:] = torch.log(2 * torch.diag(post1))
+        s1_inv = torch.linalg.inv(S1)
+        post2 = torch.linalg.inv(torch.eye(2, dtype=torch.float64) + A.T @ s1_inv @ A)
+        up = model.encoder_top[0]
+        up.weight[:2] = post2 @ A.T @ s1_inv
+        up.bias[:2] = -post2 @ A.T @ s1_inv @ a
+        up.weight[2:] = 0.0
+        up.bias[2:] = torch.log(2 * torch.diag(post2))
+    x = torch.randn(6, 3, dtype=torch.float64)
+    exact = torch.distributions.MultivariateNormal(mean_x, cov_x).log_prob(x)
+    torch.manual_seed(2)
+    iw = iw_log_likelihood(model, x, k=20000)
+    torch.testing.assert_close(iw, exact, atol=0.02, rtol=0)
+    elbo = log_importance_weights(model, x, k=5000).mean(0).detach()
+    assert (elbo < exact).all() and (elbo > exact - 3).all()
+
+
+def test_two_layer_chain_log_prob_adds_the_conditionals_and_samples_are_ancestral():
+    model = _two_layer(likelihood="bernoulli", hidden=(5,), top_hidden=(4,))
+    x = torch.bernoulli(torch.full((4, 3), 0.5, dtype=torch.float64))
+    q = model.inference(x)
+    z = q.rsample((3,))
+    assert z.shape == (3, 4, 4)
+    z1, z2 = z[..., :2], z[..., 2:]
+    expected = model.inference(x).head.log_prob(z1) + model._q_top(z1).log_prob(z2)
+    torch.testing.assert_close(q.log_prob(z), expected)
+    p = model.prior()
+    expected_p = D.standard_normal(2, dtype=torch.float64).log_prob(z2) + model._p_bottom(z2).log_prob(z1)
+    torch.testing.assert_close(p.log_prob(z), expected_p)
+    # The top layer of a prior draw is N(0, I); the bottom one follows p(z1|z2).
+    torch.manual_seed(1)
+    draws = p.sample((20000,))
+    torch.testing.assert_close(draws[:, 2:].mean(0), torch.zeros(2, dtype=torch.float64), atol=0.03, rtol=0)
+    torch.testing.assert_close(draws[:, 2:].var(0), torch.ones(2, dtype=torch.float64), atol=0.05, rtol=0)
+
+
+def test_two_layer_elbo_and_iwae_train_and_the_estimator_round_trips(tmp_path):
+    from vaekit import VAE, load
+
+    rng = np.random.default_rng(0)
+    X = (rng.random((200, 12)) < np.where(np.arange(12) < 6, 0.8, 0.2)).astype(np.float32)
+    for objective in ("elbo", "iwae"):
+        m = VAE(top_latent_dim=2, top_hidden=8, latent_dim=3, hidden=16, objective=objective, n_samples=3, epochs=12,
+                batch_size=20, val_fraction=0, device="cpu", lr=3e-3).fit(X)
+        assert m.history_[-1]["train_loss"] < m.history_[0]["train_loss"] - 1
+    assert m.encode(X[:5]).shape == (5, 5) and m.sample(4).shape == (4, 12)
+    m.save(tmp_path / "two")
+    back = load(tmp_path / "two")
+    np.testing.assert_allclose(back.encode(X[:5]), m.encode(X[:5]))
+    with pytest.raises(ConfigError, match="VampPrior"):
+        ModelConfig(input_shape=(4,), top_latent_dim=2, prior="vamp")
+
+
+# -- the validation-NLL curve and the best preset from the command line -----------------------
+
+
+def test_train_logs_the_validation_nll_every_few_epochs_and_plots_it(tmp_path):
+    import csv
+
+    from vaekit.cli import main
+    from vaekit.plots import curves_figure, read_metrics
+
+    run = tmp_path / "ar"
+    argv = ["train", "--dataset", "embedded", "--limit", "300", "--epochs", "4", "--batch-size", "50", "--device", "cpu",
+            "--quiet", "--no-report", "--no-figures", "--hidden", "16", "--latent-dim", "3", "--binarize", "dynamic",
+            "--likelihood", "autoregressive-bernoulli", "--ar-hidden", "16", "--val-nll-every", "2", "--val-nll-k", "20",
+            "--lr-schedule", "cosine", "--out", str(run)]
+    assert main(argv) == 0
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [bool(r["val_iw_nll"]) for r in rows] == [False, True, False, True]
+    for r in rows[1::2]:
+        # An importance-weighted NLL sits below the -ELBO of the same (binarized) validation split.
+        assert 0 < float(r["val_iw_nll"]) <= float(r["val_loss"]) + 1.0
+    fig = curves_figure(read_metrics(run / "metrics.csv"))
+    assert "iw nll" in [ax.get_title() for ax in fig.axes]
+
+
+def test_dynamic_binarization_scores_validation_on_one_fixed_binary_draw():
+    from vaekit.train import evaluate_loss, fit
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="ae", input_shape=(6,), latent_dim=2, hidden=(4,)))
+    X, X_val = torch.rand(40, 6), torch.rand(10, 6)
+    hist = fit(model, X, cfg=TrainConfig(epochs=1, batch_size=10, binarize="dynamic", device="cpu", seed=3), X_val=X_val, quiet=True)
+    fixed = torch.bernoulli(X_val, generator=torch.Generator().manual_seed(3 + 2))
+    assert hist[0]["val_loss"] == pytest.approx(evaluate_loss(model, fixed, None)["loss"])
+    assert hist[0]["val_loss"] != pytest.approx(evaluate_loss(model, X_val, None)["loss"])
+
+
+def test_best_preset_builds_the_autoregressive_model_with_a_cosine_schedule():
+    from vaekit.cli import _expand_preset, build_parser, make_estimator
+
+    args = build_parser().parse_args(_expand_preset(["train", "--preset", "mnist-best", "--out", "r"]))
+    est = make_estimator(args)
+    cfg = est._model_config((1, 28, 28), 0)
+    assert cfg.likelihood == "autoregressive-bernoulli" and cfg.ar_hidden == 500
+    tcfg = est._train_config()
+    tcfg.validate()
+    assert (tcfg.lr_schedule, tcfg.binarize, tcfg.max_minutes, tcfg.val_nll_every) == ("cosine", "dynamic", 52, 10)
