@@ -316,3 +316,17 @@ def test_best_preset_builds_the_autoregressive_model_with_a_cosine_schedule():
     tcfg = est._train_config()
     tcfg.validate()
     assert (tcfg.lr_schedule, tcfg.binarize, tcfg.max_minutes, tcfg.val_nll_every) == ("cosine", "dynamic", 52, 10)
+
+
+def test_figures_name_what_a_learned_prior_or_autoregressive_decoder_shows():
+    from vaekit import VAE
+    from vaekit.plots import manifold_figure, sample_caption
+
+    X = (np.random.default_rng(0).random((64, 1, 4, 4)) < 0.5).astype(np.float32)
+    vamp = VAE(prior="vamp", n_pseudo_inputs=4, hidden=8, latent_dim=2, epochs=1, batch_size=16, val_fraction=0, device="cpu").fit(X)
+    with pytest.raises(ConfigError, match="quantiles of an N\\(0, I\\) prior"):
+        manifold_figure(vamp)
+    assert sample_caption(vamp) == "E[x|z], z ~ p(z)"
+    ar = VAE(likelihood="autoregressive-bernoulli", ar_hidden=4, hidden=8, latent_dim=2, epochs=1, batch_size=16,
+             val_fraction=0, device="cpu").fit(X)
+    assert sample_caption(ar).startswith("P(x_d = 1 | x_<d, z)") and "N(0, I)" in sample_caption(ar)
