@@ -330,3 +330,22 @@ def test_figures_name_what_a_learned_prior_or_autoregressive_decoder_shows():
     ar = VAE(likelihood="autoregressive-bernoulli", ar_hidden=4, hidden=8, latent_dim=2, epochs=1, batch_size=16,
              val_fraction=0, device="cpu").fit(X)
     assert sample_caption(ar).startswith("P(x_d = 1 | x_<d, z)") and "N(0, I)" in sample_caption(ar)
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--prior", "vamp", "--pseudo-inputs", "3"], {"prior": "vamp", "n_pseudo_inputs": 3}),
+    (["--top-latent-dim", "2", "--top-hidden", "4"], {"top_latent_dim": 2, "top_hidden": [4]}),
+])
+def test_model_flags_reach_the_saved_config_and_the_run_samples(tmp_path, flags, expected):
+    import json
+
+    from vaekit.cli import main
+
+    run = tmp_path / "r"
+    assert main(["train", "--dataset", "embedded", "--limit", "200", "--epochs", "1", "--batch-size", "50", "--device", "cpu",
+                 "--quiet", "--no-report", "--hidden", "16", "--latent-dim", "3", *flags, "--out", str(run)]) == 0
+    model_cfg = json.loads((run / "config.json").read_text())["model"]
+    assert {k: model_cfg[k] for k in expected} == expected
+    assert (run / "samples.png").exists()
+    assert main(["sample", str(run), "-n", "4", "--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (4, 1, 28, 28)
