@@ -262,14 +262,14 @@ def test_no_command_prints_help_and_exits_2(capsys):
 
 
 def test_preset_expands_and_explicit_options_win():
-    from vaekit.cli import PRESETS, _expand_preset, build_parser
+    from vaekit.cli import PRESETS, expand_preset, build_parser
 
-    argv = _expand_preset(["train", "--preset", "mnist-nll", "--latent-dim", "8", "--out", "r"])
+    argv = expand_preset(["train", "--preset", "mnist-nll", "--latent-dim", "8", "--out", "r"])
     args = build_parser().parse_args(argv)
     assert args.dataset == "mnist" and args.binarize == "dynamic" and args.max_minutes == 40
     assert args.latent_dim == 8  # given after the preset, so it wins
     assert argv[1 : 1 + len(PRESETS["mnist-nll"])] == PRESETS["mnist-nll"]
-    assert _expand_preset(["sample", "--preset", "x"]) == ["sample", "--preset", "x"]
+    assert expand_preset(["sample", "--preset", "x"]) == ["sample", "--preset", "x"]
 
 
 def test_max_minutes_stops_training_after_the_budget(tmp_path):

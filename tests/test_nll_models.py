@@ -307,9 +307,9 @@ def test_dynamic_binarization_scores_validation_on_one_fixed_binary_draw():
 
 
 def test_best_preset_builds_the_autoregressive_model_with_a_cosine_schedule():
-    from vaekit.cli import _expand_preset, build_parser, make_estimator
+    from vaekit.cli import expand_preset, build_parser, make_estimator
 
-    args = build_parser().parse_args(_expand_preset(["train", "--preset", "mnist-best", "--out", "r"]))
+    args = build_parser().parse_args(expand_preset(["train", "--preset", "mnist-best", "--out", "r"]))
     est = make_estimator(args)
     cfg = est._model_config((1, 28, 28), 0)
     assert cfg.likelihood == "autoregressive-bernoulli" and cfg.ar_hidden == 500

@@ -522,11 +522,11 @@ def save_detector(det: _BaseDetector, path: str | Path) -> Path:
     from safetensors.torch import save_file
 
     from . import __version__
-    from .io import atomic_path, save_estimator, write_json
+    from .fileio import atomic_path, write_json
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    save_estimator(det.estimator_, path / MODEL_DIR)
+    det.estimator_.save(path / MODEL_DIR)
     tensors = {"decision_scores": torch.from_numpy(np.ascontiguousarray(det.decision_scores_, dtype=np.float64))}
     for attr, key in (("eps_", "eps"), ("cluster_centers_", "cluster_centers"), ("impute_values_", "impute_values")):
         if getattr(det, attr, None) is not None:
@@ -550,7 +550,8 @@ def _jsonable(params: dict) -> dict:
 
 def load_detector(path: str | Path, device: str = "cpu") -> _BaseDetector:
     """A detector saved with :meth:`save`; every file is checked and nothing is unpickled."""
-    from .io import load, read_json
+    from .fileio import read_json
+    from .io import load
 
     path = Path(path)
     if not (path / CONFIG_FILE).is_file():

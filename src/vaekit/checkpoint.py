@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .errors import ModelFileError
-from .io import atomic_path
+from .fileio import atomic_path
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 

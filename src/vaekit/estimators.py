@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, ModelFileError
+from .modelfile import PART_PREFIXES, write_model
 from .models import ModelConfig, build_model
 from .train import TrainConfig, fit
 
@@ -202,10 +203,27 @@ class _Base(BaseEstimator, TransformerMixin):
 
         ``part='encoder'`` or ``'decoder'`` writes only that half (for embeddings or generation).
         """
-        from .io import save_estimator
+        from . import __version__
 
         self._check_fitted()
-        return save_estimator(self, path, part)
+        if part not in ("all", "encoder", "decoder"):
+            raise ConfigError(f"part must be 'all', 'encoder' or 'decoder', got {part!r}")
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
+        if part != "all":
+            state = {k: v for k, v in state.items() if k.startswith(PART_PREFIXES[part])}
+        if getattr(self, "scaler_mean_", None) is not None:
+            state["scaler.mean"] = torch.from_numpy(np.ascontiguousarray(self.scaler_mean_))
+            state["scaler.scale"] = torch.from_numpy(np.ascontiguousarray(self.scaler_scale_))
+        config = {
+            "vaekit_version": __version__,
+            "part": part,
+            "estimator": type(self).__name__,
+            "params": self.get_params(),
+            "model": self.model_.config.to_dict(),
+            "input_shape": list(self.input_shape_),
+            "n_classes": getattr(self, "n_classes_", 0),
+        }
+        return write_model(path, config, state)
 
 
 class VAE(_Base):
@@ -277,11 +295,11 @@ class VAE(_Base):
 
     def _model_config(self, input_shape, n_classes) -> ModelConfig:
         return ModelConfig(
-            kind="vae", input_shape=input_shape, latent_dim=self.latent_dim, hidden=tuple(_as_sizes(self.hidden)),
+            kind="vae", input_shape=input_shape, latent_dim=self.latent_dim, hidden=tuple(as_sizes(self.hidden)),
             activation=self.activation, architecture=self.architecture, likelihood=self.likelihood,
             sigma=self.sigma, learn_sigma=self.learn_sigma, posterior=self.posterior, student_df=self.student_df,
             n_classes=n_classes, ar_hidden=self.ar_hidden, prior=self.prior, n_pseudo_inputs=self.n_pseudo_inputs,
-            top_latent_dim=self.top_latent_dim, top_hidden=tuple(_as_sizes(self.top_hidden)),
+            top_latent_dim=self.top_latent_dim, top_hidden=tuple(as_sizes(self.top_hidden)),
         )
 
     def _extra_train_params(self) -> dict:
@@ -362,7 +380,7 @@ class Autoencoder(_Base):
 
     def _model_config(self, input_shape, n_classes) -> ModelConfig:
         return ModelConfig(
-            kind="ae", input_shape=input_shape, latent_dim=self.latent_dim, hidden=tuple(_as_sizes(self.hidden)),
+            kind="ae", input_shape=input_shape, latent_dim=self.latent_dim, hidden=tuple(as_sizes(self.hidden)),
             activation=self.activation, architecture=self.architecture, likelihood=self.likelihood,
             sparsity=self.sparsity, sparsity_weight=self.sparsity_weight, sparsity_target=self.sparsity_target,
             noise=self.noise, noise_level=self.noise_level,
@@ -378,8 +396,8 @@ class Autoencoder(_Base):
         return corrupt(torch.as_tensor(check_array(X)), self.noise, self.noise_level).numpy()
 
 
-def _as_sizes(hidden) -> list[int]:
-    """Hidden sizes from 400, (512, 256) or '512,256'."""
+def as_sizes(hidden) -> list[int]:
+    """Hidden layer sizes as a list of ints, from 400, (512, 256) or '512,256'."""
     if isinstance(hidden, str):
         try:
             return [int(h) for h in hidden.split(",") if h.strip()]
@@ -414,3 +432,11 @@ def ConditionalVAE(**kwargs) -> VAE:
 
 
 ESTIMATORS = {"VAE": VAE, "Autoencoder": Autoencoder}
+
+
+def estimator_class(name: str, where: str | Path = "the model config") -> type[_Base]:
+    """The estimator class a saved config names (the one lookup from name to class)."""
+    try:
+        return ESTIMATORS[name]
+    except (KeyError, TypeError):
+        raise ModelFileError(f"unknown estimator {name!r} in {where}; expected one of {', '.join(ESTIMATORS)}") from None

@@ -15,18 +15,15 @@ Every log-likelihood-like number is in nats per example, averaged over the whole
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.distributions import Normal, kl_divergence
 
 from .errors import ConfigError, DataError
-from .models import log_importance_weights
+from .metrics import DEFAULT_K, evaluate_loss, iw_log_likelihood
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2015), section 5.2
-DEFAULT_K = 5000
 EVAL_BINARIZE_SEED = 0
 
 __all__ = [
@@ -57,61 +54,9 @@ def loss_terms(model: nn.Module, X: Tensor, y: Tensor | None = None, *, batch_si
 
     Seeded (a VAE's loss draws z), so a call is repeatable; units as in the model's ``loss``.
     """
-    from .train import evaluate_loss
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return evaluate_loss(model, X, y, batch_size=batch_size)
-
-
-@torch.no_grad()
-def iw_log_likelihood(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k: int = DEFAULT_K,
-                      batch_size: int = 100, chunk_size: int | None = None, max_rows: int = 50_000,
-                      seed: int = 0, progress: bool = False) -> Tensor:
-    """Importance-weighted estimate of log p(x) for each example (Burda et al. 2015, eq. 8), in nats.
-
-    log p(x) ~= log (1/k) sum_i p(x, z_i) / q(z_i|x),  z_i ~ q(z|x).
-
-    Examples go through in batches of ``batch_size`` and the k samples in chunks of ``chunk_size``
-    (default: as many as keep ``batch_size * chunk_size <= max_rows`` decoder rows); chunks are
-    combined with a running logsumexp, so memory is bounded whatever k is. The estimate is a lower
-    bound in expectation that rises towards log p(x) as k grows; k=1 is a one-sample ELBO.
-    Returns a float64 tensor of shape (N,) on the CPU. ``progress``: a tqdm bar over the examples
-    (k = 5000 on 10 000 images takes minutes).
-    """
-    if not hasattr(model, "inference"):
-        raise ConfigError("the importance-weighted log-likelihood needs a VAE; an autoencoder has no posterior or prior")
-    if k < 1:
-        raise ConfigError(f"the number of importance samples k must be at least 1, got {k}")
-    chunk = chunk_size or max(1, min(k, max_rows // max(1, batch_size)))
-    was_training = model.training
-    model.eval()
-    out = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(X), desc=f"IW log-likelihood (k={k})", unit="example", leave=False)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for i in range(0, len(X), batch_size):
-            xb = X[i : i + batch_size]
-            cb = None if y is None else y[i : i + batch_size]
-            q = model.inference(xb, cb)
-            acc = torch.full((len(xb),), -math.inf, dtype=torch.float64, device=xb.device)
-            done = 0
-            while done < k:
-                s = min(chunk, k - done)
-                log_w = log_importance_weights(model, xb, cb, s, q=q).double()  # (s, B): log p(x, z_i) - log q(z_i|x)
-                acc = torch.logaddexp(acc, torch.logsumexp(log_w, 0))
-                done += s
-            out.append((acc - math.log(k)).cpu())
-            if bar is not None:
-                bar.update(len(xb))
-    if bar is not None:
-        bar.close()
-    model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
 
 
 @torch.no_grad()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
-from .io import atomic_path
+from .fileio import atomic_path
 
 
 def _pyplot():

@@ -126,7 +126,9 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
     from . import plots
     from .data import load_dataset
     from .evaluate import evaluate
-    from .io import atomic_path, load, read_config
+    from .fileio import atomic_path
+    from .io import load
+    from .modelfile import read_config
 
     run = Path(run)
     cfg = read_config(run)

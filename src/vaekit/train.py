@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ConfigError, VaekitError
+from .metrics import accumulate_terms, evaluate_loss, format_terms, iw_log_likelihood
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 
@@ -127,32 +128,6 @@ def split_validation(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))
     n_val = int(round(n * fraction))
     return perm[n_val:], perm[:n_val]
-
-
-@torch.no_grad()
-def evaluate_loss(model: nn.Module, X: Tensor, y: Tensor | None, *, beta: float = 1.0, batch_size: int = 1024) -> dict[str, float]:
-    """Mean loss and terms over all of X (not one batch), per example, in eval mode."""
-    was_training = model.training
-    model.eval()
-    sums: dict[str, Tensor] = {}
-    for i in range(0, len(X), batch_size):
-        xb = X[i : i + batch_size]
-        out = model.loss(xb, None if y is None else y[i : i + batch_size], beta=beta)
-        _accumulate(sums, out, len(xb))
-    model.train(was_training)
-    return {k: v.item() / len(X) for k, v in sums.items()}
-
-
-def _accumulate(sums: dict[str, Tensor], out, batch: int) -> None:
-    sums["loss"] = sums.get("loss", 0) + out.loss.detach() * batch
-    for name, t in out.terms.items():
-        t = t.detach()
-        total = t.sum() if t.dim() else t * batch
-        sums[name] = sums.get(name, 0) + total
-
-
-def format_terms(terms: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.3f}" for k, v in terms.items() if k != "loss")
 
 
 def _distributed() -> tuple[int, int]:
@@ -300,7 +275,7 @@ def fit(
                     "Lower --lr, add --clip-grad 5, or check the data for extreme values"
                 )
             opt.step()
-            _accumulate(sums, out, len(idx))
+            accumulate_terms(sums, out, len(idx))
             if bar is not None:
                 bar.update()
                 if step % 25 == 0:  # one sync every 25 steps keeps the bar honest and cheap
@@ -329,8 +304,6 @@ def fit(
             val_terms = evaluate_loss(model, X_val, y_val, beta=cfg.beta)
             row.update({f"val_{k}": v for k, v in val_terms.items()})
             if cfg.val_nll_every and hasattr(model, "prior") and (epoch % cfg.val_nll_every == 0 or epoch == cfg.epochs):
-                from .evaluate import iw_log_likelihood
-
                 m = cfg.val_nll_examples
                 nll = -iw_log_likelihood(model, X_val[:m], None if y_val is None else y_val[:m], k=cfg.val_nll_k, seed=0)
                 row["val_iw_nll"] = nll.mean().item()

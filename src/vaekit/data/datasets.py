@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vaekit.data.idx import read_idx
-from vaekit.data.sources import fetch
-from vaekit.data.tables import (
+from .idx import read_idx
+from .sources import fetch
+from .tables import (
     require_file,
     load_npy,
     check_finite,
@@ -25,7 +25,7 @@ from vaekit.data.tables import (
     read_table,
     to_float32,
 )
-from vaekit.errors import DataError
+from ..errors import DataError
 
 __all__ = ["Dataset", "load_dataset", "binarize", "NAMED_SOURCES", "DIGIT_CLASSES", "FASHION_CLASSES"]
 
