@@ -226,7 +226,7 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
         self.estimator_ = est
         cfg = est.model_.config
         if self.method in ("elbo", "likelihood"):
-            self.eps_ = _standard_draws(cfg.posterior, cfg.student_df, int(self.n_score_samples), cfg.latent_dim, self.seed)
+            self.eps_ = _standard_draws(est.posterior, est.student_df, int(self.n_score_samples), cfg.latent_dim, self.seed)
         if self.method == "latent":
             from sklearn.cluster import KMeans
 
@@ -454,25 +454,25 @@ def _latent_distance(model, x: torch.Tensor, centres: torch.Tensor) -> torch.Ten
 
 
 def _log_weights(model, x: torch.Tensor, eps: torch.Tensor):
-    """z_k = loc + scale * eps_k with the fixed noise; returns (log p(x|z), log p(z), log q(z|x), q)."""
-    cfg = model.config
-    loc, log_var = model._posterior_params(x, None)
-    q = D.posterior(cfg.posterior, loc, log_var, cfg.student_df)
+    """z_k = loc + scale * eps_k with the fixed noise; returns log p(x|z), log p(z), log q(z|x), q, z, loc, log_var."""
+    post = model.config.posterior
+    loc, log_var = model.posterior_params(x, None)
+    q = D.posterior(post["family"], loc, log_var, post.get("df", 5.0))
     z = loc + torch.exp(0.5 * log_var) * eps[:, None, :]  # (K, B, latent): the reparameterization
     log_px = model.log_likelihood(z, x)  # (K, B) without a copy of x per draw
-    return log_px, model.prior().log_prob(z), q.log_prob(z), q, z
+    return log_px, model.prior().log_prob(z), q.log_prob(z), q, z, loc, log_var
 
 
 def _negative_elbo(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """-(E_q[log p(x|z)] - KL(q || p)) in nats (analytic KL where torch has one, as in training)."""
-    log_px, _, _, q, z = _log_weights(model, x, eps)
-    kl = D.kl_term(q, model.prior(), z, analytic=model._analytic_kl)
+    log_px, _, _, q, z, loc, log_var = _log_weights(model, x, eps)
+    kl = model.kl(q, z, loc, log_var)
     return -(log_px.mean(0) - kl)
 
 
 def _iw_nll(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x) in nats (Burda et al. 2016, eq. 8)."""
-    log_px, log_pz, log_qz, _, _ = _log_weights(model, x, eps)
+    log_px, log_pz, log_qz, *_ = _log_weights(model, x, eps)
     log_w = log_px + log_pz - log_qz
     return -(torch.logsumexp(log_w, 0) - math.log(log_w.shape[0]))
 

@@ -18,6 +18,7 @@ import torch
 
 from .errors import ModelFileError
 from .fileio import atomic_path
+from .modelfile import FORMAT_VERSION, upgrade_state
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
@@ -76,7 +77,8 @@ class Checkpointer:
                 tensors[f"rng.cuda{i}"] = s
         for name, value in sums.items():
             tensors[f"sums.{name}"] = torch.as_tensor(value).detach().cpu().reshape(())
-        meta = {"epoch": epoch, "step": step, "history": history, "optimizer": opt_meta, "extra": self.extra}
+        meta = {"format_version": FORMAT_VERSION, "epoch": epoch, "step": step, "history": history,
+                "optimizer": opt_meta, "extra": self.extra}
         with atomic_path(self.path) as tmp:
             save_file(tensors, str(tmp), metadata={"vaekit": json.dumps(meta)})
         self._last = time.monotonic()
@@ -99,7 +101,8 @@ def read_checkpoint(path: str | Path) -> dict:
         raise ModelFileError(f"{path} is not a readable vaekit checkpoint ({e}); vaekit never loads pickles") from None
     if not isinstance(meta, dict) or "epoch" not in meta:
         raise ModelFileError(f"{path} lacks vaekit checkpoint metadata; it was not written by vaekit")
-    model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    # Checkpoints of vaekit 0.1.0 carry no version: format 1, whose prior weights had other names.
+    model = upgrade_state({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}, meta.get("format_version", 1))
     optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}
     sums = {k[len("sums."):]: v for k, v in tensors.items() if k.startswith("sums.")}
     rng = {k[len("rng."):]: v for k, v in tensors.items() if k.startswith("rng.")}

@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from .errors import ConfigError, DataError, ModelFileError
 from .modelfile import PART_PREFIXES, write_model
-from .models import ModelConfig, build_model
+from .models import ModelConfig, build_model, config_from_params
 from .train import TrainConfig, fit
 
 _TRAIN_PARAMS = (
@@ -294,12 +294,12 @@ class VAE(_Base):
         return bool(self.conditional)
 
     def _model_config(self, input_shape, n_classes) -> ModelConfig:
-        return ModelConfig(
-            kind="vae", input_shape=input_shape, latent_dim=self.latent_dim, hidden=tuple(as_sizes(self.hidden)),
+        return config_from_params(
+            "vae", input_shape, n_classes, latent_dim=self.latent_dim, hidden=as_sizes(self.hidden),
             activation=self.activation, architecture=self.architecture, likelihood=self.likelihood,
             sigma=self.sigma, learn_sigma=self.learn_sigma, posterior=self.posterior, student_df=self.student_df,
-            n_classes=n_classes, ar_hidden=self.ar_hidden, prior=self.prior, n_pseudo_inputs=self.n_pseudo_inputs,
-            top_latent_dim=self.top_latent_dim, top_hidden=tuple(as_sizes(self.top_hidden)),
+            ar_hidden=self.ar_hidden, prior=self.prior, n_pseudo_inputs=self.n_pseudo_inputs,
+            top_latent_dim=self.top_latent_dim, top_hidden=as_sizes(self.top_hidden),
         )
 
     def _extra_train_params(self) -> dict:
@@ -379,8 +379,8 @@ class Autoencoder(_Base):
         self.verbose = verbose
 
     def _model_config(self, input_shape, n_classes) -> ModelConfig:
-        return ModelConfig(
-            kind="ae", input_shape=input_shape, latent_dim=self.latent_dim, hidden=tuple(as_sizes(self.hidden)),
+        return config_from_params(
+            "ae", input_shape, n_classes, latent_dim=self.latent_dim, hidden=as_sizes(self.hidden),
             activation=self.activation, architecture=self.architecture, likelihood=self.likelihood,
             sparsity=self.sparsity, sparsity_weight=self.sparsity_weight, sparsity_target=self.sparsity_target,
             noise=self.noise, noise_level=self.noise_level,

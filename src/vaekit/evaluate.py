@@ -188,7 +188,7 @@ def evaluate(est, X: np.ndarray, y: np.ndarray | None = None, *, X_train: np.nda
     conditional = bool(getattr(est, "conditional", False))
     is_vae = hasattr(est.model_, "inference")
     results: dict = {"n": int(len(X)), "model": "vae" if is_vae else "autoencoder",
-                     "latent_dim": int(est.model_.config.code_dim), "likelihood": est.model_.config.likelihood}
+                     "latent_dim": int(est.model_.config.code_dim), "likelihood": est.likelihood}
     if binarize:
         X, results["binarization"] = binarize_for_eval(est, X)
     else:

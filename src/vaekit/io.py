@@ -12,8 +12,8 @@ import numpy as np
 
 from .errors import ConfigError, ModelFileError
 from .estimators import estimator_class
-from .modelfile import CONFIG_FILE, PART_PREFIXES, WEIGHTS_FILE, read_config, read_weights
-from .models import ModelConfig, build_model
+from .modelfile import CONFIG_FILE, WEIGHTS_FILE, part_prefixes, read_config, read_weights
+from .models import build_model, config_from_dict
 from .train import resolve_device
 
 
@@ -27,16 +27,17 @@ def load(path: str | Path, device: str = "cpu"):
     # JSON has no tuples: give list-valued parameters (hidden sizes) back their constructor type.
     est.set_params(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items() if k in known})
     try:
-        model_config = ModelConfig.from_dict({**cfg["model"], "input_shape": tuple(cfg["model"]["input_shape"])})
+        model_config = config_from_dict(cfg["model"])
     except (TypeError, ValueError, AttributeError) as e:  # ConfigError is a ValueError
         raise ModelFileError(f"{path / CONFIG_FILE} has an invalid model section: {e}") from None
     model = build_model(model_config)
-    state = read_weights(path)
+    version = cfg.get("upgraded_from", cfg["format_version"])
+    state = read_weights(path, version)
     scaler = (state.pop("scaler.mean", None), state.pop("scaler.scale", None))
     part = cfg["part"]
     expected = model.state_dict()
     if part != "all":
-        expected = {k: v for k, v in expected.items() if k.startswith(PART_PREFIXES[part])}
+        expected = {k: v for k, v in expected.items() if k.startswith(part_prefixes(part, version))}
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))
     if missing or extra:
@@ -69,7 +70,7 @@ class Encoder:
 
     def __init__(self, est):
         self._est = est
-        self.latent_dim = est.model_.config.latent_dim
+        self.latent_dim = est.model_.config.code_dim  # the length of a code (z1 and z2 for two layers)
 
     def encode(self, X, y=None) -> np.ndarray:
         return self._est.encode(X, y)
@@ -82,7 +83,7 @@ class Decoder:
 
     def __init__(self, est):
         self._est = est
-        self.latent_dim = est.model_.config.latent_dim
+        self.latent_dim = est.model_.config.code_dim  # the length of a code (z1 and z2 for two layers)
 
     def decode(self, Z, y=None) -> np.ndarray:
         return self._est.decode(Z, y)

@@ -13,12 +13,19 @@ import torch
 
 from .errors import ModelFileError
 from .fileio import atomic_path, read_json, write_json
+from .models import FLAT_PARAMS, config_from_params
 
 FORMAT = "vaekit-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-PART_PREFIXES = {"encoder": ("encoder.",), "decoder": ("decoder.", "likelihood.")}
+# Which weights a part='encoder' / 'decoder' folder holds. The prior module goes with both halves:
+# a two-layer model's code needs q(z2|z1), and sampling needs p(z1|z2).
+PART_PREFIXES = {"encoder": ("encoder.", "latent_prior."), "decoder": ("decoder.", "likelihood.", "latent_prior.")}
+# Format 1 (vaekit 0.1.0) kept the prior's weights at the top level and out of the parts.
+V1_PART_PREFIXES = {"encoder": ("encoder.",), "decoder": ("decoder.", "likelihood.")}
+V1_RENAMED = {"pseudo_inputs": "latent_prior.pseudo_inputs", "encoder_top.": "latent_prior.encoder_top.",
+              "decoder_top.": "latent_prior.decoder_top."}
 
 
 def write_model(path: str | Path, config: dict, state: dict[str, torch.Tensor]) -> Path:
@@ -51,10 +58,49 @@ def read_config(path: str | Path) -> dict:
     for key in ("estimator", "params", "model", "input_shape", "part"):
         if key not in cfg:
             raise ModelFileError(f"{path / CONFIG_FILE} lacks the field {key!r}; the file is damaged or hand-edited")
+    if cfg.get("format_version", 1) < FORMAT_VERSION:
+        cfg = upgrade_config(cfg, path / CONFIG_FILE)
     return cfg
 
 
-def read_weights(path: Path) -> dict[str, torch.Tensor]:
+def upgrade_config(cfg: dict, where: Path | str = CONFIG_FILE) -> dict:
+    """A format-1 config (vaekit 0.1.0) in the current format; ``upgraded_from`` records the old version.
+
+    Format 1 saved the model as 25 flat fields for both kinds; they go through the same
+    translation as an estimator's parameters (:func:`vaekit.models.config_from_params`), so a
+    0.1.0 folder builds exactly the modules it was trained with.
+    """
+    model = dict(cfg["model"])
+    try:
+        kind, shape, n_classes = model.pop("kind", "vae"), tuple(model.pop("input_shape")), model.pop("n_classes", 0)
+        # Format 1 wrote every field for both kinds; those of the other kind were unused defaults.
+        upgraded = config_from_params(kind, shape, n_classes, **{k: v for k, v in model.items() if k in FLAT_PARAMS[kind]}).to_dict()
+    except (KeyError, TypeError, ValueError) as e:  # ConfigError is a ValueError
+        raise ModelFileError(f"{where} has an invalid format-1 model section: {e}") from None
+    return {**cfg, "format_version": FORMAT_VERSION, "upgraded_from": cfg.get("format_version", 1), "model": upgraded}
+
+
+def upgrade_state(state: dict[str, torch.Tensor], version: int) -> dict[str, torch.Tensor]:
+    """Weights saved in format ``version`` under the current names (format 1: the prior moved into a module)."""
+    if version >= FORMAT_VERSION:
+        return state
+    out = {}
+    for k, v in state.items():
+        for old, new in V1_RENAMED.items():
+            if k.startswith(old):
+                k = new + k[len(old):]
+                break
+        out[k] = v
+    return out
+
+
+def part_prefixes(part: str, version: int = FORMAT_VERSION) -> tuple[str, ...]:
+    """The weight-name prefixes a part='encoder' or 'decoder' folder of format ``version`` holds."""
+    return (V1_PART_PREFIXES if version < 2 else PART_PREFIXES)[part]
+
+
+def read_weights(path: Path, version: int = FORMAT_VERSION) -> dict[str, torch.Tensor]:
+    """The tensors of ``path``/model.safetensors, under current names (saved in format ``version``)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -62,7 +108,7 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     if not file.exists():
         raise ModelFileError(f"{file} not found; the model folder is incomplete (was training interrupted?)")
     try:
-        return load_file(str(file))
+        return upgrade_state(load_file(str(file)), version)
     except (SafetensorError, OSError, ValueError) as e:
         raise ModelFileError(
             f"{file} is not a readable safetensors file ({e}); vaekit never loads pickles, so re-save the model with vaekit"

@@ -168,7 +168,7 @@ def sample_caption(est) -> str:
     """What a drawn sample shows: E[x|z] for z from the prior, or, for an autoregressive decoder
     (no closed-form mean), each pixel's probability given the pixels drawn before it."""
     prior = "N(0, I)" if est.model_.config.standard_normal_prior else "p(z)"
-    if est.model_.config.likelihood == "autoregressive-bernoulli":
+    if est.likelihood == "autoregressive-bernoulli":
         return f"P(x_d = 1 | x_<d, z) along one draw, z ~ {prior}"
     return f"E[x|z], z ~ {prior}"
 
