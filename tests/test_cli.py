@@ -182,7 +182,7 @@ def bad_files(tmp_path):
     (["--dataset", "{files}/pixels255.npy"], "[0, 1]"),
     (["--dataset", "{files}/wide.npy", "--model", "conv-vae"], "28x30"),
     (["--batch-size", "1000"], "batch size"),
-    (["--latent-dim", "0"], "latent_dim must be at least 1"),
+    (["--latent-dim", "0"], "--latent-dim must be an integer >= 1, got 0"),
     (["--model", "ae", "--beta", "2"], "--beta does not apply"),
     (["--dataset", "{files}/pixels255.npy", "--model", "cvae"], "labels"),
     (["--device", "tpu"], "unknown device"),
@@ -223,7 +223,7 @@ def _subprocess(*argv: str) -> subprocess.CompletedProcess:
 def test_console_exit_code_and_one_line_error(tmp_path):
     r = _subprocess("train", "--out", str(tmp_path / "run"), "--latent-dim", "0")
     assert r.returncode == 2
-    assert r.stderr.startswith("vaekit: error: latent_dim must be at least 1") and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("vaekit: error: --latent-dim must be an integer >= 1, got 0") and r.stderr.count("\n") == 1, r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "run").exists()
     r = _subprocess("train", "--out", str(tmp_path / "run"), "--epochs", "0")  # argparse's own check
     assert r.returncode == 2 and "Traceback" not in r.stderr and "--epochs" in r.stderr

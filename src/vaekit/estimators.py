@@ -21,13 +21,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from .errors import ConfigError, DataError, ModelFileError
 from .modelfile import PART_PREFIXES, write_model
 from .models import ModelConfig, build_model, config_from_params
+from .options import check_params, make_init, options_for
 from .train import TrainConfig, fit
-
-_TRAIN_PARAMS = (
-    "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "clip_grad", "val_fraction",
-    "early_stopping", "max_minutes", "seed", "device", "precision", "lr_schedule",
-)
-
 
 def check_array(X, name: str = "X") -> np.ndarray:
     """X as a float32 array with at least 2 dimensions and only finite values, or a DataError."""
@@ -68,19 +63,34 @@ class _Base(BaseEstimator, TransformerMixin):
 
     _kind = ""
 
-    # -- subclass hooks -----------------------------------------------------------------------
-    def _model_config(self, input_shape: tuple[int, ...], n_classes: int) -> ModelConfig:
-        raise NotImplementedError
+    # -- parameters: declared once in vaekit.options ----------------------------------------------
+    def check_params(self) -> dict:
+        """Check every parameter against its declaration and the rules between them.
 
-    def _train_config(self) -> TrainConfig:
-        return TrainConfig(**{k: getattr(self, k) for k in _TRAIN_PARAMS}, **self._extra_train_params())
+        Runs at ``fit``; the CLI runs it before reading any data. Returns the parameters
+        normalized (sizes as tuples); raises a ConfigError naming the Python parameter.
+        """
+        params = check_params(self.get_params(), self._kind)
+        # The rules between parameters live where the configs are built: build them once for a
+        # stand-in input shape (the real shape is checked against the model when fit sees data).
+        self._model_config((1, 28, 28) if params["architecture"] == "conv" else (784,), 10 if self._conditional else 0, params)
+        self._train_config(params).validate()
+        if params["standardize"] and params["likelihood"] != "gaussian":
+            raise ConfigError("standardize=True needs likelihood='gaussian': standardized data is not in [0, 1]")
+        return params
 
-    def _extra_train_params(self) -> dict:
-        return {}
+    def _model_config(self, input_shape: tuple[int, ...], n_classes: int, params: dict | None = None) -> ModelConfig:
+        params = self.get_params() if params is None else params
+        model_params = {o.name: params[o.name] for o in options_for(self._kind, "model")}
+        return config_from_params(self._kind, input_shape, n_classes, **model_params)
+
+    def _train_config(self, params: dict | None = None) -> TrainConfig:
+        params = self.get_params() if params is None else params
+        return TrainConfig(**{o.name: params[o.name] for o in options_for(self._kind, "train")})
 
     @property
     def _conditional(self) -> bool:
-        return False
+        return bool(getattr(self, "conditional", False))
 
     # -- data ----------------------------------------------------------------------------------
     def _prepare_X(self, X, *, fitting: bool = False) -> np.ndarray:
@@ -94,8 +104,6 @@ class _Base(BaseEstimator, TransformerMixin):
                     "pass data with the same features as the training data"
                 )
         if fitting and self.standardize:
-            if self.likelihood != "gaussian":
-                raise ConfigError("standardize=True needs likelihood='gaussian': standardized data is not in [0, 1]")
             self.scaler_mean_ = X.mean(0)
             std = X.std(0)
             self.scaler_scale_ = np.where(std > 0, std, 1.0).astype(np.float32)
@@ -153,13 +161,13 @@ class _Base(BaseEstimator, TransformerMixin):
         ``history_`` then holds one dict per epoch with the mean train and validation loss and
         its terms in nats per example.
         """
+        params = self.check_params()
         X = self._prepare_X(X, fitting=True)
         y = self._prepare_y(y, len(X), fitting=True)
         self.input_shape_ = tuple(X.shape[1:])
         self.n_features_in_ = int(np.prod(self.input_shape_))
-        cfg = self._model_config(self.input_shape_, getattr(self, "n_classes_", 0) if self._conditional else 0)
-        tcfg = self._train_config()
-        tcfg.validate()
+        cfg = self._model_config(self.input_shape_, getattr(self, "n_classes_", 0) if self._conditional else 0, params)
+        tcfg = self._train_config(params)
         torch.manual_seed(self.seed)  # weight initialization is part of what the seed fixes
         self.model_ = build_model(cfg)
         Xv = yv = None
@@ -229,7 +237,7 @@ class _Base(BaseEstimator, TransformerMixin):
 class VAE(_Base):
     """A variational autoencoder (Kingma & Welling 2014) with a choice of posterior and likelihood.
 
-    Parameters mirror ``vaekit train``'s options; see ``vaekit train --help`` for each meaning.
+    Parameters are declared in :data:`vaekit.options.OPTIONS` (which also gives ``vaekit train --help``).
     ``likelihood``: 'bernoulli' (data in [0, 1]), 'continuous-bernoulli' or 'gaussian' (with a
     fixed ``sigma`` or, with ``learn_sigma=True``, a learned per-dimension sigma).
     ``posterior``: 'normal', 'laplace', 'student-t' (``student_df`` degrees of freedom) or 'logistic'.
@@ -238,74 +246,7 @@ class VAE(_Base):
 
     _kind = "vae"
 
-    def __init__(self, latent_dim: int = 20, hidden=(400,), activation: str = "relu", architecture: str = "mlp",
-                 likelihood: str = "bernoulli", sigma: float = 1.0, learn_sigma: bool = False,
-                 posterior: str = "normal", student_df: float = 5.0, conditional: bool = False, n_classes: int | None = None,
-                 ar_hidden: int = 500, prior: str = "normal", n_pseudo_inputs: int = 500, top_latent_dim: int = 0,
-                 top_hidden=(100, 100),
-                 beta: float = 1.0, warmup_epochs: float = 0.0, n_samples: int = 1, objective: str = "elbo", binarize: str = "none",
-                 standardize: bool = False, epochs: int = 10, batch_size: int = 128, optimizer: str = "adam",
-                 lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0, clip_grad: float | None = None, val_fraction: float = 0.1,
-                 early_stopping: int = 0, max_minutes: float = 0.0, seed: int = 0, device: str = "auto",
-                 precision: str = "float32", lr_schedule: str = "constant", val_nll_every: int = 0, val_nll_k: int = 200,
-                 verbose: bool = False):
-        self.latent_dim = latent_dim
-        self.hidden = hidden
-        self.activation = activation
-        self.architecture = architecture
-        self.likelihood = likelihood
-        self.sigma = sigma
-        self.learn_sigma = learn_sigma
-        self.posterior = posterior
-        self.student_df = student_df
-        self.conditional = conditional
-        self.n_classes = n_classes
-        self.ar_hidden = ar_hidden
-        self.prior = prior
-        self.n_pseudo_inputs = n_pseudo_inputs
-        self.top_latent_dim = top_latent_dim
-        self.top_hidden = top_hidden
-        self.beta = beta
-        self.warmup_epochs = warmup_epochs
-        self.n_samples = n_samples
-        self.objective = objective
-        self.binarize = binarize
-        self.standardize = standardize
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.optimizer = optimizer
-        self.lr = lr
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.clip_grad = clip_grad
-        self.val_fraction = val_fraction
-        self.early_stopping = early_stopping
-        self.max_minutes = max_minutes
-        self.seed = seed
-        self.device = device
-        self.precision = precision
-        self.lr_schedule = lr_schedule
-        self.val_nll_every = val_nll_every
-        self.val_nll_k = val_nll_k
-        self.verbose = verbose
-
-    @property
-    def _conditional(self) -> bool:
-        return bool(self.conditional)
-
-    def _model_config(self, input_shape, n_classes) -> ModelConfig:
-        return config_from_params(
-            "vae", input_shape, n_classes, latent_dim=self.latent_dim, hidden=as_sizes(self.hidden),
-            activation=self.activation, architecture=self.architecture, likelihood=self.likelihood,
-            sigma=self.sigma, learn_sigma=self.learn_sigma, posterior=self.posterior, student_df=self.student_df,
-            ar_hidden=self.ar_hidden, prior=self.prior, n_pseudo_inputs=self.n_pseudo_inputs,
-            top_latent_dim=self.top_latent_dim, top_hidden=as_sizes(self.top_hidden),
-        )
-
-    def _extra_train_params(self) -> dict:
-        return {"beta": self.beta, "warmup_epochs": self.warmup_epochs, "n_samples": self.n_samples,
-                "objective": self.objective, "binarize": self.binarize, "val_nll_every": self.val_nll_every,
-                "val_nll_k": self.val_nll_k}
+    __init__ = make_init("vae", "Store the parameters unchanged (see vaekit.options.OPTIONS for each one).")
 
     def sample(self, n: int = 16, label: int | None = None, seed: int | None = None) -> np.ndarray:
         """n new examples E[x|z], z ~ N(0, I) (of class ``label`` for a conditional model)."""
@@ -343,48 +284,7 @@ class Autoencoder(_Base):
 
     _kind = "ae"
 
-    def __init__(self, latent_dim: int = 32, hidden=(256,), activation: str = "relu", architecture: str = "mlp",
-                 likelihood: str = "bernoulli", sparsity: str | None = None, sparsity_weight: float = 1e-3,
-                 sparsity_target: float = 0.05, noise: str | None = None, noise_level: float = 0.3,
-                 standardize: bool = False, epochs: int = 10, batch_size: int = 128, optimizer: str = "adam",
-                 lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0, clip_grad: float | None = None, val_fraction: float = 0.1,
-                 early_stopping: int = 0, max_minutes: float = 0.0, seed: int = 0, device: str = "auto",
-                 precision: str = "float32", lr_schedule: str = "constant",
-                 verbose: bool = False):
-        self.latent_dim = latent_dim
-        self.hidden = hidden
-        self.activation = activation
-        self.architecture = architecture
-        self.likelihood = likelihood
-        self.sparsity = sparsity
-        self.sparsity_weight = sparsity_weight
-        self.sparsity_target = sparsity_target
-        self.noise = noise
-        self.noise_level = noise_level
-        self.standardize = standardize
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.optimizer = optimizer
-        self.lr = lr
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.clip_grad = clip_grad
-        self.val_fraction = val_fraction
-        self.early_stopping = early_stopping
-        self.max_minutes = max_minutes
-        self.seed = seed
-        self.device = device
-        self.precision = precision
-        self.lr_schedule = lr_schedule
-        self.verbose = verbose
-
-    def _model_config(self, input_shape, n_classes) -> ModelConfig:
-        return config_from_params(
-            "ae", input_shape, n_classes, latent_dim=self.latent_dim, hidden=as_sizes(self.hidden),
-            activation=self.activation, architecture=self.architecture, likelihood=self.likelihood,
-            sparsity=self.sparsity, sparsity_weight=self.sparsity_weight, sparsity_target=self.sparsity_target,
-            noise=self.noise, noise_level=self.noise_level,
-        )
+    __init__ = make_init("ae", "Store the parameters unchanged (see vaekit.options.OPTIONS for each one).")
 
     def corrupt(self, X, seed: int = 0) -> np.ndarray:
         """A corrupted copy of X with this model's noise (what a denoising model learns to undo)."""
@@ -394,18 +294,6 @@ class Autoencoder(_Base):
             raise ConfigError("this autoencoder has no noise model; create it with noise='gaussian', 'masking' or 'salt-and-pepper'")
         torch.manual_seed(seed)
         return corrupt(torch.as_tensor(check_array(X)), self.noise, self.noise_level).numpy()
-
-
-def as_sizes(hidden) -> list[int]:
-    """Hidden layer sizes as a list of ints, from 400, (512, 256) or '512,256'."""
-    if isinstance(hidden, str):
-        try:
-            return [int(h) for h in hidden.split(",") if h.strip()]
-        except ValueError:
-            raise ConfigError(f"hidden sizes must be integers separated by commas, got {hidden!r}") from None
-    if isinstance(hidden, (int, np.integer)):
-        return [int(hidden)]
-    return [int(h) for h in hidden]
 
 
 # -- the course's models, as presets of the two families ----------------------------------------

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from . import distributions as D
 from .errors import ConfigError
+from .options import options_for
 from .nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from .priors import build_prior, check_prior_spec
 
@@ -129,13 +130,8 @@ AE_LIKELIHOODS = ("bernoulli", "gaussian")
 LIKELIHOOD_OPTIONS = {"bernoulli": set(), "continuous-bernoulli": set(), "gaussian": {"sigma", "learn_sigma"},
                       "autoregressive-bernoulli": {"ar_hidden"}}
 CONFIGS: dict[str, type] = {"ae": AEConfig, "vae": VAEConfig}
-_NET_PARAMS = {"latent_dim", "hidden", "activation", "architecture", "likelihood"}
-# The flat parameters each kind translates (config_from_params); an estimator has these and more.
-FLAT_PARAMS = {
-    "ae": _NET_PARAMS | {"sparsity", "sparsity_weight", "sparsity_target", "noise", "noise_level"},
-    "vae": _NET_PARAMS | {"sigma", "learn_sigma", "posterior", "student_df", "ar_hidden", "prior", "n_pseudo_inputs",
-                          "top_latent_dim", "top_hidden"},
-}
+# The flat parameters each kind translates (config_from_params): its options with target "model".
+FLAT_PARAMS = {kind: {o.name for o in options_for(kind, "model")} for kind in ("vae", "ae")}
 
 
 def _normalize_net(cfg) -> None:

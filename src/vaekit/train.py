@@ -13,77 +13,39 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from .errors import ConfigError, VaekitError
+from .options import OPTIONS, check_params
 from .metrics import accumulate_terms, evaluate_loss, format_terms, iw_log_likelihood
 
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
 
 
 class TrainingDiverged(VaekitError):
     """The loss became NaN or infinite."""
 
 
-@dataclass
-class TrainConfig:
-    """Options of the optimization, saved in config.json beside the model's own."""
+def _validate(self) -> None:
+    """Check every field against its declaration in vaekit.options; raises a ConfigError."""
+    check_params(dataclasses.asdict(self), "vae")
+    resolve_device(self.device)
 
-    epochs: int = 10
-    batch_size: int = 128
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9  # SGD only
-    weight_decay: float = 0.0
-    clip_grad: float | None = None  # max global gradient norm
-    beta: float = 1.0  # weight of the KL term (beta-VAE); 1 is the ELBO
-    warmup_epochs: float = 0.0  # linear KL warm-up from 0 to beta over this many epochs
-    n_samples: int = 1  # L Monte-Carlo samples per example (k for the IWAE objective)
-    objective: str = "elbo"  # or "iwae": the importance-weighted bound with k = n_samples
-    binarize: str = "none"  # "dynamic": a fresh Bernoulli draw of each image every time it is used
-    val_fraction: float = 0.1
-    early_stopping: int = 0  # patience in epochs on the validation loss; 0 = off
-    max_minutes: float = 0.0  # stop after the epoch that crosses this much training time; 0 = off
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "float32"  # or "bf16": bfloat16 autocast of the forward pass
-    lr_schedule: str = "constant"  # or "cosine": anneal to lr/100 over the epochs (or the --max-minutes budget)
-    val_nll_every: int = 0  # VAE: every this many epochs, the importance-weighted NLL of the validation split; 0 = off
-    val_nll_k: int = 200  # importance samples for that estimate
-    val_nll_examples: int = 1000  # on at most this many validation examples (its cost grows with both)
 
-    def validate(self) -> None:
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if not self.lr > 0:
-            raise ConfigError(f"learning rate must be > 0, got {self.lr}")
-        if self.n_samples < 1:
-            raise ConfigError(f"the number of Monte-Carlo samples must be at least 1, got {self.n_samples}")
-        if self.binarize not in ("none", "dynamic", "static"):
-            raise ConfigError(f"unknown binarization {self.binarize!r}; choose none, dynamic or static")
-        if not 0 <= self.val_fraction < 1:
-            raise ConfigError(f"validation fraction must lie in [0, 1), got {self.val_fraction}")
-        if self.beta < 0:
-            raise ConfigError(f"beta must be >= 0, got {self.beta}")
-        if self.objective not in ("elbo", "iwae"):
-            raise ConfigError(f"unknown objective {self.objective!r}; choose elbo or iwae")
-        if self.val_nll_every < 0 or self.val_nll_k < 1 or self.val_nll_examples < 1:
-            raise ConfigError("--val-nll-every must be >= 0, and its k and number of examples at least 1")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ConfigError(f"unknown learning-rate schedule {self.lr_schedule!r}; choose constant or cosine")
-        if self.precision not in ("float32", "bf16"):
-            raise ConfigError(f"unknown precision {self.precision!r}; choose float32 or bf16")
-        resolve_device(self.device)
+def _to_dict(self) -> dict:
+    return dataclasses.asdict(self)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+
+# The options of the optimization (every option declared with target "train"), saved in
+# config.json beside the model's own. Generated from the declarations so that a new training
+# option is one declaration plus its use in this module.
+TrainConfig = dataclasses.make_dataclass(
+    "TrainConfig",
+    [(o.name, object, dataclasses.field(default=o.default_for("vae"))) for o in OPTIONS if o.target == "train"],
+    namespace={"validate": _validate, "to_dict": _to_dict, "__module__": __name__,
+               "__doc__": "Options of the optimization: every option of vaekit.options with target 'train'."},
+)
 
 
 def resolve_device(name: str) -> torch.device:

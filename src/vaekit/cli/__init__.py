@@ -14,6 +14,7 @@ import sys
 
 from .. import __version__
 from ..errors import VaekitError
+from ..options import to_flags
 from . import detect, report, train, use
 from .common import Formatter
 from .train import MODELS, PRESETS, expand_preset, make_estimator
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         print("vaekit: interrupted", file=sys.stderr)
         return 130
     except VaekitError as e:
-        print(f"vaekit: error: {e}", file=sys.stderr)
+        # Library errors name Python parameters; here they are written as the flags a user typed.
+        print(f"vaekit: error: {to_flags(str(e))}", file=sys.stderr)
         return 2
 
 

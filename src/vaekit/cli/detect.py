@@ -160,7 +160,7 @@ def _categorical(text: str | None) -> list[str] | None:
 def make_detector(args):
     """The detector that a `vaekit detect fit` option set describes (library objects only)."""
     from ..anomaly import AutoencoderDetector, VAEDetector
-    from ..estimators import as_sizes
+    from ..options import as_sizes
 
     cls = VAEDetector if args.model == "vae" else AutoencoderDetector
     params = dict(

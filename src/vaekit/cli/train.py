@@ -12,16 +12,17 @@ import shutil
 import sys
 from pathlib import Path
 
-from .common import Formatter, add_data_options, error, images_or_array, is_square, load_data, positive_int, say, sizes
+from ..options import BY_NAME, KINDS, OPTIONS, Option
+from .common import Formatter, add_data_options, error, images_or_array, is_square, load_data, say, sizes
 
 MODELS = {
-    # name: (estimator, preset parameters, help)
-    "ae": ("Autoencoder", {}, "undercomplete MLP autoencoder"),
-    "sparse-ae": ("Autoencoder", {"sparsity": "l1"}, "sparse autoencoder (L1 or --sparsity kl)"),
-    "denoising-ae": ("Autoencoder", {"noise": "masking"}, "denoising autoencoder (--noise, --noise-level)"),
-    "vae": ("VAE", {}, "MLP variational autoencoder"),
-    "conv-vae": ("VAE", {"architecture": "conv", "latent_dim": 100}, "convolutional VAE for images"),
-    "cvae": ("VAE", {"conditional": True}, "conditional VAE (needs labels)"),
+    # name: (estimator family, preset parameters, help)
+    "ae": ("ae", {}, "undercomplete MLP autoencoder"),
+    "sparse-ae": ("ae", {"sparsity": "l1"}, "sparse autoencoder (L1 or --sparsity kl)"),
+    "denoising-ae": ("ae", {"noise": "masking"}, "denoising autoencoder (--noise, --noise-level)"),
+    "vae": ("vae", {}, "MLP variational autoencoder"),
+    "conv-vae": ("vae", {"architecture": "conv", "latent_dim": 100}, "convolutional VAE for images"),
+    "cvae": ("vae", {"conditional": True}, "conditional VAE (needs labels)"),
 }
 PRESETS = {
     # The configuration of bench/mnist_nll.py (docs/results.md): a one-layer VAE on dynamically
@@ -50,55 +51,7 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint, with its original options")
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS", help="write a checkpoint every this many steps (0: only at epoch ends when --checkpoint-minutes is set)")
     p.add_argument("--checkpoint-minutes", type=float, default=0.0, metavar="MIN", help="write a checkpoint at least this often, in minutes (0: off)")
-    m = p.add_argument_group("model")
-    m.add_argument("--model", default="vae", choices=list(MODELS), help="; ".join(f"{k}: {v[2]}" for k, v in MODELS.items()))
-    m.add_argument("--latent-dim", type=int, default=None, help="size of the code z (default: 20 for vae/cvae, 100 for conv-vae, 32 for autoencoders)")
-    m.add_argument("--hidden", type=sizes, default=None, metavar="SIZES", help="hidden layer sizes of the MLP encoder, mirrored in the decoder, e.g. 400 or 512,256 (default: 400 for VAEs, 256 for autoencoders)")
-    m.add_argument("--activation", default=None, choices=["relu", "tanh", "elu", "gelu", "softplus", "sigmoid"], help="hidden activation (default: relu)")
-    m.add_argument("--likelihood", default=None, choices=["bernoulli", "continuous-bernoulli", "gaussian", "autoregressive-bernoulli"],
-                   help="decoder distribution p(x|z) (default: bernoulli; for autoencoders gaussian means squared error; "
-                        "autoregressive-bernoulli: pixels depend on earlier pixels and z through a MADE, VAEs only)")
-    m.add_argument("--ar-hidden", type=positive_int, default=None, help="hidden units of the autoregressive-bernoulli likelihood's MADE (default: 500)")
-    m.add_argument("--prior", default=None, choices=["normal", "vamp"], help="p(z): N(0, I) or the VampPrior, a mixture of q(z|u_k) over learned pseudo-inputs (default: normal)")
-    m.add_argument("--top-latent-dim", type=int, default=None, help="> 0 adds a second stochastic layer z2 of this size above z1 (q(z2|z1), p(z1|z2)) (default: 0, one layer)")
-    m.add_argument("--top-hidden", type=sizes, default=None, metavar="SIZES", help="hidden sizes of the MLPs between z1 and z2 (default: 100,100)")
-    m.add_argument("--pseudo-inputs", type=positive_int, default=None, help="number K of VampPrior pseudo-inputs (default: 500)")
-    m.add_argument("--sigma", type=float, default=None, help="fixed sigma of the Gaussian likelihood (default: 1.0)")
-    m.add_argument("--learn-sigma", action="store_true", default=None, help="learn a per-dimension sigma for the Gaussian likelihood")
-    m.add_argument("--posterior", default=None, choices=["normal", "laplace", "student-t", "logistic"], help="posterior family q(z|x) (default: normal)")
-    m.add_argument("--student-df", type=float, default=None, help="degrees of freedom of the Student-t posterior (default: 5)")
-    m.add_argument("--beta", type=float, default=None, help="weight of the KL term (default: 1, the ELBO)")
-    m.add_argument("--warmup-epochs", type=float, default=None, help="linear KL warm-up from 0 to beta over this many epochs (default: 0, off)")
-    m.add_argument("--mc-samples", type=positive_int, default=None, help="L Monte-Carlo samples of z per example; k for --objective iwae (default: 1)")
-    m.add_argument("--objective", default=None, choices=["elbo", "iwae"], help="training objective: the ELBO, or the importance-weighted bound with k = --mc-samples (default: elbo)")
-    m.add_argument("--sparsity", default=None, choices=["l1", "kl"], help="sparse-ae penalty: l1 on the code or KL(rho||rho_hat) (default: l1)")
-    m.add_argument("--sparsity-weight", type=float, default=None, help="lambda (l1) or beta (kl) of the sparsity penalty (default: 1e-3)")
-    m.add_argument("--sparsity-target", type=float, default=None, help="target mean activation rho of the KL penalty (default: 0.05)")
-    m.add_argument("--noise", default=None, choices=["gaussian", "masking", "salt-and-pepper"], help="denoising-ae corruption (default: masking)")
-    m.add_argument("--noise-level", type=float, default=None, help="sigma (gaussian) or probability p (masking, salt-and-pepper) (default: 0.3)")
-    d = p.add_argument_group("data handling")
-    d.add_argument("--binarize", default=None, choices=["none", "dynamic", "static"],
-                   help="for a Bernoulli likelihood: dynamic draws a fresh binary image every time one is used, static once (default: none)")
-    d.add_argument("--standardize", action="store_true", default=None, help="standardize features (real-valued tables; needs --likelihood gaussian)")
-    o = p.add_argument_group("optimization")
-    o.add_argument("--optimizer", default="adam", choices=["adam", "rmsprop", "sgd"], help="optimizer (sgd uses --momentum)")
-    o.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    o.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
-                   help="cosine anneals the learning rate to lr/100 over --epochs, or over --max-minutes when that is set")
-    o.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    o.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay")
-    o.add_argument("--clip-grad", type=float, default=None, help="clip the global gradient norm to this value")
-    o.add_argument("--batch-size", type=positive_int, default=128, help="examples per step")
-    o.add_argument("--epochs", type=positive_int, default=10, help="passes over the training data")
-    o.add_argument("--val-fraction", type=float, default=0.1, help="share of the training data held out for validation")
-    o.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE", help="stop after this many epochs without validation improvement, keeping the best weights (0: off)")
-    o.add_argument("--max-minutes", type=float, default=0.0, metavar="MIN", help="stop after the epoch in which training time passes this budget (0: off)")
-    o.add_argument("--val-nll-every", type=int, default=None, metavar="EPOCHS",
-                   help="VAE: every this many epochs, log the importance-weighted NLL of (up to 1000) validation examples in metrics.csv (default: 0, off)")
-    o.add_argument("--val-nll-k", type=positive_int, default=None, help="importance samples for --val-nll-every (default: 200)")
-    o.add_argument("--seed", type=int, default=0, help="random seed (a CPU run is reproducible)")
-    o.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
-    o.add_argument("--precision", default="float32", choices=["float32", "bf16"], help="bf16 runs the forward pass under bfloat16 autocast (faster on CPUs with AVX-512 BF16 and on GPUs)")
+    add_estimator_options(p)
     p.add_argument("--no-figures", action="store_true", help="do not write samples.png and reconstructions.png")
     p.add_argument("--no-report", action="store_true", help="do not write report.html (metrics with k=100 importance samples, and every figure) at the end")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -122,37 +75,58 @@ def expand_preset(argv: list[str]) -> list[str]:
     return argv
 
 
+def _default_text(opt: Option) -> str:
+    if "(default" in opt.help or opt.default is None or opt.default is False:
+        return ""
+    show = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
+    if isinstance(opt.default, dict):
+        return f" (default: {show(opt.default['vae'])} for VAEs, {show(opt.default['ae'])} for autoencoders)"
+    if f"({show(opt.default)}:" in opt.help:  # the help already says what the default means: "(0: off)"
+        return ""
+    return f" (default: {show(opt.default)})"
+
+
+def add_estimator_options(p: argparse.ArgumentParser) -> None:
+    """One flag per estimator option that has one, derived from vaekit.options.OPTIONS.
+
+    Every flag defaults to None ("not given"), so that a --model preset and then the estimator's
+    own default apply; the help shows the declared default.
+    """
+    p.add_argument("--model", default="vae", choices=list(MODELS), help="; ".join(f"{k}: {v[2]}" for k, v in MODELS.items()))
+    groups = {}
+    for opt in OPTIONS:
+        if not opt.cli_flag:
+            continue
+        g = groups.get(opt.group) or groups.setdefault(opt.group, p.add_argument_group(opt.group))
+        only = "" if len(opt.kinds) == len(KINDS) else " [VAEs only]" if opt.kinds == ("vae",) else " [autoencoders only]"
+        kw = dict(dest=opt.name, default=None, help=opt.help + _default_text(opt) + only)
+        if opt.type == "bool":
+            g.add_argument(opt.cli_flag, action="store_true", **kw)
+            continue
+        kw["type"] = {"int": int, "float": float, "str": str, "sizes": sizes}[opt.type]
+        if opt.choices is not None:
+            kw["choices"] = opt.all_choices()
+        if opt.choices is None:
+            kw["metavar"] = opt.metavar or opt.cli_flag.lstrip("-").upper().replace("-", "_")
+        g.add_argument(opt.cli_flag, **kw)
+
+
 def make_estimator(args):
-    """The estimator that a `vaekit train` option set describes (library objects only)."""
+    """The estimator that a `vaekit train` option set describes (library objects only).
+
+    ``vars(args)`` maps onto estimator parameters through the declarations: each option's flag
+    stores under its Python name. Options that were not given are left to the --model preset and
+    the estimator's defaults.
+    """
     from .. import estimators
 
-    cls_name, preset, _ = MODELS[args.model]
-    cls = getattr(estimators, cls_name)
-    given = {
-        "latent_dim": args.latent_dim, "hidden": args.hidden, "activation": args.activation,
-        "likelihood": args.likelihood, "sigma": args.sigma, "learn_sigma": args.learn_sigma,
-        "posterior": args.posterior, "student_df": args.student_df, "beta": args.beta,
-        "warmup_epochs": args.warmup_epochs, "n_samples": args.mc_samples, "objective": args.objective, "sparsity": args.sparsity,
-        "sparsity_weight": args.sparsity_weight, "sparsity_target": args.sparsity_target,
-        "noise": args.noise, "noise_level": args.noise_level, "binarize": args.binarize,
-        "standardize": args.standardize, "ar_hidden": args.ar_hidden, "prior": args.prior, "n_pseudo_inputs": args.pseudo_inputs,
-        "top_latent_dim": args.top_latent_dim, "top_hidden": args.top_hidden,
-        "val_nll_every": args.val_nll_every, "val_nll_k": args.val_nll_k,
-    }
-    given = {k: v for k, v in given.items() if v is not None}
-    accepted = cls().get_params()
-    wrong = [k for k in given if k not in accepted]
+    kind, preset, _ = MODELS[args.model]
+    given = {o.name: getattr(args, o.name) for o in OPTIONS if o.cli_flag and getattr(args, o.name, None) is not None}
+    wrong = [BY_NAME[name].cli_flag for name in given if kind not in BY_NAME[name].kinds]
     if wrong:
-        flags = ", ".join("--" + k.replace("_", "-").replace("n-samples", "mc-samples").replace("n-pseudo-inputs", "pseudo-inputs") for k in wrong)
-        raise error(f"{flags} does not apply to --model {args.model}; drop it or choose a VAE model")
-    common = {
-        "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr, "momentum": args.momentum,
-        "weight_decay": args.weight_decay, "clip_grad": args.clip_grad, "val_fraction": args.val_fraction,
-        "early_stopping": args.early_stopping, "max_minutes": args.max_minutes, "seed": args.seed, "device": args.device, "precision": args.precision,
-        "lr_schedule": args.lr_schedule,
-        "verbose": False,
-    }
-    return cls(**{**preset, **given, **common})
+        raise error(f"{', '.join(wrong)} does not apply to --model {args.model}; drop it or choose a VAE model")
+    cls = {"vae": estimators.VAE, "ae": estimators.Autoencoder}[kind]
+    return cls(**{**preset, **given, "verbose": False})
 
 
 def _init_distributed(args) -> int:
@@ -207,10 +181,7 @@ def cmd_train(args) -> int:
     if not resume and out.exists() and not args.overwrite and (not out.is_dir() or any(out.iterdir())):
         raise error(f"{out} already exists; choose another --out or pass --overwrite to replace it")
     est = make_estimator(args)
-    # Bad options fail before any data is read: build the configs once for a stand-in input shape
-    # (the real shape is checked against the model when fit sees the data).
-    est._model_config((1, 28, 28) if est.architecture == "conv" else (784,), 10 if getattr(est, "conditional", False) else 0)
-    est._train_config().validate()
+    est.check_params()  # bad options fail before any data is read
     data = load_data(args)
     if getattr(est, "conditional", False) and data.y is None:
         raise error(f"--model cvae needs labels but {args.dataset} has none; pass --label-column for a table")
