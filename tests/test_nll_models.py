@@ -155,6 +155,7 @@ def test_cosine_schedule_anneals_over_epochs_or_the_time_budget():
     assert scheduled_lr(budget, 3, 60) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))  # half the minutes spent
     assert scheduled_lr(budget, 3, 600) == pytest.approx(1e-5)  # past the budget: the floor
     assert scheduled_lr(TrainConfig(lr=0.1), 5, 5) == 0.1
+    assert scheduled_lr(TrainConfig(lr=1e-3, epochs=10, lr_schedule="cosine", lr_final=0.5), 10, 0) == pytest.approx(5e-4)
     with pytest.raises(ConfigError, match="schedule"):
         TrainConfig(lr_schedule="step").validate()
 

@@ -98,3 +98,18 @@ def test_applicable_options_follow_the_model():
     vamp = {o.name for o in applicable({**plain, "prior": "vamp", "likelihood": "gaussian"}, "vae")}
     assert {"n_pseudo_inputs", "sigma", "learn_sigma"} <= vamp
     assert BY_NAME["sparsity_target"].when({"sparsity": "kl"}) and not BY_NAME["sparsity_target"].when({"sparsity": "l1"})
+
+
+def test_lr_final_is_one_declaration_that_reaches_the_run(tmp_path):
+    import csv
+
+    run = tmp_path / "r"
+    assert main(["train", "--dataset", "embedded", "--limit", "100", "--epochs", "2", "--batch-size", "50", "--hidden", "8",
+                 "--latent-dim", "2", "--val-fraction", "0", "--lr-schedule", "cosine", "--lr-final", "0.5", "--quiet",
+                 "--no-figures", "--no-report", "--device", "cpu", "--out", str(run)]) == 0
+    import json
+
+    assert json.loads((run / "config.json").read_text())["params"]["lr_final"] == 0.5
+    assert list(csv.DictReader(open(run / "metrics.csv")))  # trained
+    with pytest.raises(ConfigError, match="lr_final must be a number in"):
+        VAE(lr_final=2.0).check_params()

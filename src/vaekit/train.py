@@ -71,7 +71,7 @@ def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.opti
 def scheduled_lr(cfg: TrainConfig, epoch_progress: float, seconds: float) -> float:
     """The learning rate at a point of training under ``cfg.lr_schedule``.
 
-    'cosine' anneals from lr to lr/100 along a half cosine (Loshchilov & Hutter 2017, one cycle).
+    'cosine' anneals from lr to lr * lr_final along a half cosine (Loshchilov & Hutter 2017, one cycle).
     Progress is the larger of the share of epochs done and, with --max-minutes, the share of the
     time budget spent: a budgeted run (epochs set huge) anneals over its minutes instead.
     """
@@ -81,7 +81,7 @@ def scheduled_lr(cfg: TrainConfig, epoch_progress: float, seconds: float) -> flo
     if cfg.max_minutes:
         t = max(t, seconds / (cfg.max_minutes * 60))
     t = min(1.0, t)
-    floor = cfg.lr / 100
+    floor = cfg.lr * cfg.lr_final
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * t))
 
 
