@@ -143,7 +143,7 @@ def test_folder_without_images_is_one_line_error(tmp_path, make: str) -> None:
     with pytest.raises(DataError) as e:
         read_image_folder(root)
     assert "\n" not in str(e.value)
-    assert ("not found" in str(e.value)) if make == "missing" else ("no image files" in str(e.value))
+    assert ("not found" in str(e.value)) if make == "missing" else ("folder with no image files" in str(e.value))
 
 
 def test_image_options_refused_for_other_sources() -> None:

@@ -61,8 +61,8 @@ def scan_image_folder(root: str | os.PathLike) -> ImageFolder:
     )
     if not files:
         raise DataError(
-            f"{root} holds no image files (looked for {', '.join(IMAGE_SUFFIXES)} in it and its subfolders); "
-            "pass a folder of images"
+            f"{root} is a folder with no image files (looked for {', '.join(IMAGE_SUFFIXES)} in it and its "
+            "subfolders); pass a folder of images, or the path of a .npy, .npz, .csv or .parquet file"
         )
     parts = [p.relative_to(root).parts for p in files]
     top = sorted({q[0] for q in parts if len(q) > 1})
