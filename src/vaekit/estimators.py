@@ -272,6 +272,19 @@ class VAE(_Base):
                 Z = self.model_.prior().sample((n,)).cpu().numpy()
         return self.decode(Z, y)
 
+    def kl_per_dimension(self, X, y=None) -> np.ndarray:
+        """Mean KL(q(z_j|x) || p(z_j)) over the examples X, for each latent dimension j, in nats.
+
+        A dimension with a KL near 0 is inactive: the posterior ignores x there (posterior collapse).
+        """
+        from .evaluate import kl_per_dimension
+
+        self._check_fitted()
+        X = self._prepare_X(X)
+        y = self._prepare_y(y, len(X))
+        dev = self.device_
+        return kl_per_dimension(self.model_, torch.from_numpy(X).to(dev), None if y is None else torch.from_numpy(y).to(dev))
+
 
 class Autoencoder(_Base):
     """An undercomplete MLP (or conv) autoencoder, optionally sparse or denoising.
