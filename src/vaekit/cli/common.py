@@ -146,6 +146,8 @@ def images_or_array(path: Path, images, ncol: int, title: str, image_shape, row_
     """A .png grid of images, or (any other suffix) the array itself."""
     from ..plots import save_image_grid
 
+    if path.suffix.lower() not in (".png", ".npy", ".csv"):
+        raise error(f"cannot write {path}: use a .png (image grid), .npy or .csv file name")
     if path.suffix.lower() == ".png":
         if len(image_shape) != 3 and not is_square(image_shape):
             raise error(f"this model's data (shape {tuple(image_shape)}) are not images; write a .npy or .csv instead of {path.name}")
