@@ -78,7 +78,9 @@ def iw_log_likelihood(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(X), desc=f"IW log-likelihood (k={k})", unit="example", leave=False)
+        # Counted in importance samples, so the rate (samples/s) and the time left are exact even
+        # when a batch is split into chunks; the postfix counts examples done.
+        bar = tqdm(total=len(X) * k, desc=f"IW log p(x), k={k}", unit="sample", unit_scale=True, leave=False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for i in range(0, len(X), batch_size):
@@ -94,7 +96,8 @@ def iw_log_likelihood(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k
                 done += s
             out.append((acc - math.log(k)).cpu())
             if bar is not None:
-                bar.update(len(xb))
+                bar.set_postfix_str(f"{i + len(xb)}/{len(X)} examples", refresh=False)
+                bar.update(len(xb) * k)
     if bar is not None:
         bar.close()
     model.train(was_training)
