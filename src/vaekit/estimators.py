@@ -134,6 +134,11 @@ class _Base(BaseEstimator, TransformerMixin):
         return check_labels(y, n, self.n_classes_)
 
     @property
+    def loss_unit(self) -> str:
+        """What the loss, its terms and the training curves are measured in, per example."""
+        return "squared error per example" if self._kind == "ae" and self.likelihood == "gaussian" else "nats per example"
+
+    @property
     def device_(self) -> torch.device:
         return next(self.model_.parameters()).device
 

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.distributions import Normal, kl_divergence
 
 from .errors import ConfigError, DataError
+from .models import has_density
 from .metrics import DEFAULT_K, evaluate_loss, iw_log_likelihood
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2015), section 5.2
@@ -42,7 +43,7 @@ def elbo(model: nn.Module, X: Tensor, y: Tensor | None = None, *, batch_size: in
     Returns ``{"elbo", "log_likelihood", "kl"}`` where ``log_likelihood`` is E_q[log p(x|z)] and
     ``elbo = log_likelihood - kl`` (<= 0 for discrete data). Seeded, so a call is repeatable.
     """
-    if not hasattr(model, "inference"):
+    if not has_density(model):
         raise ConfigError("the ELBO needs a VAE; an autoencoder has no posterior or prior (use reconstruction_error)")
     terms = loss_terms(model, X, y, batch_size=batch_size, seed=seed)
     return {k: terms[k] for k in ("elbo", "log_likelihood", "kl")}
@@ -68,7 +69,7 @@ def kl_per_dimension(model: nn.Module, X: Tensor, y: Tensor | None = None, *, ba
     where torch.distributions has one (Normal); otherwise the Monte-Carlo estimate
     E_q[log q(z_j|x) - log p(z_j)] with ``n_samples`` draws.
     """
-    if not hasattr(model, "inference"):
+    if not has_density(model):
         raise ConfigError("KL per dimension needs a VAE; an autoencoder has no posterior or prior")
     model.eval()
     total = None
@@ -186,7 +187,7 @@ def evaluate(est, X: np.ndarray, y: np.ndarray | None = None, *, X_train: np.nda
     """
     est._check_fitted()
     conditional = bool(getattr(est, "conditional", False))
-    is_vae = hasattr(est.model_, "inference")
+    is_vae = has_density(est.model_)
     results: dict = {"n": int(len(X)), "model": "vae" if is_vae else "autoencoder",
                      "latent_dim": int(est.model_.config.code_dim), "likelihood": est.likelihood}
     if binarize:

@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .fileio import atomic_path
+from .models import has_density
 
 
 def _pyplot():
@@ -150,7 +151,8 @@ def save_image_grid(path: str | Path, images: np.ndarray, ncol: int, *, title: s
 # -- the lecture's figures, from a fitted estimator --------------------------------------------
 
 
-def _require_images(est) -> tuple[int, ...]:
+def require_images(est) -> tuple[int, ...]:
+    """The per-example shape of a model whose examples are images, or a ConfigError saying they are not."""
     shape = tuple(est.input_shape_)
     n = math.prod(shape)
     if len(shape) == 3 or (len(shape) == 1 and math.isqrt(n) ** 2 == n):
@@ -160,7 +162,7 @@ def _require_images(est) -> tuple[int, ...]:
 
 
 def _require_vae(est, what: str) -> None:
-    if not hasattr(est.model_, "prior"):
+    if not has_density(est.model_):
         raise ConfigError(f"the {what} needs a VAE's prior p(z); an autoencoder's code has none (train with --model vae)")
 
 
@@ -194,7 +196,7 @@ def reconstructions_figure(est, X: np.ndarray, y: np.ndarray | None = None, *, n
 
     A denoising autoencoder shows three rows: clean, corrupted (its own noise, seeded), denoised.
     """
-    shape = _require_images(est)
+    shape = require_images(est)
     X = np.asarray(X)[:n]
     c = None if y is None or not getattr(est, "conditional", False) else np.asarray(y)[:n]
     if getattr(est, "noise", None):
@@ -211,7 +213,7 @@ def reconstructions_figure(est, X: np.ndarray, y: np.ndarray | None = None, *, n
 
 def samples_figure(est, *, n: int = 64, ncol: int = 8, seed: int = 0, classes=None):
     """Samples E[x|z], z ~ N(0, I); a conditional model gets one row per class (``ncol`` each)."""
-    shape = _require_images(est)
+    shape = require_images(est)
     _require_vae(est, "samples figure")
     if getattr(est, "conditional", False):
         k = est.n_classes_
@@ -233,7 +235,7 @@ def manifold_figure(est, *, n: int = 15, dims: tuple[int, int] = (0, 1), label: 
     """
     from scipy.stats import norm
 
-    shape = _require_images(est)
+    shape = require_images(est)
     _require_vae(est, "manifold figure")
     if not est.model_.config.standard_normal_prior:
         raise ConfigError("the manifold grid walks the quantiles of an N(0, I) prior, and this model's prior is learned or has two "
@@ -315,7 +317,7 @@ def interpolation_figure(est, X: np.ndarray, y: np.ndarray, *, a: int = 1, b: in
     few examples x and every class k, which keeps the style of x and changes its class.
     """
     plt = _pyplot()
-    shape = _require_images(est)
+    shape = require_images(est)
     if y is None:
         raise ConfigError("interpolating between class means needs labels; pass a labelled --dataset")
     if getattr(est, "conditional", False):

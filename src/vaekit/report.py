@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import VaekitError
+from .options import applicable
 
 REPORT_FILE = "report.html"
 REPORT_K = 100  # importance samples in the report: fast; `vaekit evaluate --k 5000` gives the reportable number
@@ -68,19 +69,34 @@ def metrics_rows(r: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
+def config_rows(cfg: dict, est) -> list[tuple[str, str, str]]:
+    """(setting, value, meaning) of the options that have an effect on this model, then the run's data."""
+    params = cfg["params"]
+    rows = [("estimator", str(cfg.get("estimator")), "input shape " + " x ".join(map(str, cfg["input_shape"])))]
+    for opt in applicable(params, est._kind):
+        if opt.name in params and opt.name != "verbose":
+            value = params[opt.name]
+            shown = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+            rows.append((opt.name, shown, opt.help))
+    run = cfg.get("run", {})
+    rows += [(f"run.{key}", str(v), "") for key, v in run.items() if key != "command"]
+    return rows
+
+
 def _figures(est, run: Path, test, metrics: dict | None, classes) -> list[tuple[str, str, object]]:
     """(heading, caption, zero-argument builder of a Figure) for every figure that applies."""
     from . import plots
+    from .models import has_density
 
-    is_vae = hasattr(est.model_, "prior")
+    is_vae = has_density(est.model_)
     cond = bool(getattr(est, "conditional", False))
     figs = []
     if (run / "metrics.csv").exists():
-        unit = "squared error per example" if (not is_vae and est.likelihood == "gaussian") else "nats per example"
+        unit = est.loss_unit
         figs.append(("Training curves", f"train and validation, each term, in {unit}",
                      lambda: plots.curves_figure(plots.read_metrics(run / "metrics.csv"), unit=unit)))
     try:
-        plots._require_images(est)
+        plots.require_images(est)
         images = True
     except VaekitError:
         images = False
@@ -182,13 +198,6 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
     else:
         parts.append("<p>No metrics (no test data).</p>")
 
-    parts.append("<h2>Configuration</h2>")
-    conf_rows = [("estimator", str(cfg.get("estimator")))]
-    conf_rows += [(f"model.{key}", str(v)) for key, v in cfg["model"].items()]
-    conf_rows += [(f"params.{key}", str(v)) for key, v in cfg["params"].items() if key not in cfg["model"]]
-    conf_rows += [(f"run.{key}", str(v)) for key, v in meta.items() if key != "command"]
-    parts.append(_table(conf_rows, ("setting", "value")))
-
     for heading, caption, build in _figures(est, run, test, metrics, classes):
         try:
             png = plots.figure_png(build())
@@ -196,6 +205,10 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
             parts.append(f'<h2>{html.escape(heading)}</h2><p class="note">Not drawn: {html.escape(str(e))}</p>')
             continue
         parts.append(f"<h2>{html.escape(heading)}</h2><figure>{_img(png, heading)}<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+    parts.append("<h2>Configuration</h2>")
+    parts.append("<p>The options that apply to this model (every option is in config.json).</p>")
+    parts.append(_table(config_rows(cfg, est), ("setting", "value", "meaning")))
     parts.append("</body></html>\n")
     path = Path(out) if out is not None else run / REPORT_FILE
     with atomic_path(path) as tmp:

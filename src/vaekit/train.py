@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ConfigError, VaekitError
+from .models import has_density
 from .options import OPTIONS, check_params
 from .metrics import accumulate_terms, evaluate_loss, format_terms, iw_log_likelihood
 
@@ -265,7 +266,7 @@ def fit(
         if X_val is not None and len(X_val):
             val_terms = evaluate_loss(model, X_val, y_val, beta=cfg.beta)
             row.update({f"val_{k}": v for k, v in val_terms.items()})
-            if cfg.val_nll_every and hasattr(model, "prior") and (epoch % cfg.val_nll_every == 0 or epoch == cfg.epochs):
+            if cfg.val_nll_every and has_density(model) and (epoch % cfg.val_nll_every == 0 or epoch == cfg.epochs):
                 m = cfg.val_nll_examples
                 nll = -iw_log_likelihood(model, X_val[:m], None if y_val is None else y_val[:m], k=cfg.val_nll_k, seed=0)
                 row["val_iw_nll"] = nll.mean().item()

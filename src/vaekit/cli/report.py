@@ -97,7 +97,7 @@ def cmd_plot(args) -> int:
     kind = args.kind
     if kind == "curves":
         fig = plots.curves_figure(plots.read_metrics(Path(args.run) / "metrics.csv"),
-                                  unit="squared error per example" if (not hasattr(est.model_, "prior") and est.likelihood == "gaussian") else "nats per example")
+                                  unit=est.loss_unit)
     elif kind == "samples":
         fig = plots.samples_figure(est, n=args.n or 64, seed=args.seed, classes=classes)
     elif kind == "manifold":
