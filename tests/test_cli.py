@@ -181,7 +181,7 @@ def bad_files(tmp_path):
     (["--dataset", "mnist", "--data-dir", "{files}/idx"], "train-images-idx3-ubyte"),
     (["--dataset", "{files}/pixels255.npy"], "[0, 1]"),
     (["--dataset", "{files}/wide.npy", "--model", "conv-vae"], "28x30"),
-    (["--batch-size", "1000"], "batch size"),
+    (["--batch-size", "1000"], "--batch-size 1000 is larger"),
     (["--latent-dim", "0"], "--latent-dim must be an integer >= 1, got 0"),
     (["--model", "ae", "--beta", "2"], "--beta does not apply"),
     (["--dataset", "{files}/pixels255.npy", "--model", "cvae"], "labels"),

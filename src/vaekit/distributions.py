@@ -315,6 +315,7 @@ class UniformGaussianMixture(Distribution):
     """
 
     arg_constraints: dict = {}
+    has_rsample = True  # rsample below is reparameterized: gradients reach loc and log_var
 
     def __init__(self, loc: Tensor, log_var: Tensor):
         self.loc, self.log_var = loc, log_var  # (K, D)

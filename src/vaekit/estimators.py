@@ -196,6 +196,10 @@ class _Base(BaseEstimator, TransformerMixin):
         """Same as :meth:`encode` (scikit-learn's name for dimensionality reduction)."""
         return self.encode(X, y)
 
+    def fit_transform(self, X, y=None, **fit_params) -> np.ndarray:
+        """fit(X, y) then the codes of X; a conditional model encodes with the same labels y."""
+        return self.fit(X, y, **fit_params).transform(X, y)
+
     def decode(self, Z, y=None) -> np.ndarray:
         """E[x|z] for each code, in the units of the training data."""
         self._check_fitted()

@@ -71,6 +71,7 @@ def kl_per_dimension(model: nn.Module, X: Tensor, y: Tensor | None = None, *, ba
     """
     if not has_density(model):
         raise ConfigError("KL per dimension needs a VAE; an autoencoder has no posterior or prior")
+    was_training = model.training
     model.eval()
     total = None
     with torch.random.fork_rng(devices=[]):
@@ -87,6 +88,7 @@ def kl_per_dimension(model: nn.Module, X: Tensor, y: Tensor | None = None, *, ba
                 kl = (base.log_prob(z) - p.log_prob(z)).mean(0)
             s = kl.sum(0).double().cpu()
             total = s if total is None else total + s
+    model.train(was_training)
     return (total / len(X)).numpy()
 
 
