@@ -262,7 +262,7 @@ def test_no_command_prints_help_and_exits_2(capsys):
 
 
 def test_preset_expands_and_explicit_options_win():
-    from vaekit.cli import PRESETS, expand_preset, build_parser
+    from vaekit.cli import PRESETS, build_parser, expand_preset
 
     argv = expand_preset(["train", "--preset", "mnist-nll", "--latent-dim", "8", "--out", "r"])
     args = build_parser().parse_args(argv)

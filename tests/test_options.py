@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from vaekit.cli import build_parser, make_estimator, main
+from vaekit.cli import build_parser, main, make_estimator
 from vaekit.errors import ConfigError
 from vaekit.estimators import VAE, Autoencoder
 from vaekit.options import BY_NAME, OPTIONS, applicable, options_for, to_flags

@@ -139,7 +139,7 @@ class _AutoregressiveBernoulli(Distribution):
 
     arg_constraints: dict = {}
 
-    def __init__(self, likelihood: "AutoregressiveBernoulliLikelihood", params: Tensor, event_ndims: int):
+    def __init__(self, likelihood: AutoregressiveBernoulliLikelihood, params: Tensor, event_ndims: int):
         self.likelihood, self.params = likelihood, params
         shape = likelihood.event_shape_
         super().__init__(params.shape[:-1], torch.Size(shape), validate_args=False)

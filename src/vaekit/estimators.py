@@ -24,6 +24,7 @@ from .models import ModelConfig, build_model, config_from_params
 from .options import check_params, make_init, options_for
 from .train import TrainConfig, fit
 
+
 def check_array(X, name: str = "X") -> np.ndarray:
     """X as a float32 array with at least 2 dimensions and only finite values, or a DataError."""
     try:

@@ -21,8 +21,8 @@ from torch import Tensor, nn
 from torch.distributions import Normal, kl_divergence
 
 from .errors import ConfigError, DataError
-from .models import has_density
 from .metrics import DEFAULT_K, evaluate_loss, iw_log_likelihood
+from .models import has_density
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2015), section 5.2
 EVAL_BINARIZE_SEED = 0
@@ -253,6 +253,7 @@ def format_results(r: dict) -> list[str]:
         kl = ", ".join(f"{v:.2f}" for v in r["kl_per_dim"])
         lines.append(f"  KL per dimension   [{kl}] nats")
     if "probe_logreg_accuracy" in r:
-        lines.append(f"  linear probe       {100 * r['probe_logreg_accuracy']:11.2f} %  (logistic regression on codes, fitted on {r['probe_n_train']} training examples)")
+        lines.append(f"  linear probe       {100 * r['probe_logreg_accuracy']:11.2f} %  "
+                     f"(logistic regression on codes, fitted on {r['probe_n_train']} training examples)")
         lines.append(f"  k-NN probe         {100 * r['probe_knn_accuracy']:11.2f} %  (5 nearest neighbours on codes)")
     return lines

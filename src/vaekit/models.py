@@ -28,8 +28,8 @@ from torch.distributions import Distribution
 
 from . import distributions as D
 from .errors import ConfigError
-from .options import options_for
 from .nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+from .options import options_for
 from .priors import build_prior, check_prior_spec
 
 NOISES = ("gaussian", "masking", "salt-and-pepper")

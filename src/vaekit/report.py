@@ -123,7 +123,8 @@ def _figures(est, run: Path, test, metrics: dict | None, classes) -> list[tuple[
         if images and not cond and len(present) >= 2:
             a, b = (1, 7) if {1, 7} <= set(present.tolist()) else (int(present[0]), int(present[1]))
             figs.append(("Interpolation and latent arithmetic", f"between the mean codes of classes {a} and {b}; "
-                         "each example re-rendered as every class", lambda: plots.interpolation_figure(est, test.X, test.y, a=a, b=b, classes=classes)))
+                         "each example re-rendered as every class", lambda: plots.interpolation_figure(est, test.X, test.y, a=a, b=b,
+                                                                                                       classes=classes)))
     return figs
 
 
@@ -192,8 +193,10 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
     if metrics:
         parts.append(f"<p>On the test split of <b>{html.escape(test.name)}</b>. The importance-weighted numbers use "
                      f"<b>k={metrics.get('iw_k', k)}</b> samples on the first {metrics.get('iw_n', 0)} test examples to keep the "
-                     f"report fast; for a number to set beside published ones run <code>vaekit evaluate {html.escape(str(shown))} --k 5000</code>.</p>"
-                     if "iw_k" in metrics else f"<p>On the test split of <b>{html.escape(test.name)}</b>. An autoencoder has no ELBO or likelihood; reconstruction error and probes only.</p>")
+                     f"report fast; for a number to set beside published ones run "
+                     f"<code>vaekit evaluate {html.escape(str(shown))} --k 5000</code>.</p>"
+                     if "iw_k" in metrics else f"<p>On the test split of <b>{html.escape(test.name)}</b>. "
+                     "An autoencoder has no ELBO or likelihood; reconstruction error and probes only.</p>")
         parts.append(_table(metrics_rows(metrics), ("metric", "value", "unit / how")))
     else:
         parts.append("<p>No metrics (no test data).</p>")

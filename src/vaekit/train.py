@@ -19,10 +19,9 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ConfigError, VaekitError
+from .metrics import accumulate_terms, evaluate_loss, format_terms, iw_log_likelihood
 from .models import has_density
 from .options import OPTIONS, check_params
-from .metrics import accumulate_terms, evaluate_loss, format_terms, iw_log_likelihood
-
 
 
 class TrainingDiverged(VaekitError):

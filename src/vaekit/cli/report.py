@@ -71,9 +71,12 @@ def add_parsers(sub) -> None:
 
 def add_evaluate_options(p) -> None:
     """The options ``vaekit evaluate`` adds to the data options."""
-    p.add_argument("--k", type=positive_int, default=5000, help="importance samples per example for the IW log-likelihood (Burda et al. report k=5000)")
-    p.add_argument("--iw-limit", type=positive_int, default=None, metavar="N", help="compute the IW estimate on the first N examples only (default: all)")
-    p.add_argument("--probe-limit", type=positive_int, default=None, metavar="N", help="fit the probes on the first N training examples (default: all)")
+    p.add_argument("--k", type=positive_int, default=5000,
+                   help="importance samples per example for the IW log-likelihood (Burda et al. report k=5000)")
+    p.add_argument("--iw-limit", type=positive_int, default=None, metavar="N",
+                   help="compute the IW estimate on the first N examples only (default: all)")
+    p.add_argument("--probe-limit", type=positive_int, default=None, metavar="N",
+                   help="fit the probes on the first N training examples (default: all)")
     p.add_argument("--no-probe", action="store_true", help="skip the logistic-regression and k-NN probes")
     p.add_argument("--no-binarize", action="store_true", help="score a model trained on binarized data on the gray levels as given")
     p.add_argument("--seed", type=int, default=0, help="random seed of the Monte-Carlo estimates")

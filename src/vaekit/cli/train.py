@@ -46,14 +46,18 @@ def add_parser(sub) -> None:
     add_data_options(p, "embedded", "train")
     p.add_argument("--out", default=None, metavar="RUN_DIR", help="run folder to create (required unless --resume)")
     p.add_argument("--preset", default=None, choices=list(PRESETS),
-                   help="a named set of options (options given on the command line win): " + "; ".join(f"{k} = {' '.join(v)}" for k, v in PRESETS.items()))
+                   help="a named set of options (options given on the command line win): " + "; ".join(f"{k} = {' '.join(v)}" for k,
+                                                                                                       v in PRESETS.items()))
     p.add_argument("--overwrite", action="store_true", help="replace --out if it already exists")
-    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint, with its original options")
-    p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS", help="write a checkpoint every this many steps (0: only at epoch ends when --checkpoint-minutes is set)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run from its last checkpoint, with its original options")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
+                   help="write a checkpoint every this many steps (0: only at epoch ends when --checkpoint-minutes is set)")
     p.add_argument("--checkpoint-minutes", type=float, default=0.0, metavar="MIN", help="write a checkpoint at least this often, in minutes (0: off)")
     add_estimator_options(p)
     p.add_argument("--no-figures", action="store_true", help="do not write samples.png and reconstructions.png")
-    p.add_argument("--no-report", action="store_true", help="do not write report.html (metrics with k=100 importance samples, and every figure) at the end")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write report.html (metrics with k=100 importance samples, and every figure) at the end")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=cmd_train)
 
@@ -216,7 +220,6 @@ def cmd_train(args) -> int:
 def _train_into(args, est, data, run: Path | None, resume: dict | None = None) -> None:
     import csv
     import time
-
 
     from ..fileio import atomic_path, read_json, write_json
 

@@ -36,7 +36,6 @@ def add_parsers(sub) -> None:
 
 def cmd_sample(args) -> int:
     from ..io import load
-
     from ..models import has_density
 
     est = load(args.run)
