@@ -187,7 +187,7 @@ def evaluate(est, X: np.ndarray, y: np.ndarray | None = None, *, X_train: np.nda
     ``binarize``: score a model trained on binarized data on a static binarization of X (see
     :func:`binarize_for_eval`). Returns a JSON-ready dict; log-likelihoods in nats per example.
     """
-    est._check_fitted()
+    est.check_fitted()
     conditional = bool(getattr(est, "conditional", False))
     is_vae = has_density(est.model_)
     results: dict = {"n": int(len(X)), "model": "vae" if is_vae else "autoencoder",
@@ -200,7 +200,7 @@ def evaluate(est, X: np.ndarray, y: np.ndarray | None = None, *, X_train: np.nda
     codes = est.encode(X, cond)
     recon = est.reconstruct(X, cond)
     results.update(reconstruction_error(X, recon))
-    Xt = torch.from_numpy(est._prepare_X(X)).to(est.device_)
+    Xt = torch.from_numpy(est.prepare_X(X)).to(est.device_)
     yt = None if cond is None else torch.from_numpy(np.asarray(cond, dtype=np.int64)).to(est.device_)
     # The training objective on this split (VAE: loss = -ELBO with its two terms; autoencoder: its
     # reconstruction loss and any sparsity penalty), so test and training numbers can be compared.

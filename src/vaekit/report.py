@@ -73,7 +73,7 @@ def config_rows(cfg: dict, est) -> list[tuple[str, str, str]]:
     """(setting, value, meaning) of the options that have an effect on this model, then the run's data."""
     params = cfg["params"]
     rows = [("estimator", str(cfg.get("estimator")), "input shape " + " x ".join(map(str, cfg["input_shape"])))]
-    for opt in applicable(params, est._kind):
+    for opt in applicable(params, est.kind):
         if opt.name in params and opt.name != "verbose":
             value = params[opt.name]
             shown = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
@@ -128,6 +128,23 @@ def _figures(est, run: Path, test, metrics: dict | None, classes) -> list[tuple[
     return figs
 
 
+def _splits(meta: dict, test, train, probe_limit: int | None, notes: list[str]):
+    """The run's test and train splits (those not given), noting in ``notes`` any that cannot be read."""
+    from .data import load_dataset
+
+    source = meta.get("dataset") or "embedded"
+    out = {"test": test, "train": train}
+    for split in ("test", "train"):
+        if out[split] is not None:
+            continue
+        try:
+            out[split] = load_dataset(source, split, data_dir=meta.get("data_dir"), label_column=meta.get("label_column"),
+                                      limit=probe_limit if split == "train" else None)
+        except VaekitError as e:
+            notes.append(f"the {split} split of {source} could not be read ({e}); figures and metrics that need it are left out")
+    return out["test"], out["train"]
+
+
 def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REPORT_K, iw_limit: int | None = REPORT_IW_LIMIT,
                  probe_limit: int | None = REPORT_PROBE_LIMIT, test=None, train=None,
                  shown_as: str | Path | None = None) -> Path:
@@ -141,7 +158,6 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
     ``iw_limit`` test examples, which the page states. Returns the path written.
     """
     from . import plots
-    from .data import load_dataset
     from .evaluate import evaluate
     from .fileio import atomic_path
     from .io import load
@@ -152,20 +168,7 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
     est = load(run)
     meta = cfg.get("run", {})
     notes: list[str] = []
-    source = meta.get("dataset") or "embedded"
-    for split in ("test", "train"):
-        if (test if split == "test" else train) is not None:
-            continue
-        try:
-            ds = load_dataset(source, split, data_dir=meta.get("data_dir"), label_column=meta.get("label_column"),
-                              limit=probe_limit if split == "train" else None)
-        except VaekitError as e:
-            notes.append(f"the {split} split of {source} could not be read ({e}); figures and metrics that need it are left out")
-            ds = None
-        if split == "test":
-            test = ds
-        else:
-            train = ds
+    test, train = _splits(meta, test, train, probe_limit, notes)
     classes = meta.get("classes") or (test.classes if test is not None else None)
     metrics = None
     if test is not None:

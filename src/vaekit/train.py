@@ -159,6 +159,7 @@ class _Loop:
     X: Tensor
     y: Tensor | None
     steps_per_epoch: int
+    n_seen: int  # examples per epoch over all ranks (DDP drops the last partial batch)
     checkpointer: object | None
     stopper: EarlyStopping | None
     progress: bool
@@ -318,6 +319,28 @@ def epoch_line(row: dict, cfg: TrainConfig, unit: str) -> str:
     return line + f"  [{unit}]  {row['seconds']:.1f}s"
 
 
+def _make_loop(model: nn.Module, X: Tensor, y: Tensor | None, cfg: TrainConfig, device: torch.device, rank: int, world: int,
+               checkpointer, progress: bool) -> _Loop:
+    """The optimizer, the DDP wrapper, the number of steps and the early stopping of one run."""
+    if cfg.batch_size > len(X):
+        raise ConfigError(f"batch_size {cfg.batch_size} is larger than the {len(X)} training examples; pass a smaller batch_size")
+    if cfg.batch_size % world:
+        raise ConfigError(f"batch_size {cfg.batch_size} does not split evenly over {world} processes; pass a multiple of {world}")
+    step_model = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    # Under DDP every rank must take a non-empty, equal slice of each batch, so the last partial
+    # batch is dropped (as DistributedSampler's drop_last does); one process keeps it.
+    steps_per_epoch = len(X) // cfg.batch_size if world > 1 else math.ceil(len(X) / cfg.batch_size)
+    return _Loop(model, step_model, make_optimizer(model.parameters(), cfg, device), cfg, device, rank, world, X, y,
+                 steps_per_epoch, steps_per_epoch * cfg.batch_size if world > 1 else len(X), checkpointer,
+                 EarlyStopping(cfg.early_stopping) if cfg.early_stopping else None, progress,
+                 # A NaN check needs the loss on the host: free on CPU, a sync on a GPU, so there only sometimes.
+                 check_every=1 if device.type == "cpu" else 50)
+
+
 def _agreed_seconds(loop: _Loop, seconds: float) -> float:
     """Under DDP, the largest clock over the ranks: the budget's stop and the schedule depend on it."""
     if loop.world == 1:
@@ -362,25 +385,9 @@ def fit(
     torch.manual_seed(cfg.seed + rank)
     model.to(device)
     X, y, X_val, y_val = place_data(X, y, X_val, y_val, cfg, device)
-    if cfg.batch_size > len(X):
-        raise ConfigError(f"batch_size {cfg.batch_size} is larger than the {len(X)} training examples; pass a smaller batch_size")
-    if cfg.batch_size % world:
-        raise ConfigError(f"batch_size {cfg.batch_size} does not split evenly over {world} processes; pass a multiple of {world}")
-    step_model = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    # Under DDP every rank must take a non-empty, equal slice of each batch, so the last partial
-    # batch is dropped (as DistributedSampler's drop_last does); one process keeps it.
-    steps_per_epoch = len(X) // cfg.batch_size if world > 1 else math.ceil(len(X) / cfg.batch_size)
-    n_seen = steps_per_epoch * cfg.batch_size if world > 1 else len(X)
-    stopper = EarlyStopping(cfg.early_stopping) if cfg.early_stopping else None
-    loop = _Loop(model, step_model, make_optimizer(model.parameters(), cfg, device), cfg, device, rank, world, X, y,
-                 steps_per_epoch, checkpointer, stopper,
-                 progress=(sys.stderr.isatty() and not quiet and rank == 0) if progress is None else progress,
-                 # A NaN check needs the loss on the host: free on CPU, a sync on a GPU, so there only sometimes.
-                 check_every=1 if device.type == "cpu" else 50)
+    loop = _make_loop(model, X, y, cfg, device, rank, world, checkpointer,
+                      progress=(sys.stderr.isatty() and not quiet and rank == 0) if progress is None else progress)
+    stopper = loop.stopper
     say = log or (lambda s: None)
 
     def tell(msg: str) -> None:
@@ -398,7 +405,7 @@ def fit(
         sums = dict(resumed_sums) if (epoch == start_epoch and first) else {}
         t0 = time.perf_counter()
         out = train_epoch(loop, epoch, first, sums, trained_seconds, history)
-        row = epoch_row(loop, epoch, time.perf_counter() - t0, sums, n_seen, X_val, y_val)
+        row = epoch_row(loop, epoch, time.perf_counter() - t0, sums, loop.n_seen, X_val, y_val)
         history.append(row)
         if on_epoch and rank == 0:
             on_epoch(row)
