@@ -116,7 +116,7 @@ class _Base(BaseEstimator, TransformerMixin):
             if lo < 0 or hi > 1:
                 raise DataError(
                     f"values lie in [{lo:g}, {hi:g}] but a {self.likelihood} likelihood needs data in [0, 1]; "
-                    "rescale the data (e.g. divide pixels by 255) or use likelihood='gaussian' (--likelihood gaussian)"
+                    "rescale the data (e.g. divide pixels by 255) or use likelihood='gaussian'"
                 )
         return X
 

@@ -114,7 +114,7 @@ class VAEConfig:
         _normalize_net(self)
         lik = _check_component("likelihood", self.likelihood, LIKELIHOOD_OPTIONS, key="name")
         if lik["name"] == "autoregressive-bernoulli" and self.architecture != "mlp":
-            raise ConfigError("the autoregressive-bernoulli likelihood needs the MLP decoder; use architecture='mlp' or another likelihood")
+            raise ConfigError("the autoregressive-bernoulli likelihood needs the MLP decoder; use another likelihood or architecture='mlp'")
         if int(lik.get("ar_hidden", 1)) < 1:
             raise ConfigError(f"ar_hidden must be at least 1, got {lik['ar_hidden']}")
         _check_component("posterior", self.posterior, {f: ({"df"} if f == "student-t" else set()) for f in D.POSTERIORS}, key="family")

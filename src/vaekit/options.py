@@ -156,7 +156,8 @@ OPTIONS: tuple[Option, ...] = (
            "hidden layer sizes of the MLP encoder, mirrored in the decoder, e.g. 400 or 512,256 (default: 400 for VAEs, 256 for autoencoders)",
            metavar="SIZES", when=lambda p: p.get("architecture") != "conv"),
     Option("activation", "str", "relu", "hidden activation", choices=ACTIVATIONS),
-    Option("architecture", "str", "mlp", "mlp, or conv: the course's convolutional pair for (C, H, W) images", choices=("mlp", "conv"), flag=None),
+    Option("architecture", "str", "mlp", "mlp, or conv: the course's convolutional pair for (C, H, W) images", choices=("mlp", "conv"), flag=None,
+           extra={"cli": {"mlp": "--model vae", "conv": "--model conv-vae"}}),
     Option("likelihood", "str", "bernoulli", "decoder distribution p(x|z); for autoencoders gaussian means squared error; "
            "autoregressive-bernoulli: pixels depend on earlier pixels and z through a MADE, VAEs only",
            choices={"vae": VAE_LIKELIHOODS, "ae": AE_LIKELIHOODS}),
@@ -177,7 +178,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("top_hidden", "sizes", (100, 100), "hidden sizes of the MLPs between z1 and z2", kinds=("vae",), metavar="SIZES",
            when=lambda p: bool(p.get("top_latent_dim"))),
     Option("conditional", "bool", False, "q(z|x, c) and p(x|z, c) with c a one-hot class label (pass y to fit)", kinds=("vae",), target="estimator",
-           flag=None),
+           flag=None, extra={"cli": {"True": "--model cvae", "False": "--model vae"}}),
     Option("n_classes", "int", None, "number of classes of a conditional model (default: from the labels)", kinds=("vae",), target="estimator",
            low=1, nullable=True,
            flag=None, when=lambda p: bool(p.get("conditional"))),
@@ -290,13 +291,26 @@ def flag_names() -> dict[str, str]:
     return {o.name: o.cli_flag for o in OPTIONS if o.cli_flag}
 
 
-def to_flags(message: str) -> str:
-    """A library error message with Python parameter names written as the CLI's flags.
+def _as_flag(opt: Option, value: str, original: str) -> str:
+    """``name=value`` as the command line says it: ``--flag value``, or the --model that sets it."""
+    if opt.cli_flag is None:
+        return opt.extra.get("cli", {}).get(value, original)
+    if opt.type == "bool":
+        return opt.cli_flag if value == "True" else f"no {opt.cli_flag}"
+    return f"{opt.cli_flag} {value}"
 
-    A name is translated where it stands as a parameter: containing an underscore, or followed by
-    ``=`` or by `` must`` (single words like ``prior`` also appear in prose).
+
+def to_flags(message: str) -> str:
+    """A library error message with Python parameters written as the CLI's flags.
+
+    ``name=value`` becomes ``--flag value`` (or the --model that sets a parameter without a flag);
+    a bare name is translated where it stands as a parameter: containing an underscore, or
+    followed by `` must`` (single words like ``prior`` also appear in prose).
     """
-    for name, flag in sorted(flag_names().items(), key=lambda kv: -len(kv[0])):
-        pattern = rf"(?<![\w-]){re.escape(name)}(?![\w-])" if "_" in name else rf"(?<![\w-]){re.escape(name)}(?=(=| must))"
-        message = re.sub(pattern, flag, message)
+    for opt in sorted(OPTIONS, key=lambda o: -len(o.name)):
+        assign = rf"(?<![\w-]){re.escape(opt.name)}=('([^']*)'|[\w.+-]+)"
+        message = re.sub(assign, lambda m, o=opt: _as_flag(o, m.group(2) if m.group(2) is not None else m.group(1), m.group(0)), message)
+        if opt.cli_flag:
+            bare = rf"(?<![\w-]){re.escape(opt.name)}(?![\w-])" if "_" in opt.name else rf"(?<![\w-]){re.escape(opt.name)}(?= must)"
+            message = re.sub(bare, opt.cli_flag, message)
     return message
