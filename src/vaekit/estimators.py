@@ -260,20 +260,27 @@ class VAE(_Base):
 
     __init__ = make_init("vae", "Store the parameters unchanged (see vaekit.options.OPTIONS for each one).")
 
+    def class_labels(self, label: int | None, n: int) -> np.ndarray | None:
+        """``n`` copies of class ``label`` for a conditional model (None otherwise), checked.
+
+        The one check of "which class to draw" that sampling and the figures share.
+        """
+        if not self._conditional:
+            if label is not None:
+                raise ConfigError("label= (--label) only applies to a conditional model (ConditionalVAE / --model cvae)")
+            return None
+        if label is None:
+            raise ConfigError("this model is conditional: pass label=K (--label K) to say which class to draw")
+        if not 0 <= int(label) < self.n_classes_:
+            raise ConfigError(f"label {label} is not a class of this model; choose 0..{self.n_classes_ - 1}")
+        return np.full(n, int(label), dtype=np.int64)
+
     def sample(self, n: int = 16, label: int | None = None, seed: int | None = None) -> np.ndarray:
         """n new examples E[x|z], z ~ N(0, I) (of class ``label`` for a conditional model)."""
         self.check_fitted()
         if n < 1:
             raise ConfigError(f"number of samples must be at least 1, got {n}")
-        y = None
-        if self._conditional:
-            if label is None:
-                raise ConfigError("this model is conditional: pass label=K (--label K) to say which class to draw")
-            if not 0 <= int(label) < self.n_classes_:
-                raise ConfigError(f"label {label} is not a class of this model; choose 0..{self.n_classes_ - 1}")
-            y = np.full(n, int(label), dtype=np.int64)
-        elif label is not None:
-            raise ConfigError("label= only applies to a conditional model (ConditionalVAE / --model cvae)")
+        y = self.class_labels(label, n)
         seed = self.seed if seed is None else seed
         if self.model_.config.standard_normal_prior:
             gen = torch.Generator().manual_seed(seed)

@@ -179,18 +179,6 @@ def _class_names(classes, n: int) -> list[str]:
     return [str(c) for c in classes] if classes and len(classes) >= n else [str(k) for k in range(n)]
 
 
-def _labels_for(est, label: int | None, n: int):
-    if not getattr(est, "conditional", False):
-        if label is not None:
-            raise ConfigError("--label only applies to a conditional model (--model cvae)")
-        return None
-    if label is None:
-        raise ConfigError("this model is conditional: pass --label K (label=K) to say which class to draw")
-    if not 0 <= int(label) < est.n_classes_:
-        raise ConfigError(f"label {label} is not a class of this model; choose 0..{est.n_classes_ - 1}")
-    return np.full(n, int(label), dtype=np.int64)
-
-
 def reconstructions_figure(est, X: np.ndarray, y: np.ndarray | None = None, *, n: int = 10, seed: int = 0):
     """Originals in the top row, reconstructions (through the posterior mean) below.
 
@@ -253,7 +241,7 @@ def manifold_figure(est, *, n: int = 15, dims: tuple[int, int] = (0, 1), label: 
     for r, zj in enumerate(grid[::-1]):  # top row = largest z_j
         Z[r * n : (r + 1) * n, i] = grid
         Z[r * n : (r + 1) * n, j] = zj
-    imgs = as_images(est.decode(Z, _labels_for(est, label, len(Z))), shape)
+    imgs = as_images(est.decode(Z, est.class_labels(label, len(Z))), shape)
     every = max(1, n // 6)
     cols = [f"{v:.2f}" if k % every == 0 else "" for k, v in enumerate(grid)]
     rows = [f"{v:.2f}" if k % every == 0 else "" for k, v in enumerate(grid[::-1])]
