@@ -119,7 +119,7 @@ class GaussianLikelihood(Likelihood):
     def __init__(self, event_shape: tuple[int, ...], sigma: float = 1.0, learn_sigma: bool = False):
         super().__init__()
         if sigma <= 0:
-            raise ConfigError(f"Gaussian sigma must be > 0, got {sigma}; pass a positive --sigma")
+            raise ConfigError(f"sigma must be > 0 (the Gaussian likelihood's standard deviation), got {sigma}")
         log_sigma = torch.full(event_shape, math.log(sigma))
         if learn_sigma:
             self.log_sigma = nn.Parameter(log_sigma)

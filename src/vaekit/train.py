@@ -54,7 +54,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+        raise ConfigError("device='cuda' was asked for but no CUDA GPU is available; use device='cpu' or device='auto'")
     if name.split(":")[0] not in ("cpu", "cuda"):
         raise ConfigError(f"unknown device {name!r}; choose cpu, cuda or auto")
     return torch.device(name)
