@@ -98,8 +98,9 @@ def main_(root: Path) -> None:
     expected["checkpointed"] = expected_numbers(vaekit.VAE(**params).fit(train.X), X, y)
 
     # A detector folder (table data, a categorical column, impute, the ELBO score).
-    from vaekit.anomaly import VAEDetector
     import pandas as pd
+
+    from vaekit.anomaly import VAEDetector
 
     rng = np.random.default_rng(0)
     table = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60), "colour": rng.choice(["red", "blue"], 60)})

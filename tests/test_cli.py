@@ -181,7 +181,7 @@ def bad_files(tmp_path):
     (["--dataset", "mnist", "--data-dir", "{files}/idx"], "train-images-idx3-ubyte"),
     (["--dataset", "{files}/pixels255.npy"], "[0, 1]"),
     (["--dataset", "{files}/wide.npy", "--model", "conv-vae"], "28x30"),
-    (["--batch-size", "1000"], "batch size"),
+    (["--batch-size", "1000"], "--batch-size 1000 is larger"),
     (["--latent-dim", "0"], "--latent-dim must be an integer >= 1, got 0"),
     (["--model", "ae", "--beta", "2"], "--beta does not apply"),
     (["--dataset", "{files}/pixels255.npy", "--model", "cvae"], "labels"),
@@ -262,13 +262,13 @@ def test_no_command_prints_help_and_exits_2(capsys):
 
 
 def test_preset_expands_and_explicit_options_win():
-    from vaekit.cli import PRESETS, expand_preset, build_parser
+    from vaekit.cli import build_parser, expand_preset, presets
 
     argv = expand_preset(["train", "--preset", "mnist-nll", "--latent-dim", "8", "--out", "r"])
     args = build_parser().parse_args(argv)
     assert args.dataset == "mnist" and args.binarize == "dynamic" and args.max_minutes == 40
     assert args.latent_dim == 8  # given after the preset, so it wins
-    assert argv[1 : 1 + len(PRESETS["mnist-nll"])] == PRESETS["mnist-nll"]
+    assert argv[1 : 1 + len(presets()["mnist-nll"])] == presets()["mnist-nll"]
     assert expand_preset(["sample", "--preset", "x"]) == ["sample", "--preset", "x"]
 
 

@@ -3,10 +3,8 @@ it bit for bit, `vaekit config show` prints what `--config` reads, presets are s
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
-
 import pytest
+import tomllib
 
 from vaekit.cli import build_parser, expand_preset, main, presets
 from vaekit.cli.config import preset_names, read_preset, to_toml
@@ -54,7 +52,8 @@ def test_bad_config_files_are_one_line_errors(tmp_path, capsys, text, message) -
 
 def test_missing_config_file_is_one_line(tmp_path, capsys) -> None:
     assert main(["train", "--config", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "r")]) == 2
-    assert capsys.readouterr().err.strip() == f"vaekit: error: config file not found: {tmp_path / 'nope.toml'}; pass a .toml file or a run's config.json"
+    expect = f"vaekit: error: config file not found: {tmp_path / 'nope.toml'}; pass a .toml file or a run's config.json"
+    assert capsys.readouterr().err.strip() == expect
 
 
 def test_config_show_round_trips_to_the_same_weights(tmp_path, capsys) -> None:

@@ -45,7 +45,7 @@ def test_two_processes_match_one_process(tmp_path):
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5, msg=k)
     # The parameters did move: the comparison is not between two untrained models.
-    from vaekit.models import config_from_params, build_model
+    from vaekit.models import build_model, config_from_params
 
     torch.manual_seed(7)
     init = build_model(config_from_params(kind="ae", input_shape=(20,), latent_dim=4, hidden=(32,))).state_dict()

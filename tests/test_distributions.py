@@ -13,7 +13,7 @@ from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
 from vaekit import distributions as D
 from vaekit.errors import ConfigError
-from vaekit.models import config_from_params, bernoulli_kl, build_model
+from vaekit.models import bernoulli_kl, build_model, config_from_params
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -204,7 +204,7 @@ def test_continuous_bernoulli_is_a_normalized_density():
     lik = D.ContinuousBernoulliLikelihood()
     for logit in (-3.0, -0.2, 0.0, 1.5):
         px = lik(torch.tensor([[logit]], dtype=torch.float64))
-        total, _ = integrate.quad(lambda v: math.exp(px.log_prob(torch.tensor([[v]], dtype=torch.float64)).item()), 0, 1)
+        total, _ = integrate.quad(lambda v, px=px: math.exp(px.log_prob(torch.tensor([[v]], dtype=torch.float64)).item()), 0, 1)
         assert total == pytest.approx(1.0, abs=1e-6)
 
 

@@ -287,6 +287,6 @@ def test_vae_reaches_a_stated_elbo_on_mnist(shared_data):
     from vaekit.train import evaluate_loss
 
     torch.manual_seed(0)
-    terms = evaluate_loss(est.model_, torch.from_numpy(est._prepare_X(test.X)), None)
+    terms = evaluate_loss(est.model_, torch.from_numpy(est.prepare_X(test.X)), None)
     assert terms["loss"] == pytest.approx(-terms["elbo"], rel=1e-6)
     assert terms["loss"] < 140.0, terms

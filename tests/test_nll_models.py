@@ -13,7 +13,7 @@ from torch.distributions import Categorical, Independent, MixtureSameFamily, Nor
 
 from vaekit import distributions as D
 from vaekit.errors import ConfigError
-from vaekit.models import config_from_params, build_model, log_importance_weights
+from vaekit.models import build_model, config_from_params, log_importance_weights
 from vaekit.train import TrainConfig, scheduled_lr
 
 
@@ -308,7 +308,7 @@ def test_dynamic_binarization_scores_validation_on_one_fixed_binary_draw():
 
 
 def test_best_preset_builds_the_autoregressive_model_with_a_cosine_schedule():
-    from vaekit.cli import expand_preset, build_parser, make_estimator
+    from vaekit.cli import build_parser, expand_preset, make_estimator
 
     args = build_parser().parse_args(expand_preset(["train", "--preset", "mnist-best", "--out", "r"]))
     est = make_estimator(args)

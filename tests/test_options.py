@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from vaekit.cli import build_parser, make_estimator, main
+from vaekit.cli import build_parser, main, make_estimator
 from vaekit.errors import ConfigError
 from vaekit.estimators import VAE, Autoencoder
 from vaekit.options import BY_NAME, OPTIONS, applicable, options_for, to_flags
@@ -87,7 +87,10 @@ def test_the_cli_reports_flags_where_the_library_names_parameters(tmp_path, caps
     err = capsys.readouterr().err
     assert "--val-nll-k must be an integer >= 1, got 0" in err and not (tmp_path / "r").exists()
     assert to_flags("n_pseudo_inputs=0 and top_latent_dim must be >= 0; the prior is normal") == \
-        "--pseudo-inputs=0 and --top-latent-dim must be >= 0; the prior is normal"
+        "--pseudo-inputs 0 and --top-latent-dim must be >= 0; the prior is normal"
+    assert to_flags("use prior='normal' or conditional=False, likelihood='gaussian' or architecture='mlp'") == \
+        "use --prior normal or --model vae, --likelihood gaussian or --model vae"
+    assert to_flags("learn_sigma=True needs likelihood='gaussian'") == "--learn-sigma needs --likelihood gaussian"
 
 
 def test_applicable_options_follow_the_model():

@@ -251,7 +251,7 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
 
     def _scores(self, Xf: np.ndarray) -> np.ndarray:
         est = self.estimator_
-        Xs = est._prepare_X(Xf)
+        Xs = est.prepare_X(Xf)
         model = est.model_
         k = 1 if self.method in ("reconstruction", "latent") else int(self.n_score_samples)
         batch = max(1, min(4096, _SCORE_BUDGET // (k * max(1, Xs.shape[1]))))
@@ -262,7 +262,7 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
             extra["centres"] = torch.as_tensor(self.cluster_centers_, device=est.device_)
         fn = {"reconstruction": _reconstruction_error, "elbo": _negative_elbo,
               "likelihood": _iw_nll, "latent": _latent_distance}[self.method]
-        return est._batched(lambda xb: fn(model, xb, **extra), Xs, batch_size=batch).astype(np.float64)
+        return est.batched(lambda xb: fn(model, xb, **extra), Xs, batch_size=batch).astype(np.float64)
 
     def decision_function(self, X) -> np.ndarray:
         """Anomaly score of each row, shape (N,): higher = more anomalous (PyOD's sign).

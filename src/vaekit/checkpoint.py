@@ -65,7 +65,9 @@ class Checkpointer:
         return bool(self.every_seconds) and time.monotonic() - self._last >= self.every_seconds
 
     def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, epoch: int, step: int,
-             history: list[dict], sums: dict[str, torch.Tensor]) -> None:
+             history: list[dict], sums: dict[str, torch.Tensor], early_stopping=None) -> None:
+        """Write the checkpoint atomically. ``early_stopping``: a vaekit.train.EarlyStopping whose
+        patience count and best weights a resumed run continues from."""
         from safetensors.torch import save_file
 
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -79,6 +81,9 @@ class Checkpointer:
             tensors[f"sums.{name}"] = torch.as_tensor(value).detach().cpu().reshape(())
         meta = {"format_version": FORMAT_VERSION, "epoch": epoch, "step": step, "history": history,
                 "optimizer": opt_meta, "extra": self.extra}
+        if early_stopping is not None:
+            meta["early_stopping"], best = early_stopping.state()
+            tensors.update({f"best.{k}": v for k, v in best.items()})
         with atomic_path(self.path) as tmp:
             save_file(tensors, str(tmp), metadata={"vaekit": json.dumps(meta)})
         self._last = time.monotonic()
@@ -106,7 +111,12 @@ def read_checkpoint(path: str | Path) -> dict:
     optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}
     sums = {k[len("sums."):]: v for k, v in tensors.items() if k.startswith("sums.")}
     rng = {k[len("rng."):]: v for k, v in tensors.items() if k.startswith("rng.")}
+    extra = {}
+    if "early_stopping" in meta:
+        best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
+        extra["early_stopping"] = (meta["early_stopping"], best)
     return {
+        **extra,
         "model": model,
         "optimizer": _unflatten_optimizer(optim, meta["optimizer"]),
         "rng": rng,

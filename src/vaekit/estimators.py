@@ -24,6 +24,7 @@ from .models import ModelConfig, build_model, config_from_params
 from .options import check_params, make_init, options_for
 from .train import TrainConfig, fit
 
+
 def check_array(X, name: str = "X") -> np.ndarray:
     """X as a float32 array with at least 2 dimensions and only finite values, or a DataError."""
     try:
@@ -61,7 +62,7 @@ def check_labels(y, n: int, n_classes: int | None = None) -> np.ndarray:
 class _Base(BaseEstimator, TransformerMixin):
     """What the two estimator families share: fitting, batched inference, save/load."""
 
-    _kind = ""
+    kind = ""  # the estimator family: "vae" or "ae" (which options of vaekit.options it takes)
 
     # -- parameters: declared once in vaekit.options ----------------------------------------------
     def check_params(self) -> dict:
@@ -70,7 +71,7 @@ class _Base(BaseEstimator, TransformerMixin):
         Runs at ``fit``; the CLI runs it before reading any data. Returns the parameters
         normalized (sizes as tuples); raises a ConfigError naming the Python parameter.
         """
-        params = check_params(self.get_params(), self._kind)
+        params = check_params(self.get_params(), self.kind)
         # The rules between parameters live where the configs are built: build them once for a
         # stand-in input shape (the real shape is checked against the model when fit sees data).
         self._model_config((1, 28, 28) if params["architecture"] == "conv" else (784,), 10 if self._conditional else 0, params)
@@ -81,19 +82,20 @@ class _Base(BaseEstimator, TransformerMixin):
 
     def _model_config(self, input_shape: tuple[int, ...], n_classes: int, params: dict | None = None) -> ModelConfig:
         params = self.get_params() if params is None else params
-        model_params = {o.name: params[o.name] for o in options_for(self._kind, "model")}
-        return config_from_params(self._kind, input_shape, n_classes, **model_params)
+        model_params = {o.name: params[o.name] for o in options_for(self.kind, "model")}
+        return config_from_params(self.kind, input_shape, n_classes, **model_params)
 
     def _train_config(self, params: dict | None = None) -> TrainConfig:
         params = self.get_params() if params is None else params
-        return TrainConfig(**{o.name: params[o.name] for o in options_for(self._kind, "train")})
+        return TrainConfig(**{o.name: params[o.name] for o in options_for(self.kind, "train")})
 
     @property
     def _conditional(self) -> bool:
         return bool(getattr(self, "conditional", False))
 
     # -- data ----------------------------------------------------------------------------------
-    def _prepare_X(self, X, *, fitting: bool = False) -> np.ndarray:
+    def prepare_X(self, X, *, fitting: bool = False) -> np.ndarray:
+        """X as the model sees it: checked, given a channel axis (conv), scaled; ``fitting`` fits the scaler."""
         X = check_array(X)
         if getattr(self, "architecture", "mlp") == "conv" and X.ndim == 3:
             X = X[:, None]  # (N, H, W) grayscale images get their channel axis
@@ -134,14 +136,20 @@ class _Base(BaseEstimator, TransformerMixin):
         return check_labels(y, n, self.n_classes_)
 
     @property
+    def loss_unit(self) -> str:
+        """What the loss, its terms and the training curves are measured in, per example."""
+        return "squared error per example" if self.kind == "ae" and self.likelihood == "gaussian" else "nats per example"
+
+    @property
     def device_(self) -> torch.device:
         return next(self.model_.parameters()).device
 
-    def _check_fitted(self) -> None:
+    def check_fitted(self) -> None:
+        """Raise a ConfigError unless the estimator was fitted or loaded."""
         if not hasattr(self, "model_"):
             raise ConfigError(f"this {type(self).__name__} is not fitted yet; call fit(X) first or vaekit.load(path)")
 
-    def _batched(self, fn: Callable, *arrays, batch_size: int = 2048) -> np.ndarray:
+    def batched(self, fn: Callable, *arrays, batch_size: int = 2048) -> np.ndarray:
         """Apply a tensor function to aligned arrays in batches, in eval mode, without gradients."""
         self.model_.eval()
         n = len(arrays[0])
@@ -162,7 +170,7 @@ class _Base(BaseEstimator, TransformerMixin):
         its terms in nats per example.
         """
         params = self.check_params()
-        X = self._prepare_X(X, fitting=True)
+        X = self.prepare_X(X, fitting=True)
         y = self._prepare_y(y, len(X), fitting=True)
         self.input_shape_ = tuple(X.shape[1:])
         self.n_features_in_ = int(np.prod(self.input_shape_))
@@ -172,7 +180,7 @@ class _Base(BaseEstimator, TransformerMixin):
         self.model_ = build_model(cfg)
         Xv = yv = None
         if X_val is not None:
-            Xv = torch.from_numpy(self._prepare_X(X_val))
+            Xv = torch.from_numpy(self.prepare_X(X_val))
             yv = None if y_val is None or not self._conditional else torch.from_numpy(check_labels(y_val, len(Xv), self.n_classes_))
         self.history_ = fit(
             self.model_, torch.from_numpy(X), None if y is None else torch.from_numpy(y), tcfg,
@@ -183,28 +191,32 @@ class _Base(BaseEstimator, TransformerMixin):
 
     def encode(self, X, y=None) -> np.ndarray:
         """The code of each example (a VAE's posterior mean), shape (N, latent_dim)."""
-        self._check_fitted()
-        X = self._prepare_X(X)
-        return self._batched(self.model_.encode, X, self._prepare_y(y, len(X)))
+        self.check_fitted()
+        X = self.prepare_X(X)
+        return self.batched(self.model_.encode, X, self._prepare_y(y, len(X)))
 
     def transform(self, X, y=None) -> np.ndarray:
         """Same as :meth:`encode` (scikit-learn's name for dimensionality reduction)."""
         return self.encode(X, y)
 
+    def fit_transform(self, X, y=None, **fit_params) -> np.ndarray:
+        """fit(X, y) then the codes of X; a conditional model encodes with the same labels y."""
+        return self.fit(X, y, **fit_params).transform(X, y)
+
     def decode(self, Z, y=None) -> np.ndarray:
         """E[x|z] for each code, in the units of the training data."""
-        self._check_fitted()
+        self.check_fitted()
         Z = check_array(Z, "Z")
         if Z.shape[1:] != (self.model_.config.code_dim,):
             raise DataError(f"codes must have shape (N, {self.model_.config.code_dim}), got {Z.shape}")
-        return self._unscale(self._batched(self.model_.decode, Z, self._prepare_y(y, len(Z))))
+        return self._unscale(self.batched(self.model_.decode, Z, self._prepare_y(y, len(Z))))
 
     def reconstruct(self, X, y=None) -> np.ndarray:
         """decode(encode(X)): deterministic, through the posterior mean."""
-        self._check_fitted()
-        X = self._prepare_X(X)
+        self.check_fitted()
+        X = self.prepare_X(X)
         y = self._prepare_y(y, len(X))
-        return self._unscale(self._batched(lambda xb, yb: self.model_.decode(self.model_.encode(xb, yb), yb), X, y))
+        return self._unscale(self.batched(lambda xb, yb: self.model_.decode(self.model_.encode(xb, yb), yb), X, y))
 
     def save(self, path: str | Path, part: str = "all") -> Path:
         """Write config.json and model.safetensors into the folder ``path`` (created if needed).
@@ -213,7 +225,7 @@ class _Base(BaseEstimator, TransformerMixin):
         """
         from . import __version__
 
-        self._check_fitted()
+        self.check_fitted()
         if part not in ("all", "encoder", "decoder"):
             raise ConfigError(f"part must be 'all', 'encoder' or 'decoder', got {part!r}")
         state = {k: v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
@@ -244,24 +256,31 @@ class VAE(_Base):
     ``conditional=True`` makes q(z|x, c) and p(x|z, c) with c a one-hot class label (pass y to fit).
     """
 
-    _kind = "vae"
+    kind = "vae"
 
     __init__ = make_init("vae", "Store the parameters unchanged (see vaekit.options.OPTIONS for each one).")
 
+    def class_labels(self, label: int | None, n: int) -> np.ndarray | None:
+        """``n`` copies of class ``label`` for a conditional model (None otherwise), checked.
+
+        The one check of "which class to draw" that sampling and the figures share.
+        """
+        if not self._conditional:
+            if label is not None:
+                raise ConfigError("label= (--label) only applies to a conditional model (ConditionalVAE / --model cvae)")
+            return None
+        if label is None:
+            raise ConfigError("this model is conditional: pass label=K (--label K) to say which class to draw")
+        if not 0 <= int(label) < self.n_classes_:
+            raise ConfigError(f"label {label} is not a class of this model; choose 0..{self.n_classes_ - 1}")
+        return np.full(n, int(label), dtype=np.int64)
+
     def sample(self, n: int = 16, label: int | None = None, seed: int | None = None) -> np.ndarray:
         """n new examples E[x|z], z ~ N(0, I) (of class ``label`` for a conditional model)."""
-        self._check_fitted()
+        self.check_fitted()
         if n < 1:
             raise ConfigError(f"number of samples must be at least 1, got {n}")
-        y = None
-        if self._conditional:
-            if label is None:
-                raise ConfigError("this model is conditional: pass label=K (--label K) to say which class to draw")
-            if not 0 <= int(label) < self.n_classes_:
-                raise ConfigError(f"label {label} is not a class of this model; choose 0..{self.n_classes_ - 1}")
-            y = np.full(n, int(label), dtype=np.int64)
-        elif label is not None:
-            raise ConfigError("label= only applies to a conditional model (ConditionalVAE / --model cvae)")
+        y = self.class_labels(label, n)
         seed = self.seed if seed is None else seed
         if self.model_.config.standard_normal_prior:
             gen = torch.Generator().manual_seed(seed)
@@ -295,7 +314,7 @@ class Autoencoder(_Base):
     'masking' or 'salt-and-pepper' at ``noise_level`` (a denoising autoencoder).
     """
 
-    _kind = "ae"
+    kind = "ae"
 
     __init__ = make_init("ae", "Store the parameters unchanged (see vaekit.options.OPTIONS for each one).")
 

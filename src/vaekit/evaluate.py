@@ -22,6 +22,7 @@ from torch.distributions import Normal, kl_divergence
 
 from .errors import ConfigError, DataError
 from .metrics import DEFAULT_K, evaluate_loss, iw_log_likelihood
+from .models import has_density
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2015), section 5.2
 EVAL_BINARIZE_SEED = 0
@@ -42,7 +43,7 @@ def elbo(model: nn.Module, X: Tensor, y: Tensor | None = None, *, batch_size: in
     Returns ``{"elbo", "log_likelihood", "kl"}`` where ``log_likelihood`` is E_q[log p(x|z)] and
     ``elbo = log_likelihood - kl`` (<= 0 for discrete data). Seeded, so a call is repeatable.
     """
-    if not hasattr(model, "inference"):
+    if not has_density(model):
         raise ConfigError("the ELBO needs a VAE; an autoencoder has no posterior or prior (use reconstruction_error)")
     terms = loss_terms(model, X, y, batch_size=batch_size, seed=seed)
     return {k: terms[k] for k in ("elbo", "log_likelihood", "kl")}
@@ -68,8 +69,9 @@ def kl_per_dimension(model: nn.Module, X: Tensor, y: Tensor | None = None, *, ba
     where torch.distributions has one (Normal); otherwise the Monte-Carlo estimate
     E_q[log q(z_j|x) - log p(z_j)] with ``n_samples`` draws.
     """
-    if not hasattr(model, "inference"):
+    if not has_density(model):
         raise ConfigError("KL per dimension needs a VAE; an autoencoder has no posterior or prior")
+    was_training = model.training
     model.eval()
     total = None
     with torch.random.fork_rng(devices=[]):
@@ -86,6 +88,7 @@ def kl_per_dimension(model: nn.Module, X: Tensor, y: Tensor | None = None, *, ba
                 kl = (base.log_prob(z) - p.log_prob(z)).mean(0)
             s = kl.sum(0).double().cpu()
             total = s if total is None else total + s
+    model.train(was_training)
     return (total / len(X)).numpy()
 
 
@@ -184,9 +187,9 @@ def evaluate(est, X: np.ndarray, y: np.ndarray | None = None, *, X_train: np.nda
     ``binarize``: score a model trained on binarized data on a static binarization of X (see
     :func:`binarize_for_eval`). Returns a JSON-ready dict; log-likelihoods in nats per example.
     """
-    est._check_fitted()
+    est.check_fitted()
     conditional = bool(getattr(est, "conditional", False))
-    is_vae = hasattr(est.model_, "inference")
+    is_vae = has_density(est.model_)
     results: dict = {"n": int(len(X)), "model": "vae" if is_vae else "autoencoder",
                      "latent_dim": int(est.model_.config.code_dim), "likelihood": est.likelihood}
     if binarize:
@@ -197,7 +200,7 @@ def evaluate(est, X: np.ndarray, y: np.ndarray | None = None, *, X_train: np.nda
     codes = est.encode(X, cond)
     recon = est.reconstruct(X, cond)
     results.update(reconstruction_error(X, recon))
-    Xt = torch.from_numpy(est._prepare_X(X)).to(est.device_)
+    Xt = torch.from_numpy(est.prepare_X(X)).to(est.device_)
     yt = None if cond is None else torch.from_numpy(np.asarray(cond, dtype=np.int64)).to(est.device_)
     # The training objective on this split (VAE: loss = -ELBO with its two terms; autoencoder: its
     # reconstruction loss and any sparsity penalty), so test and training numbers can be compared.
@@ -250,6 +253,7 @@ def format_results(r: dict) -> list[str]:
         kl = ", ".join(f"{v:.2f}" for v in r["kl_per_dim"])
         lines.append(f"  KL per dimension   [{kl}] nats")
     if "probe_logreg_accuracy" in r:
-        lines.append(f"  linear probe       {100 * r['probe_logreg_accuracy']:11.2f} %  (logistic regression on codes, fitted on {r['probe_n_train']} training examples)")
+        lines.append(f"  linear probe       {100 * r['probe_logreg_accuracy']:11.2f} %  "
+                     f"(logistic regression on codes, fitted on {r['probe_n_train']} training examples)")
         lines.append(f"  k-NN probe         {100 * r['probe_knn_accuracy']:11.2f} %  (5 nearest neighbours on codes)")
     return lines

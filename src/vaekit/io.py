@@ -13,7 +13,7 @@ import numpy as np
 from .errors import ConfigError, ModelFileError
 from .estimators import estimator_class
 from .modelfile import CONFIG_FILE, WEIGHTS_FILE, part_prefixes, read_config, read_weights
-from .models import build_model, config_from_dict
+from .models import build_model, config_from_dict, has_density
 from .train import resolve_device
 
 
@@ -89,7 +89,7 @@ class Decoder:
         return self._est.decode(Z, y)
 
     def sample(self, n: int = 16, label: int | None = None, seed: int | None = None) -> np.ndarray:
-        if not hasattr(self._est, "sample"):
+        if not has_density(self._est.model_):
             raise ConfigError("only a VAE decoder can sample from a prior; an autoencoder's code has none")
         return self._est.sample(n, label=label, seed=seed)
 

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ConfigError
-from .models import log_importance_weights
+from .models import has_density, log_importance_weights
 
 DEFAULT_K = 5000  # importance samples of the test log-likelihood (Burda et al. 2015 report k = 5000)
 
@@ -66,7 +66,7 @@ def iw_log_likelihood(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k
     Returns a float64 tensor of shape (N,) on the CPU. ``progress``: a tqdm bar over the examples
     (k = 5000 on 10 000 images takes minutes).
     """
-    if not hasattr(model, "inference"):
+    if not has_density(model):
         raise ConfigError("the importance-weighted log-likelihood needs a VAE; an autoencoder has no posterior or prior")
     if k < 1:
         raise ConfigError(f"the number of importance samples k must be at least 1, got {k}")

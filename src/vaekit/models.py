@@ -19,16 +19,17 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.distributions import Distribution
 
 from . import distributions as D
 from .errors import ConfigError
-from .options import options_for
 from .nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+from .options import options_for
 from .priors import build_prior, check_prior_spec
 
 NOISES = ("gaussian", "masking", "salt-and-pepper")
@@ -113,7 +114,7 @@ class VAEConfig:
         _normalize_net(self)
         lik = _check_component("likelihood", self.likelihood, LIKELIHOOD_OPTIONS, key="name")
         if lik["name"] == "autoregressive-bernoulli" and self.architecture != "mlp":
-            raise ConfigError("the autoregressive-bernoulli likelihood needs the MLP decoder; use architecture='mlp' or another likelihood")
+            raise ConfigError("the autoregressive-bernoulli likelihood needs the MLP decoder; use another likelihood or architecture='mlp'")
         if int(lik.get("ar_hidden", 1)) < 1:
             raise ConfigError(f"ar_hidden must be at least 1, got {lik['ar_hidden']}")
         _check_component("posterior", self.posterior, {f: ({"df"} if f == "student-t" else set()) for f in D.POSTERIORS}, key="family")
@@ -217,6 +218,25 @@ def config_from_dict(d: dict) -> ModelConfig:
     if unknown:
         raise ConfigError(f"model config has unknown fields {sorted(unknown)}; was it written by a newer vaekit?")
     return cls(**d)
+
+
+@runtime_checkable
+class DensityModel(Protocol):
+    """A model with a density: the VAE contract that importance sampling, the ELBO, samples from
+    the prior and the likelihood-based anomaly scores need (an autoencoder does not have it)."""
+
+    def inference(self, x: Tensor, c: Tensor | None = None) -> Distribution: ...
+
+    def generative(self, z: Tensor, c: Tensor | None = None) -> Distribution: ...
+
+    def prior(self) -> Distribution: ...
+
+    def log_likelihood(self, z: Tensor, x: Tensor, c: Tensor | None = None) -> Tensor: ...
+
+
+def has_density(model) -> bool:
+    """Whether ``model`` (a torch module) is a :class:`DensityModel`: the one way to ask "is this a VAE?"."""
+    return isinstance(model, DensityModel)
 
 
 @dataclass

@@ -152,51 +152,66 @@ def _gaussian(p):
 OPTIONS: tuple[Option, ...] = (
     # -- the model ---------------------------------------------------------------------------
     Option("latent_dim", "int", {"vae": 20, "ae": 32}, "size of the code z (default: 20 for vae/cvae, 100 for conv-vae, 32 for autoencoders)", low=1),
-    Option("hidden", "sizes", {"vae": (400,), "ae": (256,)}, "hidden layer sizes of the MLP encoder, mirrored in the decoder, e.g. 400 or 512,256 (default: 400 for VAEs, 256 for autoencoders)",
+    Option("hidden", "sizes", {"vae": (400,), "ae": (256,)},
+           "hidden layer sizes of the MLP encoder, mirrored in the decoder, e.g. 400 or 512,256 (default: 400 for VAEs, 256 for autoencoders)",
            metavar="SIZES", when=lambda p: p.get("architecture") != "conv"),
     Option("activation", "str", "relu", "hidden activation", choices=ACTIVATIONS),
-    Option("architecture", "str", "mlp", "mlp, or conv: the course's convolutional pair for (C, H, W) images", choices=("mlp", "conv"), flag=None),
+    Option("architecture", "str", "mlp", "mlp, or conv: the course's convolutional pair for (C, H, W) images", choices=("mlp", "conv"), flag=None,
+           extra={"cli": {"mlp": "--model vae", "conv": "--model conv-vae"}}),
     Option("likelihood", "str", "bernoulli", "decoder distribution p(x|z); for autoencoders gaussian means squared error; "
            "autoregressive-bernoulli: pixels depend on earlier pixels and z through a MADE, VAEs only",
            choices={"vae": VAE_LIKELIHOODS, "ae": AE_LIKELIHOODS}),
-    Option("sigma", "float", 1.0, "fixed sigma of the Gaussian likelihood (its initial value with --learn-sigma)", kinds=("vae",), low=0, low_open=True, when=_gaussian),
+    Option("sigma", "float", 1.0, "fixed sigma of the Gaussian likelihood (its initial value with --learn-sigma)", kinds=("vae",), low=0,
+           low_open=True, when=_gaussian),
     Option("learn_sigma", "bool", False, "learn a per-dimension sigma for the Gaussian likelihood", kinds=("vae",), when=_gaussian),
     Option("ar_hidden", "int", 500, "hidden units of the autoregressive-bernoulli likelihood's MADE", kinds=("vae",), low=1,
            when=lambda p: p.get("likelihood") == "autoregressive-bernoulli"),
     Option("posterior", "str", "normal", "posterior family q(z|x)", kinds=("vae",), choices=("normal", "laplace", "student-t", "logistic")),
     Option("student_df", "float", 5.0, "degrees of freedom of the Student-t posterior", kinds=("vae",), low=0, low_open=True,
            when=lambda p: p.get("posterior") == "student-t"),
-    Option("prior", "str", "normal", "p(z): N(0, I) or the VampPrior, a mixture of q(z|u_k) over learned pseudo-inputs", kinds=("vae",), choices=("normal", "vamp")),
+    Option("prior", "str", "normal", "p(z): N(0, I) or the VampPrior, a mixture of q(z|u_k) over learned pseudo-inputs", kinds=("vae",),
+           choices=("normal", "vamp")),
     Option("n_pseudo_inputs", "int", 500, "number K of VampPrior pseudo-inputs", kinds=("vae",), low=1, flag="--pseudo-inputs",
            when=lambda p: p.get("prior") == "vamp"),
-    Option("top_latent_dim", "int", 0, "> 0 adds a second stochastic layer z2 of this size above z1 (q(z2|z1), p(z1|z2)); 0: one layer", kinds=("vae",), low=0),
+    Option("top_latent_dim", "int", 0, "> 0 adds a second stochastic layer z2 of this size above z1 (q(z2|z1), p(z1|z2)); 0: one layer",
+           kinds=("vae",), low=0),
     Option("top_hidden", "sizes", (100, 100), "hidden sizes of the MLPs between z1 and z2", kinds=("vae",), metavar="SIZES",
            when=lambda p: bool(p.get("top_latent_dim"))),
-    Option("conditional", "bool", False, "q(z|x, c) and p(x|z, c) with c a one-hot class label (pass y to fit)", kinds=("vae",), target="estimator", flag=None),
-    Option("n_classes", "int", None, "number of classes of a conditional model (default: from the labels)", kinds=("vae",), target="estimator", low=1, nullable=True,
+    Option("conditional", "bool", False, "q(z|x, c) and p(x|z, c) with c a one-hot class label (pass y to fit)", kinds=("vae",), target="estimator",
+           flag=None, extra={"cli": {"True": "--model cvae", "False": "--model vae"}}),
+    Option("n_classes", "int", None, "number of classes of a conditional model (default: from the labels)", kinds=("vae",), target="estimator",
+           low=1, nullable=True,
            flag=None, when=lambda p: bool(p.get("conditional"))),
-    Option("sparsity", "str", None, "sparse-ae penalty: l1 on the code or KL(rho||rho_hat) (default: l1 for sparse-ae)", kinds=("ae",), choices=("l1", "kl"), nullable=True),
-    Option("sparsity_weight", "float", 1e-3, "lambda (l1) or beta (kl) of the sparsity penalty", kinds=("ae",), low=0, when=lambda p: bool(p.get("sparsity"))),
-    Option("sparsity_target", "float", 0.05, "target mean activation rho of the KL penalty", kinds=("ae",), low=0, high=1, low_open=True, high_open=True,
+    Option("sparsity", "str", None, "sparse-ae penalty: l1 on the code or KL(rho||rho_hat) (default: l1 for sparse-ae)", kinds=("ae",),
+           choices=("l1", "kl"), nullable=True),
+    Option("sparsity_weight", "float", 1e-3, "lambda (l1) or beta (kl) of the sparsity penalty", kinds=("ae",), low=0,
+           when=lambda p: bool(p.get("sparsity"))),
+    Option("sparsity_target", "float", 0.05, "target mean activation rho of the KL penalty", kinds=("ae",), low=0, high=1, low_open=True,
+           high_open=True,
            when=lambda p: p.get("sparsity") == "kl"),
-    Option("noise", "str", None, "denoising-ae corruption (default: masking for denoising-ae)", kinds=("ae",), choices=("gaussian", "masking", "salt-and-pepper"), nullable=True),
-    Option("noise_level", "float", 0.3, "sigma (gaussian) or probability p (masking, salt-and-pepper)", kinds=("ae",), low=0, when=lambda p: bool(p.get("noise"))),
+    Option("noise", "str", None, "denoising-ae corruption (default: masking for denoising-ae)", kinds=("ae",),
+           choices=("gaussian", "masking", "salt-and-pepper"), nullable=True),
+    Option("noise_level", "float", 0.3, "sigma (gaussian) or probability p (masking, salt-and-pepper)", kinds=("ae",), low=0,
+           when=lambda p: bool(p.get("noise"))),
     # -- the objective -----------------------------------------------------------------------
     Option("beta", "float", 1.0, "weight of the KL term (1: the ELBO)", kinds=("vae",), target="train", low=0),
     Option("warmup_epochs", "float", 0.0, "linear KL warm-up from 0 to beta over this many epochs (0: off)", kinds=("vae",), target="train", low=0),
-    Option("n_samples", "int", 1, "L Monte-Carlo samples of z per example; k for --objective iwae", kinds=("vae",), target="train", low=1, flag="--mc-samples"),
+    Option("n_samples", "int", 1, "L Monte-Carlo samples of z per example; k for --objective iwae", kinds=("vae",), target="train", low=1,
+           flag="--mc-samples"),
     Option("objective", "str", "elbo", "training objective: the ELBO, or the importance-weighted bound with k = --mc-samples", kinds=("vae",),
            target="train", choices=("elbo", "iwae")),
     # -- data handling -----------------------------------------------------------------------
     Option("binarize", "str", "none", "for a Bernoulli likelihood: dynamic draws a fresh binary image every time one is used, static once",
            kinds=("vae",), target="train", group="data handling", choices=("none", "dynamic", "static")),
-    Option("standardize", "bool", False, "standardize features (real-valued tables; needs --likelihood gaussian)", target="estimator", group="data handling"),
+    Option("standardize", "bool", False, "standardize features (real-valued tables; needs --likelihood gaussian)", target="estimator",
+           group="data handling"),
     # -- optimization ------------------------------------------------------------------------
     Option("epochs", "int", 10, "passes over the training data", target="train", group="optimization", low=1),
     Option("batch_size", "int", 128, "examples per step", target="train", group="optimization", low=1),
     Option("optimizer", "str", "adam", "optimizer (sgd uses --momentum)", target="train", group="optimization", choices=("adam", "rmsprop", "sgd")),
     Option("lr", "float", 1e-3, "learning rate", target="train", group="optimization", low=0, low_open=True),
-    Option("lr_schedule", "str", "constant", "cosine anneals the learning rate to lr * --lr-final over --epochs, or over --max-minutes when that is set",
+    Option("lr_schedule", "str", "constant",
+           "cosine anneals the learning rate to lr * --lr-final over --epochs, or over --max-minutes when that is set",
            target="train", group="optimization", choices=("constant", "cosine")),
     Option("lr_final", "float", 0.01, "cosine: the last learning rate, as a share of --lr", target="train", group="optimization",
            low=0, high=1, when=lambda p: p.get("lr_schedule") == "cosine"),
@@ -276,13 +291,26 @@ def flag_names() -> dict[str, str]:
     return {o.name: o.cli_flag for o in OPTIONS if o.cli_flag}
 
 
-def to_flags(message: str) -> str:
-    """A library error message with Python parameter names written as the CLI's flags.
+def _as_flag(opt: Option, value: str, original: str) -> str:
+    """``name=value`` as the command line says it: ``--flag value``, or the --model that sets it."""
+    if opt.cli_flag is None:
+        return opt.extra.get("cli", {}).get(value, original)
+    if opt.type == "bool":
+        return opt.cli_flag if value == "True" else f"no {opt.cli_flag}"
+    return f"{opt.cli_flag} {value}"
 
-    A name is translated where it stands as a parameter: containing an underscore, or followed by
-    ``=`` or by `` must`` (single words like ``prior`` also appear in prose).
+
+def to_flags(message: str) -> str:
+    """A library error message with Python parameters written as the CLI's flags.
+
+    ``name=value`` becomes ``--flag value`` (or the --model that sets a parameter without a flag);
+    a bare name is translated where it stands as a parameter: containing an underscore, or
+    followed by `` must`` (single words like ``prior`` also appear in prose).
     """
-    for name, flag in sorted(flag_names().items(), key=lambda kv: -len(kv[0])):
-        pattern = rf"(?<![\w-]){re.escape(name)}(?![\w-])" if "_" in name else rf"(?<![\w-]){re.escape(name)}(?=(=| must))"
-        message = re.sub(pattern, flag, message)
+    for opt in sorted(OPTIONS, key=lambda o: -len(o.name)):
+        assign = rf"(?<![\w-]){re.escape(opt.name)}=('([^']*)'|[\w.+-]+)"
+        message = re.sub(assign, lambda m, o=opt: _as_flag(o, m.group(2) if m.group(2) is not None else m.group(1), m.group(0)), message)
+        if opt.cli_flag:
+            bare = rf"(?<![\w-]){re.escape(opt.name)}(?![\w-])" if "_" in opt.name else rf"(?<![\w-]){re.escape(opt.name)}(?= must)"
+            message = re.sub(bare, opt.cli_flag, message)
     return message

@@ -133,7 +133,8 @@ class TwoLayerPrior(Prior):
         super().__init__(latent_dim, posterior)
         self.top_latent_dim, self.hidden = int(top_latent_dim), tuple(int(h) for h in hidden)
         if self.top_latent_dim < 1 or any(h < 1 for h in self.hidden):
-            raise ConfigError(f"the second stochastic layer needs top_latent_dim >= 1 and positive top_hidden sizes, got {top_latent_dim} and {list(hidden)}")
+            raise ConfigError("the second stochastic layer needs top_latent_dim >= 1 and positive top_hidden sizes, "
+                              f"got {top_latent_dim} and {list(hidden)}")
         d1, d2 = self.latent_dim, self.top_latent_dim
         self.encoder_top = mlp([d1, *self.hidden, 2 * d2], activation)  # z1 -> q(z2 | z1)
         self.decoder_top = mlp([d2, *reversed(self.hidden), 2 * d1], activation)  # z2 -> p(z1 | z2)

@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         print("vaekit: interrupted", file=sys.stderr)
         return 130
     except VaekitError as e:
-        # Library errors name Python parameters; here they are written as the flags a user typed.
-        print(f"vaekit: error: {to_flags(str(e))}", file=sys.stderr)
+        # Library errors name Python parameters; `vaekit train` writes them as the flags a user typed.
+        print(f"vaekit: error: {to_flags(str(e)) if args.command == 'train' else e}", file=sys.stderr)
         return 2
 
 

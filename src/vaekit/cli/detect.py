@@ -29,14 +29,17 @@ def add_parser(sub) -> None:
     f.add_argument("data", metavar="DATA", help="training rows (.csv with a header, .parquet or .npy), assumed mostly normal")
     f.add_argument("--out", required=True, metavar="DETECTOR_DIR", help="detector folder to create")
     f.add_argument("--overwrite", action="store_true", help="replace --out if it already exists")
-    f.add_argument("--label-column", default=None, metavar="COL", help="column of 0/1 labels (1 = anomaly): dropped from the features, used only to report the training ROC-AUC")
+    f.add_argument("--label-column", default=None, metavar="COL",
+                   help="column of 0/1 labels (1 = anomaly): dropped from the features, used only to report the training ROC-AUC")
     f.add_argument("--id-column", default=None, metavar="COL", help="row identifier column, dropped from the features")
     f.add_argument("--model", default="vae", choices=["vae", "ae"], help="vae: VAEDetector; ae: AutoencoderDetector")
     f.add_argument("--score", default=None, choices=["reconstruction", "elbo", "likelihood", "latent"],
                    help="anomaly score (default: elbo for vae, reconstruction for ae); elbo and likelihood need --model vae")
-    f.add_argument("--contamination", type=float, default=0.01, help="expected share of anomalies in the training data; sets the threshold as a quantile of the training scores")
+    f.add_argument("--contamination", type=float, default=0.01,
+                   help="expected share of anomalies in the training data; sets the threshold as a quantile of the training scores")
     f.add_argument("--threshold", type=float, default=None, help="explicit score threshold (overrides --contamination)")
-    f.add_argument("--categorical", default=None, metavar="A,B", help="comma-separated columns to one-hot encode (unseen categories score as all-zero)")
+    f.add_argument("--categorical", default=None, metavar="A,B",
+                   help="comma-separated columns to one-hot encode (unseen categories score as all-zero)")
     f.add_argument("--impute", action="store_true", help="fill NaN/Inf with the training medians instead of failing")
     f.add_argument("--latent-dim", type=int, default=8, help="size of the code z")
     f.add_argument("--hidden", default="64", metavar="SIZES", help="hidden layer sizes, e.g. 64 or 128,64")
@@ -52,11 +55,14 @@ def add_parser(sub) -> None:
     s = dsub.add_parser("score", help="score a CSV, Parquet or .npy file in chunks", formatter_class=Formatter)
     s.add_argument("detector", metavar="DETECTOR_DIR", help="a folder written by `vaekit detect fit`")
     s.add_argument("data", metavar="DATA", help="rows to score (.csv, .parquet or .npy) with the training columns")
-    s.add_argument("--out", required=True, metavar="FILE", help="output CSV: id (if given), score, is_anomaly (and label), one row per input row in input order")
-    s.add_argument("--label-column", default=None, metavar="COL", help="column of 0/1 labels (1 = anomaly): ROC-AUC, PR-AUC and precision@n are printed and written to FILE's .metrics.json")
+    s.add_argument("--out", required=True, metavar="FILE",
+                   help="output CSV: id (if given), score, is_anomaly (and label), one row per input row in input order")
+    s.add_argument("--label-column", default=None, metavar="COL",
+                   help="column of 0/1 labels (1 = anomaly): ROC-AUC, PR-AUC and precision@n are printed and written to FILE's .metrics.json")
     s.add_argument("--id-column", default=None, metavar="COL", help="row identifier column, copied to the output")
     s.add_argument("--chunk-rows", type=int, default=65536, help="rows read and scored at a time (memory grows with this, not with the file)")
-    s.add_argument("--progress", choices=["auto", "always", "never"], default="auto", help="progress bar with rows/s on stderr (auto: when stderr is a terminal)")
+    s.add_argument("--progress", choices=["auto", "always", "never"], default="auto",
+                   help="progress bar with rows/s on stderr (auto: when stderr is a terminal)")
     s.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     s.add_argument("--quiet", action="store_true", help="print nothing but errors")
     s.set_defaults(func=cmd_detect_score)
@@ -266,7 +272,8 @@ def cmd_detect_score(args) -> int:
         m.update(threshold=det.threshold_, n_flagged=flagged)
         metrics_path = out.with_suffix(".metrics.json")
         write_json(metrics_path, {"detector": str(args.detector), "data": str(data), **m})
-        say(args, f"ROC-AUC {_fmt(m['roc_auc'])}  PR-AUC {_fmt(m['pr_auc'])}  precision@{m['n_anomalies']} {_fmt(m['precision_at_n'])}  -> {metrics_path}")
+        say(args,
+            f"ROC-AUC {_fmt(m['roc_auc'])}  PR-AUC {_fmt(m['pr_auc'])}  precision@{m['n_anomalies']} {_fmt(m['precision_at_n'])}  -> {metrics_path}")
     return 0
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import re
-import sys
 from typing import NoReturn
 
 __all__ = ["OneLineParser"]

@@ -71,9 +71,12 @@ def add_parsers(sub) -> None:
 
 def add_evaluate_options(p) -> None:
     """The options ``vaekit evaluate`` adds to the data options."""
-    p.add_argument("--k", type=positive_int, default=5000, help="importance samples per example for the IW log-likelihood (Burda et al. report k=5000)")
-    p.add_argument("--iw-limit", type=positive_int, default=None, metavar="N", help="compute the IW estimate on the first N examples only (default: all)")
-    p.add_argument("--probe-limit", type=positive_int, default=None, metavar="N", help="fit the probes on the first N training examples (default: all)")
+    p.add_argument("--k", type=positive_int, default=5000,
+                   help="importance samples per example for the IW log-likelihood (Burda et al. report k=5000)")
+    p.add_argument("--iw-limit", type=positive_int, default=None, metavar="N",
+                   help="compute the IW estimate on the first N examples only (default: all)")
+    p.add_argument("--probe-limit", type=positive_int, default=None, metavar="N",
+                   help="fit the probes on the first N training examples (default: all)")
     p.add_argument("--no-probe", action="store_true", help="skip the logistic-regression and k-NN probes")
     p.add_argument("--no-binarize", action="store_true", help="score a model trained on binarized data on the gray levels as given")
     p.add_argument("--seed", type=int, default=0, help="random seed of the Monte-Carlo estimates")
@@ -97,7 +100,7 @@ def cmd_plot(args) -> int:
     kind = args.kind
     if kind == "curves":
         fig = plots.curves_figure(plots.read_metrics(Path(args.run) / "metrics.csv"),
-                                  unit="squared error per example" if (not hasattr(est.model_, "prior") and est.likelihood == "gaussian") else "nats per example")
+                                  unit=est.loss_unit)
     elif kind == "samples":
         fig = plots.samples_figure(est, n=args.n or 64, seed=args.seed, classes=classes)
     elif kind == "manifold":

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from ..options import BY_NAME, KINDS, OPTIONS, Option
+from .common import Formatter, add_data_options, error, load_data, non_negative_int, say, sizes
 from .parser import OneLineParser
-from .common import non_negative_int, Formatter, add_data_options, error, images_or_array, is_square, load_data, say, sizes
 
 MODELS = {
     # name: (estimator family, preset parameters, help)
@@ -42,12 +42,15 @@ def add_parser(sub) -> None:
     p.add_argument("--tensorboard-images", type=non_negative_int, default=5, metavar="EPOCHS",
                    help="epochs between TensorBoard sample and reconstruction grids (0: none)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it already exists")
-    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint, with its original options")
-    p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS", help="write a checkpoint every this many steps (0: only at epoch ends when --checkpoint-minutes is set)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run from its last checkpoint, with its original options")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
+                   help="write a checkpoint every this many steps (0: only at epoch ends when --checkpoint-minutes is set)")
     p.add_argument("--checkpoint-minutes", type=float, default=0.0, metavar="MIN", help="write a checkpoint at least this often, in minutes (0: off)")
     add_estimator_options(p)
     p.add_argument("--no-figures", action="store_true", help="do not write samples.png and reconstructions.png")
-    p.add_argument("--no-report", action="store_true", help="do not write report.html (metrics with k=100 importance samples, and every figure) at the end")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write report.html (metrics with k=100 importance samples, and every figure) at the end")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=cmd_train)
 
@@ -247,8 +250,6 @@ def _train_into(args, est, data, run: Path | None, resume: dict | None = None) -
     import csv
     import time
 
-    import numpy as np
-
     from ..fileio import atomic_path, read_json, write_json
 
     log_lines: list[str] = []
@@ -308,30 +309,28 @@ def _train_into(args, est, data, run: Path | None, resume: dict | None = None) -
     write_json(run / "config.json", cfg)
     if not getattr(args, "no_report", False):
         _write_report(args, run, data)
-    if args.no_figures:
+    if not args.no_figures:
+        _write_figures(args, est, data, run)
+
+
+def _write_figures(args, est, data, run: Path) -> None:
+    """samples.png (VAEs) and reconstructions.png (ten test examples), drawn by vaekit.plots."""
+    from .. import plots
+    from ..data import load_dataset
+    from ..errors import ConfigError, DataError
+    from ..models import has_density
+
+    try:
+        plots.require_images(est)
+    except ConfigError:  # tables: nothing to draw
         return
-    if data.is_image or is_square(data.shape):
-        from ..data import load_dataset
-
-        if getattr(est, "conditional", False):
-            samples = np.concatenate([est.sample(8, label=k) for k in range(est.n_classes_)])
-            names = [str(c) for c in (data.classes or range(est.n_classes_))]
-            images_or_array(run / "samples.png", samples, 8, "samples p(x|z, c), one row per class", data.shape, row_labels=names)
-        elif hasattr(est, "sample"):
-            from ..plots import sample_caption
-
-            images_or_array(run / "samples.png", est.sample(64), 8, f"samples from the prior: {sample_caption(est)}", data.shape)
-        from ..errors import DataError
-
-        try:
-            test = load_dataset(args.dataset, "test", data_dir=args.data_dir, label_column=args.label_column)
-        except DataError:  # e.g. a file too small for a test split: show training examples instead
-            test = data
-        X = test.X[:10]
-        y = test.y[:10] if getattr(est, "conditional", False) else None
-        recon = est.reconstruct(X, y)
-        images_or_array(run / "reconstructions.png", np.concatenate([X, recon]), 10,
-                         "originals (top) and reconstructions (bottom), test split", data.shape)
+    if has_density(est.model_):
+        plots.save_figure(plots.samples_figure(est, classes=data.classes), run / "samples.png")
+    try:
+        test = load_dataset(args.dataset, "test", data_dir=args.data_dir, label_column=args.label_column)
+    except DataError:  # e.g. a file too small for a test split: show training examples instead
+        test = data
+    plots.save_figure(plots.reconstructions_figure(est, test.X, test.y), run / "reconstructions.png")
 
 
 def _write_report(args, run: Path, data) -> None:

@@ -14,19 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
 from .idx import read_idx
 from .images import read_image_folder
 from .sources import fetch
 from .tables import (
-    require_file,
-    load_npy,
     check_finite,
     encode_labels,
     label_classes,
+    load_npy,
     read_table,
+    require_file,
     to_float32,
 )
-from ..errors import DataError
 
 __all__ = ["Dataset", "load_dataset", "binarize", "NAMED_SOURCES", "DIGIT_CLASSES", "FASHION_CLASSES"]
 
