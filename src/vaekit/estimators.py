@@ -114,8 +114,8 @@ class _Base(BaseEstimator, TransformerMixin):
         if self.likelihood in ("bernoulli", "continuous-bernoulli", "autoregressive-bernoulli"):
             lo, hi = float(X.min()), float(X.max())
             if lo < 0 or hi > 1:
-                fix = ("for real-valued features use likelihood='gaussian' with standardize=True, or rescale the "
-                       "columns to [0, 1]") if X.ndim == 2 else \
+                fix = ("rescale the columns to [0, 1] (e.g. divide pixels by 255), or for real-valued features use "
+                       "likelihood='gaussian' with standardize=True") if X.ndim == 2 else \
                     "rescale the data (e.g. divide pixels by 255) or use likelihood='gaussian'"
                 raise DataError(f"values lie in [{lo:g}, {hi:g}] but a {self.likelihood} likelihood needs data in [0, 1]; {fix}")
         return X
