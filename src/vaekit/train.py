@@ -143,6 +143,23 @@ def evaluate_loss(model: nn.Module, X: Tensor, y: Tensor | None, *, beta: float 
     return {k: v.item() / len(X) for k, v in sums.items()}
 
 
+def _val_kl_per_dimension(model: nn.Module, X_val: Tensor, y_val: Tensor | None) -> dict[str, float]:
+    """``val_kl_dim_j``: KL(q(z_j|x) || N(0, 1)) averaged over the validation split, in nats.
+
+    Logged every epoch so the report can show which latent units switch on, and when (a unit that
+    stays at 0 has collapsed to the prior). One encoder pass; only for a VAE with the N(0, I) prior,
+    where the per-dimension KLs add up to the logged ``val_kl``. Empty for any other model.
+    """
+    if not hasattr(model, "prior") or not model.config.standard_normal_prior:
+        return {}
+    from .evaluate import kl_per_dimension
+
+    was_training = model.training
+    kl = kl_per_dimension(model, X_val, y_val)  # seeded in a forked RNG: training draws are untouched
+    model.train(was_training)
+    return {f"val_kl_dim_{j}": float(v) for j, v in enumerate(kl)}
+
+
 def _accumulate(sums: dict[str, Tensor], out, batch: int) -> None:
     sums["loss"] = sums.get("loss", 0) + out.loss.detach() * batch
     for name, t in out.terms.items():
@@ -328,6 +345,7 @@ def fit(
         if X_val is not None and len(X_val):
             val_terms = evaluate_loss(model, X_val, y_val, beta=cfg.beta)
             row.update({f"val_{k}": v for k, v in val_terms.items()})
+            row.update(_val_kl_per_dimension(model, X_val, y_val))
             if cfg.val_nll_every and hasattr(model, "prior") and (epoch % cfg.val_nll_every == 0 or epoch == cfg.epochs):
                 from .evaluate import iw_log_likelihood
 
