@@ -3,8 +3,11 @@
 Two layers. Drawing helpers take arrays (``save_image_grid``, ``image_grid_figure``,
 ``curves_figure``). The lecture's figures take a fitted estimator and data and return a matplotlib
 Figure: ``reconstructions_figure``, ``samples_figure``, ``manifold_figure``, ``latent_figure``,
-``interpolation_figure``; ``save_figure(fig, path)`` writes one atomically and ``figure_png(fig)``
-gives its bytes (the HTML report embeds those). Pixels are drawn as stored: 0 black, 1 white.
+``interpolation_figure``; from numbers: ``curves_figure``, ``kl_per_dimension_figure`` (from the
+``val_kl_dim_j`` columns of metrics.csv), ``bound_gap_figure`` (ELBO, log p(x) and the bound against
+k) and ``rate_distortion_figure`` (several runs). ``save_figure(fig, path)`` writes one atomically and
+``figure_png(fig)`` gives its bytes (the HTML report embeds those). Pixels are drawn as stored: 0
+black, 1 white.
 """
 
 from __future__ import annotations
@@ -356,10 +359,22 @@ def interpolation_figure(est, X: np.ndarray, y: np.ndarray, *, a: int = 1, b: in
     return fig
 
 
+def _epoch_axis(ax, epochs) -> None:
+    """Whole epochs on the x axis, with room either side (a single epoch included)."""
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = sorted(float(e) for e in epochs)
+    if len(epochs) <= 12:
+        ax.set_xticks(epochs)
+        ax.set_xticklabels([f"{e:g}" for e in epochs])
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
+
+
 def curves_figure(rows: list[dict], *, unit: str = "nats per example"):
     """Training curves: one panel per logged term, train and validation against the epoch."""
     plt = _pyplot()
-    from matplotlib.ticker import MaxNLocator
 
     if not rows:
         raise ConfigError("metrics.csv has no epochs yet; train for at least one epoch")
@@ -378,7 +393,7 @@ def curves_figure(rows: list[dict], *, unit: str = "nats per example"):
                 ax.plot(*zip(*pts), style, ms=3, color=color, label="validation" if split == "val" else "train")
         ax.set_title(term.replace("_", " "), fontsize=10)
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _epoch_axis(ax, epochs)
         ax.set_ylabel(unit, fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -419,7 +434,6 @@ def kl_per_dimension_figure(rows: list[dict], *, max_lines: int = 12):
     KL, most used at the top), so that a 100-dimensional code stays readable.
     """
     plt = _pyplot()
-    from matplotlib.ticker import MaxNLocator
 
     epochs, kl = kl_dims_from_metrics(rows)
     d = kl.shape[1]
@@ -430,24 +444,25 @@ def kl_per_dimension_figure(rows: list[dict], *, max_lines: int = 12):
         for rank, j in enumerate(order):
             ax.plot(epochs, kl[:, j], "-o", ms=3, color=cmap(rank % cmap.N), label=f"z{j}")
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _epoch_axis(ax, epochs)
         ax.set_ylabel("KL, nats per example")
         ax.axhline(0, color="0.6", lw=0.8)
         ax.grid(alpha=0.3)
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=8, title="dimension")
         ax.set_title(f"KL per latent dimension (validation split); total at the last epoch {kl[-1].sum():.2f} nats", fontsize=10)
     else:
-        fig, ax = plt.subplots(figsize=(8.5, min(9.0, 2.0 + 0.12 * d)))
+        fig, ax = plt.subplots(figsize=(8.5, min(6.0, 2.0 + 0.06 * d)))
         extent = (epochs[0] - 0.5, epochs[-1] + 0.5, d - 0.5, -0.5)
         im = ax.imshow(kl[:, order].T, aspect="auto", cmap="viridis", interpolation="nearest", extent=extent, vmin=0)
-        step = max(1, d // 25)
+        step = max(1, d // 20)
         ax.set_yticks(range(0, d, step))
         ax.set_yticklabels([f"z{order[r]}" for r in range(0, d, step)], fontsize=7)
         ax.set_xlabel("epoch")
         ax.set_ylabel("latent dimension (most used at the top)")
         fig.colorbar(im, ax=ax, label="KL, nats per example")
-        active = int((kl[-1] > 0.01 * max(kl[-1].max(), 1e-12)).sum())
-        ax.set_title(f"KL per latent dimension (validation split): {active} of {d} carry more than 1% of the largest", fontsize=10)
+        _epoch_axis(ax, epochs)
+        ax.set_title(f"KL per latent dimension (validation split), {d} dimensions sorted by their last KL; "
+                     f"total {kl[-1].sum():.2f} nats", fontsize=10)
     fig.tight_layout()
     return fig
 
