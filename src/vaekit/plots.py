@@ -277,23 +277,24 @@ def latent_figure(est, X: np.ndarray, y: np.ndarray, *, classes=None, method: st
         keep = np.random.default_rng(seed).choice(len(X), max_points, replace=False)
         X, y = X[keep], y[keep]
     Z = est.encode(X, y if getattr(est, "conditional", False) else None)
+    codes = "posterior means" if hasattr(est.model_, "prior") else "codes"  # an autoencoder's code is a point, not a mean
     if Z.shape[1] == 2:
         P, axes = Z, ("z0", "z1")
-        how = "posterior means"
+        how = codes
     elif Z.shape[1] == 1:
-        P, axes, how = np.c_[Z[:, 0], np.random.default_rng(seed).uniform(-0.5, 0.5, len(Z))], ("z0", "jitter"), "posterior means"
+        P, axes, how = np.c_[Z[:, 0], np.random.default_rng(seed).uniform(-0.5, 0.5, len(Z))], ("z0", "jitter"), codes
     elif method == "pca":
         from sklearn.decomposition import PCA
 
         pca = PCA(2, random_state=seed).fit(Z)
         P = pca.transform(Z)
         ev = pca.explained_variance_ratio_
-        axes, how = (f"PC1 ({100 * ev[0]:.0f}% of variance)", f"PC2 ({100 * ev[1]:.0f}%)"), f"PCA of {Z.shape[1]}-D posterior means"
+        axes, how = (f"PC1 ({100 * ev[0]:.0f}% of variance)", f"PC2 ({100 * ev[1]:.0f}%)"), f"PCA of {Z.shape[1]}-D {codes}"
     else:
         from sklearn.manifold import TSNE
 
         P = TSNE(2, random_state=seed, init="pca", perplexity=min(30.0, max(2.0, len(Z) / 4 - 1))).fit_transform(Z)
-        axes, how = ("t-SNE 1", "t-SNE 2"), f"t-SNE of {Z.shape[1]}-D posterior means"
+        axes, how = ("t-SNE 1", "t-SNE 2"), f"t-SNE of {Z.shape[1]}-D {codes}"
     labels = np.unique(y)
     names = _class_names(classes, int(labels.max()) + 1)
     cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")

@@ -161,7 +161,7 @@ def _figures(est, run: Path, test, metrics: dict | None, classes, gap: dict | No
     if images and test is not None:
         if getattr(est, "noise", None):
             what = (f"Clean test images, the same corrupted by {est.noise} noise (level {est.noise_level}), and what the denoising "
-                    "autoencoder makes of them: g(f(x~)), trained to return the clean x from the corrupted x~.")
+                    "autoencoder makes of them: g(f(x̃)), trained to return the clean x from the corrupted x̃.")
             look = "The denoised row should recover the clean digit and drop the noise; a copy of the noise means the code is too large."
         else:
             what = ("Test images x (top) and their reconstructions (bottom): the decoder's mean E[x|z] at the posterior mean "
