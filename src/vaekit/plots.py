@@ -540,8 +540,8 @@ def rate_distortion_figure(points: list[dict]):
     for c in np.linspace(y0, y1 + r_hi, 7)[1:-1]:
         ax.plot([0, r_hi], [c, c - r_hi], ls="--", color="0.75", lw=0.8, zorder=0)
         r0 = max(0.0, c - y1)
-        ax.annotate(f"ELBO = {-c:.0f}", xy=(r0, c - r0), xytext=(3, -3), textcoords="offset points", fontsize=7,
-                    color="0.45", ha="left", va="top")
+        ax.annotate(f"ELBO = {-c:.0f}", xy=(r0, c - r0), xytext=(4, 2), textcoords="offset points", fontsize=7,
+                    color="0.45", ha="left", va="bottom", rotation=0)
     for i, p in enumerate(vae):
         ax.plot(p["rate"], p["distortion"], "o", ms=8, color=f"C{i % 10}", zorder=3)
         ax.annotate(p["name"], (p["rate"], p["distortion"]), textcoords="offset points", xytext=(6, 6), fontsize=8)

@@ -487,8 +487,10 @@ def build_comparison(runs: list[str | Path], out: str | Path, *, k: int = REPORT
         notes.append("the runs score different binarizations of the test images (see the table); log-likelihoods of binary and "
                      "gray-level data are not comparable")
     points, left_out = [], []
-    for name, _, _, est, _, metrics in scored:
-        p, why = _rd_point(name, est, metrics)
+    for name, _, cfg, est, _, metrics in scored:
+        beta = cfg["params"].get("beta", 1.0)
+        label = f"{name} (β = {beta:g})" if hasattr(est.model_, "prior") else name  # β sets where a run lands
+        p, why = _rd_point(label, est, metrics)
         (points.append(p) if p else left_out.append(why))
     liks = {x[3].model_.config.likelihood for x in scored if _rd_point(x[0], x[3], x[5])[0]}
     if len(liks) > 1:
