@@ -475,14 +475,14 @@ def bound_gap_figure(r: dict):
     """
     plt = _pyplot()
     ks, bound = np.array(r["k"]), np.array(r["bound"])
-    rec, kl, elbo, iw = r["log_likelihood"], r["kl"], bound[0], bound[-1]
+    rec, elbo, iw = r["log_likelihood"], bound[0], bound[-1]
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [1.1, 1]})
     # Floating bars: each step of log p(x) = E_q[log p(x|z)] - KL + gap is drawn where it happens.
     steps = [("E_q[log p(x|z)]", rec, rec, "C0"), ("− KL", rec, elbo, "C3"), ("= ELBO", elbo, elbo, "C2"),
              ("+ gap", elbo, iw, "C1"), (f"= IW log p(x)\n(k = {ks[-1]})", iw, iw, "C1")]
     lo, hi = min(rec, elbo, iw), max(rec, elbo, iw)
     span = max(hi - lo, 1e-6)
-    for x, (label, a, b, color) in enumerate(steps):
+    for x, (_, a, b, color) in enumerate(steps):
         if a == b:  # a level: a thick tick
             ax.hlines(a, x - 0.32, x + 0.32, colors=color, lw=3)
             ax.text(x, a + 0.03 * span, f"{a:.2f}", ha="center", va="bottom", fontsize=8)
@@ -545,7 +545,7 @@ def rate_distortion_figure(points: list[dict]):
     for i, p in enumerate(vae):
         ax.plot(p["rate"], p["distortion"], "o", ms=8, color=f"C{i % 10}", zorder=3)
         ax.annotate(p["name"], (p["rate"], p["distortion"]), textcoords="offset points", xytext=(6, 6), fontsize=8)
-    for j, p in enumerate(ae):
+    for p in ae:
         ax.axhline(p["distortion"], color="0.25", ls=":", lw=1.2)
         ax.annotate(f"{p['name']} (autoencoder: no KL, rate undefined)", xy=(r_hi, p["distortion"]), xytext=(-4, 4),
                     textcoords="offset points", ha="right", fontsize=8, color="0.25")

@@ -38,7 +38,8 @@ table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;paddin
 td.num{text-align:right;font-variant-numeric:tabular-nums}figure{margin:1em 0}img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.9em;color:#444;max-width:60em}figcaption span{display:block;margin:.2em 0}
 h3{font-size:1.05em;margin-top:1.6em}p.intro{color:#333}p.meta{color:#666;font-size:.85em}nav{margin:1em 0;font-size:.95em}
-p.explore{background:#f3f7ff;border-left:3px solid #4a7bd0;padding:.5em .8em}details summary{cursor:pointer;color:#335}.note{color:#8a5a00}code{background:#f4f4f4;padding:0 .2em}
+p.explore{background:#f3f7ff;border-left:3px solid #4a7bd0;padding:.5em .8em}details summary{cursor:pointer;color:#335}
+.note{color:#8a5a00}code{background:#f4f4f4;padding:0 .2em}
 """
 
 
@@ -420,7 +421,8 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
         parts.append(f"<p>On the test split of <b>{html.escape(test.name)}</b>. The importance-weighted numbers use "
                      f"<b>k={metrics.get('iw_k', k)}</b> samples on the first {metrics.get('iw_n', 0)} test examples to keep the "
                      f"report fast; for a number to set beside published ones run <code>vaekit evaluate {name} --k 5000</code>.</p>"
-                     if "iw_k" in metrics else f"<p>On the test split of <b>{html.escape(test.name)}</b>. An autoencoder has no ELBO or likelihood; reconstruction error and probes only.</p>")
+                     if "iw_k" in metrics else f"<p>On the test split of <b>{html.escape(test.name)}</b>. "
+                     "An autoencoder has no ELBO or likelihood; reconstruction error and probes only.</p>")
         parts.append(_table(metrics_rows(metrics), ("metric", "value", "unit / how")))
     else:
         parts.append("<p>No metrics (no test data).</p>")
@@ -544,7 +546,7 @@ def build_comparison(runs: list[str | Path], out: str | Path, *, k: int = REPORT
     head = ("run", "model", "decoder", "beta", "latent dim", "ELBO", "E_q[log p(x|z)] or -reconstruction", "KL (rate)",
             "IW log p(x)", "active units", "MSE per value", "binarization", "report")
     rows = []
-    for name, run, cfg, est, test, m in loaded:
+    for name, run, cfg, est, _, m in loaded:
         is_vae = hasattr(est.model_, "prior")
         report = run / REPORT_FILE
         link = (f'<a href="{html.escape(Path(os.path.relpath(report.resolve(), out.resolve().parent)).as_posix())}">report</a>'
@@ -564,7 +566,8 @@ def build_comparison(runs: list[str | Path], out: str | Path, *, k: int = REPORT
     table += ["<tr>" + "".join(f'<td class="num">{c}</td>' if 5 <= i <= 10 else f"<td>{c}</td>" for i, c in enumerate(r)) + "</tr>"
               for r in rows]
     parts.append('<section id="sec-numbers"><h2>Numbers</h2><p>Per test example, in nats unless marked; each run on its own test '
-                 f"split. The importance-weighted log p(x) uses k={k} samples on {'the first ' + str(iw_limit) if iw_limit else 'all'} test examples to stay fast; run <code>vaekit evaluate RUN --k 5000</code> "
-                 "for numbers to publish.</p>" + "\n".join(table) + "</table></section>")
+                 f"split. The importance-weighted log p(x) uses k={k} samples on {'the first ' + str(iw_limit) if iw_limit else 'all'} "
+                 "test examples to stay fast; run <code>vaekit evaluate RUN --k 5000</code> for numbers to publish.</p>"
+                 + "\n".join(table) + "</table></section>")
     parts.append("</body></html>\n")
     return _write(parts, out)
