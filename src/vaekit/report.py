@@ -103,13 +103,18 @@ SECTIONS = {
 }
 
 
+def _is_vae(est) -> bool:
+    """Whether the estimator's model has a posterior and a prior (a VAE), not just a code."""
+    return hasattr(est.model_, "prior")
+
+
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
 def _decoder_blur(est) -> str:
     """What to look for in a decoded image, by decoder likelihood."""
-    lik = est.model_.config.likelihood
+    lik = est.likelihood
     if lik == "bernoulli":
         return ("a Bernoulli decoder draws its mean E[x|z], the probability that each pixel is on, so strokes it is unsure of "
                 "come out gray and blurry: that blur is the mean of many plausible images, not a bug")
@@ -125,7 +130,7 @@ def _figures(est, run: Path, test, metrics: dict | None, classes, gap: dict | No
     """Every figure that applies to the model, in reading order."""
     from . import plots
 
-    is_vae = hasattr(est.model_, "prior")
+    is_vae = _is_vae(est)
     cond = bool(getattr(est, "conditional", False))
     cfg = est.model_.config
     std_prior = is_vae and cfg.standard_normal_prior
@@ -139,7 +144,7 @@ def _figures(est, run: Path, test, metrics: dict | None, classes, gap: dict | No
                     "loss = −ELBO = −E_q[log p(x|z)] + β·KL(q(z|x) ‖ p(z)), nats per example.")
         else:
             what = (f"The autoencoder's objective per epoch, training (solid) and validation (dashed), in {unit}: the reconstruction "
-                    "error of x against g(f(x))" + (" plus the sparsity penalty." if cfg.sparsity else "."))
+                    "error of x against g(f(x))" + (" plus the sparsity penalty." if getattr(est, "sparsity", None) else "."))
         figs.append(_Figure("training", "Training curves", what,
                             "Validation rising while training falls is over-fitting; a loss still falling at the last epoch means more "
                             "epochs would help" + ("; a KL that sinks towards 0 while the reconstruction stays poor is posterior collapse."
@@ -149,7 +154,7 @@ def _figures(est, run: Path, test, metrics: dict | None, classes, gap: dict | No
             figs.append(_Figure(
                 "training", "KL per latent dimension",
                 "KL(q(z_j|x) ‖ N(0, 1)) for each latent dimension j, averaged over the validation split after each epoch"
-                + (" (= ½(μ_j² + σ_j² − 1 − log σ_j²) for a Normal posterior)" if cfg.posterior == "normal" else "")
+                + (" (= ½(μ_j² + σ_j² − 1 − log σ_j²) for a Normal posterior)" if getattr(est, "posterior", "normal") == "normal" else "")
                 + "; the dimensions add up to the KL term of the ELBO.",
                 "A unit switches on when its KL leaves 0: from then on it carries information about x. Units that stay at 0 have "
                 "collapsed to the prior and the decoder ignores them; most VAEs use fewer units than they are given.",
@@ -186,7 +191,7 @@ def _figures(est, run: Path, test, metrics: dict | None, classes, gap: dict | No
         figs.append(_Figure("code", "Latent space", what, look,
                             lambda: plots.latent_figure(est, test.X, test.y, classes=classes)))
     if images and is_vae:
-        if cfg.likelihood == "autoregressive-bernoulli":
+        if est.likelihood == "autoregressive-bernoulli":
             what = f"z ~ {prior}, then each pixel drawn in turn from P(x_d = 1 | x_<d, z): the generative model run forwards."
         else:
             what = (f"E[x|z] for z drawn from the prior {prior}: the generative model p(x) = ∫ p(x|z) p(z) dz run forwards, "
@@ -397,7 +402,7 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
     parts.append(f"<h1>vaekit run report: {html.escape(shown.name)}</h1>")
     parts.append(f"<p class=\"meta\">Written {time.strftime('%Y-%m-%d %H:%M')} from <code>{name}</code>. "
                  f"Command: <code>{html.escape(meta.get('command', 'unknown'))}</code></p>")
-    kind = "variational autoencoder" if hasattr(est.model_, "prior") else "autoencoder"
+    kind = "variational autoencoder" if _is_vae(est) else "autoencoder"
     parts.append(f"<p class=\"intro\">This page explains a trained {kind} from top to bottom. Each figure has two lines under it: "
                  "what it shows, with the formula behind it, and what to look for. The numbers follow the figures; the full "
                  "configuration is folded away at the end.</p>")
@@ -447,7 +452,7 @@ def _rd_point(name: str, est, metrics: dict) -> tuple[dict | None, str | None]:
     """A run's place on the rate-distortion plane, or None and the reason it has none."""
     if "kl" in metrics and "log_likelihood" in metrics:
         return {"name": name, "rate": metrics["kl"], "distortion": -metrics["log_likelihood"]}, None
-    if est.model_.config.likelihood == "bernoulli":
+    if est.likelihood == "bernoulli":
         # Its reconstruction term is -log p(x|z) of a Bernoulli decoder at the code: a distortion in
         # nats like a VAE's, but with no KL: a point code has no rate this plane can measure.
         return {"name": name, "rate": None, "distortion": metrics["reconstruction"]}, None
@@ -491,10 +496,10 @@ def build_comparison(runs: list[str | Path], out: str | Path, *, k: int = REPORT
     points, left_out = [], []
     for name, _, cfg, est, _, metrics in scored:
         beta = cfg["params"].get("beta", 1.0)
-        label = f"{name} (β = {beta:g})" if hasattr(est.model_, "prior") else name  # β sets where a run lands
+        label = f"{name} (β = {beta:g})" if _is_vae(est) else name  # β sets where a run lands
         p, why = _rd_point(label, est, metrics)
         (points.append(p) if p else left_out.append(why))
-    liks = {x[3].model_.config.likelihood for x in scored if _rd_point(x[0], x[3], x[5])[0]}
+    liks = {x[3].likelihood for x in scored if _rd_point(x[0], x[3], x[5])[0]}
     if len(liks) > 1:
         notes.append(f"the drawn runs use different decoder likelihoods ({', '.join(sorted(liks))}); nats of a density and of a "
                      "discrete distribution are not on one scale")
@@ -547,16 +552,16 @@ def build_comparison(runs: list[str | Path], out: str | Path, *, k: int = REPORT
             "IW log p(x)", "active units", "MSE per value", "binarization", "report")
     rows = []
     for name, run, cfg, est, _, m in loaded:
-        is_vae = hasattr(est.model_, "prior")
+        is_vae = _is_vae(est)
         report = run / REPORT_FILE
         link = (f'<a href="{html.escape(Path(os.path.relpath(report.resolve(), out.resolve().parent)).as_posix())}">report</a>'
                 if report.exists() else "")
         if m is None:
             rows.append([html.escape(name), "", "", "", "", "", "", "", "", "", "", "not scored", link])
             continue
-        rec = m["log_likelihood"] if is_vae else (-m["reconstruction"] if est.model_.config.likelihood == "bernoulli" else None)
+        rec = m["log_likelihood"] if is_vae else (-m["reconstruction"] if est.likelihood == "bernoulli" else None)
         rows.append([
-            html.escape(name), "VAE" if is_vae else "autoencoder", html.escape(est.model_.config.likelihood),
+            html.escape(name), "VAE" if is_vae else "autoencoder", html.escape(est.likelihood),
             f"{cfg['params'].get('beta', 1.0):g}" if is_vae else "", str(m["latent_dim"]),
             f"{m['elbo']:.2f}" if is_vae else "", "" if rec is None else f"{rec:.2f}",
             f"{m['kl']:.2f}" if is_vae else "none", f"{m['iw_log_likelihood']:.2f}" if is_vae else "",
