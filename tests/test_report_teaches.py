@@ -42,6 +42,8 @@ def test_kl_per_dimension_columns_add_up_to_the_logged_validation_kl(runs):
         assert (parts >= 0).all()  # a KL is never negative
         # The per-dimension KLs of a factorized posterior against N(0, I) sum to the ELBO's KL term.
         assert parts.sum() == pytest.approx(float(r["val_kl"]), rel=1e-5, abs=1e-5)
+    log = (runs / "vae" / "train.log").read_text()
+    assert "val loss" in log and "kl_dim" not in log  # a column for the report, not for the epoch line
 
 
 def test_kl_per_dimension_is_logged_only_where_it_is_defined(runs):
