@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, VaekitError
+from .models import has_density
+from .options import applicable
 
 REPORT_FILE = "report.html"
 REPORT_K = 100  # importance samples in the report: fast; `vaekit evaluate --k 5000` gives the reportable number
@@ -103,11 +105,6 @@ SECTIONS = {
 }
 
 
-def _is_vae(est) -> bool:
-    """Whether the estimator's model has a posterior and a prior (a VAE), not just a code."""
-    return hasattr(est.model_, "prior")
-
-
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -130,7 +127,7 @@ def _figures(est, run: Path, test, metrics: dict | None, classes, gap: dict | No
     """Every figure that applies to the model, in reading order."""
     from . import plots
 
-    is_vae = _is_vae(est)
+    is_vae = has_density(est.model_)
     cond = bool(getattr(est, "conditional", False))
     cfg = est.model_.config
     std_prior = is_vae and cfg.standard_normal_prior
@@ -138,7 +135,7 @@ def _figures(est, run: Path, test, metrics: dict | None, classes, gap: dict | No
     figs: list[_Figure] = []
     rows = plots.read_metrics(run / "metrics.csv") if (run / "metrics.csv").exists() else []
     if rows:
-        unit = "squared error per example" if (not is_vae and est.likelihood == "gaussian") else "nats per example"
+        unit = est.loss_unit
         if is_vae:
             what = ("Each term of the objective per epoch, training batches (solid) and the held-out validation split (dashed): "
                     "loss = −ELBO = −E_q[log p(x|z)] + β·KL(q(z|x) ‖ p(z)), nats per example.")
@@ -160,7 +157,7 @@ def _figures(est, run: Path, test, metrics: dict | None, classes, gap: dict | No
                 "collapsed to the prior and the decoder ignores them; most VAEs use fewer units than they are given.",
                 lambda: plots.kl_per_dimension_figure(rows)))
     try:
-        plots._require_images(est)
+        plots.require_images(est)
         images = True
     except VaekitError:
         images = False
@@ -239,40 +236,47 @@ def _figures(est, run: Path, test, metrics: dict | None, classes, gap: dict | No
     return figs
 
 
-def _load_run(run: Path, *, test=None, train=None, k: int, iw_limit: int | None, probe_limit: int | None,
-              probes: bool = True, datasets: dict | None = None):
-    """The run's config, estimator, test and train splits, metrics on the test split, and notes.
+def _splits(meta: dict, test, train, probe_limit: int | None, notes: list[str], *, want=("test", "train"), cache: dict | None = None):
+    """The run's test and train splits (those not given and wanted), noting in ``notes`` any that cannot be read.
 
-    ``datasets``: a cache of loaded splits keyed by (source, data_dir, label_column, split, limit),
-    so that a comparison of runs on one dataset reads it once.
+    ``cache``: splits already loaded, keyed by where they come from, so that a comparison of runs on
+    one dataset reads it once.
     """
     from .data import load_dataset
+
+    source = meta.get("dataset") or "embedded"
+    out = {"test": test, "train": train}
+    for split in want:
+        if out[split] is not None:
+            continue
+        limit = probe_limit if split == "train" else None
+        key = (source, meta.get("data_dir"), meta.get("label_column"), split, limit)
+        try:
+            if cache is None or key not in cache:
+                ds = load_dataset(source, split, data_dir=meta.get("data_dir"), label_column=meta.get("label_column"), limit=limit)
+                if cache is not None:
+                    cache[key] = ds
+            out[split] = ds if cache is None else cache[key]
+        except VaekitError as e:
+            notes.append(f"the {split} split of {source} could not be read ({e}); figures and metrics that need it are left out")
+    return out["test"], out["train"]
+
+
+def _load_run(run: Path, *, test=None, train=None, k: int, iw_limit: int | None, probe_limit: int | None,
+              probes: bool = True, datasets: dict | None = None):
+    """The run's config, estimator, test split, notes, metrics on the test split, and class names.
+
+    ``probes``: load the train split and fit the probes; ``datasets``: a cache for :func:`_splits`.
+    """
     from .evaluate import evaluate
-    from .io import load, read_config
+    from .io import load
+    from .modelfile import read_config
 
     cfg = read_config(run)
     est = load(run)
     meta = cfg.get("run", {})
     notes: list[str] = []
-    source = meta.get("dataset") or "embedded"
-    for split in ("test", "train") if probes else ("test",):
-        if (test if split == "test" else train) is not None:
-            continue
-        limit = probe_limit if split == "train" else None
-        key = (source, meta.get("data_dir"), meta.get("label_column"), split, limit)
-        try:
-            ds = datasets.get(key) if datasets is not None else None
-            if ds is None:
-                ds = load_dataset(source, split, data_dir=meta.get("data_dir"), label_column=meta.get("label_column"), limit=limit)
-            if datasets is not None:
-                datasets[key] = ds
-        except VaekitError as e:
-            notes.append(f"the {split} split of {source} could not be read ({e}); figures and metrics that need it are left out")
-            ds = None
-        if split == "test":
-            test = ds
-        else:
-            train = ds
+    test, train = _splits(meta, test, train, probe_limit, notes, want=("test", "train") if probes else ("test",), cache=datasets)
     classes = meta.get("classes") or (test.classes if test is not None else None)
     metrics = None
     if test is not None:
@@ -298,7 +302,7 @@ def bound_curve(est, X: np.ndarray, y: np.ndarray | None = None, *, n: int = REP
     from .evaluate import binarize_for_eval, bound_against_k
 
     Xb, _ = binarize_for_eval(est, np.asarray(X)[:n])
-    Xt = torch.from_numpy(est._prepare_X(Xb)).to(est.device_)
+    Xt = torch.from_numpy(est.prepare_X(Xb)).to(est.device_)
     yt = None
     if getattr(est, "conditional", False):
         yt = torch.from_numpy(np.asarray(y, dtype=np.int64)[:n]).to(est.device_)
@@ -331,40 +335,17 @@ def _draw(figs: list[_Figure]) -> list[tuple[_Figure, bytes | None, str | None]]
     return out
 
 
-# Options that only mean something for one kind of model; the rest apply to all. The table at the
-# end of the page lists only those that shaped this run.
-_ONLY = {
-    "sparsity": "ae", "sparsity_weight": "ae", "sparsity_target": "ae", "noise": "ae", "noise_level": "ae",
-    "posterior": "vae", "student_df": "vae", "prior": "vae", "n_pseudo_inputs": "vae", "top_latent_dim": "vae",
-    "top_hidden": "vae", "ar_hidden": "vae", "beta": "vae", "warmup_epochs": "vae", "n_samples": "vae", "objective": "vae",
-    "val_nll_every": "vae", "val_nll_k": "vae", "learn_sigma": "vae", "sigma": "vae",
-}
-_NEEDS = {  # option -> (the option it refines, the values of that option under which it applies)
-    "sparsity_weight": ("sparsity", ("l1", "kl")), "sparsity_target": ("sparsity", ("kl",)), "noise_level": ("noise", None),
-    "student_df": ("posterior", ("student-t",)), "n_pseudo_inputs": ("prior", ("vamp",)), "top_hidden": ("top_latent_dim", None),
-    "ar_hidden": ("likelihood", ("autoregressive-bernoulli",)), "sigma": ("likelihood", ("gaussian",)),
-    "learn_sigma": ("likelihood", ("gaussian",)), "momentum": ("optimizer", ("sgd",)), "val_nll_k": ("val_nll_every", None),
-}
-
-
-def config_rows(cfg: dict) -> list[tuple[str, str]]:
-    """(setting, value) rows of a run's config.json, leaving out options that do not apply to its model."""
-    kind = cfg["model"].get("kind", "vae")
-    settings = {**cfg["params"], **cfg["model"]}
-
-    def applies(key: str) -> bool:
-        if _ONLY.get(key, kind) != kind:
-            return False
-        if key in _NEEDS:
-            on, values = _NEEDS[key]
-            v = settings.get(on)
-            return bool(v) if values is None else v in values
-        return True
-
-    rows = [("estimator", str(cfg.get("estimator")))]
-    rows += [(f"model.{key}", str(v)) for key, v in cfg["model"].items() if applies(key)]
-    rows += [(f"params.{key}", str(v)) for key, v in cfg["params"].items() if key not in cfg["model"] and applies(key)]
-    rows += [(f"run.{key}", str(v)) for key, v in cfg.get("run", {}).items() if key != "command"]
+def config_rows(cfg: dict, est) -> list[tuple[str, str, str]]:
+    """(setting, value, meaning) of the options that have an effect on this model, then the run's data."""
+    params = cfg["params"]
+    rows = [("estimator", str(cfg.get("estimator")), "input shape " + " x ".join(map(str, cfg["input_shape"])))]
+    for opt in applicable(params, est.kind):
+        if opt.name in params and opt.name != "verbose":
+            value = params[opt.name]
+            shown = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+            rows.append((opt.name, shown, opt.help))
+    run = cfg.get("run", {})
+    rows += [(f"run.{key}", str(v), "") for key, v in run.items() if key != "command"]
     return rows
 
 
@@ -402,7 +383,7 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
     parts.append(f"<h1>vaekit run report: {html.escape(shown.name)}</h1>")
     parts.append(f"<p class=\"meta\">Written {time.strftime('%Y-%m-%d %H:%M')} from <code>{name}</code>. "
                  f"Command: <code>{html.escape(meta.get('command', 'unknown'))}</code></p>")
-    kind = "variational autoencoder" if _is_vae(est) else "autoencoder"
+    kind = "variational autoencoder" if has_density(est.model_) else "autoencoder"
     parts.append(f"<p class=\"intro\">This page explains a trained {kind} from top to bottom. Each figure has two lines under it: "
                  "what it shows, with the formula behind it, and what to look for. The numbers follow the figures; the full "
                  "configuration is folded away at the end.</p>")
@@ -433,15 +414,16 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
         parts.append("<p>No metrics (no test data).</p>")
     parts.append("</section>")
 
-    rows = config_rows(cfg)
-    parts.append(f'<section id="sec-config"><h2>Configuration</h2><details><summary>{len(rows)} settings that apply to this '
-                 f"model (click to open)</summary>{_table(rows, ('setting', 'value'), numbers=False)}</details></section>")
+    rows = config_rows(cfg, est)
+    parts.append(f'<section id="sec-config"><h2>Configuration</h2><details><summary>The {len(rows)} settings that apply to this '
+                 "model (click to open; every option is in config.json)</summary>"
+                 f"{_table(rows, ('setting', 'value', 'meaning'), numbers=False)}</details></section>")
     parts.append("</body></html>\n")
     return _write(parts, Path(out) if out is not None else run / REPORT_FILE)
 
 
 def _write(parts: list[str], path: Path) -> Path:
-    from .io import atomic_path
+    from .fileio import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(parts), encoding="utf-8")
@@ -496,7 +478,7 @@ def build_comparison(runs: list[str | Path], out: str | Path, *, k: int = REPORT
     points, left_out = [], []
     for name, _, cfg, est, _, metrics in scored:
         beta = cfg["params"].get("beta", 1.0)
-        label = f"{name} (β = {beta:g})" if _is_vae(est) else name  # β sets where a run lands
+        label = f"{name} (β = {beta:g})" if has_density(est.model_) else name  # β sets where a run lands
         p, why = _rd_point(label, est, metrics)
         (points.append(p) if p else left_out.append(why))
     liks = {x[3].likelihood for x in scored if _rd_point(x[0], x[3], x[5])[0]}
@@ -520,7 +502,7 @@ def build_comparison(runs: list[str | Path], out: str | Path, *, k: int = REPORT
     if len(shared) >= 2 and len({x[4].name for x in shared}) == 1:
         try:
             for x in shared:
-                plots._require_images(x[3])
+                plots.require_images(x[3])
             images = True
         except VaekitError:
             images = False
@@ -552,7 +534,7 @@ def build_comparison(runs: list[str | Path], out: str | Path, *, k: int = REPORT
             "IW log p(x)", "active units", "MSE per value", "binarization", "report")
     rows = []
     for name, run, cfg, est, _, m in loaded:
-        is_vae = _is_vae(est)
+        is_vae = has_density(est.model_)
         report = run / REPORT_FILE
         link = (f'<a href="{html.escape(Path(os.path.relpath(report.resolve(), out.resolve().parent)).as_posix())}">report</a>'
                 if report.exists() else "")
