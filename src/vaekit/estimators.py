@@ -296,13 +296,14 @@ class VAE(_Base):
 
         A dimension with a KL near 0 is inactive: the posterior ignores x there (posterior collapse).
         """
-        from .evaluate import kl_per_dimension
+        from .metrics import kl_per_dimension
 
-        self._check_fitted()
-        X = self._prepare_X(X)
+        self.check_fitted()
+        X = self.prepare_X(X)
         y = self._prepare_y(y, len(X))
         dev = self.device_
-        return kl_per_dimension(self.model_, torch.from_numpy(X).to(dev), None if y is None else torch.from_numpy(y).to(dev))
+        kl = kl_per_dimension(self.model_, torch.from_numpy(X).to(dev), None if y is None else torch.from_numpy(y).to(dev))
+        return kl.numpy()
 
 
 class Autoencoder(_Base):

@@ -3,8 +3,8 @@
 :class:`TensorBoardTracker` is an ``on_epoch`` callback for :meth:`vaekit.VAE.fit` (and
 ``vaekit train --tensorboard DIR``). Per epoch it writes each loss term of the training and
 validation rows (in nats per example, under ``train/`` and ``val/``), the learning rate, the epoch's
-seconds, and, for a VAE, the KL of each latent dimension on the validation examples (``kl_dim/j``,
-nats). Every ``image_every`` epochs, and at the last, it adds a grid of samples from the prior and of
+seconds, and, for a VAE, the KL of each latent dimension (``kl_dim/j``, nats: the validation
+split's, as training logs it, else measured on ``X_val``). Every ``image_every`` epochs, and at the last, it adds a grid of samples from the prior and of
 validation reconstructions (originals above reconstructions) for image data.
 
 TensorBoard is an optional extra: ``pip install vaekit[tensorboard]``.
@@ -55,13 +55,19 @@ class TensorBoardTracker:
 
     def __call__(self, row: dict) -> None:
         epoch = int(row["epoch"])
+        kl_logged = False
         for key, value in row.items():
             if key == "epoch" or not isinstance(value, (int, float)) or not math.isfinite(value):
+                continue
+            if key.startswith("val_kl_dim_"):  # training logs KL per dimension on the validation split
+                self.writer.add_scalar(f"kl_dim/{key[len('val_kl_dim_'):]}", value, epoch)
+                kl_logged = True
                 continue
             split, _, term = key.partition("_")
             tag = f"{split}/{term}" if split in ("train", "val") and term else key
             self.writer.add_scalar(tag, value, epoch)
-        if self.X_val is not None and hasattr(self.est, "kl_per_dimension"):
+        if not kl_logged and self.X_val is not None and hasattr(self.est, "kl_per_dimension"):
+            # No validation split (or a learned prior): measure it on the examples given here.
             kl = self.est.kl_per_dimension(self.X_val, self.y_val)
             for j, v in enumerate(kl):
                 self.writer.add_scalar(f"kl_dim/{j}", float(v), epoch)
