@@ -200,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_detect import add_parser as add_detect_parser
 
     add_detect_parser(sub, _Formatter)
+    from .explore.cli import add_parser as add_explore_parser
+
+    add_explore_parser(sub, _Formatter, _add_data_options)
     return parser
 
 
