@@ -312,6 +312,32 @@ def test_a_table_model_gets_values_not_images():
         assert get(u + "/image?i=0")[0] == 400
 
 
+def test_an_anomaly_detectors_network_is_explored_on_its_preprocessed_table(tmp_path):
+    import pandas as pd
+
+    from vaekit.anomaly import VAEDetector
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"amount": rng.normal(50, 10, 150), "hour": rng.integers(0, 24, 150).astype(float),
+                       "shop": rng.choice(["a", "b", "c"], 150)})
+    det = VAEDetector(latent_dim=2, hidden=(16,), epochs=2, categorical=["shop"]).fit(df)
+    det.save(tmp_path / "det")
+    csv = tmp_path / "t.csv"
+    df.assign(fraud=(df.amount > 65).astype(int)).to_csv(csv, index=False)
+    ex = Explorer.from_run(tmp_path / "det", dataset=str(csv), label_column="fraud", limit=100)
+    info = ex.info()
+    assert info["data"]["feature_names"] == ["amount", "hour", "shop=a", "shop=b", "shop=c"]
+    assert info["data"]["kind"] == "table" and info["classes"] == ["normal", "anomaly"]
+    np.testing.assert_allclose(ex.codes, det.estimator_.encode(det._features(df.head(100))), atol=1e-6)
+    assert ex.y.tolist() == (df.amount.head(100) > 65).astype(int).tolist()
+    one = ex.example(0)
+    assert one["x"][2:] == [float(df.shop[0] == k) for k in "abc"]  # the one-hot columns the network sees
+    with pytest.raises(vaekit.DataError, match="does not record its data; pass the table with --dataset"):
+        Explorer.from_run(tmp_path / "det")
+    with pytest.raises(vaekit.DataError, match="no column named 'label'"):
+        Explorer.from_run(tmp_path / "det", dataset=str(csv), label_column="label")
+
+
 def test_a_20d_model_puts_its_two_most_used_dimensions_on_the_plane(explore_run):
     _, test, _ = explore_run
     small = test.subset(slice(0, 200))

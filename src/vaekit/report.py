@@ -166,7 +166,8 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
              f"<style>{_CSS}</style></head><body>",
              f"<h1>vaekit run report: {html.escape(shown.name)}</h1>",
              f"<p>Written {time.strftime('%Y-%m-%d %H:%M')} from <code>{html.escape(str(shown))}</code>. "
-             f"Command: <code>{html.escape(meta.get('command', 'unknown'))}</code></p>"]
+             f"Command: <code>{html.escape(meta.get('command', 'unknown'))}</code></p>",
+             f"<p>Move through its latent space live in the browser: <code>vaekit explore {html.escape(str(shown))}</code></p>"]
     for n in notes:
         parts.append(f'<p class="note">Note: {html.escape(n)}</p>')
 

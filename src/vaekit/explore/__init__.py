@@ -18,7 +18,16 @@ is the command. The HTTP API, which the page uses and scripts may call:
 A bad request gets status 400 and one line of text that names the problem and the fix.
 """
 
-from .explorer import Explorer, RequestError
-from .server import ExploreServer, serve
+from __future__ import annotations
 
-__all__ = ["Explorer", "ExploreServer", "RequestError", "serve"]
+import importlib
+
+# Imported lazily, as in vaekit/__init__.py: registering the command must not import torch.
+_EXPORTS = {"Explorer": "explorer", "RequestError": "explorer", "ExploreServer": "server", "serve": "server"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'vaekit.explore' has no attribute {name!r}")

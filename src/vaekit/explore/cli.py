@@ -20,7 +20,7 @@ def _port(text: str) -> int:
 
 def add_parser(sub, formatter, add_data_options) -> None:
     """Register ``explore`` on the ``vaekit`` subparsers (``add_data_options`` adds --dataset etc.)."""
-    from .explorer import MAX_POINTS
+    from .limits import MAX_POINTS
 
     p = sub.add_parser("explore", help="a live latent-space explorer for a run, in the browser", formatter_class=formatter,
                        description="Serve a page that shows a run's latent space: hover over the codes of test examples, drag across\n"

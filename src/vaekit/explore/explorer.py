@@ -20,15 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..anomaly import CONFIG_FILE as DETECTOR_CONFIG  # what marks a folder written by `vaekit detect fit`
 from ..errors import DataError, VaekitError
+from .limits import ELBO_SAMPLES, IW_K, MAX_CODES, MAX_POINTS, MAX_STEPS, VAE_RANGE
 from .png import encode_png
-
-MAX_POINTS = 2000  # examples on the plane: enough to see the clusters, few enough to draw at once
-IW_K = 1000  # importance samples for one example's log p(x): a few ms for an MLP, a stable estimate
-ELBO_SAMPLES = 100  # z draws for one example's ELBO terms (the training loss uses one)
-MAX_CODES = 64  # codes per /decode request
-MAX_STEPS = 32  # images in an interpolation strip
-VAE_RANGE = 3.0  # a VAE's plane and sliders cover at least [-3, 3], 99.7 % of N(0, 1)
 
 
 class RequestError(VaekitError):
@@ -44,7 +39,7 @@ class Explorer:
     """
 
     def __init__(self, est, data, *, name: str = "model", classes: list[str] | None = None,
-                 max_points: int = MAX_POINTS, command: str | None = None):
+                 max_points: int = MAX_POINTS, command: str | None = None, feature_names: list[str] | None = None):
         from ..evaluate import active_units, binarize_for_eval, kl_per_dimension, latent_variances
 
         est._check_fitted()
@@ -65,6 +60,7 @@ class Explorer:
         self.X, self.y = X, y
         self.shape = tuple(int(s) for s in est.input_shape_)
         self.image_shape = _image_shape(self.shape)
+        self.feature_names = None if self.image_shape else (list(feature_names) if feature_names else [f"x{j}" for j in range(self.shape[0])])
         self._lock = threading.Lock()
         self.codes = self._locked(est.encode, X, y if self.conditional else None)
         present = [] if y is None else sorted(int(k) for k in np.unique(y))
@@ -106,6 +102,8 @@ class Explorer:
         from ..io import load, read_config
 
         run = Path(run)
+        if (run / DETECTOR_CONFIG).is_file():
+            return cls._from_detector(run, dataset, label_column, limit)
         cfg = read_config(run)
         if cfg["part"] != "all":
             raise VaekitError(f"{run} holds only the {cfg['part']} of a model; explore needs both halves (save with part='all')")
@@ -120,6 +118,41 @@ class Explorer:
         classes = meta.get("classes") or data.classes
         return cls(est, data, name=run.name or str(run), classes=classes, max_points=limit or MAX_POINTS,
                    command=meta.get("command"))
+
+    @classmethod
+    def _from_detector(cls, path: Path, dataset: str | None, label_column: str | None, limit: int | None) -> "Explorer":
+        """An explorer over an anomaly detector's network, on the first rows of the table ``dataset``.
+
+        The rows go through the detector's own preprocessing (one-hot categories, imputation), so
+        the plane shows what its network sees; ``label_column`` (e.g. 0/1 anomaly labels) colours them.
+        """
+        import pandas as pd
+
+        from ..anomaly import load_detector
+        from ..data import Dataset
+
+        det = load_detector(path)
+        if dataset is None:
+            raise DataError(f"{path} is an anomaly detector, which does not record its data; pass the table with --dataset FILE.csv")
+        file = Path(dataset).expanduser()
+        if file.suffix.lower() not in (".csv", ".parquet") or not file.is_file():
+            raise DataError(f"--dataset {dataset}: a detector is explored on a .csv or .parquet file that exists; check the path")
+        n = limit or MAX_POINTS
+        df = pd.read_csv(file, nrows=n) if file.suffix.lower() == ".csv" else pd.read_parquet(file).head(n)
+        y = None
+        if label_column is not None:
+            if label_column not in df.columns:
+                raise DataError(f"{file}: no column named {label_column!r}; columns are {[str(c) for c in df.columns][:20]}")
+            y = pd.to_numeric(df.pop(label_column), errors="coerce").to_numpy()
+            if not np.isfinite(y).all() or (y != np.round(y)).any() or (y < 0).any():
+                raise DataError(f"{file}: --label-column {label_column} must hold class numbers 0, 1, ... (e.g. 1 = anomaly)")
+            y = y.astype(np.int64)
+        X = det._features(df)  # the detector's preprocessing: the matrix its network was trained on
+        names = [str(c) for c in det.numeric_columns_]
+        for col, levels in (getattr(det, "categories_", None) or {}).items():
+            names += [f"{col}={level}" for level in levels]
+        return cls(det.estimator_, Dataset(X, y, file.name), name=path.name or str(path), max_points=n,
+                   classes=["normal", "anomaly"] if y is not None and y.max() <= 1 else None, feature_names=names)
 
     # -- model calls ---------------------------------------------------------------------------
     def _locked(self, fn, *args, **kwargs):
@@ -223,7 +256,7 @@ class Explorer:
             "data": {
                 "name": self.data_name, "n": len(self.X), "n_total": self.n_total, "shape": list(self.shape),
                 "kind": "image" if self.image_shape else "table", "image_shape": None if not self.image_shape else list(self.image_shape),
-                "labelled": self.y is not None, "binarization": self.binarization,
+                "labelled": self.y is not None, "binarization": self.binarization, "feature_names": self.feature_names,
                 # Tables: the bars show standardized values, (x - mean) / scale, so features compare.
                 "scaler": None if getattr(self.est, "scaler_mean_", None) is None else {
                     "mean": self.est.scaler_mean_.reshape(-1).tolist(), "scale": self.est.scaler_scale_.reshape(-1).tolist()},

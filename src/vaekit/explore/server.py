@@ -91,6 +91,9 @@ class Handler(BaseHTTPRequestHandler):
     server: "ExploreServer"
     server_version = "vaekit-explore"
     protocol_version = "HTTP/1.1"  # keep-alive: one connection carries a drag's many decodes
+    # Headers and body go out as two writes; with Nagle's algorithm on, the second waits for the
+    # client's delayed ACK, which adds 40 ms to every round trip (measured: 44 ms against 0.5 ms).
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
         url = urlsplit(self.path)

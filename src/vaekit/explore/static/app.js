@@ -81,7 +81,8 @@ async function renderDecoded(job) {
     const out = await getJSON(`/decode.json?${q}${lab}`);
     drawBars($("decoded"), out.x[0], S.example ? S.example.x : null);
   }
-  $("z-readout").textContent = `z = (${job.z.map((v) => fmt(v)).join(", ")})`;
+  $("z-readout").textContent = job.z.length <= 4 ? `z = (${job.z.map((v) => fmt(v)).join(", ")})`
+    : `z${S.dimX} = ${fmt(job.z[S.dimX])}, z${S.dimY} = ${fmt(job.z[S.dimY])}; the other ${job.z.length - 2} on the sliders`;
 }
 
 // A strip bitmap shown through an <img> (the server's PNG) with one name under each cell.
@@ -107,26 +108,27 @@ function standardize(x) {
   const sc = S.info.data.scaler;
   return sc ? x.map((v, j) => (v - sc.mean[j]) / sc.scale[j]) : x;
 }
-function drawBars(canvas, values, reference) {
+function drawBars(canvas, values, reference, what = "E[x|z]") {
   const v = standardize(values), ref = reference ? standardize(reference) : null;
   const n = v.length, rowH = Math.max(6, Math.min(16, 560 / n));
+  const names = S.info.data.feature_names || v.map((_, j) => `x${j}`);
   canvas.width = 280; canvas.height = Math.ceil(n * rowH + 24);
   const ctx = canvas.getContext("2d");
   ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, canvas.width, canvas.height);
   const all = v.concat(ref || []);
   const lim = Math.max(3, ...all.map(Math.abs));
-  const x0 = 40, x1 = canvas.width - 8, mid = (x0 + x1) / 2, sx = (x1 - x0) / (2 * lim);
+  const x0 = 84, x1 = canvas.width - 8, mid = (x0 + x1) / 2, sx = (x1 - x0) / (2 * lim);
   ctx.font = "10px system-ui, sans-serif"; ctx.textBaseline = "middle";
   for (let j = 0; j < n; j++) {
     const y = 4 + j * rowH;
     ctx.fillStyle = "#1f77b4";
     ctx.fillRect(Math.min(mid, mid + v[j] * sx), y + 1, Math.abs(v[j] * sx), rowH - 2);
     if (ref) { ctx.fillStyle = "#111"; ctx.fillRect(mid + ref[j] * sx - 1, y, 2, rowH); }
-    if (rowH >= 9) { ctx.fillStyle = "#555"; ctx.fillText(`x${j}`, 4, y + rowH / 2); }
+    if (rowH >= 9) { ctx.fillStyle = "#555"; ctx.fillText(names[j].slice(0, 14), 4, y + rowH / 2); }
   }
   ctx.strokeStyle = "#999"; ctx.beginPath(); ctx.moveTo(mid, 2); ctx.lineTo(mid, n * rowH + 6); ctx.stroke();
   ctx.fillStyle = "#555";
-  ctx.fillText(S.info.data.scaler ? "bars: E[x|z], standardized; black: the example" : "bars: E[x|z]; black: the example", 4, n * rowH + 16);
+  ctx.fillText(`bars: ${what}${S.info.data.scaler ? " (standardized)" : ""} · black: x`, 4, n * rowH + 16);
 }
 
 // -- the plane ----------------------------------------------------------------------------------
@@ -193,9 +195,11 @@ function drawPlane() {
     ctx.strokeStyle = "#111"; ctx.lineWidth = 2;
     ctx.beginPath(); ctx.arc(x, y, 6, 0, 2 * Math.PI); ctx.stroke();
   }
-  const [x, y] = toPx(S.z[S.dimX], S.z[S.dimY]);
-  ctx.strokeStyle = "#c2410c"; ctx.lineWidth = 1.5;
-  ctx.beginPath(); ctx.moveTo(x - 10, y); ctx.lineTo(x + 10, y); ctx.moveTo(x, y - 10); ctx.lineTo(x, y + 10); ctx.stroke();
+  const [x, y] = toPx(S.z[S.dimX], S.z[S.dimY]); // the decoded point: a cross with a white halo, visible on any dot
+  for (const [c, w] of [["#fff", 5], ["#c2410c", 2]]) {
+    ctx.strokeStyle = c; ctx.lineWidth = w;
+    ctx.beginPath(); ctx.moveTo(x - 11, y); ctx.lineTo(x + 11, y); ctx.moveTo(x, y - 11); ctx.lineTo(x, y + 11); ctx.stroke();
+  }
   ctx.lineWidth = 1;
 }
 function nearest(px, py, radius) {
@@ -310,7 +314,7 @@ async function selectExample(i) {
       drawBitmap($("ex-original"), orig); drawBitmap($("ex-recon"), rec);
       await showArithmetic(i);
     } else {
-      drawBars($("ex-original"), ex.reconstruction, ex.x);
+      drawBars($("ex-original"), ex.reconstruction, ex.x, "reconstruction");
     }
   } catch (e) { status(e.message); }
 }
@@ -434,7 +438,7 @@ async function start() {
     $("decoded").classList.add("table");
     $("interp-panel").hidden = true;
     $("ex-recon").parentElement.hidden = true;
-    $("ex-original").nextElementSibling.textContent = "bars: reconstruction; black: x (standardized)";
+    $("ex-original").nextElementSibling.textContent = "";
     $("ex-original").classList.add("table");
   }
   if (m.kind !== "vae") $("posterior-title").textContent = "Code (the encoder's output) per dimension";
