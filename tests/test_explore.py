@@ -356,8 +356,13 @@ def test_a_20d_model_puts_its_two_most_used_dimensions_on_the_plane(explore_run)
 
 def test_explore_refuses_bad_inputs_with_one_line(explore_run, tmp_path, capsys):
     _, _, run = explore_run
-    assert main(["explore", str(tmp_path / "nothing"), "--no-browser"]) == 2
+    assert main(["explore", str(tmp_path / "nothing"), "--no-browser", "--port", "0"]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(["explore", str(run), "--host", "999.1.1.1", "--no-browser", "--port", "0"]) == 2
+    assert "cannot listen on 999.1.1.1:0" in capsys.readouterr().err
+    explore_run[0].save(tmp_path / "enc", part="encoder")
+    assert main(["explore", str(tmp_path / "enc"), "--no-browser", "--port", "0"]) == 2
+    assert "holds only the encoder of a model; explore needs both halves" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["explore", str(run), "--port", "70000"])
     assert e.value.code == 2 and "a port lies in 0..65535" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """``vaekit explore``: a live latent-space explorer for a trained model, in the browser.
 
-    >>> from vaekit.explore import Explorer, serve
-    >>> serve(Explorer.from_run("runs/mnist2d"), port=8765)      # then open http://127.0.0.1:8765/
+    >>> from vaekit.explore import Explorer, ExploreServer, serve
+    >>> serve(ExploreServer(Explorer.from_run("runs/mnist2d"), port=8765))   # http://127.0.0.1:8765/
 
 ``explorer.py`` computes what the page shows (no HTTP), ``server.py`` serves it and the page's
 files in ``static/`` (plain JavaScript on a canvas, nothing fetched from elsewhere), ``cli.py``

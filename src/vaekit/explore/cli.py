@@ -39,9 +39,14 @@ def add_parser(sub, formatter, add_data_options) -> None:
 
 def cmd_explore(args) -> int:
     from .explorer import Explorer
-    from .server import serve
+    from .server import ExploreServer, serve
 
-    explorer = Explorer.from_run(args.run, dataset=args.dataset, data_dir=args.data_dir, split=args.split,
-                                 label_column=args.label_column, limit=args.limit)
-    serve(explorer, args.host, args.port, open_browser=not args.no_browser, say=lambda m: print(m, flush=True))
+    server = ExploreServer(None, args.host, args.port)  # a busy port fails now, not after the model loads
+    try:
+        server.explorer = Explorer.from_run(args.run, dataset=args.dataset, data_dir=args.data_dir, split=args.split,
+                                            label_column=args.label_column, limit=args.limit)
+    except BaseException:
+        server.server_close()
+        raise
+    serve(server, open_browser=not args.no_browser, say=lambda m: print(m, flush=True))
     return 0

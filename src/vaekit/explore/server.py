@@ -130,12 +130,16 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class ExploreServer(ThreadingHTTPServer):
-    """A threaded HTTP server holding one :class:`Explorer`; ``port=0`` picks a free port."""
+    """A threaded HTTP server holding one :class:`Explorer`; ``port=0`` picks a free port.
+
+    The socket is bound at construction, so a busy port or a bad host fails at once; ``explorer``
+    may be set after that (the command binds before it spends seconds loading the model).
+    """
 
     daemon_threads = True  # a tab left open does not keep the process alive after Ctrl-C
     allow_reuse_address = True
 
-    def __init__(self, explorer: Explorer, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, explorer: Explorer | None, host: str = "127.0.0.1", port: int = 0):
         try:
             family_v6 = ipaddress.ip_address(host).version == 6
         except ValueError:
@@ -178,16 +182,14 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def serve(explorer: Explorer, host: str = "127.0.0.1", port: int = 8765, *, open_browser: bool = True,
-          say: Callable[[str], None] = print) -> None:
-    """Serve the explorer until Ctrl-C (SIGINT) or SIGTERM, then close the socket and return.
+def serve(server: ExploreServer, *, open_browser: bool = True, say: Callable[[str], None] = print) -> None:
+    """Serve until Ctrl-C (SIGINT) or SIGTERM, then close the socket and return.
 
     Prints the URL on one line (``say``); opens it in the default browser when ``open_browser``.
     """
-    server = ExploreServer(explorer, host, port)
-    say(f"vaekit explore: {explorer.name} at {server.url}  (Ctrl-C stops)")
+    say(f"vaekit explore: {server.explorer.name} at {server.url}  (Ctrl-C stops)")
     if not server.loopback:
-        print(f"vaekit: warning: listening on {host}, so other machines on the network can reach this explorer", file=sys.stderr)
+        print(f"vaekit: warning: listening on {server.host}, so other machines on the network can reach this explorer", file=sys.stderr)
     if open_browser:
         import webbrowser
 
