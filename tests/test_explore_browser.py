@@ -257,6 +257,8 @@ def _other_model(kind: str, digits):
         est = vaekit.ConditionalVAE(latent_dim=2, hidden=(32,), epochs=10, batch_size=50, n_classes=10, device="cpu").fit(small.X, small.y)
     elif kind == "autoencoder":
         est = vaekit.Autoencoder(latent_dim=4, hidden=(32,), epochs=10, batch_size=50, device="cpu").fit(small.X)
+    elif kind == "1-D VAE":  # the plane is the diagonal z0 = z0
+        est = vaekit.VAE(latent_dim=1, hidden=(32,), epochs=10, batch_size=50, device="cpu").fit(small.X)
     elif kind == "20-D VAE":
         est = vaekit.VAE(latent_dim=20, hidden=(32,), epochs=10, batch_size=50, device="cpu").fit(small.X)
     else:  # a table
@@ -267,7 +269,7 @@ def _other_model(kind: str, digits):
     return Explorer(est, small, name=kind)
 
 
-@pytest.mark.parametrize("kind", ["conditional VAE", "autoencoder", "20-D VAE", "table"])
+@pytest.mark.parametrize("kind", ["conditional VAE", "autoencoder", "1-D VAE", "20-D VAE", "table"])
 def test_every_kind_of_model_gets_a_working_page(browser, explore_run, kind):
     from selenium.webdriver import ActionChains
 

@@ -217,7 +217,7 @@ function pointerPos(ev) {
 }
 function moveTo(px, py) {
   const [zx, zy] = toZ(px, py);
-  S.z[S.dimX] = zx; S.z[S.dimY] = zy;
+  S.z[S.dimY] = zy; S.z[S.dimX] = zx; // a 1-D code has one axis twice: the horizontal one counts
   drawPlane(); syncSliders(); requestDecode();
 }
 const tipCache = new Map();
