@@ -133,7 +133,23 @@ CASES = [
     Case("weights whose shapes do not match the config", _wrong_shape_weights),
     Case("output file of an unknown type", lambda t: ["encode", str(_run(t)), "--out", str(t / "out" / "z.txt")]),
     Case("--resume of a run that never started", lambda t: ["train", "--resume", str(t / "never")]),
+    Case("explore: a model folder that does not exist", lambda t: ["explore", str(t / "no-run"), "--no-browser", "--port", "0"]),
+    Case("explore: data of another shape than the model's", lambda t: ["explore", str(_run(t)), "--dataset", _npy(t, np.random.default_rng(0).random((10, 9)).astype(np.float32), "nine.npy"), "--no-browser", "--port", "0"]),
+    Case("explore: a port that is in use", lambda t: ["explore", str(t / "any-run"), "--no-browser", "--port", str(_busy_port())]),
 ]
+
+
+_HELD: list = []  # sockets kept listening while a case runs
+
+
+def _busy_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    _HELD.append(s)
+    return s.getsockname()[1]
 
 
 def run_case(case: Case, tmp: Path, capsys) -> tuple[int, str, list[str]]:
