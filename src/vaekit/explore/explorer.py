@@ -35,11 +35,13 @@ class Explorer:
 
     ``est``: a fitted :class:`vaekit.VAE` or :class:`vaekit.Autoencoder`. ``data``: a
     :class:`vaekit.data.Dataset` (its first ``max_points`` examples are used). ``name``: what the
-    page calls the run. ``classes``: names of the label values, when known.
+    page calls the run. ``classes``: names of the label values, when known. ``split``: which split
+    of the data these are, for the page's summary line.
     """
 
     def __init__(self, est, data, *, name: str = "model", classes: list[str] | None = None,
-                 max_points: int = MAX_POINTS, command: str | None = None, feature_names: list[str] | None = None):
+                 max_points: int = MAX_POINTS, command: str | None = None, feature_names: list[str] | None = None,
+                 split: str | None = None):
         from ..evaluate import active_units, binarize_for_eval, kl_per_dimension, latent_variances
 
         est._check_fitted()
@@ -52,7 +54,7 @@ class Explorer:
         self.n_classes = int(getattr(est, "n_classes_", 0)) if self.conditional else 0
         self.code_dim = int(self.model.config.code_dim)
         self.data_name = data.name
-        self.n_total = len(data)
+        self.split = split
         X = np.asarray(data.X[:max_points], dtype=np.float32)
         y = None if data.y is None else np.asarray(data.y[:max_points], dtype=np.int64)
         if self.conditional and y is None:
@@ -117,7 +119,7 @@ class Explorer:
                             "pass the training data with --dataset (and --data-dir)")
         classes = meta.get("classes") or data.classes
         return cls(est, data, name=run.name or str(run), classes=classes, max_points=limit or MAX_POINTS,
-                   command=meta.get("command"))
+                   command=meta.get("command"), split=split)
 
     @classmethod
     def _from_detector(cls, path: Path, dataset: str | None, label_column: str | None, limit: int | None) -> "Explorer":
@@ -254,7 +256,7 @@ class Explorer:
                 "standard_normal_prior": bool(self.is_vae and cfg.standard_normal_prior),
             },
             "data": {
-                "name": self.data_name, "n": len(self.X), "n_total": self.n_total, "shape": list(self.shape),
+                "name": self.data_name, "split": self.split, "n": len(self.X), "shape": list(self.shape),
                 "kind": "image" if self.image_shape else "table", "image_shape": None if not self.image_shape else list(self.image_shape),
                 "labelled": self.y is not None, "binarization": self.binarization, "feature_names": self.feature_names,
                 # Tables: the bars show standardized values, (x - mean) / scale, so features compare.

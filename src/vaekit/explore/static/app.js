@@ -413,7 +413,7 @@ async function start() {
   document.title = `vaekit explore: ${info.name}`;
   $("summary").textContent = `${m.kind === "vae" ? (m.conditional ? "conditional VAE" : "VAE") : "autoencoder"}, ${m.code_dim}-D code, `
     + `${m.architecture === "mlp" ? `MLP ${m.hidden.join("-")}` : "convolutional"}, ${m.likelihood} decoder · `
-    + `the first ${d.n} of ${d.name}'s test examples`;
+    + `the first ${d.n} examples of ${d.name}` + (d.split ? ` (${d.split} split)` : "");
   $("command").textContent = info.command ? `trained with: ${info.command}` : "";
   [S.dimX, S.dimY] = info.plane.length === 2 ? info.plane : [0, 0];
   const dimItems = info.order.map((j) => [j, dimName(j)]);
