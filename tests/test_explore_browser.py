@@ -217,6 +217,33 @@ def test_picking_two_examples_gives_an_interpolation_strip(browser, explorer):
     np.testing.assert_allclose(strip[:, -iw:], ends[1].reshape(explorer.image_shape), atol=1 / 255)
 
 
+def test_two_tabs_decode_at_once(browser, explorer, page_url):
+    from selenium.webdriver import ActionChains
+
+    first = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    try:
+        browser.get(page_url)
+        wait_for(browser, "return document.body.dataset.ready === '1'", "the second tab")
+        second = browser.current_window_handle
+        # Both tabs ask for decodes together: one by script in the first, one by dragging in the second.
+        browser.switch_to.window(first)
+        browser.execute_script("const S = window.vaekitExplore.S; S.z = S.z.map(() => -1.5); requestDecode();")
+        browser.switch_to.window(second)
+        ActionChains(browser).move_to_element_with_offset(browser.find_element("id", "plane"), 150, -150).click().perform()
+        for handle in (second, first):
+            browser.switch_to.window(handle)
+            settle(browser)
+            z = np.array(state(browser, "stats.decodedZ"), dtype=np.float32)
+            expect = explorer.decode(np.round(z, 4)[None])[0].reshape(explorer.image_shape)
+            np.testing.assert_allclose(decoded_image(browser, explorer.image_shape), expect, atol=2 / 255)
+        assert not [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    finally:
+        browser.switch_to.window(second)
+        browser.close()
+        browser.switch_to.window(first)
+
+
 def test_no_console_errors_and_a_screenshot(browser, explorer, tmp_path):
     from selenium.webdriver import ActionChains
     from selenium.webdriver.support.ui import Select
