@@ -308,7 +308,8 @@ def test_every_kind_of_model_gets_a_working_page(browser, explore_run, kind):
         wait_for(browser, "return document.body.dataset.ready === '1'", f"the {kind} page to start")
         settle(browser)
         before = canvas_pixels(browser, "decoded")
-        ActionChains(browser).move_to_element_with_offset(browser.find_element("id", "plane"), 245, -245).click().perform()  # a corner, away from the dots
+        # a corner of the plane, away from the dots
+        ActionChains(browser).move_to_element_with_offset(browser.find_element("id", "plane"), 245, -245).click().perform()
         settle(browser)
         assert np.abs(canvas_pixels(browser, "decoded") - before).max() > 0.02, "the decoded image or bars did not change"
         visible = lambda i: browser.find_element("id", i).is_displayed()  # noqa: E731

@@ -58,7 +58,8 @@ class Explorer:
         X = np.asarray(data.X[:max_points], dtype=np.float32)
         y = None if data.y is None else np.asarray(data.y[:max_points], dtype=np.int64)
         if self.conditional and y is None:
-            raise DataError(f"this is a conditional model, which needs labels, but {data.name} has none; pass a labelled --dataset (--label-column for a table)")
+            raise DataError(f"this is a conditional model, which needs labels, but {data.name} has none; "
+                            "pass a labelled --dataset (--label-column for a table)")
         self.X, self.y = X, y
         self.shape = tuple(int(s) for s in est.input_shape_)
         self.image_shape = _image_shape(self.shape)
@@ -94,7 +95,7 @@ class Explorer:
     # -- loading -------------------------------------------------------------------------------
     @classmethod
     def from_run(cls, run: str | Path, *, dataset: str | None = None, data_dir: str | None = None, split: str = "test",
-                 label_column: str | None = None, limit: int | None = None) -> "Explorer":
+                 label_column: str | None = None, limit: int | None = None) -> Explorer:
         """An explorer over a run folder (``vaekit train`` or ``model.save``) and the data it was trained on.
 
         ``dataset`` / ``data_dir`` / ``label_column`` override what the run's config.json records;
@@ -122,7 +123,7 @@ class Explorer:
                    command=meta.get("command"), split=split)
 
     @classmethod
-    def _from_detector(cls, path: Path, dataset: str | None, label_column: str | None, limit: int | None) -> "Explorer":
+    def _from_detector(cls, path: Path, dataset: str | None, label_column: str | None, limit: int | None) -> Explorer:
         """An explorer over an anomaly detector's network, on the first rows of the table ``dataset``.
 
         The rows go through the detector's own preprocessing (one-hot categories, imputation), so
@@ -198,7 +199,8 @@ class Explorer:
         """A class label for a conditional model (``all`` where allowed), None otherwise; or a RequestError."""
         if text is None or text == "":
             if self.conditional:
-                raise RequestError(f"this model is conditional: add label=K with K in 0..{self.n_classes - 1}" + (" or label=all" if allow_all else ""))
+                also = " or label=all" if allow_all else ""
+                raise RequestError(f"this model is conditional: add label=K with K in 0..{self.n_classes - 1}{also}")
             return None
         if not self.conditional:
             raise RequestError(f"label={text[:20]} applies only to a conditional model; this one has no label input, drop label=")

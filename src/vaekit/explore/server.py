@@ -27,7 +27,7 @@ from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import VaekitError
-from .explorer import Explorer, RequestError
+from .explorer import Explorer
 
 # path -> (file in vaekit/explore/static, content type)
 STATIC = {
@@ -88,7 +88,7 @@ def _static_files() -> dict[str, tuple[bytes, str]]:
 
 
 class Handler(BaseHTTPRequestHandler):
-    server: "ExploreServer"
+    server: ExploreServer
     server_version = "vaekit-explore"
     protocol_version = "HTTP/1.1"  # keep-alive: one connection carries a drag's many decodes
     # Headers and body go out as two writes; with Nagle's algorithm on, the second waits for the
@@ -111,7 +111,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(400, "text/plain; charset=utf-8", (str(e).replace("\n", " ") + "\n").encode())
         except Exception as e:  # noqa: BLE001 - a bug: say so in one line, keep the traceback in the terminal
             traceback.print_exc(file=sys.stderr)
-            return self._send(500, "text/plain; charset=utf-8", f"internal error ({type(e).__name__}); see the terminal running vaekit explore\n".encode())
+            text = f"internal error ({type(e).__name__}); see the terminal running vaekit explore\n"
+            return self._send(500, "text/plain; charset=utf-8", text.encode())
         if ctype == JSON:
             body = json.dumps(body, allow_nan=False).encode()
         self._send(200, ctype, body)
