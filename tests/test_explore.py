@@ -101,7 +101,7 @@ def test_info_orders_dimensions_by_kl_and_their_kl_adds_up_to_the_elbo_term(vae,
     kl = [d["kl"] for d in info["dims"]]
     assert info["order"] == sorted(range(2), key=lambda j: -kl[j]) and info["ordered_by"] == "kl"
     # KL(q || N(0, I)) factorizes, so the per-dimension KLs add up to the ELBO's KL term, averaged over x.
-    Xt = torch.from_numpy(vae.est._prepare_X(vae.X))
+    Xt = torch.from_numpy(vae.est.prepare_X(vae.X))
     with torch.no_grad():
         kl_term = vae.model.loss(Xt).terms["kl"].mean().item()
     assert sum(kl) == pytest.approx(kl_term, rel=1e-4)

@@ -4,8 +4,8 @@
     >>> serve(ExploreServer(Explorer.from_run("runs/mnist2d"), port=8765))   # http://127.0.0.1:8765/
 
 ``explorer.py`` computes what the page shows (no HTTP), ``server.py`` serves it and the page's
-files in ``static/`` (plain JavaScript on a canvas, nothing fetched from elsewhere), ``cli.py``
-is the command. The HTTP API, which the page uses and scripts may call:
+files in ``static/`` (plain JavaScript on a canvas, nothing fetched from elsewhere); the command
+is ``vaekit/cli/explore.py``. The HTTP API, which the page uses and scripts may call:
 
 - ``GET /info``: the model, the data and each latent dimension (KL, variance, active, range), JSON;
 - ``GET /codes``: the codes (posterior means) and labels of the examples on the plane, JSON;

@@ -43,13 +43,14 @@ class Explorer:
                  max_points: int = MAX_POINTS, command: str | None = None, feature_names: list[str] | None = None,
                  split: str | None = None):
         from ..evaluate import active_units, binarize_for_eval, kl_per_dimension, latent_variances
+        from ..models import has_density
 
-        est._check_fitted()
+        est.check_fitted()
         self.est = est
         self.model = est.model_
         self.name = name
         self.command = command
-        self.is_vae = hasattr(self.model, "inference")
+        self.is_vae = has_density(self.model)
         self.conditional = bool(getattr(est, "conditional", False))
         self.n_classes = int(getattr(est, "n_classes_", 0)) if self.conditional else 0
         self.code_dim = int(self.model.config.code_dim)
@@ -102,7 +103,8 @@ class Explorer:
         ``limit`` is the number of examples put on the plane (default :data:`MAX_POINTS`).
         """
         from ..data import load_dataset
-        from ..io import load, read_config
+        from ..io import load
+        from ..modelfile import read_config
 
         run = Path(run)
         if (run / DETECTOR_CONFIG).is_file():
@@ -163,7 +165,7 @@ class Explorer:
             return fn(*args, **kwargs)
 
     def _tensors(self, X: np.ndarray, y: np.ndarray | None):
-        Xt = torch.from_numpy(self.est._prepare_X(X)).to(self.est.device_)
+        Xt = torch.from_numpy(self.est.prepare_X(X)).to(self.est.device_)
         yt = None if (y is None or not self.conditional) else torch.from_numpy(y).to(self.est.device_)
         return Xt, yt
 
@@ -252,9 +254,9 @@ class Explorer:
         return {
             "name": self.name, "command": self.command,
             "model": {
-                "kind": "vae" if self.is_vae else "autoencoder", "architecture": cfg.architecture, "likelihood": cfg.likelihood,
+                "kind": "vae" if self.is_vae else "autoencoder", "architecture": cfg.architecture, "likelihood": self.est.likelihood,
                 "hidden": list(cfg.hidden), "latent_dim": int(cfg.latent_dim), "code_dim": self.code_dim,
-                "conditional": self.conditional, "n_classes": self.n_classes, "prior": cfg.prior if self.is_vae else None,
+                "conditional": self.conditional, "n_classes": self.n_classes, "prior": self.est.prior if self.is_vae else None,
                 "standard_normal_prior": bool(self.is_vae and cfg.standard_normal_prior),
             },
             "data": {

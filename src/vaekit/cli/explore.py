@@ -1,11 +1,11 @@
-"""``vaekit explore RUN``: the command's options and the function that runs it.
-
-Kept apart from the main CLI so that registering it there is two lines.
-"""
+"""``vaekit explore RUN``: serve the live latent-space explorer of :mod:`vaekit.explore`."""
 
 from __future__ import annotations
 
 import argparse
+
+from ..explore.limits import MAX_POINTS
+from .common import Formatter, add_data_options
 
 
 def _port(text: str) -> int:
@@ -18,11 +18,9 @@ def _port(text: str) -> int:
     return v
 
 
-def add_parser(sub, formatter, add_data_options) -> None:
-    """Register ``explore`` on the ``vaekit`` subparsers (``add_data_options`` adds --dataset etc.)."""
-    from .limits import MAX_POINTS
-
-    p = sub.add_parser("explore", help="a live latent-space explorer for a run, in the browser", formatter_class=formatter,
+def add_parser(sub) -> None:
+    """Register ``explore`` on the ``vaekit`` subparsers."""
+    p = sub.add_parser("explore", help="a live latent-space explorer for a run, in the browser", formatter_class=Formatter,
                        description="Serve a page that shows a run's latent space: hover over the codes of test examples, drag across\n"
                                    "the plane and watch E[x|z] change, slide each latent dimension (ordered by KL), interpolate\n"
                                    "between examples or class means, and read one example's ELBO terms in nats.\n"
@@ -38,8 +36,7 @@ def add_parser(sub, formatter, add_data_options) -> None:
 
 
 def cmd_explore(args) -> int:
-    from .explorer import Explorer
-    from .server import ExploreServer, serve
+    from ..explore import Explorer, ExploreServer, serve
 
     server = ExploreServer(None, args.host, args.port)  # a busy port fails now, not after the model loads
     try:
