@@ -157,7 +157,23 @@ CASES = [
     Case("an unreadable image with --strict", lambda t: [*TRAIN, "--strict", "--dataset", str(_folder(t, [(8, 8)], bad=True)), "--out", str(t / "out")]),
     Case("--image-size for data that is not a folder", lambda t: [*TRAIN, "--image-size", "32", "--out", str(t / "out")]),
     Case("samples written as .jpg", lambda t: ["sample", str(_run(t)), "--out", str(t / "out" / "s.jpg")]),
+    Case("explore: a model folder that does not exist", lambda t: ["explore", str(t / "no-run"), "--no-browser", "--port", "0"]),
+    Case("explore: data of another shape than the model's", lambda t: ["explore", str(_run(t)), "--dataset", _npy(t, np.random.default_rng(0).random((10, 9)).astype(np.float32), "nine.npy"), "--no-browser", "--port", "0"]),
+    Case("explore: a port that is in use", lambda t: ["explore", str(t / "any-run"), "--no-browser", "--port", str(_busy_port())]),
 ]
+
+
+_HELD: list = []  # sockets kept listening while a case runs
+
+
+def _busy_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    _HELD.append(s)
+    return s.getsockname()[1]
 
 
 def run_case(case: Case, tmp: Path, capsys) -> tuple[int, str, list[str]]:

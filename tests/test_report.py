@@ -53,6 +53,7 @@ def test_report_renders_in_chromium_without_console_errors(browser, report):
     errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
     assert not errors, errors
     assert "vaekit run report" in browser.title or "vaekit report" in browser.title
+    assert f"vaekit explore {report.parent}" in browser.find_element("tag name", "body").text  # how to explore it live
 
 
 def test_a_broken_image_would_be_caught(browser, report, tmp_path):

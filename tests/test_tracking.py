@@ -37,7 +37,8 @@ def test_event_files_hold_every_epoch_term_and_kl_per_dimension(tmp_path, digits
     tracker.close()
     acc = _read(tmp_path / "tb")
     tags = set(acc.Tags()["scalars"])
-    assert {"train/loss", "train/elbo", "train/kl", "val/loss", "val/log_likelihood"} <= tags
+    assert {"train/loss", "train/elbo", "train/kl", "val/loss", "val/log_likelihood", "lr"} <= tags
+    assert [e.value for e in acc.Scalars("lr")] == pytest.approx([1e-3] * 3)
     for name, key in [("train/loss", "train_loss"), ("val/kl", "val_kl")]:
         logged = [(e.step, e.value) for e in acc.Scalars(name)]
         assert logged == [(r["epoch"], pytest.approx(r[key], rel=1e-6)) for r in rows]

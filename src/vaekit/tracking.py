@@ -4,8 +4,9 @@
 ``vaekit train --tensorboard DIR``). Per epoch it writes each loss term of the training and
 validation rows (in nats per example, under ``train/`` and ``val/``), the learning rate, the epoch's
 seconds, and, for a VAE, the KL of each latent dimension (``kl_dim/j``, nats: the validation
-split's, as training logs it, else measured on ``X_val``). Every ``image_every`` epochs, and at the last, it adds a grid of samples from the prior and of
-validation reconstructions (originals above reconstructions) for image data.
+split's, as training logs it, else measured on ``X_val``). Every ``image_every`` epochs, and at the
+last, it adds a grid of samples from the prior and of validation reconstructions (originals above
+reconstructions) for image data.
 
 TensorBoard is an optional extra: ``pip install vaekit[tensorboard]``.
 """

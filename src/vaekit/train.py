@@ -297,7 +297,8 @@ def epoch_row(loop: _Loop, epoch: int, seconds: float, sums: dict[str, Tensor], 
             f"the training loss became {train_terms['loss']} in epoch {epoch}; "
             "lower --lr, add --clip-grad 5, or check the data for extreme values"
         )
-    row = {"epoch": epoch, "seconds": round(seconds, 3)}
+    # The learning rate the epoch ended with (it moves under --lr-schedule cosine).
+    row = {"epoch": epoch, "seconds": round(seconds, 3), "lr": loop.opt.param_groups[0]["lr"]}
     row.update({f"train_{k}": v for k, v in train_terms.items()})
     if X_val is not None and len(X_val):
         row.update({f"val_{k}": v for k, v in evaluate_loss(model, X_val, y_val, beta=cfg.beta).items()})

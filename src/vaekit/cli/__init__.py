@@ -15,7 +15,7 @@ import sys
 from .. import __version__
 from ..errors import VaekitError
 from ..options import to_flags
-from . import config, detect, report, train, use
+from . import config, detect, explore, report, train, use
 from .common import Formatter
 from .parser import OneLineParser
 from .train import MODELS, expand_preset, make_estimator, presets
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_parsers(sub)
     detect.add_parser(sub)
     config.add_parser(sub)
+    explore.add_parser(sub)
     return parser
 
 
