@@ -8,7 +8,7 @@ $(BIN)/vaekit: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, from the CPU wheel, so that no dependency pulls another (CUDA) build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,dask,spark]'
 	touch $(BIN)/vaekit
 
 setup: $(BIN)/vaekit
