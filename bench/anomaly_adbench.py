@@ -149,7 +149,8 @@ def print_tables(results: dict, names: list[str], held_out: set[str]) -> None:
     short = {s: s.split("_", 1)[1][:9] for s in sets}
     for metric, title in (("roc_auc", "ROC-AUC"), ("ap", "average precision")):
         print(f"\n{title} (%), fit on all rows, score all rows; * = held-out set (not looked at while choosing defaults)")
-        print(f"{'detector':46s}" + "".join(f"{short[s] + ('*' if s in held_out else ''):>11s}" for s in sets) + f"{'mean':>8s}{'rank':>7s}{'sec':>8s}")
+        heads = "".join(f"{short[s] + ('*' if s in held_out else ''):>11s}" for s in sets)
+        print(f"{'detector':46s}" + heads + f"{'mean':>8s}{'rank':>7s}{'sec':>8s}")
         ranks = mean_ranks(results, names, metric)
         for n in names:
             vals = [results[s][n][metric] for s in sets]
@@ -170,7 +171,7 @@ def full_size_timing(data_dir: Path, files: list[str]) -> list[dict]:
         for name, fn in (("IsolationForest", isolation_forest), (DEFAULT, lambda X: VAEDetector().fit(X).decision_scores_)):
             s, secs = timed(fn, X)
             rows.append({"set": f, "rows": len(X), "detector": name, "seconds": secs, "roc_auc": 100 * roc_auc_score(y, s)})
-    print(f"\nfull size, fit + score all rows, one thread")
+    print("\nfull size, fit + score all rows, one thread")
     print(f"{'set':20s}{'rows':>9s}  {'detector':24s}{'seconds':>9s}{'ROC-AUC':>9s}")
     for r in rows:
         print(f"{r['set']:20s}{r['rows']:9d}  {r['detector']:24s}{r['seconds']:9.1f}{r['roc_auc']:9.1f}")

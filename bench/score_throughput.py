@@ -75,7 +75,8 @@ def main() -> None:
     for r in rows:
         print(f"{r['rows']:>10} {r['csv_mb']:>8} {r['seconds']:>8} {r['rows_per_s']:>10} {r['peak_rss_mb']:>12}")
     with open(args.json, "w") as f:
-        json.dump({"features": args.features, "chunk_rows": args.chunk_rows, "model": args.model, "method": args.method, "results": rows}, f, indent=2)
+        json.dump({"features": args.features, "chunk_rows": args.chunk_rows, "model": args.model, "method": args.method,
+                   "results": rows}, f, indent=2)
     print(f"wrote {args.json}")
 
 

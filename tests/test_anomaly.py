@@ -176,7 +176,7 @@ def test_elbo_and_iw_likelihood_match_torch_distributions(fitted):
         model = det.estimator_.model_
         x = torch.from_numpy(det.preprocessor_.transform(X[:5]))
         with torch.no_grad():
-            loc, log_var = model._posterior_params(x, None)
+            loc, log_var = model.posterior_params(x, None)
             q = torch.distributions.Independent(torch.distributions.Normal(loc, (0.5 * log_var).exp()), 1)
             z = loc + (0.5 * log_var).exp() * torch.from_numpy(det.eps_)[:, None, :]
             log_px = torch.stack([model.generative(zk).log_prob(x) for zk in z])
@@ -475,7 +475,7 @@ def test_explain_splits_the_reconstruction_term_over_features(kind, method):
         if method == "reconstruction" or kind == "ae":
             per_col = (model.decode(model.encode(x)) - x) ** 2
         else:
-            loc, log_var = model._posterior_params(x, None)
+            loc, log_var = model.posterior_params(x, None)
             z = loc + (0.5 * log_var).exp() * torch.from_numpy(det.eps_)[:, None, :]
             sigma = model.likelihood.log_sigma.exp()
             per_col = -torch.distributions.Normal(model.decoder(z, None), sigma).log_prob(x).mean(0)
@@ -509,7 +509,8 @@ def test_cli_explain_adds_the_top_features(transactions, tmp_path):
 
 
 def test_method_names_are_the_same_in_the_api_and_the_cli(capsys):
-    from vaekit import anomaly, cli_detect
+    from vaekit import anomaly
+    from vaekit.cli import detect as cli_detect
 
     assert cli_detect.METHODS == anomaly.METHODS
     assert "score=" not in anomaly.__doc__ and "VAEDetector(contamination=0.01)" in anomaly.__doc__

@@ -137,7 +137,7 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
         pre = TablePreprocessor(categorical=self.categorical, impute=self.impute, scaling=self.scaling)
         Xf = pre.fit_transform(X)
         if len(Xf) < 2:
-            raise DataError(f"cannot fit a detector on 1 sample (one row): it needs at least 2, better hundreds, of mostly normal rows")
+            raise DataError("cannot fit a detector on 1 sample (one row): it needs at least 2, better hundreds, of mostly normal rows")
         if self.method == "latent" and len(Xf) < int(self.n_clusters):
             raise DataError(f"{len(Xf)} rows are fewer than n_clusters={self.n_clusters}; pass more rows or a smaller n_clusters (--n-clusters)")
         self.preprocessor_ = pre
@@ -157,7 +157,8 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
         # The noise and the reference codes are cheap, so every detector keeps them: score_terms
         # can then give every single-term score of the same network.
         if self._kind == "vae":
-            self.eps_ = S.standard_draws(cfg.posterior, cfg.student_df, int(self.n_score_samples), cfg.latent_dim, seed)
+            post = cfg.posterior
+            self.eps_ = S.standard_draws(post["family"], post.get("df", 5.0), int(self.n_score_samples), cfg.latent_dim, seed)
         pick = np.sort(np.random.default_rng(seed).permutation(len(Xf))[:_N_REFERENCE])
         self.reference_codes_ = self.estimator_.encode(Xf[pick]).astype(np.float32)
         if self.method == "latent":
@@ -187,7 +188,7 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
 
     def _transform(self, X) -> np.ndarray:
         """X as the network's input: the preprocessor, then (0.1.0 folders only) the estimator's scaler."""
-        return self.estimator_._prepare_X(self.preprocessor_.transform(X, who=type(self).__name__))
+        return self.estimator_.prepare_X(self.preprocessor_.transform(X, who=type(self).__name__))
 
     def _batch_rows(self, n_cols: int, k: int) -> int:
         return max(1, min(4096, _SCORE_BUDGET // (max(1, k) * max(1, n_cols))))
@@ -211,7 +212,7 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
         def run(xb):
             return torch.stack([fns[n](model, xb).to(torch.float64) for n in names], -1)
 
-        out = self.estimator_._batched(run, Xs, batch_size=batch).astype(np.float64)
+        out = self.estimator_.batched(run, Xs, batch_size=batch).astype(np.float64)
         return {n: out[:, i] for i, n in enumerate(names)}
 
     def _scores(self, Xs: np.ndarray) -> np.ndarray:
@@ -308,7 +309,7 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
             eps = None if getattr(self, "eps_", None) is None else torch.as_tensor(self.eps_, device=self.estimator_.device_)
             fn = functools.partial(S.per_feature_nll, model, eps=eps)
         k = len(getattr(self, "eps_", ())) or 1
-        return self.estimator_._batched(lambda xb: fn(xb).to(torch.float64), Xs, batch_size=self._batch_rows(Xs.shape[1], k)).astype(np.float64)
+        return self.estimator_.batched(lambda xb: fn(xb).to(torch.float64), Xs, batch_size=self._batch_rows(Xs.shape[1], k)).astype(np.float64)
 
     # -- fitted attributes kept for 0.1.0 callers ------------------------------------------------
     @property
@@ -502,11 +503,11 @@ def save_detector(det: _BaseDetector, path: str | Path) -> Path:
     from safetensors.torch import save_file
 
     from . import __version__
-    from .io import atomic_path, save_estimator, write_json
+    from .fileio import atomic_path, write_json
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    save_estimator(det.estimator_, path / MODEL_DIR)
+    det.estimator_.save(path / MODEL_DIR)
     tensors = {"decision_scores": torch.from_numpy(np.ascontiguousarray(det.decision_scores_, dtype=np.float64))}
     for attr, key in _TENSOR_ATTRS:
         if getattr(det, attr, None) is not None:
@@ -533,7 +534,8 @@ def load_detector(path: str | Path, device: str = "cpu") -> _BaseDetector:
 
     Every file is checked; a damaged or foreign folder raises :class:`ModelFileError` with one line.
     """
-    from .io import load, read_json
+    from .fileio import read_json
+    from .io import load
 
     path = Path(path)
     where = path / CONFIG_FILE

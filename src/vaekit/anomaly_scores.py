@@ -27,10 +27,9 @@ def per_feature_nll(model, x: Tensor, eps: Tensor | None = None) -> Tensor:
     the K draws ``z_k = loc + scale * eps_k``, the reconstruction term of the negative ELBO.
     """
     if eps is None:
-        params = model.decoder(model._bottom(model.encode(x)), None)
-        return -model.likelihood(params).base_dist.log_prob(x)
+        return -model.likelihood(_decoder_params(model, model.encode(x))).base_dist.log_prob(x)
     z = _draws(model, x, eps)
-    params = model.decoder(model._bottom(z).flatten(0, 1), None).view(*z.shape[:2], -1)
+    params = _decoder_params(model, z.flatten(0, 1)).view(*z.shape[:2], -1)
     return -model.likelihood(params).base_dist.log_prob(x).mean(0)
 
 
@@ -46,11 +45,8 @@ def reconstruction_error(model, x: Tensor) -> Tensor:
 
 def kl_divergence(model, x: Tensor, eps: Tensor) -> Tensor:
     """KL(q(z|x) || p(z)) in nats: closed form where torch has one, else the estimate over ``eps``."""
-    cfg = model.config
-    loc, log_var = model._posterior_params(x, None)
-    q = D.posterior(cfg.posterior, loc, log_var, cfg.student_df)
-    z = loc + torch.exp(0.5 * log_var) * eps[:, None, :]
-    return D.kl_term(q, model.prior(), z, analytic=model._analytic_kl)
+    q, z, loc, log_var = _posterior_draws(model, x, eps)
+    return model.kl(q, z, loc, log_var)
 
 
 def negative_elbo(model, x: Tensor, eps: Tensor) -> Tensor:
@@ -60,10 +56,7 @@ def negative_elbo(model, x: Tensor, eps: Tensor) -> Tensor:
 
 def iw_nll(model, x: Tensor, eps: Tensor) -> Tensor:
     """-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x) in nats (Burda et al. 2016, eq. 8)."""
-    cfg = model.config
-    loc, log_var = model._posterior_params(x, None)
-    q = D.posterior(cfg.posterior, loc, log_var, cfg.student_df)
-    z = loc + torch.exp(0.5 * log_var) * eps[:, None, :]
+    q, z, _, _ = _posterior_draws(model, x, eps)
     log_w = model.log_likelihood(z, x) + model.prior().log_prob(z) - q.log_prob(z)
     return -(torch.logsumexp(log_w, 0) - math.log(log_w.shape[0]))
 
@@ -85,9 +78,22 @@ def knn_distance(model, x: Tensor, reference: Tensor, k: int) -> Tensor:
     return d.topk(min(k, reference.shape[0]), dim=-1, largest=False).values.mean(-1)
 
 
+def _posterior_draws(model, x: Tensor, eps: Tensor):
+    """q(z|x), the K draws z_k = loc + scale * eps_k (K, B, latent), loc and log_var."""
+    post = model.config.posterior
+    loc, log_var = model.posterior_params(x, None)
+    q = D.posterior(post["family"], loc, log_var, post.get("df", 5.0))
+    return q, loc + torch.exp(0.5 * log_var) * eps[:, None, :], loc, log_var  # the reparameterization
+
+
 def _draws(model, x: Tensor, eps: Tensor) -> Tensor:
-    loc, log_var = model._posterior_params(x, None)
+    loc, log_var = model.posterior_params(x, None)
     return loc + torch.exp(0.5 * log_var) * eps[:, None, :]  # (K, B, latent): the reparameterization
+
+
+def _decoder_params(model, z: Tensor) -> Tensor:
+    """The decoder's outputs (the likelihood's parameters) at codes z (N, code_dim)."""
+    return model.decoder(model.latent_prior.bottom(z), None)
 
 
 def standard_draws(family: str, df: float, k: int, dim: int, seed: int) -> np.ndarray:

@@ -127,7 +127,10 @@ class TablePreprocessor:
             raise NotNumericError("sparse input is not supported; pass a dense array (X.toarray()) or a DataFrame")
         arr = np.asarray(X)
         if arr.ndim != 2:
-            raise DataError(f"X must be a table of shape (n_rows, n_features), got shape {arr.shape}. Reshape your data with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one row")
+            raise DataError(
+                f"X must be a table of shape (n_rows, n_features), got shape {arr.shape}."
+                " Reshape your data with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one row"
+            )
         if len(arr) == 0:
             raise DataError(f"X is empty (0 rows); pass at least one row to {'fit' if fitting else 'score'}")
         if fitting:
@@ -137,7 +140,10 @@ class TablePreprocessor:
         if cats:
             bad = [c for c in cats if not (isinstance(c, (int, np.integer)) and 0 <= c < arr.shape[1])]
             if bad:
-                raise ConfigError(f"with an array, categorical= takes column positions 0..{arr.shape[1] - 1}, got {bad}; or pass a pandas DataFrame and column names")
+                raise ConfigError(
+                    f"with an array, categorical= takes column positions 0..{arr.shape[1] - 1}, got {bad}"
+                    f"; or pass a pandas DataFrame and column names"
+                )
         if not fitting and arr.shape[1] != self.n_features_in:
             return arr, (arr[:, :0] if cats else None), list(range(arr.shape[1]))  # transform() reports the count
         # Array columns are positions, also for a detector fitted on a DataFrame (as scikit-learn does).
@@ -241,7 +247,7 @@ class TablePreprocessor:
         }
 
     @classmethod
-    def from_json(cls, d: dict) -> "TablePreprocessor":
+    def from_json(cls, d: dict) -> TablePreprocessor:
         """The preprocessor :meth:`to_json` described; TypeError/ValueError/KeyError when it does not fit."""
         p = cls(categorical=d["categorical"], impute=bool(d["impute"]), scaling=str(d["scaling"]))
         if p.scaling not in SCALINGS:
