@@ -21,7 +21,7 @@ $(BIN)/vaekit: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,dask,spark]'
 	touch $(BIN)/vaekit
 
 setup: $(BIN)/vaekit

@@ -320,7 +320,7 @@ def test_an_anomaly_detectors_network_is_explored_on_its_preprocessed_table(tmp_
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"amount": rng.normal(50, 10, 150), "hour": rng.integers(0, 24, 150).astype(float),
                        "shop": rng.choice(["a", "b", "c"], 150)})
-    det = VAEDetector(latent_dim=2, hidden=(16,), epochs=2, categorical=["shop"]).fit(df)
+    det = VAEDetector(latent_dim=2, hidden=(16,), n_steps=40, categorical=["shop"]).fit(df)
     det.save(tmp_path / "det")
     csv = tmp_path / "t.csv"
     df.assign(fraud=(df.amount > 65).astype(int)).to_csv(csv, index=False)
@@ -328,7 +328,7 @@ def test_an_anomaly_detectors_network_is_explored_on_its_preprocessed_table(tmp_
     info = ex.info()
     assert info["data"]["feature_names"] == ["amount", "hour", "shop=a", "shop=b", "shop=c"]
     assert info["data"]["kind"] == "table" and info["classes"] == ["normal", "anomaly"]
-    np.testing.assert_allclose(ex.codes, det.estimator_.encode(det._features(df.head(100))), atol=1e-6)
+    np.testing.assert_allclose(ex.codes, det.estimator_.encode(det.preprocessor_.transform(df.head(100))), atol=1e-6)
     assert ex.y.tolist() == (df.amount.head(100) > 65).astype(int).tolist()
     one = ex.example(0)
     assert one["x"][2:] == [float(df.shop[0] == k) for k in "abc"]  # the one-hot columns the network sees

@@ -152,8 +152,9 @@ class Explorer:
             if not np.isfinite(y).all() or (y != np.round(y)).any() or (y < 0).any():
                 raise DataError(f"{file}: --label-column {label_column} must hold class numbers 0, 1, ... (e.g. 1 = anomaly)")
             y = y.astype(np.int64)
-        X = det._features(df)  # the detector's preprocessing: the matrix its network was trained on
-        names = [str(c) for c in det.numeric_columns_]
+        # The detector's preprocessing: the matrix its network was trained on (its estimator scales further itself).
+        X = det.preprocessor_.transform(df, who=type(det).__name__)
+        names = [str(c) for c in det.preprocessor_.numeric_columns_]
         for col, levels in (getattr(det, "categories_", None) or {}).items():
             names += [f"{col}={level}" for level in levels]
         return cls(det.estimator_, Dataset(X, y, file.name), name=path.name or str(path), max_points=n,
