@@ -339,6 +339,7 @@ def _write_report(args, run: Path, data) -> None:
 
     say(args, "writing report.html (metrics with k=100 importance samples on up to 1000 test images; --no-report skips it)")
     try:
-        build_report(run, train=data, shown_as=args.out, progress=sys.stderr.isatty() and not args.quiet)  # the training data fit the probes; the report reads the test split
+        # The training data fit the probes; the report reads the test split.
+        build_report(run, train=data, shown_as=args.out, progress=sys.stderr.isatty() and not args.quiet)
     except Exception as e:  # noqa: BLE001 - the trained model matters more than its report
         print(f"vaekit: warning: report.html not written ({type(e).__name__}: {e}); run `vaekit report {args.out}` to retry", file=sys.stderr)
