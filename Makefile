@@ -12,15 +12,19 @@ TORCH_VERSION := 2.13.0
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 HAS_NVIDIA_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
 ifeq ($(HAS_NVIDIA_GPU)$(shell uname -s),Linux)
-TORCH_SPEC := torch==$(TORCH_VERSION)+cpu --extra-index-url $(TORCH_CPU_INDEX)
+# A +cpu wheel already in pip's find-links installs without asking any index (offline, no retries);
+# else it comes from PyTorch's CPU index. Its dependencies come from PyPI afterwards.
+TORCH_PIN := torch==$(TORCH_VERSION)+cpu
+TORCH_INSTALL := ($(BIN)/pip install -q --no-index --no-deps $(TORCH_PIN) 2>/dev/null || \
+	$(BIN)/pip install -q $(TORCH_PIN) --extra-index-url $(TORCH_CPU_INDEX)) && $(BIN)/pip install -q $(TORCH_PIN)
 else
-TORCH_SPEC := torch==$(TORCH_VERSION)
+TORCH_INSTALL := $(BIN)/pip install -q torch==$(TORCH_VERSION)
 endif
 
 $(BIN)/vaekit: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(TORCH_SPEC)
+	$(TORCH_INSTALL)
 	$(BIN)/pip install -q -e '.[dev,dask,spark]'
 	touch $(BIN)/vaekit
 

@@ -261,3 +261,15 @@ def test_a_run_on_resized_images_is_read_back_at_its_size_by_every_command(tmp_p
     assert main(["report", str(run)]) == 0
     assert Explorer.from_run(run).info()["data"]["shape"] == [1, 12, 12]
     capsys.readouterr()
+
+
+def test_figures_spread_their_examples_over_the_classes() -> None:
+    from vaekit.plots import pick_examples
+
+    y = np.repeat(np.arange(5), 40)  # a folder read in class order
+    idx = pick_examples(len(y), 10, y, seed=0)
+    assert sorted(y[idx].tolist()) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert len(set(idx.tolist())) == 10
+    free = pick_examples(200, 10, None, seed=0)
+    assert len(set(free.tolist())) == 10 and (np.diff(free) > 0).all() and free.max() > 20
+    np.testing.assert_array_equal(pick_examples(5, 10, y[:5]), np.arange(5))

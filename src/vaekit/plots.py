@@ -182,14 +182,33 @@ def _class_names(classes, n: int) -> list[str]:
     return [str(c) for c in classes] if classes and len(classes) >= n else [str(k) for k in range(n)]
 
 
+def pick_examples(n_total: int, n: int, y: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """Indices of the ``n`` examples a figure shows: with labels, one of each class in turn (a
+    folder or file sorted by class would otherwise show one class only); without, a seeded random
+    choice in file order. All of them when ``n`` covers them."""
+    if n >= n_total:
+        return np.arange(n_total)
+    rng = np.random.default_rng(seed)
+    if y is None:
+        return np.sort(rng.choice(n_total, n, replace=False))
+    y = np.asarray(y)
+    per_class = [rng.permutation(np.flatnonzero(y == k)) for k in np.unique(y)]
+    order = [p[i] for i in range(max(map(len, per_class))) for p in per_class if i < len(p)]
+    return np.asarray(order[:n])
+
+
 def reconstructions_figure(est, X: np.ndarray, y: np.ndarray | None = None, *, n: int = 10, seed: int = 0):
     """Originals in the top row, reconstructions (through the posterior mean) below.
+
+    The ``n`` examples are spread over the classes when ``y`` is given, else drawn at random
+    (:func:`pick_examples`, seeded).
 
     A denoising autoencoder shows three rows: clean, corrupted (its own noise, seeded), denoised.
     """
     shape = require_images(est)
-    X = np.asarray(X)[:n]
-    c = None if y is None or not getattr(est, "conditional", False) else np.asarray(y)[:n]
+    idx = pick_examples(len(X), n, y, seed)
+    X = np.asarray(X)[idx]
+    c = None if y is None or not getattr(est, "conditional", False) else np.asarray(y)[idx]
     if getattr(est, "noise", None):
         noisy = est.corrupt(X, seed=seed)
         denoised = est.reconstruct(np.clip(noisy, 0, 1) if est.likelihood == "bernoulli" else noisy, c)

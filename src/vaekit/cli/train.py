@@ -337,7 +337,9 @@ def _write_report(args, run: Path, data) -> None:
     """report.html for a finished run; a failure here is reported but does not undo the training."""
     from ..report import build_report
 
-    say(args, "writing report.html (metrics with k=100 importance samples on up to 1000 test images; --no-report skips it)")
+    what = ("metrics with k=100 importance samples on up to 1000 test images" if getattr(args, "model", "vae") in ("vae", "conv-vae", "cvae")
+            else "reconstruction error and figures on the test split")
+    say(args, f"writing report.html ({what}; --no-report skips it)")
     try:
         # The training data fit the probes; the report reads the test split.
         build_report(run, train=data, shown_as=args.out, progress=sys.stderr.isatty() and not args.quiet)
