@@ -54,7 +54,7 @@ def add_parsers(sub, formatter, add_data_options) -> None:
     p.add_argument("run", metavar="RUN_DIR", help="a run folder written by `vaekit train`")
     p.add_argument("--out", default=None, metavar="FILE.html", help="where to write it (default: RUN_DIR/report.html)")
     p.add_argument("--k", type=_positive_int, default=100, help="importance samples for the IW log-likelihood on the page (small: fast)")
-    p.add_argument("--iw-limit", type=_positive_int, default=1000, metavar="N", help="test examples that get the IW estimate")
+    p.add_argument("--iw-limit", type=_positive_int, default=-1, metavar="N", help="test examples that get the IW estimate (default: 1000; 100 for conv-vae, whose decoder is slow)")
     p.set_defaults(func=cmd_report)
 
 
