@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             print(res.stdout[-4000:], res.stderr[-4000:], sep="\n", file=sys.stderr)
             print(f"FAILED: {f.name}, the {b.lang} block at line {b.line} exited with {res.returncode}", file=sys.stderr)
             return 1
-        for line in res.stdout.strip().splitlines()[-8:]:
+        for line in res.stdout.rstrip().splitlines():  # the numbers the tutorial's text quotes
             print(f"    {line}")
         print(f"    ({time.perf_counter() - t0:.0f} s)", flush=True)
     print(f"all {len(todo)} blocks of {len(files)} tutorials ran in {time.perf_counter() - t_all:.0f} s")
