@@ -38,15 +38,17 @@ def sweep(betas: list[float], epochs: int, out_dir: Path, train_extra: list[str]
                 raise SystemExit(f"vaekit {argv[0]} failed for beta {beta:g}")
         r = json.loads(metrics.read_text())
         rows.append({"beta": beta, "rate": r["kl"], "distortion": -r["log_likelihood"], "elbo": r["elbo"],
-                     "iw_nll": r["iw_nll"], "active_units": r["active_units"], "latent_dim": r["latent_dim"]})
+                     "iw_nll": r["iw_nll"], "active_units": r["active_units"], "latent_dim": r["latent_dim"],
+                     "kl_per_dim": r["kl_per_dim"]})
     return rows
 
 
 def figure(rows: list[dict], path: Path) -> None:
     """Distortion against rate, one labelled point per beta, written to ``path`` (PNG)."""
-    from vaekit.plots import _pyplot, save_figure
+    import matplotlib.pyplot as plt
 
-    plt = _pyplot()
+    from vaekit.plots import save_figure
+
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
     rate = [r["rate"] for r in rows]
     dist = [r["distortion"] for r in rows]
@@ -77,11 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rows = sweep(args.betas, args.epochs, args.out_dir, extra)
     figure(rows, args.figure)
-    print("| β | rate KL (nats) | distortion −E log p(x|z) (nats) | −ELBO | IW NLL (k=100) | active units |")
-    print("|---|---|---|---|---|---|")
+    print("| β | rate KL (nats) | distortion −E log p(x|z) (nats) | −ELBO | IW NLL (k=100) | active units | KL per dimension, min–max (nats) |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['beta']:g} | {r['rate']:.2f} | {r['distortion']:.2f} | {-r['elbo']:.2f} | {r['iw_nll']:.2f} | "
-              f"{r['active_units']} / {r['latent_dim']} |")
+              f"{r['active_units']} / {r['latent_dim']} | {min(r['kl_per_dim']):.2f}–{max(r['kl_per_dim']):.2f} |")
     print(f"wrote {args.figure}")
     return 0
 
