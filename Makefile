@@ -17,6 +17,7 @@ demo: setup
 	$(BIN)/vaekit train --epochs 30 --out runs/demo --overwrite
 
 test: setup
+	$(BIN)/ruff check src tests scripts bench
 	$(BIN)/python -m pytest -q
 
 .PHONY: setup demo test

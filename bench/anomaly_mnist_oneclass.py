@@ -58,7 +58,8 @@ def main() -> None:
     print(f"{'method':<20}" + "".join(f"{d:>7}" for d in args.digits) + f"{'mean':>8}")
     for m, per in res.items():
         print(f"{m:<20}" + "".join(f"{per[d]:>7.1f}" for d in args.digits) + f"{np.mean(list(per.values())):>8.1f}")
-    print(f"{'Deep SVDD (paper)':<20}" + "".join(f"{DEEP_SVDD[d]:>7.1f}" for d in args.digits) + f"{np.mean([DEEP_SVDD[d] for d in args.digits]):>8.1f}")
+    paper = [DEEP_SVDD[d] for d in args.digits]
+    print(f"{'Deep SVDD (paper)':<20}" + "".join(f"{v:>7.1f}" for v in paper) + f"{np.mean(paper):>8.1f}")
     with open(args.json, "w") as f:
         json.dump({"epochs": args.epochs, "digits": args.digits, "results": {m: {str(k): v for k, v in p.items()} for m, p in res.items()},
                    "deep_svdd": {str(d): DEEP_SVDD[d] for d in args.digits}}, f, indent=2)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+
 def arch(hidden: int = 400, latent: int = 20, d: int = 784) -> list[tuple[int, int]]:
     """The MLP VAE's matrix products: encoder (mu and log sigma^2 as one layer), then decoder."""
     return [(d, hidden), (hidden, 2 * latent), (latent, hidden), (hidden, d)]

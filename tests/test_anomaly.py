@@ -177,7 +177,7 @@ def test_elbo_and_iw_likelihood_match_torch_distributions(fitted):
         model = det.estimator_.model_
         x = torch.from_numpy((X[:5] - det.estimator_.scaler_mean_) / det.estimator_.scaler_scale_)
         with torch.no_grad():
-            loc, log_var = model._posterior_params(x, None)
+            loc, log_var = model.posterior_params(x, None)
             q = torch.distributions.Independent(torch.distributions.Normal(loc, (0.5 * log_var).exp()), 1)
             z = loc + (0.5 * log_var).exp() * torch.from_numpy(det.eps_)[:, None, :]
             log_px = torch.stack([model.generative(zk).log_prob(x) for zk in z])

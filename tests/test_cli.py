@@ -82,9 +82,9 @@ def test_train_writes_a_run_folder(runs, model):
 
 def test_train_options_reach_the_model(runs):
     cfg = json.loads((runs["sparse-ae"] / "config.json").read_text())
-    assert cfg["model"]["sparsity"] == "kl" and cfg["model"]["kind"] == "ae"
+    assert cfg["model"]["sparsity"]["kind"] == "kl" and cfg["model"]["kind"] == "ae"
     cfg = json.loads((runs["denoising-ae"] / "config.json").read_text())
-    assert cfg["model"]["noise"] == "salt-and-pepper"
+    assert cfg["model"]["noise"]["kind"] == "salt-and-pepper"
     cfg = json.loads((runs["conv-vae"] / "config.json").read_text())
     assert cfg["model"]["architecture"] == "conv" and cfg["model"]["input_shape"] == [1, 28, 28]
     cfg = json.loads((runs["cvae"] / "config.json").read_text())
@@ -181,8 +181,8 @@ def bad_files(tmp_path):
     (["--dataset", "mnist", "--data-dir", "{files}/idx"], "train-images-idx3-ubyte"),
     (["--dataset", "{files}/pixels255.npy"], "[0, 1]"),
     (["--dataset", "{files}/wide.npy", "--model", "conv-vae"], "28x30"),
-    (["--batch-size", "1000"], "batch size"),
-    (["--latent-dim", "0"], "latent dimension"),
+    (["--batch-size", "1000"], "--batch-size 1000 is larger"),
+    (["--latent-dim", "0"], "--latent-dim must be an integer >= 1, got 0"),
     (["--model", "ae", "--beta", "2"], "--beta does not apply"),
     (["--dataset", "{files}/pixels255.npy", "--model", "cvae"], "labels"),
     (["--device", "tpu"], "unknown device"),
@@ -223,7 +223,7 @@ def _subprocess(*argv: str) -> subprocess.CompletedProcess:
 def test_console_exit_code_and_one_line_error(tmp_path):
     r = _subprocess("train", "--out", str(tmp_path / "run"), "--latent-dim", "0")
     assert r.returncode == 2
-    assert r.stderr.startswith("vaekit: error: latent dimension") and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("vaekit: error: --latent-dim must be an integer >= 1, got 0") and r.stderr.count("\n") == 1, r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "run").exists()
     r = _subprocess("train", "--out", str(tmp_path / "run"), "--epochs", "0")  # argparse's own check
     assert r.returncode == 2 and "Traceback" not in r.stderr and "--epochs" in r.stderr
@@ -253,7 +253,7 @@ def test_each_subcommand_help_mentions_defaults(cmd, capsys):
     if cmd == "train":
         for flag in ("--model", "--latent-dim", "--likelihood", "--posterior", "--epochs", "--batch-size", "--overwrite"):
             assert flag in out
-        assert "(default: 128)" in out and "(default: vae)" in out
+        assert "(default: 128 for vae and cvae, 32 for conv-vae, 64 for autoencoders)" in " ".join(out.split()) and "(default: vae)" in out
 
 
 def test_no_command_prints_help_and_exits_2(capsys):
@@ -262,14 +262,14 @@ def test_no_command_prints_help_and_exits_2(capsys):
 
 
 def test_preset_expands_and_explicit_options_win():
-    from vaekit.cli import PRESETS, _expand_preset, build_parser
+    from vaekit.cli import PRESETS, build_parser, expand_preset
 
-    argv = _expand_preset(["train", "--preset", "mnist-nll", "--latent-dim", "8", "--out", "r"])
+    argv = expand_preset(["train", "--preset", "mnist-nll", "--latent-dim", "8", "--out", "r"])
     args = build_parser().parse_args(argv)
     assert args.dataset == "mnist" and args.binarize == "dynamic" and args.max_minutes == 40
     assert args.latent_dim == 8  # given after the preset, so it wins
     assert argv[1 : 1 + len(PRESETS["mnist-nll"])] == PRESETS["mnist-nll"]
-    assert _expand_preset(["sample", "--preset", "x"]) == ["sample", "--preset", "x"]
+    assert expand_preset(["sample", "--preset", "x"]) == ["sample", "--preset", "x"]
 
 
 def test_max_minutes_stops_training_after_the_budget(tmp_path):

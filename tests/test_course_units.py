@@ -16,7 +16,7 @@ import torch
 import vaekit
 from vaekit.cli import build_parser, make_estimator
 from vaekit.errors import ConfigError
-from vaekit.models import ModelConfig, build_model
+from vaekit.models import VAEConfig, build_model, config_from_dict
 from vaekit.plots import class_mean_interpolation, latent_arithmetic, manifold_images
 from vaekit.report import REPORT_IW_LIMIT, report_iw_limit
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_label_enters_both_networks_at_label_scale():
-    cfg = ModelConfig(kind="vae", latent_dim=2, hidden=(8,), n_classes=3)
+    cfg = VAEConfig(latent_dim=2, hidden=(8,), n_classes=3)
     assert cfg.label_scale == 30.0
     seen = []
     model = build_model(cfg)
@@ -37,12 +37,20 @@ def test_label_enters_both_networks_at_label_scale():
 
 
 def test_conditional_configs_saved_before_label_scale_load_with_a_bare_one_hot():
-    old = ModelConfig(kind="vae", n_classes=10).to_dict()
+    old = VAEConfig(n_classes=10).to_dict()
     del old["label_scale"]
-    assert ModelConfig.from_dict(old).label_scale == 1.0
-    assert ModelConfig.from_dict(ModelConfig(kind="vae", n_classes=10).to_dict()).label_scale == 30.0
+    assert config_from_dict(old).label_scale == 1.0
+    assert config_from_dict(VAEConfig(n_classes=10).to_dict()).label_scale == 30.0
     with pytest.raises(ConfigError, match="label_scale"):
-        ModelConfig(kind="vae", n_classes=10, label_scale=0.0)
+        VAEConfig(n_classes=10, label_scale=0.0)
+
+
+def test_a_format_1_conditional_model_keeps_its_bare_one_hot():
+    from vaekit.modelfile import read_config
+
+    fixture = ROOT / "tests" / "fixtures" / "v1" / "cvae"
+    assert config_from_dict(read_config(fixture)["model"]).label_scale == 1.0
+    assert vaekit.load(fixture).model_.config.label_scale == 1.0
 
 
 def _est(argv):

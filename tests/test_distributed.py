@@ -45,10 +45,10 @@ def test_two_processes_match_one_process(tmp_path):
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5, msg=k)
     # The parameters did move: the comparison is not between two untrained models.
-    from vaekit.models import ModelConfig, build_model
+    from vaekit.models import build_model, config_from_params
 
     torch.manual_seed(7)
-    init = build_model(ModelConfig(kind="ae", input_shape=(20,), latent_dim=4, hidden=(32,))).state_dict()
+    init = build_model(config_from_params(kind="ae", input_shape=(20,), latent_dim=4, hidden=(32,))).state_dict()
     assert any((init[k] - a[k]).abs().max() > 1e-3 for k in a)
     rows = (tmp_path / "two" / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3  # header + 2 epochs, written once (by rank 0)

@@ -13,7 +13,7 @@ from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
 from vaekit import distributions as D
 from vaekit.errors import ConfigError
-from vaekit.models import ModelConfig, bernoulli_kl, build_model
+from vaekit.models import bernoulli_kl, build_model, config_from_params
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -147,7 +147,7 @@ def test_gradients_flow_through_rsample_to_loc_and_scale(family):
 
 @pytest.mark.parametrize("family", D.POSTERIORS)
 def test_gradients_reach_every_encoder_and_decoder_parameter(family):
-    model = build_model(ModelConfig(input_shape=(12,), latent_dim=3, hidden=(8,), posterior=family))
+    model = build_model(config_from_params(input_shape=(12,), latent_dim=3, hidden=(8,), posterior=family))
     x = torch.rand(16, 12, generator=_gen(6))
     torch.manual_seed(0)
     model.loss(x, n_samples=2).loss.backward()
@@ -204,7 +204,7 @@ def test_continuous_bernoulli_is_a_normalized_density():
     lik = D.ContinuousBernoulliLikelihood()
     for logit in (-3.0, -0.2, 0.0, 1.5):
         px = lik(torch.tensor([[logit]], dtype=torch.float64))
-        total, _ = integrate.quad(lambda v: math.exp(px.log_prob(torch.tensor([[v]], dtype=torch.float64)).item()), 0, 1)
+        total, _ = integrate.quad(lambda v, px=px: math.exp(px.log_prob(torch.tensor([[v]], dtype=torch.float64)).item()), 0, 1)
         assert total == pytest.approx(1.0, abs=1e-6)
 
 

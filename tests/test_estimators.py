@@ -143,7 +143,7 @@ def test_standardize_needs_gaussian_and_round_trips_units(table):
 
 
 def test_batch_larger_than_data_is_a_config_error(table):
-    with pytest.raises(ConfigError, match="batch size"):
+    with pytest.raises(ConfigError, match="batch_size 500 is larger"):
         VAE(**{**TINY, "batch_size": 500}).fit(table)
 
 

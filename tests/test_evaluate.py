@@ -13,8 +13,8 @@ from torch.distributions import Independent, MultivariateNormal, Normal, kl_dive
 
 from vaekit import evaluate as E
 from vaekit.data import load_dataset
-from vaekit.estimators import VAE, Autoencoder, DenoisingAutoencoder
 from vaekit.errors import ConfigError
+from vaekit.estimators import VAE, Autoencoder, DenoisingAutoencoder
 
 
 class LinearGaussian(nn.Module):
@@ -165,7 +165,8 @@ def test_binarized_model_is_scored_on_a_static_binarization(small_vae):
 
 def test_active_units_on_a_model_where_the_answer_is_known():
     est = VAE(latent_dim=4, hidden=(16,), epochs=1, batch_size=32, device="cpu").fit(np.random.default_rng(0).random((64, 9)).astype(np.float32))
-    last = est.model_.encoder.net[-1] if hasattr(est.model_.encoder, "net") else [m for m in est.model_.encoder.modules() if isinstance(m, nn.Linear)][-1]
+    last = est.model_.encoder.net[-1] if hasattr(est.model_.encoder,
+                                  "net") else [m for m in est.model_.encoder.modules() if isinstance(m, nn.Linear)][-1]
     with torch.no_grad():
         # Output rows 0..3 are the posterior means: dims 2, 3 ignore x (constant mean) -> inactive;
         # dims 0, 1 get large weights -> their means vary across examples -> active.

@@ -10,7 +10,8 @@ import pytest
 import vaekit
 from vaekit.errors import ModelFileError
 from vaekit.estimators import VAE, Autoencoder, ConditionalVAE, ConvVAE
-from vaekit.io import CONFIG_FILE, WEIGHTS_FILE, atomic_path, read_config
+from vaekit.fileio import atomic_path
+from vaekit.modelfile import CONFIG_FILE, WEIGHTS_FILE, read_config
 
 TINY = dict(hidden=(16,), epochs=1, batch_size=20, device="cpu")
 RNG = np.random.default_rng(0)

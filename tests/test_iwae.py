@@ -8,12 +8,12 @@ import math
 import pytest
 import torch
 
-from vaekit.models import VAE, ModelConfig
+from vaekit.models import VAE, config_from_params
 
 
 def _model(likelihood: str = "bernoulli", seed: int = 0) -> VAE:
     torch.manual_seed(seed)
-    return VAE(ModelConfig(kind="vae", input_shape=(12,), latent_dim=3, hidden=(16,), likelihood=likelihood)).double()
+    return VAE(config_from_params(kind="vae", input_shape=(12,), latent_dim=3, hidden=(16,), likelihood=likelihood)).double()
 
 
 def _data(n: int = 8) -> torch.Tensor:

@@ -13,7 +13,7 @@ from torch import nn
 from vaekit.data import load_dataset
 from vaekit.errors import ConfigError
 from vaekit.estimators import VAE, Autoencoder, ConditionalVAE, ConvVAE, DenoisingAutoencoder, SparseAutoencoder
-from vaekit.models import ModelConfig, build_model, corrupt
+from vaekit.models import build_model, config_from_dict, config_from_params, corrupt
 from vaekit.nets import ConvDecoder, ConvEncoder, MLPDecoder, mlp
 
 
@@ -47,7 +47,7 @@ def _log_marginal(W, b, x):
 
 def _vae_with(W, b, enc_weight, enc_bias) -> nn.Module:
     """A vaekit VAE whose linear decoder is x = W z + b and whose linear encoder gives (mu, log sigma^2)."""
-    cfg = ModelConfig(input_shape=(D_X,), latent_dim=D_Z, hidden=(), likelihood="gaussian", sigma=SIGMA)
+    cfg = config_from_params(input_shape=(D_X,), latent_dim=D_Z, hidden=(), likelihood="gaussian", sigma=SIGMA)
     model = build_model(cfg).double()
     (dec,) = model.decoder.net  # hidden=() means one Linear layer and no activation
     (enc,) = model.encoder.net
@@ -93,7 +93,7 @@ def test_elbo_equals_log_marginal_at_the_true_posterior():
     model = _vae_with(W, b, *_true_posterior_encoder(W, b))
     log_px = _log_marginal(W, b, x)
     q = model.inference(x)
-    mu, log_var = model._posterior_params(x, None)
+    mu, log_var = model.posterior_params(x, None)
     torch.testing.assert_close(_analytic_elbo(W, b, x, mu, log_var), log_px, rtol=0, atol=1e-9)
     elbo, se = _model_elbo(model, x)
     assert torch.all((elbo - log_px).abs() < 5 * se), (elbo - log_px, se)
@@ -112,7 +112,7 @@ def test_elbo_is_below_log_marginal_for_other_posteriors():
         weight = torch.randn(2 * D_Z, D_X, generator=g, dtype=torch.float64) * 0.3
         bias = torch.randn(2 * D_Z, generator=g, dtype=torch.float64) * 0.5
         model = _vae_with(W, b, weight, bias)
-        mu, log_var = model._posterior_params(x, None)
+        mu, log_var = model.posterior_params(x, None)
         analytic = _analytic_elbo(W, b, x, mu, log_var)
         assert torch.all(analytic < log_px)
         elbo, se = _model_elbo(model, x, L=2000)
@@ -133,7 +133,7 @@ def test_mlp_without_hidden_layers_is_one_linear_map():
 
 @pytest.mark.parametrize("shape", [(3, 12, 16), (1, 28, 28), (2, 8, 4)])
 def test_conv_nets_take_any_size_divisible_by_4_and_any_channels(shape):
-    cfg = ModelConfig(input_shape=shape, latent_dim=5, architecture="conv", likelihood="gaussian")
+    cfg = config_from_params(input_shape=shape, latent_dim=5, architecture="conv", likelihood="gaussian")
     model = build_model(cfg)
     x = torch.randn(3, *shape)
     assert model.encode(x).shape == (3, 5)
@@ -145,7 +145,7 @@ def test_conv_nets_take_any_size_divisible_by_4_and_any_channels(shape):
 @pytest.mark.parametrize("shape", [(1, 28, 30), (1, 30, 28), (784,), (2, 2, 2)])
 def test_conv_nets_refuse_other_shapes(shape):
     with pytest.raises(ConfigError, match="convolutional"):
-        build_model(ModelConfig(input_shape=shape, architecture="conv"))
+        build_model(config_from_params(input_shape=shape, architecture="conv"))
     with pytest.raises(ConfigError):
         ConvEncoder(shape, 4)
     with pytest.raises(ConfigError):
@@ -169,28 +169,30 @@ def test_conv_vae_estimator_refuses_28_by_30_images():
         ({"kind": "gan"}, "kind"),
         ({"likelihood": "continuous-bernoulli", "kind": "ae"}, "likelihood"),
         ({"posterior": "cauchy"}, "posterior"),
-        ({"sparsity": "l2"}, "sparsity"),
-        ({"sparsity": "kl", "sparsity_target": 1.5}, "rho"),
-        ({"noise": "blur"}, "noise"),
-        ({"noise": "masking", "noise_level": 2.0}, "probability"),
+        ({"kind": "ae", "sparsity": "l2"}, "sparsity"),
+        ({"kind": "ae", "sparsity": "kl", "sparsity_target": 1.5}, "rho"),
+        ({"kind": "ae", "noise": "blur"}, "noise"),
+        ({"kind": "ae", "noise": "masking", "noise_level": 2.0}, "probability"),
         ({"architecture": "transformer"}, "architecture"),
+        ({"sparsity": "l1"}, "does not apply to a VAE"),
+        ({"kind": "ae", "prior": "vamp"}, "does not apply to an autoencoder"),
     ],
 )
 def test_model_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ConfigError, match=match):
-        ModelConfig(**kwargs)
+        config_from_params(**kwargs)
 
 
 def test_model_config_round_trips_through_a_dict():
-    cfg = ModelConfig(input_shape=[1, 28, 28], hidden=[64, 32], posterior="laplace", n_classes=10)
-    again = ModelConfig.from_dict(cfg.to_dict())
+    cfg = config_from_params(input_shape=[1, 28, 28], hidden=[64, 32], posterior="laplace", n_classes=10)
+    again = config_from_dict(cfg.to_dict())
     assert again == cfg and again.input_shape == (1, 28, 28)
     with pytest.raises(ConfigError, match="unknown fields"):
-        ModelConfig.from_dict({**cfg.to_dict(), "wings": 2})
+        config_from_dict({**cfg.to_dict(), "wings": 2})
 
 
 def test_loss_terms_are_consistent():
-    model = build_model(ModelConfig(input_shape=(10,), latent_dim=2, hidden=(8,)))
+    model = build_model(config_from_params(input_shape=(10,), latent_dim=2, hidden=(8,)))
     x = torch.rand(5, 10)
     torch.manual_seed(0)
     out = model.loss(x, beta=0.5, n_samples=3)
@@ -203,7 +205,7 @@ def test_loss_terms_are_consistent():
 
 
 def test_conditional_module_needs_labels():
-    model = build_model(ModelConfig(input_shape=(10,), latent_dim=2, hidden=(8,), n_classes=3))
+    model = build_model(config_from_params(input_shape=(10,), latent_dim=2, hidden=(8,), n_classes=3))
     x = torch.rand(4, 10)
     with pytest.raises(ConfigError, match="label"):
         model.loss(x)
@@ -285,6 +287,6 @@ def test_vae_reaches_a_stated_elbo_on_mnist(shared_data):
     from vaekit.train import evaluate_loss
 
     torch.manual_seed(0)
-    terms = evaluate_loss(est.model_, torch.from_numpy(est._prepare_X(test.X)), None)
+    terms = evaluate_loss(est.model_, torch.from_numpy(est.prepare_X(test.X)), None)
     assert terms["loss"] == pytest.approx(-terms["elbo"], rel=1e-6)
     assert terms["loss"] < 140.0, terms

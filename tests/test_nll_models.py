@@ -13,7 +13,7 @@ from torch.distributions import Categorical, Independent, MixtureSameFamily, Nor
 
 from vaekit import distributions as D
 from vaekit.errors import ConfigError
-from vaekit.models import ModelConfig, build_model, log_importance_weights
+from vaekit.models import build_model, config_from_params, log_importance_weights
 from vaekit.train import TrainConfig, scheduled_lr
 
 
@@ -92,7 +92,7 @@ def test_autoregressive_vae_trains_samples_and_rejects_the_conv_decoder():
     s = m.sample(3)
     assert s.shape == (3, 1, 6, 6) and ((s >= 0) & (s <= 1)).all()
     with pytest.raises(ConfigError, match="MLP decoder"):
-        ModelConfig(input_shape=(1, 8, 8), architecture="conv", likelihood="autoregressive-bernoulli")
+        config_from_params(input_shape=(1, 8, 8), architecture="conv", likelihood="autoregressive-bernoulli")
 
 
 def test_vamp_prior_log_prob_matches_torch_mixture_and_samples_its_components():
@@ -113,8 +113,8 @@ def test_vamp_prior_log_prob_matches_torch_mixture_and_samples_its_components():
 
 def test_vamp_prior_is_the_mixture_of_posteriors_at_the_pseudo_inputs():
     torch.manual_seed(0)
-    model = build_model(ModelConfig(input_shape=(6,), latent_dim=2, hidden=(8,), prior="vamp", n_pseudo_inputs=5)).double()
-    u = torch.nn.functional.hardtanh(model.pseudo_inputs, 0, 1)
+    model = build_model(config_from_params(input_shape=(6,), latent_dim=2, hidden=(8,), prior="vamp", n_pseudo_inputs=5)).double()
+    u = torch.nn.functional.hardtanh(model.latent_prior.pseudo_inputs, 0, 1)
     comps = model.inference(u)  # q(z | u_k), k = 1..5
     z = torch.randn(10, 2, dtype=torch.float64)
     expected = torch.logsumexp(comps.log_prob(z[:, None, :]), -1) - math.log(5)
@@ -124,16 +124,16 @@ def test_vamp_prior_is_the_mixture_of_posteriors_at_the_pseudo_inputs():
     assert log_importance_weights(model, x, k=4).shape == (4, 3)
     out = model.loss(x)
     out.loss.backward()
-    assert model.pseudo_inputs.grad is not None and model.pseudo_inputs.grad.abs().sum() > 0
+    assert model.latent_prior.pseudo_inputs.grad is not None and model.latent_prior.pseudo_inputs.grad.abs().sum() > 0
 
 
 def test_vamp_prior_refuses_a_conditional_model_and_bad_sizes():
     with pytest.raises(ConfigError, match="conditional"):
-        build_model(ModelConfig(input_shape=(6,), prior="vamp", n_classes=3))
+        build_model(config_from_params(input_shape=(6,), prior="vamp", n_classes=3))
     with pytest.raises(ConfigError, match="pseudo-input"):
-        ModelConfig(input_shape=(6,), prior="vamp", n_pseudo_inputs=0)
+        config_from_params(input_shape=(6,), prior="vamp", n_pseudo_inputs=0)
     with pytest.raises(ConfigError, match="unknown prior"):
-        ModelConfig(input_shape=(6,), prior="flow")
+        config_from_params(input_shape=(6,), prior="flow")
 
 
 def test_vamp_estimator_samples_from_its_learned_prior_reproducibly():
@@ -155,6 +155,7 @@ def test_cosine_schedule_anneals_over_epochs_or_the_time_budget():
     assert scheduled_lr(budget, 3, 60) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))  # half the minutes spent
     assert scheduled_lr(budget, 3, 600) == pytest.approx(1e-5)  # past the budget: the floor
     assert scheduled_lr(TrainConfig(lr=0.1), 5, 5) == 0.1
+    assert scheduled_lr(TrainConfig(lr=1e-3, epochs=10, lr_schedule="cosine", lr_final=0.5), 10, 0) == pytest.approx(5e-4)
     with pytest.raises(ConfigError, match="schedule"):
         TrainConfig(lr_schedule="step").validate()
 
@@ -162,7 +163,7 @@ def test_cosine_schedule_anneals_over_epochs_or_the_time_budget():
 def test_cosine_schedule_reaches_the_optimizer():
     from vaekit.train import fit
 
-    model = build_model(ModelConfig(input_shape=(4,), latent_dim=2, hidden=(4,)))
+    model = build_model(config_from_params(input_shape=(4,), latent_dim=2, hidden=(4,)))
     X = torch.bernoulli(torch.full((40, 4), 0.5))
     seen = []
     orig = torch.optim.Adam.step
@@ -187,7 +188,7 @@ def _two_layer(**kw):
     cfg = dict(input_shape=(3,), latent_dim=2, top_latent_dim=2, hidden=(), top_hidden=(), likelihood="gaussian", sigma=0.5)
     cfg.update(kw)
     torch.manual_seed(0)
-    return build_model(ModelConfig(**cfg)).double()
+    return build_model(config_from_params(**cfg)).double()
 
 
 def test_two_layer_importance_sampling_matches_the_exact_linear_gaussian_likelihood():
@@ -198,7 +199,7 @@ def test_two_layer_importance_sampling_matches_the_exact_linear_gaussian_likelih
     model = _two_layer()
     d1 = 2
     with torch.no_grad():
-        top = model.decoder_top[0]  # z2 -> (loc, log_var) of z1
+        top = model.latent_prior.decoder_top[0]  # z2 -> (loc, log_var) of z1
         top.weight[d1:] = 0.0  # log-variance independent of z2
         top.bias[d1:] = torch.tensor([-0.5, 0.3], dtype=torch.float64)
     A, a = top.weight[:d1].detach(), top.bias[:d1].detach()
@@ -220,7 +221,7 @@ def test_two_layer_importance_sampling_matches_the_exact_linear_gaussian_likelih
         enc.bias[d1:] = torch.log(2 * torch.diag(post1))
         s1_inv = torch.linalg.inv(S1)
         post2 = torch.linalg.inv(torch.eye(2, dtype=torch.float64) + A.T @ s1_inv @ A)
-        up = model.encoder_top[0]
+        up = model.latent_prior.encoder_top[0]
         up.weight[:2] = post2 @ A.T @ s1_inv
         up.bias[:2] = -post2 @ A.T @ s1_inv @ a
         up.weight[2:] = 0.0
@@ -241,10 +242,10 @@ def test_two_layer_chain_log_prob_adds_the_conditionals_and_samples_are_ancestra
     z = q.rsample((3,))
     assert z.shape == (3, 4, 4)
     z1, z2 = z[..., :2], z[..., 2:]
-    expected = model.inference(x).head.log_prob(z1) + model._q_top(z1).log_prob(z2)
+    expected = model.inference(x).head.log_prob(z1) + model.latent_prior.q_top(z1).log_prob(z2)
     torch.testing.assert_close(q.log_prob(z), expected)
     p = model.prior()
-    expected_p = D.standard_normal(2, dtype=torch.float64).log_prob(z2) + model._p_bottom(z2).log_prob(z1)
+    expected_p = D.standard_normal(2, dtype=torch.float64).log_prob(z2) + model.latent_prior.p_bottom(z2).log_prob(z1)
     torch.testing.assert_close(p.log_prob(z), expected_p)
     # The top layer of a prior draw is N(0, I); the bottom one follows p(z1|z2).
     torch.manual_seed(1)
@@ -267,7 +268,7 @@ def test_two_layer_elbo_and_iwae_train_and_the_estimator_round_trips(tmp_path):
     back = load(tmp_path / "two")
     np.testing.assert_allclose(back.encode(X[:5]), m.encode(X[:5]))
     with pytest.raises(ConfigError, match="VampPrior"):
-        ModelConfig(input_shape=(4,), top_latent_dim=2, prior="vamp")
+        config_from_params(input_shape=(4,), top_latent_dim=2, prior="vamp")
 
 
 # -- the validation-NLL curve and the best preset from the command line -----------------------
@@ -298,7 +299,7 @@ def test_dynamic_binarization_scores_validation_on_one_fixed_binary_draw():
     from vaekit.train import evaluate_loss, fit
 
     torch.manual_seed(0)
-    model = build_model(ModelConfig(kind="ae", input_shape=(6,), latent_dim=2, hidden=(4,)))
+    model = build_model(config_from_params(kind="ae", input_shape=(6,), latent_dim=2, hidden=(4,)))
     X, X_val = torch.rand(40, 6), torch.rand(10, 6)
     hist = fit(model, X, cfg=TrainConfig(epochs=1, batch_size=10, binarize="dynamic", device="cpu", seed=3), X_val=X_val, quiet=True)
     fixed = torch.bernoulli(X_val, generator=torch.Generator().manual_seed(3 + 2))
@@ -307,12 +308,12 @@ def test_dynamic_binarization_scores_validation_on_one_fixed_binary_draw():
 
 
 def test_best_preset_builds_the_autoregressive_model_with_a_cosine_schedule():
-    from vaekit.cli import _expand_preset, build_parser, make_estimator
+    from vaekit.cli import build_parser, expand_preset, make_estimator
 
-    args = build_parser().parse_args(_expand_preset(["train", "--preset", "mnist-best", "--out", "r"]))
+    args = build_parser().parse_args(expand_preset(["train", "--preset", "mnist-best", "--out", "r"]))
     est = make_estimator(args)
     cfg = est._model_config((1, 28, 28), 0)
-    assert cfg.likelihood == "autoregressive-bernoulli" and cfg.ar_hidden == 500
+    assert cfg.likelihood == {"name": "autoregressive-bernoulli", "ar_hidden": 500}
     tcfg = est._train_config()
     tcfg.validate()
     assert (tcfg.lr_schedule, tcfg.binarize, tcfg.max_minutes, tcfg.val_nll_every) == ("cosine", "dynamic", 52, 10)
@@ -333,8 +334,8 @@ def test_figures_name_what_a_learned_prior_or_autoregressive_decoder_shows():
 
 
 @pytest.mark.parametrize("flags, expected", [
-    (["--prior", "vamp", "--pseudo-inputs", "3"], {"prior": "vamp", "n_pseudo_inputs": 3}),
-    (["--top-latent-dim", "2", "--top-hidden", "4"], {"top_latent_dim": 2, "top_hidden": [4]}),
+    (["--prior", "vamp", "--pseudo-inputs", "3"], {"prior": {"kind": "vamp", "n_pseudo_inputs": 3}}),
+    (["--top-latent-dim", "2", "--top-hidden", "4"], {"prior": {"kind": "two-layer", "latent_dim": 2, "hidden": [4]}}),
 ])
 def test_model_flags_reach_the_saved_config_and_the_run_samples(tmp_path, flags, expected):
     import json

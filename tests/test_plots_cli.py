@@ -72,6 +72,13 @@ def test_report_command_and_evaluate(runs, tmp_path, capsys):
     assert main(["report", str(runs / "vae2d"), "--out", str(out), "--k", "5", "--iw-limit", "50"]) == 0
     page = out.read_text()
     assert page.count("<img ") >= 6 and "k=5" in page and "data:image/png;base64," in page
+    # Figures come before the configuration, which lists only the options that apply to a plain VAE.
+    config = page[page.index("<h2>Configuration</h2>"):]
+    assert page.index("<img ") < page.index("<h2>Configuration</h2>") and "<img " not in config
+    for name in ("latent_dim", "posterior", "lr", "beta"):
+        assert f"<td>{name}</td>" in config
+    for name in ("sparsity", "noise_level", "sigma", "ar_hidden", "n_pseudo_inputs", "student_df", "top_hidden", "momentum"):
+        assert f"<td>{name}</td>" not in config
     capsys.readouterr()
     js = tmp_path / "e.json"
     assert main(["evaluate", str(runs / "vae2d"), "--k", "10", "--iw-limit", "50", "--probe-limit", "300", "--json", str(js)]) == 0

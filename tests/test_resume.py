@@ -62,7 +62,9 @@ def test_sigkill_mid_epoch_then_resume_gives_bitwise_identical_weights(tmp_path)
     assert not staging.exists() and not (run / "checkpoint.safetensors").exists()
     ref_rows = (tmp_path / "ref" / "metrics.csv").read_text().splitlines()
     rows = (run / "metrics.csv").read_text().splitlines()
-    strip = lambda lines: [",".join(c for i, c in enumerate(l.split(",")) if i != 1) for l in lines]  # drop wall time
+    def strip(lines):  # drop the wall time column
+        return [",".join(c for i, c in enumerate(line.split(",")) if i != 1) for line in lines]
+
     assert strip(rows) == strip(ref_rows)
 
 
@@ -80,7 +82,8 @@ def test_nan_loss_stops_with_step_and_keeps_last_checkpoint(tmp_path, capsys):
     np.save(path, X)
     out = tmp_path / "run"
     rc = main(["train", "--out", str(out), "--dataset", str(path), "--model", "ae", "--likelihood", "gaussian",
-               "--optimizer", "sgd", "--lr", "1", "--epochs", "3", "--batch-size", "32", "--checkpoint-every", "1", "--quiet", "--no-figures", "--val-fraction", "0"])
+               "--optimizer", "sgd", "--lr", "1", "--epochs", "3", "--batch-size", "32", "--checkpoint-every", "1", "--quiet",
+               "--no-figures", "--val-fraction", "0"])
     err = capsys.readouterr().err
     assert rc == 2
     assert re.search(r"became (nan|inf) at epoch 1, step \d+", err) and "--lr" in err and "--resume" in err

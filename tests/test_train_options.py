@@ -27,12 +27,13 @@ def _train(tmp_path, *args):
     (["--activation", "tanh"], lambda c, w, r: c["model"]["activation"] == "tanh"),
     (["--likelihood", "gaussian", "--sigma", "0.5"], lambda c, w, r: np.allclose(w["likelihood.log_sigma"].exp().numpy(), 0.5)),
     (["--likelihood", "gaussian", "--learn-sigma"], lambda c, w, r: not np.allclose(w["likelihood.log_sigma"].numpy(), 0.0)),
-    (["--posterior", "student-t", "--student-df", "3"], lambda c, w, r: c["model"]["student_df"] == 3 and c["model"]["posterior"] == "student-t"),
+    (["--posterior", "student-t", "--student-df", "3"], lambda c, w, r: c["model"]["posterior"] == {"family": "student-t", "df": 3}),
     (["--warmup-epochs", "2"], lambda c, w, r: c["params"]["warmup_epochs"] == 2),
     (["--objective", "iwae", "--mc-samples", "3"], lambda c, w, r: "train_iwae_bound" in r[0]),
     (["--model", "sparse-ae", "--sparsity", "kl", "--sparsity-weight", "0.1", "--sparsity-target", "0.1"],
-     lambda c, w, r: c["model"]["sparsity"] == "kl" and c["model"]["sparsity_target"] == 0.1 and "train_sparsity" in r[0]),
-    (["--model", "denoising-ae", "--noise", "gaussian", "--noise-level", "0.2"], lambda c, w, r: c["model"]["noise_level"] == 0.2),
+     lambda c, w, r: c["model"]["sparsity"] == {"kind": "kl", "weight": 0.1, "target": 0.1} and "train_sparsity" in r[0]),
+    (["--model", "denoising-ae", "--noise", "gaussian", "--noise-level", "0.2"],
+     lambda c, w, r: c["model"]["noise"] == {"kind": "gaussian", "level": 0.2}),
     (["--optimizer", "sgd", "--momentum", "0.5", "--lr", "0.01"], lambda c, w, r: c["params"]["momentum"] == 0.5),
     (["--weight-decay", "0.001", "--clip-grad", "1.0"], lambda c, w, r: c["params"]["weight_decay"] == 0.001 and c["params"]["clip_grad"] == 1.0),
     (["--early-stopping", "1", "--epochs", "6"], lambda c, w, r: c["params"]["early_stopping"] == 1 and 1 <= len(r) <= 6),
@@ -82,5 +83,5 @@ def test_early_stopping_keeps_the_best_weights():
 ])
 def test_epoch_lines_state_the_unit_of_the_loss(tmp_path, args, unit):
     out, _, _ = _train(tmp_path, *args)
-    epoch_lines = [l for l in (out / "train.log").read_text().splitlines() if "epoch 2/2" in l]
+    epoch_lines = [line for line in (out / "train.log").read_text().splitlines() if "epoch 2/2" in line]
     assert epoch_lines and unit in epoch_lines[0]

@@ -226,7 +226,7 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
         self.estimator_ = est
         cfg = est.model_.config
         if self.method in ("elbo", "likelihood"):
-            self.eps_ = _standard_draws(cfg.posterior, cfg.student_df, int(self.n_score_samples), cfg.latent_dim, self.seed)
+            self.eps_ = _standard_draws(est.posterior, est.student_df, int(self.n_score_samples), cfg.latent_dim, self.seed)
         if self.method == "latent":
             from sklearn.cluster import KMeans
 
@@ -251,7 +251,7 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
 
     def _scores(self, Xf: np.ndarray) -> np.ndarray:
         est = self.estimator_
-        Xs = est._prepare_X(Xf)
+        Xs = est.prepare_X(Xf)
         model = est.model_
         k = 1 if self.method in ("reconstruction", "latent") else int(self.n_score_samples)
         batch = max(1, min(4096, _SCORE_BUDGET // (k * max(1, Xs.shape[1]))))
@@ -262,7 +262,7 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
             extra["centres"] = torch.as_tensor(self.cluster_centers_, device=est.device_)
         fn = {"reconstruction": _reconstruction_error, "elbo": _negative_elbo,
               "likelihood": _iw_nll, "latent": _latent_distance}[self.method]
-        return est._batched(lambda xb: fn(model, xb, **extra), Xs, batch_size=batch).astype(np.float64)
+        return est.batched(lambda xb: fn(model, xb, **extra), Xs, batch_size=batch).astype(np.float64)
 
     def decision_function(self, X) -> np.ndarray:
         """Anomaly score of each row, shape (N,): higher = more anomalous (PyOD's sign).
@@ -454,25 +454,25 @@ def _latent_distance(model, x: torch.Tensor, centres: torch.Tensor) -> torch.Ten
 
 
 def _log_weights(model, x: torch.Tensor, eps: torch.Tensor):
-    """z_k = loc + scale * eps_k with the fixed noise; returns (log p(x|z), log p(z), log q(z|x), q)."""
-    cfg = model.config
-    loc, log_var = model._posterior_params(x, None)
-    q = D.posterior(cfg.posterior, loc, log_var, cfg.student_df)
+    """z_k = loc + scale * eps_k with the fixed noise; returns log p(x|z), log p(z), log q(z|x), q, z, loc, log_var."""
+    post = model.config.posterior
+    loc, log_var = model.posterior_params(x, None)
+    q = D.posterior(post["family"], loc, log_var, post.get("df", 5.0))
     z = loc + torch.exp(0.5 * log_var) * eps[:, None, :]  # (K, B, latent): the reparameterization
     log_px = model.log_likelihood(z, x)  # (K, B) without a copy of x per draw
-    return log_px, model.prior().log_prob(z), q.log_prob(z), q, z
+    return log_px, model.prior().log_prob(z), q.log_prob(z), q, z, loc, log_var
 
 
 def _negative_elbo(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """-(E_q[log p(x|z)] - KL(q || p)) in nats (analytic KL where torch has one, as in training)."""
-    log_px, _, _, q, z = _log_weights(model, x, eps)
-    kl = D.kl_term(q, model.prior(), z, analytic=model._analytic_kl)
+    log_px, _, _, q, z, loc, log_var = _log_weights(model, x, eps)
+    kl = model.kl(q, z, loc, log_var)
     return -(log_px.mean(0) - kl)
 
 
 def _iw_nll(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x) in nats (Burda et al. 2016, eq. 8)."""
-    log_px, log_pz, log_qz, _, _ = _log_weights(model, x, eps)
+    log_px, log_pz, log_qz, *_ = _log_weights(model, x, eps)
     log_w = log_px + log_pz - log_qz
     return -(torch.logsumexp(log_w, 0) - math.log(log_w.shape[0]))
 
@@ -522,11 +522,11 @@ def save_detector(det: _BaseDetector, path: str | Path) -> Path:
     from safetensors.torch import save_file
 
     from . import __version__
-    from .io import atomic_path, save_estimator, write_json
+    from .fileio import atomic_path, write_json
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    save_estimator(det.estimator_, path / MODEL_DIR)
+    det.estimator_.save(path / MODEL_DIR)
     tensors = {"decision_scores": torch.from_numpy(np.ascontiguousarray(det.decision_scores_, dtype=np.float64))}
     for attr, key in (("eps_", "eps"), ("cluster_centers_", "cluster_centers"), ("impute_values_", "impute_values")):
         if getattr(det, attr, None) is not None:
@@ -550,7 +550,8 @@ def _jsonable(params: dict) -> dict:
 
 def load_detector(path: str | Path, device: str = "cpu") -> _BaseDetector:
     """A detector saved with :meth:`save`; every file is checked and nothing is unpickled."""
-    from .io import load, read_json
+    from .fileio import read_json
+    from .io import load
 
     path = Path(path)
     if not (path / CONFIG_FILE).is_file():

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from .errors import ModelFileError
-from .io import atomic_path
+from .fileio import atomic_path
+from .modelfile import FORMAT_VERSION, upgrade_state
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
@@ -64,7 +65,9 @@ class Checkpointer:
         return bool(self.every_seconds) and time.monotonic() - self._last >= self.every_seconds
 
     def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, epoch: int, step: int,
-             history: list[dict], sums: dict[str, torch.Tensor]) -> None:
+             history: list[dict], sums: dict[str, torch.Tensor], early_stopping=None) -> None:
+        """Write the checkpoint atomically. ``early_stopping``: a vaekit.train.EarlyStopping whose
+        patience count and best weights a resumed run continues from."""
         from safetensors.torch import save_file
 
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -76,7 +79,11 @@ class Checkpointer:
                 tensors[f"rng.cuda{i}"] = s
         for name, value in sums.items():
             tensors[f"sums.{name}"] = torch.as_tensor(value).detach().cpu().reshape(())
-        meta = {"epoch": epoch, "step": step, "history": history, "optimizer": opt_meta, "extra": self.extra}
+        meta = {"format_version": FORMAT_VERSION, "epoch": epoch, "step": step, "history": history,
+                "optimizer": opt_meta, "extra": self.extra}
+        if early_stopping is not None:
+            meta["early_stopping"], best = early_stopping.state()
+            tensors.update({f"best.{k}": v for k, v in best.items()})
         with atomic_path(self.path) as tmp:
             save_file(tensors, str(tmp), metadata={"vaekit": json.dumps(meta)})
         self._last = time.monotonic()
@@ -99,11 +106,17 @@ def read_checkpoint(path: str | Path) -> dict:
         raise ModelFileError(f"{path} is not a readable vaekit checkpoint ({e}); vaekit never loads pickles") from None
     if not isinstance(meta, dict) or "epoch" not in meta:
         raise ModelFileError(f"{path} lacks vaekit checkpoint metadata; it was not written by vaekit")
-    model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    # Checkpoints of vaekit 0.1.0 carry no version: format 1, whose prior weights had other names.
+    model = upgrade_state({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}, meta.get("format_version", 1))
     optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}
     sums = {k[len("sums."):]: v for k, v in tensors.items() if k.startswith("sums.")}
     rng = {k[len("rng."):]: v for k, v in tensors.items() if k.startswith("rng.")}
+    extra = {}
+    if "early_stopping" in meta:
+        best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
+        extra["early_stopping"] = (meta["early_stopping"], best)
     return {
+        **extra,
         "model": model,
         "optimizer": _unflatten_optimizer(optim, meta["optimizer"]),
         "rng": rng,

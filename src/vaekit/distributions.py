@@ -119,7 +119,7 @@ class GaussianLikelihood(Likelihood):
     def __init__(self, event_shape: tuple[int, ...], sigma: float = 1.0, learn_sigma: bool = False):
         super().__init__()
         if sigma <= 0:
-            raise ConfigError(f"Gaussian sigma must be > 0, got {sigma}; pass a positive --sigma")
+            raise ConfigError(f"sigma must be > 0 (the Gaussian likelihood's standard deviation), got {sigma}")
         log_sigma = torch.full(event_shape, math.log(sigma))
         if learn_sigma:
             self.log_sigma = nn.Parameter(log_sigma)
@@ -139,7 +139,7 @@ class _AutoregressiveBernoulli(Distribution):
 
     arg_constraints: dict = {}
 
-    def __init__(self, likelihood: "AutoregressiveBernoulliLikelihood", params: Tensor, event_ndims: int):
+    def __init__(self, likelihood: AutoregressiveBernoulliLikelihood, params: Tensor, event_ndims: int):
         self.likelihood, self.params = likelihood, params
         shape = likelihood.event_shape_
         super().__init__(params.shape[:-1], torch.Size(shape), validate_args=False)
@@ -315,6 +315,7 @@ class UniformGaussianMixture(Distribution):
     """
 
     arg_constraints: dict = {}
+    has_rsample = True  # rsample below is reparameterized: gradients reach loc and log_var
 
     def __init__(self, loc: Tensor, log_var: Tensor):
         self.loc, self.log_var = loc, log_var  # (K, D)

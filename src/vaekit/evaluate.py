@@ -15,18 +15,16 @@ Every log-likelihood-like number is in nats per example, averaged over the whole
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.distributions import Normal, kl_divergence
 
 from .errors import ConfigError, DataError
-from .models import log_importance_weights
+from .metrics import DEFAULT_K, evaluate_loss, iw_log_likelihood
+from .models import has_density
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2015), section 5.2
-DEFAULT_K = 5000
 EVAL_BINARIZE_SEED = 0
 
 __all__ = [
@@ -45,7 +43,7 @@ def elbo(model: nn.Module, X: Tensor, y: Tensor | None = None, *, batch_size: in
     Returns ``{"elbo", "log_likelihood", "kl"}`` where ``log_likelihood`` is E_q[log p(x|z)] and
     ``elbo = log_likelihood - kl`` (<= 0 for discrete data). Seeded, so a call is repeatable.
     """
-    if not hasattr(model, "inference"):
+    if not has_density(model):
         raise ConfigError("the ELBO needs a VAE; an autoencoder has no posterior or prior (use reconstruction_error)")
     terms = loss_terms(model, X, y, batch_size=batch_size, seed=seed)
     return {k: terms[k] for k in ("elbo", "log_likelihood", "kl")}
@@ -57,61 +55,9 @@ def loss_terms(model: nn.Module, X: Tensor, y: Tensor | None = None, *, batch_si
 
     Seeded (a VAE's loss draws z), so a call is repeatable; units as in the model's ``loss``.
     """
-    from .train import evaluate_loss
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return evaluate_loss(model, X, y, batch_size=batch_size)
-
-
-@torch.no_grad()
-def iw_log_likelihood(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k: int = DEFAULT_K,
-                      batch_size: int = 100, chunk_size: int | None = None, max_rows: int = 50_000,
-                      seed: int = 0, progress: bool = False) -> Tensor:
-    """Importance-weighted estimate of log p(x) for each example (Burda et al. 2015, eq. 8), in nats.
-
-    log p(x) ~= log (1/k) sum_i p(x, z_i) / q(z_i|x),  z_i ~ q(z|x).
-
-    Examples go through in batches of ``batch_size`` and the k samples in chunks of ``chunk_size``
-    (default: as many as keep ``batch_size * chunk_size <= max_rows`` decoder rows); chunks are
-    combined with a running logsumexp, so memory is bounded whatever k is. The estimate is a lower
-    bound in expectation that rises towards log p(x) as k grows; k=1 is a one-sample ELBO.
-    Returns a float64 tensor of shape (N,) on the CPU. ``progress``: a tqdm bar over the examples
-    (k = 5000 on 10 000 images takes minutes).
-    """
-    if not hasattr(model, "inference"):
-        raise ConfigError("the importance-weighted log-likelihood needs a VAE; an autoencoder has no posterior or prior")
-    if k < 1:
-        raise ConfigError(f"the number of importance samples k must be at least 1, got {k}")
-    chunk = chunk_size or max(1, min(k, max_rows // max(1, batch_size)))
-    was_training = model.training
-    model.eval()
-    out = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(X), desc=f"IW log-likelihood (k={k})", unit="example", leave=False)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for i in range(0, len(X), batch_size):
-            xb = X[i : i + batch_size]
-            cb = None if y is None else y[i : i + batch_size]
-            q = model.inference(xb, cb)
-            acc = torch.full((len(xb),), -math.inf, dtype=torch.float64, device=xb.device)
-            done = 0
-            while done < k:
-                s = min(chunk, k - done)
-                log_w = log_importance_weights(model, xb, cb, s, q=q).double()  # (s, B): log p(x, z_i) - log q(z_i|x)
-                acc = torch.logaddexp(acc, torch.logsumexp(log_w, 0))
-                done += s
-            out.append((acc - math.log(k)).cpu())
-            if bar is not None:
-                bar.update(len(xb))
-    if bar is not None:
-        bar.close()
-    model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
 
 
 @torch.no_grad()
@@ -123,8 +69,9 @@ def kl_per_dimension(model: nn.Module, X: Tensor, y: Tensor | None = None, *, ba
     where torch.distributions has one (Normal); otherwise the Monte-Carlo estimate
     E_q[log q(z_j|x) - log p(z_j)] with ``n_samples`` draws.
     """
-    if not hasattr(model, "inference"):
+    if not has_density(model):
         raise ConfigError("KL per dimension needs a VAE; an autoencoder has no posterior or prior")
+    was_training = model.training
     model.eval()
     total = None
     with torch.random.fork_rng(devices=[]):
@@ -141,6 +88,7 @@ def kl_per_dimension(model: nn.Module, X: Tensor, y: Tensor | None = None, *, ba
                 kl = (base.log_prob(z) - p.log_prob(z)).mean(0)
             s = kl.sum(0).double().cpu()
             total = s if total is None else total + s
+    model.train(was_training)
     return (total / len(X)).numpy()
 
 
@@ -239,11 +187,11 @@ def evaluate(est, X: np.ndarray, y: np.ndarray | None = None, *, X_train: np.nda
     ``binarize``: score a model trained on binarized data on a static binarization of X (see
     :func:`binarize_for_eval`). Returns a JSON-ready dict; log-likelihoods in nats per example.
     """
-    est._check_fitted()
+    est.check_fitted()
     conditional = bool(getattr(est, "conditional", False))
-    is_vae = hasattr(est.model_, "inference")
+    is_vae = has_density(est.model_)
     results: dict = {"n": int(len(X)), "model": "vae" if is_vae else "autoencoder",
-                     "latent_dim": int(est.model_.config.code_dim), "likelihood": est.model_.config.likelihood}
+                     "latent_dim": int(est.model_.config.code_dim), "likelihood": est.likelihood}
     if binarize:
         X, results["binarization"] = binarize_for_eval(est, X)
     else:
@@ -252,7 +200,7 @@ def evaluate(est, X: np.ndarray, y: np.ndarray | None = None, *, X_train: np.nda
     codes = est.encode(X, cond)
     recon = est.reconstruct(X, cond)
     results.update(reconstruction_error(X, recon))
-    Xt = torch.from_numpy(est._prepare_X(X)).to(est.device_)
+    Xt = torch.from_numpy(est.prepare_X(X)).to(est.device_)
     yt = None if cond is None else torch.from_numpy(np.asarray(cond, dtype=np.int64)).to(est.device_)
     # The training objective on this split (VAE: loss = -ELBO with its two terms; autoencoder: its
     # reconstruction loss and any sparsity penalty), so test and training numbers can be compared.
@@ -305,6 +253,7 @@ def format_results(r: dict) -> list[str]:
         kl = ", ".join(f"{v:.2f}" for v in r["kl_per_dim"])
         lines.append(f"  KL per dimension   [{kl}] nats")
     if "probe_logreg_accuracy" in r:
-        lines.append(f"  linear probe       {100 * r['probe_logreg_accuracy']:11.2f} %  (logistic regression on codes, fitted on {r['probe_n_train']} training examples)")
+        lines.append(f"  linear probe       {100 * r['probe_logreg_accuracy']:11.2f} %  "
+                     f"(logistic regression on codes, fitted on {r['probe_n_train']} training examples)")
         lines.append(f"  k-NN probe         {100 * r['probe_knn_accuracy']:11.2f} %  (5 nearest neighbours on codes)")
     return lines

@@ -19,122 +19,239 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.distributions import Distribution
 
 from . import distributions as D
 from .errors import ConfigError
-from .nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, mlp
+from .nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+from .options import options_for
+from .priors import build_prior, check_prior_spec
 
 NOISES = ("gaussian", "masking", "salt-and-pepper")
 SPARSITIES = ("l1", "kl")
+# A conditional model's one-hot label is multiplied by this before it joins the encoder's and the
+# decoder's inputs. Adam moves every weight by about lr per step, so an input's pull on a unit grows
+# with its size; a bare one-hot (a single 1 beside 784 pixels or 20 Gaussian z's) learns 20-100x
+# more slowly than z, so the encoder writes the class into z first and the decoder then ignores the
+# label (the KL saves at most log 10 nats by undoing that). On the embedded sample, samples asked for
+# class k were judged k in 37 % of cases at 1 and in 97 % at 30 (docs/tutorials/04-aevb-and-the-conditional-vae.md).
+# Models saved before this existed read a bare one-hot: config_from_dict gives them 1.0.
+LABEL_SCALE = 30.0
 
 
 @dataclass
-class ModelConfig:
-    """Everything needed to rebuild a model's modules; saved as JSON beside the weights."""
+class AEConfig:
+    """What rebuilds an autoencoder's modules; saved as JSON beside the weights.
 
-    kind: str = "vae"  # "vae" or "ae"
+    ``likelihood``: 'bernoulli' (cross-entropy on logits) or 'gaussian' (squared error).
+    ``sparsity``: None or ``{"kind": "l1", "weight": w}`` / ``{"kind": "kl", "weight": w, "target": rho}``.
+    ``noise``: None or ``{"kind": "gaussian" | "masking" | "salt-and-pepper", "level": p}``.
+    """
+
+    kind: ClassVar[str] = "ae"
+    input_shape: tuple[int, ...] = (784,)
+    latent_dim: int = 32
+    hidden: tuple[int, ...] = (256,)
+    activation: str = "relu"
+    architecture: str = "mlp"  # "mlp" or "conv"
+    n_classes: int = 0  # > 0: fed a one-hot label in encoder and decoder
+    label_scale: float = LABEL_SCALE  # the one-hot label is multiplied by this (see LABEL_SCALE)
+    likelihood: str = "bernoulli"
+    sparsity: dict | None = None
+    noise: dict | None = None
+
+    @property
+    def code_dim(self) -> int:
+        return self.latent_dim
+
+    def __post_init__(self) -> None:
+        _normalize_net(self)
+        if self.likelihood not in AE_LIKELIHOODS:
+            raise ConfigError(f"likelihood {self.likelihood!r} is not available for an autoencoder; choose one of {', '.join(AE_LIKELIHOODS)}")
+        if self.sparsity is not None:
+            s = _check_component("sparsity", self.sparsity, {"l1": {"weight"}, "kl": {"weight", "target"}})
+            if s["kind"] == "kl" and not 0 < s.get("target", 0.05) < 1:
+                raise ConfigError(f"sparsity target rho must lie in (0, 1), got sparsity_target={s['target']}")
+        if self.noise is not None:
+            n = _check_component("noise", self.noise, {k: {"level"} for k in NOISES})
+            if n["kind"] in ("masking", "salt-and-pepper") and not 0 <= n.get("level", 0.3) <= 1:
+                raise ConfigError(f"{n['kind']} noise level is a probability; got noise_level={n['level']}")
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+
+@dataclass
+class VAEConfig:
+    """What rebuilds a VAE's modules; saved as JSON beside the weights.
+
+    Three components, each JSON with a name and only the options that apply to it:
+    ``likelihood`` p(x|z): ``{"name": "bernoulli"}``, ``{"name": "gaussian", "sigma": 1.0,
+    "learn_sigma": false}``, ``{"name": "autoregressive-bernoulli", "ar_hidden": 500}``, ...;
+    ``posterior`` q(z|x): ``{"family": "normal"}`` or ``{"family": "student-t", "df": 5.0}``;
+    ``prior`` p(z): ``{"kind": "normal"}``, ``{"kind": "vamp", "n_pseudo_inputs": 500}`` or
+    ``{"kind": "two-layer", "latent_dim": 2, "hidden": [100, 100]}`` (see vaekit.priors).
+    """
+
+    kind: ClassVar[str] = "vae"
     input_shape: tuple[int, ...] = (784,)
     latent_dim: int = 20
     hidden: tuple[int, ...] = (400,)
     activation: str = "relu"
-    architecture: str = "mlp"  # "mlp" or "conv"
-    likelihood: str = "bernoulli"  # vae: bernoulli | continuous-bernoulli | gaussian; ae: bernoulli | gaussian (MSE)
-    sigma: float = 1.0  # Gaussian likelihood: the fixed sigma, or the initial value when learned
-    learn_sigma: bool = False
-    posterior: str = "normal"  # normal | laplace | student-t | logistic
-    student_df: float = 5.0
-    n_classes: int = 0  # > 0: a conditional model, fed a one-hot label in encoder and decoder
-    # The one-hot label is multiplied by this before it joins the encoder's and decoder's inputs.
-    # Adam moves every weight by about lr per step, so an input's pull on a unit grows with its size;
-    # a bare one-hot (a single 1 beside 784 pixels or 20 Gaussian z's) learns so much more slowly
-    # than z that the encoder writes the class into z first and the decoder then ignores the label
-    # (the KL saves at most log 10 nats by undoing that). At 1, samples asked for class k on the
-    # embedded sample were that class in 37 % of cases; at 30, 97 % (docs/tutorials/04-aevb-and-the-conditional-vae.md).
-    label_scale: float = 30.0
-    sparsity: str | None = None  # autoencoder only: None | "l1" | "kl"
-    sparsity_weight: float = 1e-3
-    sparsity_target: float = 0.05
-    noise: str | None = None  # denoising autoencoder only: None | gaussian | masking | salt-and-pepper
-    noise_level: float = 0.3
-    ar_hidden: int = 500  # autoregressive-bernoulli likelihood: hidden units of its MADE
-    prior: str = "normal"  # vae: "normal" N(0, I) or "vamp" (a mixture of q(z|u_k), Tomczak & Welling 2018)
-    n_pseudo_inputs: int = 500  # VampPrior: the number K of learned pseudo-inputs u_k
-    top_latent_dim: int = 0  # vae: > 0 adds a second stochastic layer z2 above z1 (q(z2|z1), p(z1|z2))
-    top_hidden: tuple[int, ...] = (100, 100)  # the MLPs between z1 and z2 (Burda et al. 2015 use 100, 100)
+    architecture: str = "mlp"
+    n_classes: int = 0
+    label_scale: float = LABEL_SCALE
+    likelihood: dict = field(default_factory=lambda: {"name": "bernoulli"})
+    posterior: dict = field(default_factory=lambda: {"family": "normal"})
+    prior: dict = field(default_factory=lambda: {"kind": "normal"})
 
     @property
     def standard_normal_prior(self) -> bool:
         """Whether p(z) is N(0, I) (one stochastic layer, no learned prior), as quantile grids assume."""
-        return self.prior == "normal" and not self.top_latent_dim
+        return self.prior["kind"] == "normal"
 
     @property
     def code_dim(self) -> int:
         """Length of a model's code: z1 and, with two stochastic layers, z2 after it."""
-        return self.latent_dim + self.top_latent_dim
+        return self.latent_dim + (int(self.prior.get("latent_dim", 2)) if self.prior["kind"] == "two-layer" else 0)
 
     def __post_init__(self) -> None:
-        self.input_shape = tuple(int(s) for s in self.input_shape)
-        self.hidden = tuple(int(h) for h in self.hidden)
-        self.top_hidden = tuple(int(h) for h in self.top_hidden)
-        self.validate()
-
-    def validate(self) -> None:
-        if self.kind not in ("vae", "ae"):
-            raise ConfigError(f"unknown model kind {self.kind!r}; expected 'vae' or 'ae'")
-        if int(self.latent_dim) < 1:
-            raise ConfigError(f"latent dimension must be at least 1, got {self.latent_dim}; pass --latent-dim 2 or more")
-        if not self.label_scale > 0:
-            raise ConfigError(f"label_scale must be > 0, got {self.label_scale}")
-        if any(h < 1 for h in self.hidden):
-            raise ConfigError(f"hidden layer sizes must be positive, got {list(self.hidden)}")
-        if self.architecture not in ("mlp", "conv"):
-            raise ConfigError(f"unknown architecture {self.architecture!r}; expected 'mlp' or 'conv'")
-        allowed = ("bernoulli", "gaussian") if self.kind == "ae" else D.LIKELIHOODS
-        if self.likelihood not in allowed:
-            raise ConfigError(f"likelihood {self.likelihood!r} is not available for this model; choose one of {', '.join(allowed)}")
-        if self.likelihood == "autoregressive-bernoulli" and self.architecture != "mlp":
-            raise ConfigError("the autoregressive-bernoulli likelihood needs the MLP decoder; drop --model conv-vae or pick --likelihood bernoulli")
-        if self.ar_hidden < 1:
-            raise ConfigError(f"--ar-hidden must be at least 1, got {self.ar_hidden}")
-        if self.prior not in ("normal", "vamp"):
-            raise ConfigError(f"unknown prior {self.prior!r}; choose normal or vamp")
-        if self.top_latent_dim < 0 or any(h < 1 for h in self.top_hidden):
-            raise ConfigError(f"the second stochastic layer needs --top-latent-dim >= 0 and positive --top-hidden sizes, got {self.top_latent_dim} and {list(self.top_hidden)}")
-        if self.top_latent_dim and self.kind == "ae":
-            raise ConfigError("a second stochastic layer (--top-latent-dim) applies to VAEs only")
-        if self.top_latent_dim and self.prior == "vamp":
-            raise ConfigError("the VampPrior with two stochastic layers is not available; drop --prior vamp or --top-latent-dim")
-        if self.prior == "vamp" and self.n_classes:
-            raise ConfigError("the VampPrior is not available for a conditional model; drop --prior vamp or use --model vae")
-        if self.prior == "vamp" and self.n_pseudo_inputs < 1:
-            raise ConfigError(f"the VampPrior needs at least 1 pseudo-input, got {self.n_pseudo_inputs}; pass --pseudo-inputs 500")
-        if self.posterior not in D.POSTERIORS:
-            raise ConfigError(f"unknown posterior {self.posterior!r}; choose one of {', '.join(D.POSTERIORS)}")
-        if self.sparsity not in (None, *SPARSITIES):
-            raise ConfigError(f"unknown sparsity penalty {self.sparsity!r}; choose l1 or kl")
-        if self.sparsity == "kl" and not 0 < self.sparsity_target < 1:
-            raise ConfigError(f"sparsity target rho must lie in (0, 1), got {self.sparsity_target}")
-        if self.noise not in (None, *NOISES):
-            raise ConfigError(f"unknown noise {self.noise!r}; choose one of {', '.join(NOISES)}")
-        if self.noise in ("masking", "salt-and-pepper") and not 0 <= self.noise_level <= 1:
-            raise ConfigError(f"{self.noise} noise level is a probability; got {self.noise_level}")
+        _normalize_net(self)
+        lik = _check_component("likelihood", self.likelihood, LIKELIHOOD_OPTIONS, key="name")
+        if lik["name"] == "autoregressive-bernoulli" and self.architecture != "mlp":
+            raise ConfigError("the autoregressive-bernoulli likelihood needs the MLP decoder; use another likelihood or architecture='mlp'")
+        if int(lik.get("ar_hidden", 1)) < 1:
+            raise ConfigError(f"ar_hidden must be at least 1, got {lik['ar_hidden']}")
+        _check_component("posterior", self.posterior, {f: ({"df"} if f == "student-t" else set()) for f in D.POSTERIORS}, key="family")
+        check_prior_spec(self.prior, conditional=bool(self.n_classes))
+        if self.prior["kind"] == "vamp" and int(self.prior.get("n_pseudo_inputs", 500)) < 1:
+            raise ConfigError(f"the VampPrior needs at least 1 pseudo-input, got n_pseudo_inputs={self.prior['n_pseudo_inputs']}")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {"kind": self.kind, **dataclasses.asdict(self)}
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        if d.get("n_classes") and "label_scale" not in d:
-            d = {**d, "label_scale": 1.0}  # conditional models saved before label_scale saw a bare one-hot
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"model config has unknown fields {sorted(unknown)}; was it written by a newer vaekit?")
-        return cls(**d)
+
+ModelConfig = AEConfig | VAEConfig
+AE_LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOOD_OPTIONS = {"bernoulli": set(), "continuous-bernoulli": set(), "gaussian": {"sigma", "learn_sigma"},
+                      "autoregressive-bernoulli": {"ar_hidden"}}
+CONFIGS: dict[str, type] = {"ae": AEConfig, "vae": VAEConfig}
+# The flat parameters each kind translates (config_from_params): its options with target "model".
+FLAT_PARAMS = {kind: {o.name for o in options_for(kind, "model")} for kind in ("vae", "ae")}
+
+
+def _normalize_net(cfg) -> None:
+    """Shared checks of the networks' fields (JSON lists become tuples)."""
+    cfg.input_shape = tuple(int(s) for s in cfg.input_shape)
+    cfg.hidden = tuple(int(h) for h in cfg.hidden)
+    cfg.n_classes = int(cfg.n_classes or 0)
+    cfg.label_scale = float(cfg.label_scale)
+    if not cfg.label_scale > 0:
+        raise ConfigError(f"label_scale must be > 0, got {cfg.label_scale}")
+    if int(cfg.latent_dim) < 1:
+        raise ConfigError(f"latent_dim must be at least 1, got {cfg.latent_dim}")
+    if any(h < 1 for h in cfg.hidden):
+        raise ConfigError(f"hidden layer sizes must be positive, got {list(cfg.hidden)}")
+    if cfg.architecture not in ("mlp", "conv"):
+        raise ConfigError(f"unknown architecture {cfg.architecture!r}; expected 'mlp' or 'conv'")
+
+
+def _check_component(what: str, spec, allowed: dict[str, set[str]], key: str = "kind") -> dict:
+    """A component spec ``{key: name, option: value}`` checked against the closed set ``allowed``."""
+    if not isinstance(spec, dict) or spec.get(key) not in allowed:
+        name = spec.get(key) if isinstance(spec, dict) else spec
+        raise ConfigError(f"unknown {what} {name!r}; choose one of {', '.join(allowed)}")
+    extra = sorted(set(spec) - {key} - allowed[spec[key]])
+    if extra:
+        raise ConfigError(f"the {spec[key]} {what} takes no option {', '.join(extra)}")
+    return spec
+
+
+def config_from_params(kind: str = "vae", input_shape: tuple[int, ...] = (784,), n_classes: int = 0, **params) -> ModelConfig:
+    """Translate an estimator's flat parameters into a model config (the one place that does it).
+
+    ``params`` are the estimator's network and latent-side parameters (``latent_dim``, ``hidden``,
+    ``likelihood``, ``prior``, ``sparsity``, ...); ones that do not apply to the chosen components
+    are left out of the config.
+    """
+    if kind not in FLAT_PARAMS:
+        raise ConfigError(f"unknown model kind {kind!r}; expected 'vae' or 'ae'")
+    wrong = sorted(set(params) - FLAT_PARAMS[kind])
+    if wrong:
+        raise ConfigError(f"{', '.join(wrong)} does not apply to {'an autoencoder' if kind == 'ae' else 'a VAE'}")
+    net = {k: params[k] for k in ("latent_dim", "hidden", "activation", "architecture") if k in params}
+    if kind == "ae":
+        sparsity = noise = None
+        if params.get("sparsity"):
+            sparsity = {"kind": params["sparsity"], "weight": params.get("sparsity_weight", 1e-3)}
+            if params["sparsity"] == "kl":
+                sparsity["target"] = params.get("sparsity_target", 0.05)
+        if params.get("noise"):
+            noise = {"kind": params["noise"], "level": params.get("noise_level", 0.3)}
+        return AEConfig(input_shape=input_shape, n_classes=n_classes, likelihood=params.get("likelihood", "bernoulli"),
+                        sparsity=sparsity, noise=noise, **net)
+    name = params.get("likelihood", "bernoulli")
+    lik = {"name": name}
+    if name == "gaussian":
+        lik.update(sigma=float(params.get("sigma", 1.0)), learn_sigma=bool(params.get("learn_sigma", False)))
+    elif name == "autoregressive-bernoulli":
+        lik["ar_hidden"] = int(params.get("ar_hidden", 500))
+    family = params.get("posterior", "normal")
+    post = {"family": family, **({"df": float(params.get("student_df", 5.0))} if family == "student-t" else {})}
+    prior = params.get("prior", "normal")
+    top = int(params.get("top_latent_dim", 0) or 0)
+    if top < 0:
+        raise ConfigError(f"top_latent_dim must be >= 0 (0: one stochastic layer), got {top}")
+    if prior not in ("normal", "vamp"):
+        raise ConfigError(f"unknown prior {prior!r}; choose normal or vamp")
+    if top and prior == "vamp":
+        raise ConfigError("the VampPrior with two stochastic layers is not available; use prior='normal' or top_latent_dim=0")
+    if top:
+        prior_spec = {"kind": "two-layer", "latent_dim": top, "hidden": [int(h) for h in params.get("top_hidden", (100, 100))]}
+    elif prior == "vamp":
+        prior_spec = {"kind": "vamp", "n_pseudo_inputs": int(params.get("n_pseudo_inputs", 500))}
+    else:
+        prior_spec = {"kind": prior}
+    return VAEConfig(input_shape=input_shape, n_classes=n_classes, likelihood=lik, posterior=post, prior=prior_spec, **net)
+
+
+def config_from_dict(d: dict) -> ModelConfig:
+    """The config a saved ``model`` section (current format) describes."""
+    d = dict(d)
+    kind = d.pop("kind", None)
+    if kind not in CONFIGS:
+        raise ConfigError(f"unknown model kind {kind!r}; expected 'vae' or 'ae'")
+    cls = CONFIGS[kind]
+    if d.get("n_classes") and "label_scale" not in d:
+        d["label_scale"] = 1.0  # a conditional model saved before label_scale existed saw a bare one-hot
+    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ConfigError(f"model config has unknown fields {sorted(unknown)}; was it written by a newer vaekit?")
+    return cls(**d)
+
+
+@runtime_checkable
+class DensityModel(Protocol):
+    """A model with a density: the VAE contract that importance sampling, the ELBO, samples from
+    the prior and the likelihood-based anomaly scores need (an autoencoder does not have it)."""
+
+    def inference(self, x: Tensor, c: Tensor | None = None) -> Distribution: ...
+
+    def generative(self, z: Tensor, c: Tensor | None = None) -> Distribution: ...
+
+    def prior(self) -> Distribution: ...
+
+    def log_likelihood(self, z: Tensor, x: Tensor, c: Tensor | None = None) -> Tensor: ...
+
+
+def has_density(model) -> bool:
+    """Whether ``model`` (a torch module) is a :class:`DensityModel`: the one way to ask "is this a VAE?"."""
+    return isinstance(model, DensityModel)
 
 
 @dataclass
@@ -160,13 +277,13 @@ def _condition(c: Tensor | None, cfg: ModelConfig) -> Tensor | None:
     return cfg.label_scale * F.one_hot(c.long(), cfg.n_classes).float()
 
 
-def _make_encoder(cfg: ModelConfig, out_dim: int) -> nn.Module:
+def _make_encoder(cfg, out_dim: int) -> nn.Module:
     if cfg.architecture == "conv":
         return ConvEncoder(cfg.input_shape, out_dim, cfg.activation, cfg.n_classes)
     return MLPEncoder(cfg.input_shape, list(cfg.hidden), out_dim, cfg.activation, cfg.n_classes)
 
 
-def _make_decoder(cfg: ModelConfig, out_shape: tuple[int, ...] | None = None) -> nn.Module:
+def _make_decoder(cfg, out_shape: tuple[int, ...] | None = None) -> nn.Module:
     """The decoder net; ``out_shape`` is what the likelihood wants per example (default: the data's shape)."""
     out_shape = cfg.input_shape if out_shape is None else out_shape
     if cfg.architecture == "conv":
@@ -191,80 +308,55 @@ def log_importance_weights(model: nn.Module, x: Tensor, c: Tensor | None = None,
 class VAE(nn.Module):
     """A VAE: encoder -> q(z|x) (a location-scale family), a prior p(z), decoder -> p(x|z).
 
-    The prior is N(0, I) or the VampPrior. With ``top_latent_dim > 0`` the model has two
-    stochastic layers (Burda et al. 2015, section 5): q(z1|x) q(z2|z1) and p(z2) p(z1|z2) p(x|z1),
-    and its code is z = [z1, z2]. The loss is the negative beta-ELBO with ``n_samples`` (L) reparameterized samples
+    The prior is a :class:`vaekit.priors.Prior` module (N(0, I), the VampPrior, or two stochastic
+    layers); the VAE asks it for p(z), the KL and, with two layers, the whole posterior and code.
+    The loss is the negative beta-ELBO with ``n_samples`` (L) reparameterized samples
     (Kingma & Welling 2014, eq. 7): ``-(E_q[log p(x|z)] - beta * KL(q(z|x) || p(z)))``.
     """
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: VAEConfig):
         super().__init__()
         self.config = config
+        lik = {k: v for k, v in config.likelihood.items() if k != "name"}
         self.encoder = _make_encoder(config, 2 * config.latent_dim)
-        self.likelihood = D.make_likelihood(config.likelihood, config.input_shape, config.sigma, config.learn_sigma, config.ar_hidden)
+        self.likelihood = D.make_likelihood(config.likelihood["name"], config.input_shape, **lik)
         self.decoder = _make_decoder(config, self.likelihood.param_shape(config.input_shape))
-        if config.prior == "vamp":
-            # Pseudo-inputs start as faint near-blank images, N(0.05, 0.01) as Tomczak & Welling (2018) do.
-            self.pseudo_inputs = nn.Parameter(0.05 + 0.01 * torch.randn(config.n_pseudo_inputs, *config.input_shape))
-        if config.top_latent_dim:
-            d1, d2 = config.latent_dim, config.top_latent_dim
-            self.encoder_top = mlp([d1, *config.top_hidden, 2 * d2], config.activation)  # z1 -> q(z2 | z1)
-            self.decoder_top = mlp([d2, *reversed(config.top_hidden), 2 * d1], config.activation)  # z2 -> p(z1 | z2)
-        single = config.standard_normal_prior
-        # The default model's KL has a cheaper closed form than the generic registry lookup.
-        self._fast_kl = config.posterior == "normal" and single
-        q = D.posterior(config.posterior, torch.zeros(1, config.latent_dim), torch.zeros(1, config.latent_dim), config.student_df)
-        self._analytic_kl = single and D.has_analytic_kl(q, D.standard_normal(config.latent_dim))
+        # Registered last, so that parameters keep the order of format 1 (optimizer states in checkpoints).
+        self.latent_prior = build_prior(config.prior, latent_dim=config.latent_dim, posterior=config.posterior,
+                                        input_shape=config.input_shape, activation=config.activation)
 
     # -- the three distributions -------------------------------------------------------------
-    def _posterior_params(self, x: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor]:
+    def posterior_params(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The encoder's (loc, log_var) of q(z1|x, c), each (B, latent_dim)."""
         loc, log_var = self.encoder(x, _condition(c, self.config)).chunk(2, dim=-1)
         return loc, log_var
 
-    def _q_top(self, z1: Tensor):
-        loc, log_var = self.encoder_top(z1).chunk(2, dim=-1)
-        return D.posterior(self.config.posterior, loc, log_var, self.config.student_df)
-
-    def _p_bottom(self, z2: Tensor):
-        loc, log_var = self.decoder_top(z2).chunk(2, dim=-1)
-        return D.posterior("normal", loc, log_var)
-
     def _posterior(self, loc: Tensor, log_var: Tensor):
-        q1 = D.posterior(self.config.posterior, loc, log_var, self.config.student_df)
-        if not self.config.top_latent_dim:
-            return q1
-        return D.ChainDistribution(q1, self._q_top, self.config.latent_dim, self.config.top_latent_dim)
+        post = self.config.posterior
+        return self.latent_prior.posterior(D.posterior(post["family"], loc, log_var, post.get("df", 5.0)))
 
     def inference(self, x: Tensor, c: Tensor | None = None):
         """q(z|x, c) as a torch Distribution with event shape (code_dim,)."""
-        return self._posterior(*self._posterior_params(x, c))
-
-    def _bottom(self, z: Tensor) -> Tensor:
-        """z1, the layer that p(x|.) conditions on (the whole code for a one-layer model)."""
-        return z[..., : self.config.latent_dim] if self.config.top_latent_dim else z
+        return self._posterior(*self.posterior_params(x, c))
 
     def generative(self, z: Tensor, c: Tensor | None = None):
         """p(x|z, c) as a torch Distribution with event shape = one example's shape."""
-        return self.likelihood(self.decoder(self._bottom(z), _condition(c, self.config)))
+        return self.likelihood(self.decoder(self.latent_prior.bottom(z), _condition(c, self.config)))
 
     def log_likelihood(self, z: Tensor, x: Tensor, c: Tensor | None = None) -> Tensor:
         """log p(x|z, c) for samples z of shape (S, B, code_dim): shape (S, B), nats per example."""
         s, b = z.shape[:2]
         cond = None if c is None else c.repeat(s)
-        params = self.decoder(self._bottom(z).flatten(0, 1), _condition(cond, self.config))
+        params = self.decoder(self.latent_prior.bottom(z).flatten(0, 1), _condition(cond, self.config))
         return self.likelihood.log_prob(params.view(s, b, *params.shape[1:]), x)
 
     def prior(self):
-        """p(z): N(0, I), or the VampPrior (1/K) sum_k q(z | u_k) with learned pseudo-inputs u_k."""
-        if self.config.prior == "vamp":
-            # hardtanh keeps the pseudo-inputs in [0, 1], where the encoder has seen data.
-            loc, log_var = self._posterior_params(F.hardtanh(self.pseudo_inputs, 0.0, 1.0), None)
-            return D.mixture_of_posteriors(self.config.posterior, loc, log_var, self.config.student_df)
-        p = next(self.parameters())
-        if self.config.top_latent_dim:
-            top = D.standard_normal(self.config.top_latent_dim, device=p.device, dtype=p.dtype)
-            return D.ChainDistribution(top, self._p_bottom, self.config.top_latent_dim, self.config.latent_dim, head_first=False)
-        return D.standard_normal(self.config.latent_dim, device=p.device, dtype=p.dtype)
+        """p(z) as a torch Distribution with event shape (code_dim,)."""
+        return self.latent_prior(self.posterior_params)
+
+    def kl(self, q, z: Tensor, loc: Tensor, log_var: Tensor) -> Tensor:
+        """KL(q(z|x) || p(z)) per example in nats: closed form where one exists, else Monte-Carlo over z."""
+        return self.latent_prior.kl(q, z, loc, log_var, self.posterior_params)
 
     # -- the shared contract -----------------------------------------------------------------
     def encode(self, x: Tensor, c: Tensor | None = None) -> Tensor:
@@ -272,14 +364,11 @@ class VAE(nn.Module):
 
         With two layers: [mu1, mu2(mu1)], the top layer's location at the bottom one's.
         """
-        loc = self._posterior_params(x, c)[0]
-        if not self.config.top_latent_dim:
-            return loc
-        return torch.cat([loc, self._q_top(loc).mean], -1)
+        return self.latent_prior.code(self.posterior_params(x, c)[0])
 
     def decode(self, z: Tensor, c: Tensor | None = None) -> Tensor:
         """E[x | z]: the likelihood's mean, shaped like the data."""
-        return self.likelihood.mean(self.decoder(self._bottom(z), _condition(c, self.config)))
+        return self.likelihood.mean(self.decoder(self.latent_prior.bottom(z), _condition(c, self.config)))
 
     def loss(self, x: Tensor, c: Tensor | None = None, *, beta: float = 1.0, n_samples: int = 1,
              objective: str = "elbo") -> LossOutput:
@@ -296,14 +385,11 @@ class VAE(nn.Module):
             log_w = log_importance_weights(self, x, c, n_samples, beta=beta)
             bound = torch.logsumexp(log_w, 0) - math.log(n_samples)
             return LossOutput(-bound.mean(), {"iwae_bound": bound, "elbo": log_w.mean(0)})
-        loc, log_var = self._posterior_params(x, c)
+        loc, log_var = self.posterior_params(x, c)
         q = self._posterior(loc, log_var)
         z = q.rsample((n_samples,))  # (L, B, D): the reparameterization trick, z = mu + sigma * eps
         log_lik = self.log_likelihood(z, x, c).mean(0)
-        if self._fast_kl:
-            kl = D.gaussian_kl_to_standard_normal(loc, log_var)
-        else:
-            kl = D.kl_term(q, self.prior(), z, analytic=self._analytic_kl)
+        kl = self.kl(q, z, loc, log_var)
         loss = -(log_lik - beta * kl).mean()
         return LossOutput(loss, {"elbo": log_lik - kl, "log_likelihood": log_lik, "kl": kl})
 
@@ -350,12 +436,13 @@ class Autoencoder(nn.Module):
     ``weight * sum_j KL(rho || rho_hat_j)`` with rho_hat_j the batch-mean activation of a sigmoid code.
     """
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: AEConfig):
         super().__init__()
         self.config = config
         self.encoder = _make_encoder(config, config.latent_dim)
         self.decoder = _make_decoder(config)
-        code_act = {"kl": nn.Sigmoid(), "l1": nn.ReLU()}.get(config.sparsity, nn.Identity())
+        sparsity = (config.sparsity or {}).get("kind")
+        code_act = {"kl": nn.Sigmoid(), "l1": nn.ReLU()}.get(sparsity, nn.Identity())
         self.code_activation = code_act
 
     def encode(self, x: Tensor, c: Tensor | None = None) -> Tensor:
@@ -376,17 +463,19 @@ class Autoencoder(nn.Module):
 
     def loss(self, x: Tensor, c: Tensor | None = None, **_: object) -> LossOutput:
         cfg = self.config
-        x_in = corrupt(x, cfg.noise, cfg.noise_level) if (cfg.noise and self.training) else x
+        noise, sparsity = cfg.noise, cfg.sparsity or {"kind": None}
+        x_in = corrupt(x, noise["kind"], noise.get("level", 0.3)) if (noise and self.training) else x
         code = self.encode(x_in, c)
         rec = self.reconstruction_error(x, self._decode_params(code, c))
         terms = {"reconstruction": rec}
         loss = rec.mean()
-        if cfg.sparsity == "l1":
-            penalty = cfg.sparsity_weight * code.abs().sum(-1)
+        weight = sparsity.get("weight", 1e-3)
+        if sparsity["kind"] == "l1":
+            penalty = weight * code.abs().sum(-1)
             terms["sparsity"] = penalty
             loss = loss + penalty.mean()
-        elif cfg.sparsity == "kl":
-            penalty = cfg.sparsity_weight * bernoulli_kl(cfg.sparsity_target, code.mean(0)).sum()
+        elif sparsity["kind"] == "kl":
+            penalty = weight * bernoulli_kl(sparsity.get("target", 0.05), code.mean(0)).sum()
             terms["sparsity"] = penalty  # a batch-level penalty: rho_hat is a mean over the batch
             loss = loss + penalty
         unit = "nats/example" if cfg.likelihood == "bernoulli" else "squared error/example"

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
-from .io import atomic_path
+from .fileio import atomic_path
+from .models import has_density
 
 
 def _pyplot():
@@ -150,7 +151,8 @@ def save_image_grid(path: str | Path, images: np.ndarray, ncol: int, *, title: s
 # -- the lecture's figures, from a fitted estimator --------------------------------------------
 
 
-def _require_images(est) -> tuple[int, ...]:
+def require_images(est) -> tuple[int, ...]:
+    """The per-example shape of a model whose examples are images, or a ConfigError saying they are not."""
     shape = tuple(est.input_shape_)
     n = math.prod(shape)
     if len(shape) == 3 or (len(shape) == 1 and math.isqrt(n) ** 2 == n):
@@ -160,7 +162,7 @@ def _require_images(est) -> tuple[int, ...]:
 
 
 def _require_vae(est, what: str) -> None:
-    if not hasattr(est.model_, "prior"):
+    if not has_density(est.model_):
         raise ConfigError(f"the {what} needs a VAE's prior p(z); an autoencoder's code has none (train with --model vae)")
 
 
@@ -168,7 +170,7 @@ def sample_caption(est) -> str:
     """What a drawn sample shows: E[x|z] for z from the prior, or, for an autoregressive decoder
     (no closed-form mean), each pixel's probability given the pixels drawn before it."""
     prior = "N(0, I)" if est.model_.config.standard_normal_prior else "p(z)"
-    if est.model_.config.likelihood == "autoregressive-bernoulli":
+    if est.likelihood == "autoregressive-bernoulli":
         return f"P(x_d = 1 | x_<d, z) along one draw, z ~ {prior}"
     return f"E[x|z], z ~ {prior}"
 
@@ -177,24 +179,12 @@ def _class_names(classes, n: int) -> list[str]:
     return [str(c) for c in classes] if classes and len(classes) >= n else [str(k) for k in range(n)]
 
 
-def _labels_for(est, label: int | None, n: int):
-    if not getattr(est, "conditional", False):
-        if label is not None:
-            raise ConfigError("--label only applies to a conditional model (--model cvae)")
-        return None
-    if label is None:
-        raise ConfigError("this model is conditional: pass --label K (label=K) to say which class to draw")
-    if not 0 <= int(label) < est.n_classes_:
-        raise ConfigError(f"label {label} is not a class of this model; choose 0..{est.n_classes_ - 1}")
-    return np.full(n, int(label), dtype=np.int64)
-
-
 def reconstructions_figure(est, X: np.ndarray, y: np.ndarray | None = None, *, n: int = 10, seed: int = 0):
     """Originals in the top row, reconstructions (through the posterior mean) below.
 
     A denoising autoencoder shows three rows: clean, corrupted (its own noise, seeded), denoised.
     """
-    shape = _require_images(est)
+    shape = require_images(est)
     X = np.asarray(X)[:n]
     c = None if y is None or not getattr(est, "conditional", False) else np.asarray(y)[:n]
     if getattr(est, "noise", None):
@@ -211,7 +201,7 @@ def reconstructions_figure(est, X: np.ndarray, y: np.ndarray | None = None, *, n
 
 def samples_figure(est, *, n: int = 64, ncol: int = 8, seed: int = 0, classes=None):
     """Samples E[x|z], z ~ N(0, I); a conditional model gets one row per class (``ncol`` each)."""
-    shape = _require_images(est)
+    shape = require_images(est)
     _require_vae(est, "samples figure")
     if getattr(est, "conditional", False):
         k = est.n_classes_
@@ -231,7 +221,7 @@ def manifold_images(est, *, n: int = 15, dims: tuple[int, int] = (0, 1), label: 
     """
     from scipy.stats import norm
 
-    shape = _require_images(est)
+    shape = require_images(est)
     d = est.model_.config.latent_dim
     i, j = (int(v) for v in dims)
     grid = norm.ppf(np.linspace(0.05, 0.95, n))
@@ -239,7 +229,7 @@ def manifold_images(est, *, n: int = 15, dims: tuple[int, int] = (0, 1), label: 
     for r, zj in enumerate(grid[::-1]):  # top row = largest z_j
         Z[r * n : (r + 1) * n, i] = grid
         Z[r * n : (r + 1) * n, j] = zj
-    return as_images(est.decode(Z, _labels_for(est, label, len(Z))), shape)
+    return as_images(est.decode(Z, est.class_labels(label, len(Z))), shape)
 
 
 def manifold_figure(est, *, n: int = 15, dims: tuple[int, int] = (0, 1), label: int | None = None):
@@ -252,7 +242,7 @@ def manifold_figure(est, *, n: int = 15, dims: tuple[int, int] = (0, 1), label: 
     """
     from scipy.stats import norm
 
-    shape = _require_images(est)
+    require_images(est)
     _require_vae(est, "manifold figure")
     if not est.model_.config.standard_normal_prior:
         raise ConfigError("the manifold grid walks the quantiles of an N(0, I) prior, and this model's prior is learned or has two "
@@ -334,7 +324,7 @@ def class_mean_interpolation(est, X: np.ndarray, y: np.ndarray, *, a: int, b: in
     _, means = _class_means(est, np.asarray(X), np.asarray(y))
     t = np.linspace(0, 1, steps)[:, None]
     line = (1 - t) * means[a] + t * means[b]
-    return as_images(est.decode(line.astype(np.float32)), _require_images(est))
+    return as_images(est.decode(line.astype(np.float32)), require_images(est))
 
 
 def latent_arithmetic(est, X: np.ndarray, y: np.ndarray, picks: list[int]) -> np.ndarray:
@@ -342,7 +332,7 @@ def latent_arithmetic(est, X: np.ndarray, y: np.ndarray, picks: list[int]) -> np
     class k present in y, in class order. Returns images of shape (len(picks), n_classes, H, W[, C])."""
     X, y = np.asarray(X), np.asarray(y)
     Z, means = _class_means(est, X, y)
-    shape = _require_images(est)
+    shape = require_images(est)
     out = []
     for p in picks:
         shifted = np.stack([Z[p] - means[int(y[p])] + means[k] for k in sorted(means)]).astype(np.float32)
@@ -357,7 +347,7 @@ def interpolation_figure(est, X: np.ndarray, y: np.ndarray, *, a: int = 1, b: in
     few examples x and every class k, which keeps the style of x and changes its class.
     """
     plt = _pyplot()
-    shape = _require_images(est)
+    shape = require_images(est)
     if y is None:
         raise ConfigError("interpolating between class means needs labels; pass a labelled --dataset")
     if getattr(est, "conditional", False):

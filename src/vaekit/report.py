@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import VaekitError
+from .options import applicable
 
 REPORT_FILE = "report.html"
 REPORT_K = 100  # importance samples in the report: fast; `vaekit evaluate --k 5000` gives the reportable number
@@ -77,19 +78,34 @@ def metrics_rows(r: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
+def config_rows(cfg: dict, est) -> list[tuple[str, str, str]]:
+    """(setting, value, meaning) of the options that have an effect on this model, then the run's data."""
+    params = cfg["params"]
+    rows = [("estimator", str(cfg.get("estimator")), "input shape " + " x ".join(map(str, cfg["input_shape"])))]
+    for opt in applicable(params, est.kind):
+        if opt.name in params and opt.name != "verbose":
+            value = params[opt.name]
+            shown = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+            rows.append((opt.name, shown, opt.help))
+    run = cfg.get("run", {})
+    rows += [(f"run.{key}", str(v), "") for key, v in run.items() if key != "command"]
+    return rows
+
+
 def _figures(est, run: Path, test, metrics: dict | None, classes) -> list[tuple[str, str, object]]:
     """(heading, caption, zero-argument builder of a Figure) for every figure that applies."""
     from . import plots
+    from .models import has_density
 
-    is_vae = hasattr(est.model_, "prior")
+    is_vae = has_density(est.model_)
     cond = bool(getattr(est, "conditional", False))
     figs = []
     if (run / "metrics.csv").exists():
-        unit = "squared error per example" if (not is_vae and est.likelihood == "gaussian") else "nats per example"
+        unit = est.loss_unit
         figs.append(("Training curves", f"train and validation, each term, in {unit}",
                      lambda: plots.curves_figure(plots.read_metrics(run / "metrics.csv"), unit=unit)))
     try:
-        plots._require_images(est)
+        plots.require_images(est)
         images = True
     except VaekitError:
         images = False
@@ -116,8 +132,26 @@ def _figures(est, run: Path, test, metrics: dict | None, classes) -> list[tuple[
         if images and not cond and len(present) >= 2:
             a, b = (1, 7) if {1, 7} <= set(present.tolist()) else (int(present[0]), int(present[1]))
             figs.append(("Interpolation and latent arithmetic", f"between the mean codes of classes {a} and {b}; "
-                         "each example re-rendered as every class", lambda: plots.interpolation_figure(est, test.X, test.y, a=a, b=b, classes=classes)))
+                         "each example re-rendered as every class", lambda: plots.interpolation_figure(est, test.X, test.y, a=a, b=b,
+                                                                                                       classes=classes)))
     return figs
+
+
+def _splits(meta: dict, test, train, probe_limit: int | None, notes: list[str]):
+    """The run's test and train splits (those not given), noting in ``notes`` any that cannot be read."""
+    from .data import load_dataset
+
+    source = meta.get("dataset") or "embedded"
+    out = {"test": test, "train": train}
+    for split in ("test", "train"):
+        if out[split] is not None:
+            continue
+        try:
+            out[split] = load_dataset(source, split, data_dir=meta.get("data_dir"), label_column=meta.get("label_column"),
+                                      limit=probe_limit if split == "train" else None)
+        except VaekitError as e:
+            notes.append(f"the {split} split of {source} could not be read ({e}); figures and metrics that need it are left out")
+    return out["test"], out["train"]
 
 
 def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REPORT_K, iw_limit: int | None = -1,
@@ -134,9 +168,10 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
     page states. Returns the path written.
     """
     from . import plots
-    from .data import load_dataset
     from .evaluate import evaluate
-    from .io import atomic_path, load, read_config
+    from .fileio import atomic_path
+    from .io import load
+    from .modelfile import read_config
 
     run = Path(run)
     cfg = read_config(run)
@@ -145,20 +180,7 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
     if iw_limit == -1:
         iw_limit = report_iw_limit(cfg["model"].get("architecture", "mlp"))
     notes: list[str] = []
-    source = meta.get("dataset") or "embedded"
-    for split in ("test", "train"):
-        if (test if split == "test" else train) is not None:
-            continue
-        try:
-            ds = load_dataset(source, split, data_dir=meta.get("data_dir"), label_column=meta.get("label_column"),
-                              limit=probe_limit if split == "train" else None)
-        except VaekitError as e:
-            notes.append(f"the {split} split of {source} could not be read ({e}); figures and metrics that need it are left out")
-            ds = None
-        if split == "test":
-            test = ds
-        else:
-            train = ds
+    test, train = _splits(meta, test, train, probe_limit, notes)
     classes = meta.get("classes") or (test.classes if test is not None else None)
     metrics = None
     if test is not None:
@@ -186,18 +208,13 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
     if metrics:
         parts.append(f"<p>On the test split of <b>{html.escape(test.name)}</b>. The importance-weighted numbers use "
                      f"<b>k={metrics.get('iw_k', k)}</b> samples on the first {metrics.get('iw_n', 0)} test examples to keep the "
-                     f"report fast; for a number to set beside published ones run <code>vaekit evaluate {html.escape(str(shown))} --k 5000</code>.</p>"
-                     if "iw_k" in metrics else f"<p>On the test split of <b>{html.escape(test.name)}</b>. An autoencoder has no ELBO or likelihood; reconstruction error and probes only.</p>")
+                     f"report fast; for a number to set beside published ones run "
+                     f"<code>vaekit evaluate {html.escape(str(shown))} --k 5000</code>.</p>"
+                     if "iw_k" in metrics else f"<p>On the test split of <b>{html.escape(test.name)}</b>. "
+                     "An autoencoder has no ELBO or likelihood; reconstruction error and probes only.</p>")
         parts.append(_table(metrics_rows(metrics), ("metric", "value", "unit / how")))
     else:
         parts.append("<p>No metrics (no test data).</p>")
-
-    parts.append("<h2>Configuration</h2>")
-    conf_rows = [("estimator", str(cfg.get("estimator")))]
-    conf_rows += [(f"model.{key}", str(v)) for key, v in cfg["model"].items()]
-    conf_rows += [(f"params.{key}", str(v)) for key, v in cfg["params"].items() if key not in cfg["model"]]
-    conf_rows += [(f"run.{key}", str(v)) for key, v in meta.items() if key != "command"]
-    parts.append(_table(conf_rows, ("setting", "value")))
 
     for heading, caption, build in _figures(est, run, test, metrics, classes):
         try:
@@ -206,6 +223,10 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
             parts.append(f'<h2>{html.escape(heading)}</h2><p class="note">Not drawn: {html.escape(str(e))}</p>')
             continue
         parts.append(f"<h2>{html.escape(heading)}</h2><figure>{_img(png, heading)}<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+    parts.append("<h2>Configuration</h2>")
+    parts.append("<p>The options that apply to this model (every option is in config.json).</p>")
+    parts.append(_table(config_rows(cfg, est), ("setting", "value", "meaning")))
     parts.append("</body></html>\n")
     path = Path(out) if out is not None else run / REPORT_FILE
     with atomic_path(path) as tmp:

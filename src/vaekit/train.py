@@ -19,70 +19,34 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ConfigError, VaekitError
-
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
+from .metrics import accumulate_terms, evaluate_loss, format_terms, iw_log_likelihood
+from .models import has_density
+from .options import OPTIONS, check_params
 
 
 class TrainingDiverged(VaekitError):
     """The loss became NaN or infinite."""
 
 
-@dataclass
-class TrainConfig:
-    """Options of the optimization, saved in config.json beside the model's own."""
+def _validate(self) -> None:
+    """Check every field against its declaration in vaekit.options; raises a ConfigError."""
+    check_params(dataclasses.asdict(self), "vae")
+    resolve_device(self.device)
 
-    epochs: int = 10
-    batch_size: int = 128
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9  # SGD only
-    weight_decay: float = 0.0
-    clip_grad: float | None = None  # max global gradient norm
-    beta: float = 1.0  # weight of the KL term (beta-VAE); 1 is the ELBO
-    warmup_epochs: float = 0.0  # linear KL warm-up from 0 to beta over this many epochs
-    n_samples: int = 1  # L Monte-Carlo samples per example (k for the IWAE objective)
-    objective: str = "elbo"  # or "iwae": the importance-weighted bound with k = n_samples
-    binarize: str = "none"  # "dynamic": a fresh Bernoulli draw of each image every time it is used
-    val_fraction: float = 0.1
-    early_stopping: int = 0  # patience in epochs on the validation loss; 0 = off
-    max_minutes: float = 0.0  # stop after the epoch that crosses this much training time; 0 = off
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "float32"  # or "bf16": bfloat16 autocast of the forward pass
-    lr_schedule: str = "constant"  # or "cosine": anneal to lr/100 over the epochs (or the --max-minutes budget)
-    val_nll_every: int = 0  # VAE: every this many epochs, the importance-weighted NLL of the validation split; 0 = off
-    val_nll_k: int = 200  # importance samples for that estimate
-    val_nll_examples: int = 1000  # on at most this many validation examples (its cost grows with both)
 
-    def validate(self) -> None:
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if not self.lr > 0:
-            raise ConfigError(f"learning rate must be > 0, got {self.lr}")
-        if self.n_samples < 1:
-            raise ConfigError(f"the number of Monte-Carlo samples must be at least 1, got {self.n_samples}")
-        if self.binarize not in ("none", "dynamic", "static"):
-            raise ConfigError(f"unknown binarization {self.binarize!r}; choose none, dynamic or static")
-        if not 0 <= self.val_fraction < 1:
-            raise ConfigError(f"validation fraction must lie in [0, 1), got {self.val_fraction}")
-        if self.beta < 0:
-            raise ConfigError(f"beta must be >= 0, got {self.beta}")
-        if self.objective not in ("elbo", "iwae"):
-            raise ConfigError(f"unknown objective {self.objective!r}; choose elbo or iwae")
-        if self.val_nll_every < 0 or self.val_nll_k < 1 or self.val_nll_examples < 1:
-            raise ConfigError("--val-nll-every must be >= 0, and its k and number of examples at least 1")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ConfigError(f"unknown learning-rate schedule {self.lr_schedule!r}; choose constant or cosine")
-        if self.precision not in ("float32", "bf16"):
-            raise ConfigError(f"unknown precision {self.precision!r}; choose float32 or bf16")
-        resolve_device(self.device)
+def _to_dict(self) -> dict:
+    return dataclasses.asdict(self)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+
+# The options of the optimization (every option declared with target "train"), saved in
+# config.json beside the model's own. Generated from the declarations so that a new training
+# option is one declaration plus its use in this module.
+TrainConfig = dataclasses.make_dataclass(
+    "TrainConfig",
+    [(o.name, object, dataclasses.field(default=o.default_for("vae"))) for o in OPTIONS if o.target == "train"],
+    namespace={"validate": _validate, "to_dict": _to_dict, "__module__": __name__,
+               "__doc__": "Options of the optimization: every option of vaekit.options with target 'train'."},
+)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -90,7 +54,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+        raise ConfigError("device='cuda' was asked for but no CUDA GPU is available; use device='cpu' or device='auto'")
     if name.split(":")[0] not in ("cpu", "cuda"):
         raise ConfigError(f"unknown device {name!r}; choose cpu, cuda or auto")
     return torch.device(name)
@@ -108,7 +72,7 @@ def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.opti
 def scheduled_lr(cfg: TrainConfig, epoch_progress: float, seconds: float) -> float:
     """The learning rate at a point of training under ``cfg.lr_schedule``.
 
-    'cosine' anneals from lr to lr/100 along a half cosine (Loshchilov & Hutter 2017, one cycle).
+    'cosine' anneals from lr to lr * lr_final along a half cosine (Loshchilov & Hutter 2017, one cycle).
     Progress is the larger of the share of epochs done and, with --max-minutes, the share of the
     time budget spent: a budgeted run (epochs set huge) anneals over its minutes instead.
     """
@@ -118,7 +82,7 @@ def scheduled_lr(cfg: TrainConfig, epoch_progress: float, seconds: float) -> flo
     if cfg.max_minutes:
         t = max(t, seconds / (cfg.max_minutes * 60))
     t = min(1.0, t)
-    floor = cfg.lr / 100
+    floor = cfg.lr * cfg.lr_final
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * t))
 
 
@@ -127,32 +91,6 @@ def split_validation(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))
     n_val = int(round(n * fraction))
     return perm[n_val:], perm[:n_val]
-
-
-@torch.no_grad()
-def evaluate_loss(model: nn.Module, X: Tensor, y: Tensor | None, *, beta: float = 1.0, batch_size: int = 1024) -> dict[str, float]:
-    """Mean loss and terms over all of X (not one batch), per example, in eval mode."""
-    was_training = model.training
-    model.eval()
-    sums: dict[str, Tensor] = {}
-    for i in range(0, len(X), batch_size):
-        xb = X[i : i + batch_size]
-        out = model.loss(xb, None if y is None else y[i : i + batch_size], beta=beta)
-        _accumulate(sums, out, len(xb))
-    model.train(was_training)
-    return {k: v.item() / len(X) for k, v in sums.items()}
-
-
-def _accumulate(sums: dict[str, Tensor], out, batch: int) -> None:
-    sums["loss"] = sums.get("loss", 0) + out.loss.detach() * batch
-    for name, t in out.terms.items():
-        t = t.detach()
-        total = t.sum() if t.dim() else t * batch
-        sums[name] = sums.get(name, 0) + total
-
-
-def format_terms(terms: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.3f}" for k, v in terms.items() if k != "loss")
 
 
 def _distributed() -> tuple[int, int]:
@@ -169,6 +107,249 @@ def _epoch_permutation(n: int, seed: int, epoch: int, device: torch.device) -> T
     # the same order, and a resumed run can recompute the order of the epoch it stopped in.
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(n, generator=gen).to(device)
+
+
+class EarlyStopping:
+    """Patience on the validation loss, keeping the best weights (state saved in checkpoints).
+
+    ``update`` is called once per epoch; it returns True when ``patience`` epochs in a row brought
+    no improvement. A resumed run continues the count and keeps the best weights seen before.
+    """
+
+    def __init__(self, patience: int):
+        self.patience = int(patience)
+        self.best_loss = math.inf
+        self.best_state: dict[str, Tensor] | None = None
+        self.bad_epochs = 0
+
+    def update(self, val_loss: float, model: nn.Module) -> bool:
+        if val_loss < self.best_loss:
+            self.best_loss, self.bad_epochs = val_loss, 0
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return False
+        self.bad_epochs += 1
+        return self.bad_epochs >= self.patience
+
+    def restore_best(self, model: nn.Module) -> None:
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)  # keep the best weights, not the last
+
+    def state(self) -> tuple[dict, dict[str, Tensor]]:
+        """(JSON metadata, tensors) for a checkpoint."""
+        tensors = {} if self.best_state is None else {k: v.detach().cpu().contiguous() for k, v in self.best_state.items()}
+        return {"best_loss": self.best_loss if math.isfinite(self.best_loss) else None, "bad_epochs": self.bad_epochs}, tensors
+
+    def load_state(self, meta: dict, tensors: dict[str, Tensor]) -> None:
+        self.best_loss = math.inf if meta.get("best_loss") is None else float(meta["best_loss"])
+        self.bad_epochs = int(meta.get("bad_epochs", 0))
+        self.best_state = dict(tensors) or None
+
+
+@dataclass
+class _Loop:
+    """What every step of one training run needs (built once by fit)."""
+
+    model: nn.Module
+    step_model: nn.Module  # the model, or its DistributedDataParallel wrapper
+    opt: torch.optim.Optimizer
+    cfg: TrainConfig
+    device: torch.device
+    rank: int
+    world: int
+    X: Tensor
+    y: Tensor | None
+    steps_per_epoch: int
+    n_seen: int  # examples per epoch over all ranks (DDP drops the last partial batch)
+    checkpointer: object | None
+    stopper: EarlyStopping | None
+    progress: bool
+    check_every: int  # steps between NaN checks (each one a host sync on a GPU)
+
+
+def place_data(X: Tensor, y: Tensor | None, X_val: Tensor | None, y_val: Tensor | None, cfg: TrainConfig,
+               device: torch.device) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+    """The training and validation tensors on ``device``: split off validation, binarize if asked.
+
+    Without ``X_val``, ``cfg.val_fraction`` of X is held out (seeded). A static binarization is
+    one draw from the run's seed (every rank sees the same data); with a dynamic one the
+    validation split is still drawn once, so validation numbers compare across epochs.
+    """
+    if X_val is None and cfg.val_fraction > 0:
+        tr, va = split_validation(len(X), cfg.val_fraction, cfg.seed)
+        X, X_val = X[tr], X[va]
+        if y is not None:
+            y, y_val = y[tr], y[va]
+    X = X.to(device)
+    y = None if y is None else y.to(device)
+    if X_val is not None:
+        X_val = X_val.to(device)
+        y_val = None if y_val is None else y_val.to(device)
+    if cfg.binarize == "static":
+        gen = torch.Generator(device=X.device).manual_seed(cfg.seed)
+        X = torch.bernoulli(X, generator=gen)
+        if X_val is not None:
+            X_val = torch.bernoulli(X_val, generator=gen)
+    elif cfg.binarize == "dynamic" and X_val is not None:
+        X_val = torch.bernoulli(X_val, generator=torch.Generator(device=X_val.device).manual_seed(cfg.seed + 2))
+    return X, y, X_val, y_val
+
+
+def restore(resume: dict, model: nn.Module, opt: torch.optim.Optimizer, stopper: EarlyStopping | None,
+            device: torch.device) -> tuple[int, int, list[dict], dict[str, Tensor]]:
+    """Load a checkpoint into the model, optimizer, random states and early stopping.
+
+    Returns (epoch, step) to continue from, the history so far and the running sums of the
+    unfinished epoch.
+    """
+    model.load_state_dict(resume["model"])
+    opt.load_state_dict(resume["optimizer"])
+    torch.set_rng_state(resume["rng"]["cpu"])
+    cuda_states = [resume["rng"][f"cuda{i}"] for i in range(len(resume["rng"])) if f"cuda{i}" in resume["rng"]]
+    if cuda_states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda_states[: torch.cuda.device_count()])
+    if stopper is not None and "early_stopping" in resume:
+        stopper.load_state(*resume["early_stopping"])
+    sums = {k: v.to(device) for k, v in resume["sums"].items()}
+    return resume["epoch"], resume["step"], list(resume["history"]), sums
+
+
+def _step_lr_and_beta(loop: _Loop, epoch: int, step: int, seconds: float) -> float:
+    """Set this step's learning rate (schedule) on the optimizer; return this step's KL weight (warm-up)."""
+    cfg = loop.cfg
+    progress = epoch - 1 + step / loop.steps_per_epoch
+    if cfg.lr_schedule != "constant":
+        lr = scheduled_lr(cfg, progress, seconds)
+        for group in loop.opt.param_groups:
+            group["lr"] = lr
+    return cfg.beta * min(1.0, progress / cfg.warmup_epochs) if cfg.warmup_epochs > 0 else cfg.beta
+
+
+def train_epoch(loop: _Loop, epoch: int, first_step: int, sums: dict[str, Tensor], trained_seconds: float,
+                history: list[dict]):
+    """Run the steps ``first_step`` .. end of one epoch; adds to ``sums`` in place; returns the last LossOutput."""
+    cfg, model = loop.cfg, loop.model
+    model.train()
+    t0 = time.perf_counter()
+    perm = _epoch_permutation(len(loop.X), cfg.seed, epoch, loop.device)
+    local = cfg.batch_size // loop.world
+    bar = None
+    if loop.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=loop.steps_per_epoch, initial=first_step, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, unit="batch")
+    out = None
+    for step in range(first_step, loop.steps_per_epoch):
+        idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        if loop.world > 1:
+            idx = idx[loop.rank * local : (loop.rank + 1) * local]
+        xb = loop.X[idx]
+        if cfg.binarize == "dynamic":
+            xb = torch.bernoulli(xb)
+        yb = None if loop.y is None else loop.y[idx]
+        # Under DDP the clock part of the schedule moves once per epoch (trained_seconds is agreed
+        # across ranks), so every rank applies the same learning rate.
+        within = time.perf_counter() - t0 if loop.world == 1 else 0.0
+        beta = _step_lr_and_beta(loop, epoch, step, trained_seconds + within)
+        with torch.autocast(loop.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            kwargs = {"objective": "iwae"} if cfg.objective == "iwae" else {}
+            out = loop.step_model(xb, yb, beta=beta, n_samples=cfg.n_samples, **kwargs)
+        loop.opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        if cfg.clip_grad:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+        if step % loop.check_every == 0 and not torch.isfinite(out.loss):
+            raise TrainingDiverged(
+                f"the training loss became {out.loss.item()} at epoch {epoch}, step {step + 1}; this step was not applied. "
+                "Lower --lr, add --clip-grad 5, or check the data for extreme values"
+            )
+        loop.opt.step()
+        accumulate_terms(sums, out, len(idx))
+        if bar is not None:
+            bar.update()
+            if step % 25 == 0:  # one sync every 25 steps keeps the bar honest and cheap
+                bar.set_postfix(loss=f"{out.loss.item():.2f}")
+        if loop.checkpointer is not None and loop.rank == 0:
+            global_step = (epoch - 1) * loop.steps_per_epoch + step + 1
+            if step + 1 < loop.steps_per_epoch and loop.checkpointer.due(global_step):
+                loop.checkpointer.save(model, loop.opt, epoch=epoch, step=step + 1, history=history, sums=sums,
+                                       early_stopping=loop.stopper)
+    if bar is not None:
+        bar.close()
+    return out
+
+
+def epoch_row(loop: _Loop, epoch: int, seconds: float, sums: dict[str, Tensor], n_seen: int,
+              X_val: Tensor | None, y_val: Tensor | None) -> dict:
+    """The epoch's metrics row: epoch, seconds, train_* and val_* means per example (and val_iw_nll when due)."""
+    cfg, model = loop.cfg, loop.model
+    if loop.world > 1:
+        import torch.distributed as dist
+
+        for v in sums.values():
+            dist.all_reduce(v)
+    train_terms = {k: v.item() / n_seen for k, v in sums.items()}
+    if not math.isfinite(train_terms["loss"]):
+        raise TrainingDiverged(
+            f"the training loss became {train_terms['loss']} in epoch {epoch}; "
+            "lower --lr, add --clip-grad 5, or check the data for extreme values"
+        )
+    row = {"epoch": epoch, "seconds": round(seconds, 3)}
+    row.update({f"train_{k}": v for k, v in train_terms.items()})
+    if X_val is not None and len(X_val):
+        row.update({f"val_{k}": v for k, v in evaluate_loss(model, X_val, y_val, beta=cfg.beta).items()})
+        if cfg.val_nll_every and has_density(model) and (epoch % cfg.val_nll_every == 0 or epoch == cfg.epochs):
+            m = cfg.val_nll_examples
+            nll = -iw_log_likelihood(model, X_val[:m], None if y_val is None else y_val[:m], k=cfg.val_nll_k, seed=0)
+            row["val_iw_nll"] = nll.mean().item()
+            model.train()
+    return row
+
+
+def epoch_line(row: dict, cfg: TrainConfig, unit: str) -> str:
+    """The one log line of an epoch: losses and terms (train, then validation), the IW NLL, the time."""
+    def terms(prefix: str) -> dict[str, float]:
+        return {k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix) and k != "val_iw_nll"}
+
+    train, val = terms("train_"), terms("val_")
+    line = f"epoch {row['epoch']}/{cfg.epochs}  train loss {train['loss']:.3f} ({format_terms(train)})"
+    if val:
+        line += f"  val loss {val['loss']:.3f} ({format_terms(val)})"
+    if "val_iw_nll" in row:
+        line += f"  val NLL {row['val_iw_nll']:.2f} (k={cfg.val_nll_k})"
+    return line + f"  [{unit}]  {row['seconds']:.1f}s"
+
+
+def _make_loop(model: nn.Module, X: Tensor, y: Tensor | None, cfg: TrainConfig, device: torch.device, rank: int, world: int,
+               checkpointer, progress: bool) -> _Loop:
+    """The optimizer, the DDP wrapper, the number of steps and the early stopping of one run."""
+    if cfg.batch_size > len(X):
+        raise ConfigError(f"batch_size {cfg.batch_size} is larger than the {len(X)} training examples; pass a smaller batch_size")
+    if cfg.batch_size % world:
+        raise ConfigError(f"batch_size {cfg.batch_size} does not split evenly over {world} processes; pass a multiple of {world}")
+    step_model = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    # Under DDP every rank must take a non-empty, equal slice of each batch, so the last partial
+    # batch is dropped (as DistributedSampler's drop_last does); one process keeps it.
+    steps_per_epoch = len(X) // cfg.batch_size if world > 1 else math.ceil(len(X) / cfg.batch_size)
+    return _Loop(model, step_model, make_optimizer(model.parameters(), cfg, device), cfg, device, rank, world, X, y,
+                 steps_per_epoch, steps_per_epoch * cfg.batch_size if world > 1 else len(X), checkpointer,
+                 EarlyStopping(cfg.early_stopping) if cfg.early_stopping else None, progress,
+                 # A NaN check needs the loss on the host: free on CPU, a sync on a GPU, so there only sometimes.
+                 check_every=1 if device.type == "cpu" else 50)
+
+
+def _agreed_seconds(loop: _Loop, seconds: float) -> float:
+    """Under DDP, the largest clock over the ranks: the budget's stop and the schedule depend on it."""
+    if loop.world == 1:
+        return seconds
+    import torch.distributed as dist
+
+    agreed = torch.tensor([seconds], dtype=torch.float64, device=loop.device)
+    dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
+    return agreed.item()
 
 
 def fit(
@@ -203,180 +384,48 @@ def fit(
     rank, world = _distributed()
     torch.manual_seed(cfg.seed + rank)
     model.to(device)
-    if X_val is None and cfg.val_fraction > 0:
-        tr, va = split_validation(len(X), cfg.val_fraction, cfg.seed)
-        X, X_val = X[tr], X[va]
-        if y is not None:
-            y, y_val = y[tr], y[va]
-    X = X.to(device)
-    y = None if y is None else y.to(device)
-    if X_val is not None:
-        X_val = X_val.to(device)
-        y_val = None if y_val is None else y_val.to(device)
-    if cfg.batch_size > len(X):
-        raise ConfigError(f"batch size {cfg.batch_size} is larger than the {len(X)} training examples; pass a smaller --batch-size")
-    if cfg.batch_size % world:
-        raise ConfigError(f"batch size {cfg.batch_size} does not split evenly over {world} processes; pass a multiple of {world}")
-    if cfg.binarize == "static":
-        # One draw from the run's seed (not the rank's stream): every rank must see the same data.
-        gen = torch.Generator(device=X.device).manual_seed(cfg.seed)
-        X = torch.bernoulli(X, generator=gen)
-        if X_val is not None:
-            X_val = torch.bernoulli(X_val, generator=gen)
-    elif cfg.binarize == "dynamic" and X_val is not None:
-        # Validation numbers are only comparable across epochs on one fixed binarization.
-        X_val = torch.bernoulli(X_val, generator=torch.Generator(device=X_val.device).manual_seed(cfg.seed + 2))
-
-    step_model = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    opt = make_optimizer(model.parameters(), cfg, device)
-    n = len(X)
-    # Under DDP every rank must take a non-empty, equal slice of each batch, so the last partial
-    # batch is dropped (as DistributedSampler's drop_last does); one process keeps it.
-    steps_per_epoch = n // cfg.batch_size if world > 1 else math.ceil(n / cfg.batch_size)
-    n_seen = steps_per_epoch * cfg.batch_size if world > 1 else n
-    local = cfg.batch_size // world
-    progress = (sys.stderr.isatty() and not quiet and rank == 0) if progress is None else progress
+    X, y, X_val, y_val = place_data(X, y, X_val, y_val, cfg, device)
+    loop = _make_loop(model, X, y, cfg, device, rank, world, checkpointer,
+                      progress=(sys.stderr.isatty() and not quiet and rank == 0) if progress is None else progress)
+    stopper = loop.stopper
     say = log or (lambda s: None)
-    history: list[dict] = []
-    best = (math.inf, None)
-    bad_epochs = 0
-    start_epoch, start_step, resumed_sums = 1, 0, {}
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
-        torch.set_rng_state(resume["rng"]["cpu"])
-        history = list(resume["history"])
-        start_epoch, start_step = resume["epoch"], resume["step"]
-        resumed_sums = {k: v.to(device) for k, v in resume["sums"].items()}
-        say(f"resumed at epoch {start_epoch}, step {start_step}")
-    # A NaN check needs the loss on the host: free on CPU, a sync on a GPU, so there only sometimes.
-    check_every = 1 if device.type == "cpu" else 50
-    autocast = cfg.precision == "bf16"
 
+    def tell(msg: str) -> None:
+        say(msg)
+        if not quiet and rank == 0:
+            print(msg, file=sys.stderr, flush=True)
+
+    start_epoch, start_step, history, resumed_sums = 1, 0, [], {}
+    if resume is not None:
+        start_epoch, start_step, history, resumed_sums = restore(resume, model, loop.opt, stopper, device)
+        say(f"resumed at epoch {start_epoch}, step {start_step}")
     trained_seconds = sum(row["seconds"] for row in history)
     for epoch in range(start_epoch, cfg.epochs + 1):
-        model.train()
-        t0 = time.perf_counter()
-        perm = _epoch_permutation(n, cfg.seed, epoch, device)
         first = start_step if epoch == start_epoch else 0
-        sums: dict[str, Tensor] = dict(resumed_sums) if (epoch == start_epoch and first) else {}
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=steps_per_epoch, initial=first, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, unit="batch")
-        for step in range(first, steps_per_epoch):
-            idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            if world > 1:
-                idx = idx[rank * local : (rank + 1) * local]
-            xb = X[idx]
-            if cfg.binarize == "dynamic":
-                xb = torch.bernoulli(xb)
-            yb = None if y is None else y[idx]
-            if cfg.lr_schedule != "constant":
-                # Under DDP the clock part moves once per epoch (trained_seconds is agreed across ranks
-                # below), so every rank applies the same learning rate.
-                within = time.perf_counter() - t0 if world == 1 else 0.0
-                lr = scheduled_lr(cfg, epoch - 1 + step / steps_per_epoch, trained_seconds + within)
-                for group in opt.param_groups:
-                    group["lr"] = lr
-            beta = cfg.beta
-            if cfg.warmup_epochs > 0:
-                beta *= min(1.0, (epoch - 1 + step / steps_per_epoch) / cfg.warmup_epochs)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                kwargs = {"objective": "iwae"} if cfg.objective == "iwae" else {}
-                out = step_model(xb, yb, beta=beta, n_samples=cfg.n_samples, **kwargs)
-            opt.zero_grad(set_to_none=True)
-            out.loss.backward()
-            if cfg.clip_grad:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-            if step % check_every == 0 and not torch.isfinite(out.loss):
-                raise TrainingDiverged(
-                    f"the training loss became {out.loss.item()} at epoch {epoch}, step {step + 1}; this step was not applied. "
-                    "Lower --lr, add --clip-grad 5, or check the data for extreme values"
-                )
-            opt.step()
-            _accumulate(sums, out, len(idx))
-            if bar is not None:
-                bar.update()
-                if step % 25 == 0:  # one sync every 25 steps keeps the bar honest and cheap
-                    bar.set_postfix(loss=f"{out.loss.item():.2f}")
-            if checkpointer is not None and rank == 0:
-                global_step = (epoch - 1) * steps_per_epoch + step + 1
-                if step + 1 < steps_per_epoch and checkpointer.due(global_step):
-                    checkpointer.save(model, opt, epoch=epoch, step=step + 1, history=history, sums=sums)
-        if bar is not None:
-            bar.close()
-        if world > 1:
-            import torch.distributed as dist
-
-            for v in sums.values():
-                dist.all_reduce(v)
-        train_terms = {k: v.item() / n_seen for k, v in sums.items()}
-        if not math.isfinite(train_terms["loss"]):
-            raise TrainingDiverged(
-                f"the training loss became {train_terms['loss']} in epoch {epoch}; "
-                "lower --lr, add --clip-grad 5, or check the data for extreme values"
-            )
-        row = {"epoch": epoch, "seconds": round(time.perf_counter() - t0, 3)}
-        row.update({f"train_{k}": v for k, v in train_terms.items()})
-        val_terms = {}
-        if X_val is not None and len(X_val):
-            val_terms = evaluate_loss(model, X_val, y_val, beta=cfg.beta)
-            row.update({f"val_{k}": v for k, v in val_terms.items()})
-            if cfg.val_nll_every and hasattr(model, "prior") and (epoch % cfg.val_nll_every == 0 or epoch == cfg.epochs):
-                from .evaluate import iw_log_likelihood
-
-                m = cfg.val_nll_examples
-                nll = -iw_log_likelihood(model, X_val[:m], None if y_val is None else y_val[:m], k=cfg.val_nll_k, seed=0)
-                row["val_iw_nll"] = nll.mean().item()
-                model.train()
+        sums = dict(resumed_sums) if (epoch == start_epoch and first) else {}
+        t0 = time.perf_counter()
+        out = train_epoch(loop, epoch, first, sums, trained_seconds, history)
+        row = epoch_row(loop, epoch, time.perf_counter() - t0, sums, loop.n_seen, X_val, y_val)
         history.append(row)
         if on_epoch and rank == 0:
             on_epoch(row)
-        line = f"epoch {epoch}/{cfg.epochs}  train loss {train_terms['loss']:.3f} ({format_terms(train_terms)})"
-        if val_terms:
-            line += f"  val loss {val_terms['loss']:.3f} ({format_terms(val_terms)})"
-        if "val_iw_nll" in row:
-            line += f"  val NLL {row['val_iw_nll']:.2f} (k={cfg.val_nll_k})"
-        line += f"  [{out.unit}]  {row['seconds']:.1f}s"
         if rank == 0:
-            say(line)
+            say(line := epoch_line(row, cfg, out.unit if out is not None else "nats/example"))
             if not quiet:
                 print(line, file=sys.stderr, flush=True)
+        stop = None
+        if stopper is not None and "val_loss" in row and stopper.update(row["val_loss"], model):
+            stop = f"early stopping after epoch {epoch}: no validation improvement for {stopper.bad_epochs} epochs"
         if checkpointer is not None and rank == 0:
-            checkpointer.save(model, opt, epoch=epoch + 1, step=0, history=history, sums={})
-        trained_seconds += row["seconds"]
-        if world > 1:
-            import torch.distributed as dist
-
-            # Ranks must agree on the clock: the budget's stop and the cosine schedule depend on it.
-            agreed = torch.tensor([trained_seconds], dtype=torch.float64, device=device)
-            dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
-            trained_seconds = agreed.item()
+            checkpointer.save(model, loop.opt, epoch=epoch + 1, step=0, history=history, sums={}, early_stopping=stopper)
+        trained_seconds = _agreed_seconds(loop, trained_seconds + row["seconds"])
         if cfg.max_minutes and trained_seconds >= cfg.max_minutes * 60 and epoch < cfg.epochs:
-            msg = f"stopping after epoch {epoch}: the --max-minutes budget of {cfg.max_minutes:g} min is spent"
-            say(msg)
-            if not quiet and rank == 0:
-                print(msg, file=sys.stderr)
+            tell(f"stopping after epoch {epoch}: the --max-minutes budget of {cfg.max_minutes:g} min is spent")
             break
-        if cfg.early_stopping and val_terms:
-            if val_terms["loss"] < best[0]:
-                best = (val_terms["loss"], {k: v.detach().clone() for k, v in model.state_dict().items()})
-                bad_epochs = 0
-            else:
-                bad_epochs += 1
-                if bad_epochs >= cfg.early_stopping:
-                    msg = f"early stopping after epoch {epoch}: no validation improvement for {bad_epochs} epochs"
-                    say(msg)
-                    if not quiet and rank == 0:
-                        print(msg, file=sys.stderr)
-                    break
-    if cfg.early_stopping and best[1] is not None:
-        model.load_state_dict(best[1])  # keep the best weights, not the last
+        if stop:
+            tell(stop)
+            break
+    if stopper is not None:
+        stopper.restore_best(model)
     model.eval()
     return history

@@ -6,7 +6,7 @@ embedded MNIST sample), user tables and arrays, and the IDX format.
     >>> ds.X.shape, ds.X.dtype                      # ((1000, 1, 28, 28), dtype('float32'))
 """
 
-from vaekit.data.datasets import (
+from .datasets import (
     DIGIT_CLASSES,
     FASHION_CLASSES,
     NAMED_SOURCES,
@@ -14,9 +14,9 @@ from vaekit.data.datasets import (
     binarize,
     load_dataset,
 )
-from vaekit.data.idx import read_idx, write_idx
-from vaekit.data.sources import SOURCES, cache_dir, download_file, fetch, sha256_file
-from vaekit.data.tables import iter_table_chunks, read_table
+from .idx import read_idx, write_idx
+from .sources import SOURCES, cache_dir, download_file, fetch, sha256_file
+from .tables import iter_table_chunks, read_table
 
 __all__ = [
     "Dataset",

@@ -14,18 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from vaekit.data.idx import read_idx
-from vaekit.data.sources import fetch
-from vaekit.data.tables import (
-    require_file,
-    load_npy,
+from ..errors import DataError
+from .idx import read_idx
+from .sources import fetch
+from .tables import (
     check_finite,
     encode_labels,
     label_classes,
+    load_npy,
     read_table,
+    require_file,
     to_float32,
 )
-from vaekit.errors import DataError
 
 __all__ = ["Dataset", "load_dataset", "binarize", "NAMED_SOURCES", "DIGIT_CLASSES", "FASHION_CLASSES"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vaekit.errors import DataError
+from ..errors import DataError
 
 __all__ = ["read_idx", "write_idx"]
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from vaekit.errors import DataError
+from ..errors import DataError
 
 __all__ = ["RemoteFile", "DatasetSource", "SOURCES", "cache_dir", "fetch", "download_file", "sha256_file"]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vaekit.errors import DataError
+from ..errors import DataError
 
 __all__ = ["iter_table_chunks", "read_table", "check_finite", "encode_labels", "to_float32", "TABLE_SUFFIXES"]
 
@@ -189,7 +189,7 @@ def _parquet_frames(path: Path, chunk_rows: int, columns: list[str] | None = Non
         raise DataError(f"{path}: cannot read Parquet ({e}); check that the file is complete") from None
 
 
-def _frames(path: Path, chunk_rows: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+def table_frames(path: Path, chunk_rows: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
     if path.suffix.lower() == ".csv":
         return _csv_frames(path, chunk_rows, columns)
     return _parquet_frames(path, chunk_rows, columns)
@@ -231,7 +231,7 @@ def _features(df: pd.DataFrame, path: Path, row_offset: int) -> np.ndarray:
 
 def _label_plan(path: Path, label_column: str) -> list[str] | None:
     """A pass over the label column only, so that every chunk maps labels to the same indices."""
-    values = [df[label_column].to_numpy() for df in _frames(path, 1 << 18, [label_column])]
+    values = [df[label_column].to_numpy() for df in table_frames(path, 1 << 18, [label_column])]
     allv = np.concatenate(values) if values else np.array([], dtype=np.int64)
     if allv.dtype.kind == "O":
         missing = pd.isna(allv)
@@ -284,7 +284,7 @@ def _table_chunks(
 ) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
     suffix = path.suffix.lower()
     offset, seen_any = 0, False
-    for df in _frames(path, chunk_rows):
+    for df in table_frames(path, chunk_rows):
         if not seen_any:
             _check_header(path, df.columns)
             for col in (label_column, id_column):

@@ -1,4 +1,4 @@
-"""``vaekit plot``, ``vaekit report`` and ``vaekit evaluate``: see and measure a trained run.
+"""``vaekit evaluate``, ``vaekit plot`` and ``vaekit report``: see and measure a trained run.
 
 Thin: each command loads the run and its data, calls vaekit.plots / vaekit.report /
 vaekit.evaluate, and prints. Heavy imports stay inside the functions so ``vaekit --help`` is fast.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from .common import Formatter, add_data_options, error, load_data, positive_int, run_config
 
 PLOT_KINDS = ("reconstructions", "samples", "manifold", "latent", "interpolate", "curves")
 
@@ -21,11 +23,20 @@ def _pair(text: str) -> tuple[int, int]:
     return a, b
 
 
-def add_parsers(sub, formatter, add_data_options) -> None:
-    """Register ``plot`` and ``report`` on the ``vaekit`` subparsers."""
-    from .cli import _positive_int
+def add_parsers(sub) -> None:
+    """Register ``evaluate``, ``plot`` and ``report`` on the ``vaekit`` subparsers."""
+    p = sub.add_parser("evaluate", help="ELBO, importance-weighted NLL, reconstruction error, active units, probes",
+                       formatter_class=Formatter,
+                       description="Score a run on a split: ELBO and its terms, the importance-weighted log-likelihood (test NLL),\n"
+                                   "reconstruction error, active units and KL per dimension, and probe accuracies on the codes.\n"
+                                   "Log-likelihoods are in nats per example. Example: vaekit evaluate runs/mnist --k 5000")
+    p.add_argument("run", metavar="RUN_DIR", help="a run folder written by `vaekit train`")
+    add_data_options(p, None, "test")
+    p.add_argument("--json", metavar="FILE", default=None, help="also write the numbers to this JSON file")
+    add_evaluate_options(p)
+    p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("plot", help="draw one figure of a run as PNG", formatter_class=formatter,
+    p = sub.add_parser("plot", help="draw one figure of a run as PNG", formatter_class=Formatter,
                        description="Draw one of the lecture's figures for a trained run.\n"
                                    "  reconstructions  originals above reconstructions (denoising: clean / corrupted / denoised)\n"
                                    "  samples          decoded draws from the prior (conditional: one row per class)\n"
@@ -38,60 +49,59 @@ def add_parsers(sub, formatter, add_data_options) -> None:
     p.add_argument("kind", choices=PLOT_KINDS, help="which figure")
     p.add_argument("--out", required=True, metavar="FILE.png", help="PNG file to write")
     add_data_options(p, None, "test")
-    p.add_argument("-n", type=_positive_int, default=None,
+    p.add_argument("-n", type=positive_int, default=None,
                    help="examples (reconstructions, default 10), samples (default 64) or grid points per axis (manifold, default 15)")
     p.add_argument("--dims", type=_pair, default=(0, 1), metavar="I,J", help="manifold: the two latent dimensions to traverse (others at 0)")
     p.add_argument("--label", type=int, default=None, help="manifold of a conditional model: the class to decode")
     p.add_argument("--method", default="pca", choices=["pca", "tsne"], help="latent: projection of codes with more than 2 dimensions")
     p.add_argument("--classes", type=_pair, default=(1, 7), metavar="A,B", help="interpolate: the two classes whose mean codes are joined")
-    p.add_argument("--steps", type=_positive_int, default=10, help="interpolate: decoded points on the line")
+    p.add_argument("--steps", type=positive_int, default=10, help="interpolate: decoded points on the line")
     p.add_argument("--seed", type=int, default=0, help="random seed (samples, noise of a denoising model, subsampling)")
     p.set_defaults(func=cmd_plot)
 
-    p = sub.add_parser("report", help="write one self-contained HTML page for a run", formatter_class=formatter,
+    p = sub.add_parser("report", help="write one self-contained HTML page for a run", formatter_class=Formatter,
                        description="Write an HTML page with the configuration, test metrics, training curves and every figure\n"
                                    "that applies to the model, images embedded (open it from disk, mail it).")
     p.add_argument("run", metavar="RUN_DIR", help="a run folder written by `vaekit train`")
     p.add_argument("--out", default=None, metavar="FILE.html", help="where to write it (default: RUN_DIR/report.html)")
-    p.add_argument("--k", type=_positive_int, default=100, help="importance samples for the IW log-likelihood on the page (small: fast)")
-    p.add_argument("--iw-limit", type=_positive_int, default=-1, metavar="N", help="test examples that get the IW estimate (default: 1000; 100 for conv-vae, whose decoder is slow)")
+    p.add_argument("--k", type=positive_int, default=100, help="importance samples for the IW log-likelihood on the page (small: fast)")
+    p.add_argument("--iw-limit", type=positive_int, default=-1, metavar="N",
+                   help="test examples that get the IW estimate (default: 1000; 100 for conv-vae, whose decoder is slow)")
     p.set_defaults(func=cmd_report)
 
 
 def add_evaluate_options(p) -> None:
     """The options ``vaekit evaluate`` adds to the data options."""
-    from .cli import _positive_int
-
-    p.add_argument("--k", type=_positive_int, default=5000, help="importance samples per example for the IW log-likelihood (Burda et al. report k=5000)")
-    p.add_argument("--iw-limit", type=_positive_int, default=None, metavar="N", help="compute the IW estimate on the first N examples only (default: all)")
-    p.add_argument("--probe-limit", type=_positive_int, default=None, metavar="N", help="fit the probes on the first N training examples (default: all)")
+    p.add_argument("--k", type=positive_int, default=5000,
+                   help="importance samples per example for the IW log-likelihood (Burda et al. report k=5000)")
+    p.add_argument("--iw-limit", type=positive_int, default=None, metavar="N",
+                   help="compute the IW estimate on the first N examples only (default: all)")
+    p.add_argument("--probe-limit", type=positive_int, default=None, metavar="N",
+                   help="fit the probes on the first N training examples (default: all)")
     p.add_argument("--no-probe", action="store_true", help="skip the logistic-regression and k-NN probes")
     p.add_argument("--no-binarize", action="store_true", help="score a model trained on binarized data on the gray levels as given")
     p.add_argument("--seed", type=int, default=0, help="random seed of the Monte-Carlo estimates")
 
 
 def _load(args):
-    from .cli import _load_data, _run_config
-    from .io import load
+    from ..io import load
 
-    cfg = _run_config(Path(args.run))
+    cfg = run_config(Path(args.run))
     est = load(args.run)
-    return cfg, est, (lambda: _load_data(args, cfg))
+    return cfg, est, (lambda: load_data(args, cfg))
 
 
 def cmd_plot(args) -> int:
-    from . import plots
-    from .errors import VaekitError
-
+    from .. import plots
     out = Path(args.out)
     if out.suffix.lower() != ".png":
-        raise VaekitError(f"plots are written as PNG; name the output FILE.png, not {out.name}")
+        raise error(f"plots are written as PNG; name the output FILE.png, not {out.name}")
     cfg, est, data = _load(args)
     classes = cfg.get("run", {}).get("classes")
     kind = args.kind
     if kind == "curves":
         fig = plots.curves_figure(plots.read_metrics(Path(args.run) / "metrics.csv"),
-                                  unit="squared error per example" if (not hasattr(est.model_, "prior") and est.likelihood == "gaussian") else "nats per example")
+                                  unit=est.loss_unit)
     elif kind == "samples":
         fig = plots.samples_figure(est, n=args.n or 64, seed=args.seed, classes=classes)
     elif kind == "manifold":
@@ -112,7 +122,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import build_report
+    from ..report import build_report
 
     path = build_report(args.run, args.out, k=args.k, iw_limit=args.iw_limit)
     print(f"wrote {path}")
@@ -120,15 +130,15 @@ def cmd_report(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .data import load_dataset
-    from .errors import VaekitError
-    from .evaluate import evaluate, format_results
-    from .io import write_json
+    from ..data import load_dataset
+    from ..errors import VaekitError
+    from ..evaluate import evaluate, format_results
+    from ..fileio import write_json
 
     cfg, est, data = _load(args)
     ds = data()
     if getattr(est, "conditional", False) and ds.y is None:
-        raise VaekitError(f"{args.run} holds a conditional model, which needs labels, but {ds.name} has none; pass --label-column")
+        raise error(f"{args.run} holds a conditional model, which needs labels, but {ds.name} has none; pass --label-column")
     Xtr = ytr = None
     if not args.no_probe and ds.y is not None:
         meta = cfg.get("run", {})

@@ -9,33 +9,37 @@ a temporary file renamed into place at the end. Everything here is a call into v
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from pathlib import Path
 
+from .common import Formatter, error, say
 
-def add_parser(sub, formatter) -> None:
+
+def add_parser(sub) -> None:
     """Register ``detect`` (with ``fit`` and ``score``) on the ``vaekit`` subparsers."""
-    p = sub.add_parser("detect", help="anomaly detection: fit a detector, score a file", formatter_class=formatter,
+    p = sub.add_parser("detect", help="anomaly detection: fit a detector, score a file", formatter_class=Formatter,
                        description="Fit an anomaly detector on mostly-normal rows, then score files of any size.\n"
                                    "Example: vaekit detect fit train.csv --out det --label-column is_fraud\n"
                                    "         vaekit detect score det new.csv --out scores.csv --id-column tx_id")
     dsub = p.add_subparsers(dest="detect_command", metavar="ACTION")
     p.set_defaults(func=lambda args: _missing_action(p))
 
-    f = dsub.add_parser("fit", help="train a detector on a CSV, Parquet or .npy file", formatter_class=formatter)
+    f = dsub.add_parser("fit", help="train a detector on a CSV, Parquet or .npy file", formatter_class=Formatter)
     f.add_argument("data", metavar="DATA", help="training rows (.csv with a header, .parquet or .npy), assumed mostly normal")
     f.add_argument("--out", required=True, metavar="DETECTOR_DIR", help="detector folder to create")
     f.add_argument("--overwrite", action="store_true", help="replace --out if it already exists")
-    f.add_argument("--label-column", default=None, metavar="COL", help="column of 0/1 labels (1 = anomaly): dropped from the features, used only to report the training ROC-AUC")
+    f.add_argument("--label-column", default=None, metavar="COL",
+                   help="column of 0/1 labels (1 = anomaly): dropped from the features, used only to report the training ROC-AUC")
     f.add_argument("--id-column", default=None, metavar="COL", help="row identifier column, dropped from the features")
     f.add_argument("--model", default="vae", choices=["vae", "ae"], help="vae: VAEDetector; ae: AutoencoderDetector")
     f.add_argument("--score", default=None, choices=["reconstruction", "elbo", "likelihood", "latent"],
                    help="anomaly score (default: elbo for vae, reconstruction for ae); elbo and likelihood need --model vae")
-    f.add_argument("--contamination", type=float, default=0.01, help="expected share of anomalies in the training data; sets the threshold as a quantile of the training scores")
+    f.add_argument("--contamination", type=float, default=0.01,
+                   help="expected share of anomalies in the training data; sets the threshold as a quantile of the training scores")
     f.add_argument("--threshold", type=float, default=None, help="explicit score threshold (overrides --contamination)")
-    f.add_argument("--categorical", default=None, metavar="A,B", help="comma-separated columns to one-hot encode (unseen categories score as all-zero)")
+    f.add_argument("--categorical", default=None, metavar="A,B",
+                   help="comma-separated columns to one-hot encode (unseen categories score as all-zero)")
     f.add_argument("--impute", action="store_true", help="fill NaN/Inf with the training medians instead of failing")
     f.add_argument("--latent-dim", type=int, default=8, help="size of the code z")
     f.add_argument("--hidden", default="64", metavar="SIZES", help="hidden layer sizes, e.g. 64 or 128,64")
@@ -48,14 +52,17 @@ def add_parser(sub, formatter) -> None:
     f.add_argument("--quiet", action="store_true", help="print nothing but errors")
     f.set_defaults(func=cmd_detect_fit)
 
-    s = dsub.add_parser("score", help="score a CSV, Parquet or .npy file in chunks", formatter_class=formatter)
+    s = dsub.add_parser("score", help="score a CSV, Parquet or .npy file in chunks", formatter_class=Formatter)
     s.add_argument("detector", metavar="DETECTOR_DIR", help="a folder written by `vaekit detect fit`")
     s.add_argument("data", metavar="DATA", help="rows to score (.csv, .parquet or .npy) with the training columns")
-    s.add_argument("--out", required=True, metavar="FILE", help="output CSV: id (if given), score, is_anomaly (and label), one row per input row in input order")
-    s.add_argument("--label-column", default=None, metavar="COL", help="column of 0/1 labels (1 = anomaly): ROC-AUC, PR-AUC and precision@n are printed and written to FILE's .metrics.json")
+    s.add_argument("--out", required=True, metavar="FILE",
+                   help="output CSV: id (if given), score, is_anomaly (and label), one row per input row in input order")
+    s.add_argument("--label-column", default=None, metavar="COL",
+                   help="column of 0/1 labels (1 = anomaly): ROC-AUC, PR-AUC and precision@n are printed and written to FILE's .metrics.json")
     s.add_argument("--id-column", default=None, metavar="COL", help="row identifier column, copied to the output")
     s.add_argument("--chunk-rows", type=int, default=65536, help="rows read and scored at a time (memory grows with this, not with the file)")
-    s.add_argument("--progress", choices=["auto", "always", "never"], default="auto", help="progress bar with rows/s on stderr (auto: when stderr is a terminal)")
+    s.add_argument("--progress", choices=["auto", "always", "never"], default="auto",
+                   help="progress bar with rows/s on stderr (auto: when stderr is a terminal)")
     s.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     s.add_argument("--quiet", action="store_true", help="print nothing but errors")
     s.set_defaults(func=cmd_detect_score)
@@ -66,26 +73,15 @@ def _missing_action(p: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _error(msg: str):
-    from .errors import VaekitError
-
-    return VaekitError(msg)
-
-
-def _say(args, msg: str) -> None:
-    if not args.quiet:
-        print(msg, flush=True)
-
-
 # -- reading ---------------------------------------------------------------------------------------
 
 
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".npy"):
-        raise _error(f"cannot read {path}: unsupported type {suffix!r}; use .csv, .parquet or .npy")
+        raise error(f"cannot read {path}: unsupported type {suffix!r}; use .csv, .parquet or .npy")
     if not path.is_file():
-        raise _error(f"data file not found: {path}; check the path")
+        raise error(f"data file not found: {path}; check the path")
     return suffix
 
 
@@ -99,19 +95,18 @@ def _frames(path: Path, chunk_rows: int, label_column: str | None, id_column: st
     """
     import pandas as pd
 
-    from .data.tables import _frames as table_frames
-    from .data.tables import iter_table_chunks
+    from ..data.tables import iter_table_chunks, table_frames
 
     suffix = _suffix(path)
     if suffix == ".npy":
         if label_column or id_column:
-            raise _error(f"{path}: a .npy file has no named columns, so --label-column/--id-column cannot be used; use CSV or Parquet")
+            raise error(f"{path}: a .npy file has no named columns, so --label-column/--id-column cannot be used; use CSV or Parquet")
         yield from iter_table_chunks(path, chunk_rows)
         return
     header = _header(path)
     for col in (label_column, id_column):
         if col is not None and col not in header:
-            raise _error(f"{path}: no column named {col!r}; columns are {header[:20]}")
+            raise error(f"{path}: no column named {col!r}; columns are {header[:20]}")
     if label_column is not None:
         _check_label_type(path, label_column)
     if not categorical:
@@ -137,7 +132,7 @@ def _check_label_type(path: Path, column: str) -> None:
     else:
         head = pd.read_csv(path, usecols=[column], nrows=1000)[column]
     if not (pd.api.types.is_numeric_dtype(head) or pd.api.types.is_bool_dtype(head)):
-        raise _error(f"{path}: label column {column!r} holds text ({head.iloc[0]!r}); anomaly labels must be 0 (normal) or 1 (anomaly)")
+        raise error(f"{path}: label column {column!r} holds text ({head.iloc[0]!r}); anomaly labels must be 0 (normal) or 1 (anomaly)")
 
 
 def _header(path: Path) -> list[str]:
@@ -149,11 +144,11 @@ def _header(path: Path) -> list[str]:
         try:
             return [str(c) for c in pq.ParquetFile(path).schema_arrow.names]
         except Exception as e:  # noqa: BLE001 - any reader failure is a bad file
-            raise _error(f"{path}: cannot read Parquet ({e}); check that the file is complete") from None
+            raise error(f"{path}: cannot read Parquet ({e}); check that the file is complete") from None
     try:
         return [str(c) for c in pd.read_csv(path, nrows=0).columns]
     except (pd.errors.EmptyDataError, UnicodeDecodeError, pd.errors.ParserError) as e:
-        raise _error(f"{path}: cannot read a CSV header ({e}); the file needs a header row") from None
+        raise error(f"{path}: cannot read a CSV header ({e}); the file needs a header row") from None
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -164,19 +159,19 @@ def _categorical(text: str | None) -> list[str] | None:
         return None
     cols = [c.strip() for c in text.split(",") if c.strip()]
     if not cols:
-        raise _error(f"--categorical takes column names separated by commas, got {text!r}")
+        raise error(f"--categorical takes column names separated by commas, got {text!r}")
     return cols
 
 
 def make_detector(args):
     """The detector that a `vaekit detect fit` option set describes (library objects only)."""
-    from .anomaly import AutoencoderDetector, VAEDetector
-    from .estimators import _as_sizes
+    from ..anomaly import AutoencoderDetector, VAEDetector
+    from ..options import as_sizes
 
     cls = VAEDetector if args.model == "vae" else AutoencoderDetector
     params = dict(
         contamination=args.contamination, threshold=args.threshold, categorical=_categorical(args.categorical),
-        impute=args.impute, latent_dim=args.latent_dim, hidden=tuple(_as_sizes(args.hidden)), epochs=args.epochs,
+        impute=args.impute, latent_dim=args.latent_dim, hidden=tuple(as_sizes(args.hidden)), epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, n_clusters=args.n_clusters, seed=args.seed, device=args.device,
     )
     if args.score:
@@ -184,7 +179,7 @@ def make_detector(args):
     det = cls(**params)
     det._check_params()  # bad options fail before any data is read
     if args.epochs < 1 or args.batch_size < 1 or args.latent_dim < 1:
-        raise _error("--epochs, --batch-size and --latent-dim must be at least 1")
+        raise error("--epochs, --batch-size and --latent-dim must be at least 1")
     return det
 
 
@@ -192,12 +187,12 @@ def cmd_detect_fit(args) -> int:
     import numpy as np
     import pandas as pd
 
-    from .anomaly import detection_metrics
-    from .io import publish_dir
+    from ..anomaly import detection_metrics
+    from ..fileio import publish_dir, staging_dir
 
     out = Path(args.out)
     if out.exists() and not args.overwrite and (not out.is_dir() or any(out.iterdir())):
-        raise _error(f"{out} already exists; choose another --out or pass --overwrite to replace it")
+        raise error(f"{out} already exists; choose another --out or pass --overwrite to replace it")
     det = make_detector(args)
     data = Path(args.data)
     parts, ys = [], []
@@ -205,9 +200,9 @@ def cmd_detect_fit(args) -> int:
         parts.append(X)
         ys.append(y)
     X = pd.concat(parts, ignore_index=True) if isinstance(parts[0], pd.DataFrame) else np.concatenate(parts)
-    _say(args, f"fitting {type(det).__name__} (score {det.method}) on {len(X)} rows x {X.shape[1]} columns of {data}")
+    say(args, f"fitting {type(det).__name__} (score {det.method}) on {len(X)} rows x {X.shape[1]} columns of {data}")
     det.fit(X)
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    staging = staging_dir(out)
     shutil.rmtree(staging, ignore_errors=True)
     try:
         det.save(staging)
@@ -215,11 +210,11 @@ def cmd_detect_fit(args) -> int:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # nothing half-written survives a failure
         raise
-    _say(args, f"threshold {det.threshold_:.6g}: {int(det.labels_.sum())} of {len(X)} training rows flagged ({det.labels_.mean():.2%})")
+    say(args, f"threshold {det.threshold_:.6g}: {int(det.labels_.sum())} of {len(X)} training rows flagged ({det.labels_.mean():.2%})")
     if args.label_column is not None:
         m = detection_metrics(np.concatenate(ys), det.decision_scores_)
-        _say(args, f"training ROC-AUC {_fmt(m['roc_auc'])}, PR-AUC {_fmt(m['pr_auc'])}, precision@{m['n_anomalies']} {_fmt(m['precision_at_n'])}")
-    _say(args, f"wrote {out}/")
+        say(args, f"training ROC-AUC {_fmt(m['roc_auc'])}, PR-AUC {_fmt(m['pr_auc'])}, precision@{m['n_anomalies']} {_fmt(m['precision_at_n'])}")
+    say(args, f"wrote {out}/")
     return 0
 
 
@@ -233,14 +228,14 @@ def cmd_detect_score(args) -> int:
     import numpy as np
     import pandas as pd
 
-    from .anomaly import detection_metrics, load_detector
-    from .io import atomic_path, write_json
+    from ..anomaly import detection_metrics, load_detector
+    from ..fileio import atomic_path, write_json
 
     out = Path(args.out)
     if out.suffix.lower() != ".csv":
-        raise _error(f"--out {out} must be a .csv file")
+        raise error(f"--out {out} must be a .csv file")
     if args.chunk_rows < 1:
-        raise _error(f"--chunk-rows must be at least 1, got {args.chunk_rows}")
+        raise error(f"--chunk-rows must be at least 1, got {args.chunk_rows}")
     det = load_detector(args.detector, device=args.device)
     data = Path(args.data)
     _suffix(data)
@@ -272,12 +267,13 @@ def cmd_detect_score(args) -> int:
     finally:
         bar.close()
     secs = time.perf_counter() - t0
-    _say(args, f"scored {n} rows in {secs:.1f}s ({n / max(secs, 1e-9):,.0f} rows/s), {flagged} flagged; wrote {out}")
+    say(args, f"scored {n} rows in {secs:.1f}s ({n / max(secs, 1e-9):,.0f} rows/s), {flagged} flagged; wrote {out}")
     if m is not None:
         m.update(threshold=det.threshold_, n_flagged=flagged)
         metrics_path = out.with_suffix(".metrics.json")
         write_json(metrics_path, {"detector": str(args.detector), "data": str(data), **m})
-        _say(args, f"ROC-AUC {_fmt(m['roc_auc'])}  PR-AUC {_fmt(m['pr_auc'])}  precision@{m['n_anomalies']} {_fmt(m['precision_at_n'])}  -> {metrics_path}")
+        say(args,
+            f"ROC-AUC {_fmt(m['roc_auc'])}  PR-AUC {_fmt(m['pr_auc'])}  precision@{m['n_anomalies']} {_fmt(m['precision_at_n'])}  -> {metrics_path}")
     return 0
 
 

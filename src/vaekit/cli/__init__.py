@@ -1,0 +1,64 @@
+"""The ``vaekit`` command: a thin layer that parses options, calls the library and prints.
+
+One module per group of commands (``train``; ``use``: sample, reconstruct, encode; ``report``:
+evaluate, plot, report; ``detect``), helpers they share in ``common``. Heavy modules (torch,
+numpy, matplotlib) are imported inside the command functions so that ``vaekit --help`` answers at
+once. A :class:`vaekit.errors.VaekitError` becomes one line on stderr and exit code 2; argparse's
+own usage errors also exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from ..errors import VaekitError
+from ..options import to_flags
+from . import detect, report, train, use
+from .common import Formatter
+from .train import MODELS, PRESETS, expand_preset, make_estimator
+
+__all__ = ["MODELS", "PRESETS", "build_parser", "expand_preset", "main", "make_estimator"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole ``vaekit`` parser, every command registered by its module."""
+    parser = argparse.ArgumentParser(
+        prog="vaekit",
+        description="Train, evaluate and use autoencoders and variational autoencoders.",
+        epilog="Run `vaekit COMMAND --help` for each command's options.\nExample: vaekit train --out runs/first",
+        formatter_class=Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"vaekit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    train.add_parser(sub)
+    use.add_parsers(sub)
+    report.add_parsers(sub)
+    detect.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one ``vaekit`` command; returns the exit status (2 for a bad input)."""
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = expand_preset(argv)
+    args = parser.parse_args(argv)
+    args.argv = argv
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("vaekit: interrupted", file=sys.stderr)
+        return 130
+    except VaekitError as e:
+        # Library errors name Python parameters; `vaekit train` writes them as the flags a user typed.
+        print(f"vaekit: error: {to_flags(str(e)) if args.command == 'train' else e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

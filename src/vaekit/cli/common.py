@@ -1,0 +1,122 @@
+"""What every ``vaekit`` command shares: the help formatter, argument types, data options, errors
+and output helpers. Heavy modules (numpy, torch, matplotlib) are imported inside the functions that
+need them, so that ``vaekit --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from ..errors import VaekitError
+
+DATASETS = "mnist, fashion-mnist, frey-face, digits, binarized-mnist, embedded, or a .npy/.npz/.csv/.parquet file"
+
+
+class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    def _get_help_string(self, action):
+        # Options whose help already states their default (or whose default is "unset") do not
+        # get argparse's "(default: None)" appended.
+        text = action.help or ""
+        if "(default" in text or action.default in (None, False):
+            return text
+        return super()._get_help_string(action)
+
+
+def sizes(text: str) -> list[int]:
+    """argparse type: layer sizes like ``400`` or ``512,256``."""
+    try:
+        out = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 400 or 512,256, got {text!r}") from None
+    if not out or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"hidden sizes must be positive integers, got {text!r}")
+    return out
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 1, got {v}")
+    return v
+
+
+def add_data_options(p: argparse.ArgumentParser, default: str | None, split: str) -> None:
+    """--dataset, --data-dir, --split, --label-column, --limit (``default``: the --dataset default)."""
+    p.add_argument("--dataset", default=default, metavar="NAME|PATH",
+                   help=f"data to use: {DATASETS}" + ("" if default else " (default: the dataset the model was trained on)"))
+    p.add_argument("--data-dir", default=None, metavar="DIR", help="folder holding the dataset's original files (else the cache, else a download)")
+    p.add_argument("--split", default=split, choices=["train", "test", "valid", "all"], help="which split to use")
+    p.add_argument("--label-column", default=None, metavar="COL", help="CSV/Parquet column holding class labels")
+    p.add_argument("--limit", type=positive_int, default=None, metavar="N", help="use only the first N examples")
+
+
+def error(msg: str) -> VaekitError:
+    """The error a command raises for a bad input: main prints it as one line and exits with 2."""
+    return VaekitError(msg)
+
+
+def say(args, msg: str) -> None:
+    """Print ``msg`` unless the command was given --quiet."""
+    if not getattr(args, "quiet", False):
+        print(msg, flush=True)
+
+
+def run_config(run: Path) -> dict:
+    """The checked config.json of a run folder."""
+    from ..modelfile import read_config
+
+    return read_config(run)
+
+
+def load_data(args, run_cfg: dict | None = None):
+    """The dataset an option set asks for, defaulting to the one the run was trained on."""
+    from ..data import load_dataset
+
+    source, data_dir, label_column = args.dataset, args.data_dir, args.label_column
+    if source is None and run_cfg is not None:
+        meta = run_cfg.get("run", {})
+        source = meta.get("dataset", "embedded")
+        data_dir = data_dir or meta.get("data_dir")
+        label_column = label_column or meta.get("label_column")
+    return load_dataset(source, args.split, data_dir=data_dir, label_column=label_column, limit=args.limit)
+
+
+def write_array(path: Path, arr, header: str | None = None) -> None:
+    """Write an array as .npy or .csv (one row per example), atomically."""
+    import numpy as np
+
+    from ..fileio import atomic_path
+
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".csv"):
+        raise error(f"cannot write {path}: use a .npy or .csv file name")
+    with atomic_path(path) as tmp:
+        if suffix == ".npy":
+            with open(tmp, "wb") as f:
+                np.save(f, arr)
+        else:
+            np.savetxt(tmp, arr.reshape(len(arr), -1), delimiter=",", fmt="%.6g", header=header or "", comments="")
+
+
+def is_square(shape) -> bool:
+    """Whether a flat example of this shape is a square image (784 -> 28 x 28)."""
+    n = math.prod(shape)
+    return len(shape) == 1 and int(math.isqrt(n)) ** 2 == n
+
+
+def images_or_array(path: Path, images, ncol: int, title: str, image_shape, row_labels=None) -> None:
+    """A .png grid of images, or (any other suffix) the array itself."""
+    from ..plots import save_image_grid
+
+    if path.suffix.lower() == ".png":
+        if len(image_shape) != 3 and not is_square(image_shape):
+            raise error(f"this model's data (shape {tuple(image_shape)}) are not images; write a .npy or .csv instead of {path.name}")
+        save_image_grid(path, images, ncol, title=title, row_labels=row_labels)
+    else:
+        write_array(path, images)

@@ -1,0 +1,307 @@
+"""``vaekit train``: train a model and write a run folder (config, weights, metrics, log, figures, report).
+
+The run is written into ``.RUN.partial`` beside ``RUN`` and renamed into place when it is complete;
+an interrupted run keeps its checkpoint there for ``--resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from ..options import BY_NAME, KINDS, OPTIONS, Option
+from .common import Formatter, add_data_options, error, load_data, say, sizes
+
+MODELS = {
+    # name: (estimator family, preset parameters, help)
+    "ae": ("ae", {}, "undercomplete MLP autoencoder"),
+    "sparse-ae": ("ae", {"sparsity": "l1"}, "sparse autoencoder (L1 or --sparsity kl)"),
+    "denoising-ae": ("ae", {"noise": "masking"}, "denoising autoencoder (--noise, --noise-level)"),
+    "vae": ("vae", {}, "MLP variational autoencoder"),
+    # Small batches and lr 2e-3: the conv net needs many more steps than the MLP to leave the blob
+    # stage; at 128 and 1e-3, the README's 5 epochs of the embedded sample (175 steps) gave blobs.
+    "conv-vae": ("vae", {"architecture": "conv", "latent_dim": 100, "batch_size": 32, "lr": 2e-3}, "convolutional VAE for images"),
+    # z holds only the style when the label is given: 4 dimensions (see estimators.ConditionalVAE).
+    "cvae": ("vae", {"conditional": True, "latent_dim": 4}, "conditional VAE (needs labels)"),
+}
+PRESETS = {
+    # The configuration of bench/mnist_nll.py (docs/results.md): a one-layer VAE on dynamically
+    # binarized MNIST with KL warm-up, trained for a wall-clock budget.
+    "mnist-nll": ["--dataset", "mnist", "--binarize", "dynamic", "--hidden", "400", "--latent-dim", "32",
+                  "--warmup-epochs", "10", "--epochs", "100000", "--max-minutes", "40", "--val-fraction", "0.0167"],
+    # The best configuration of issue 6 (docs/results.md): the same encoder with an autoregressive
+    # (MADE) Bernoulli decoder, a cosine learning-rate schedule over the budget, and the validation
+    # NLL logged every 10 epochs; 52 training minutes leave room for evaluation and the report
+    # within one hour of wall time on two cores.
+    "mnist-best": ["--dataset", "mnist", "--binarize", "dynamic", "--hidden", "400", "--latent-dim", "32",
+                   "--likelihood", "autoregressive-bernoulli", "--ar-hidden", "500", "--warmup-epochs", "10",
+                   "--lr-schedule", "cosine", "--epochs", "100000", "--max-minutes", "52", "--val-fraction", "0.0167",
+                   "--val-nll-every", "10"],
+}
+
+def add_parser(sub) -> None:
+    """Register ``train`` on the ``vaekit`` subparsers."""
+    p = sub.add_parser("train", help="train a model and write a run folder", formatter_class=Formatter,
+                       description="Train a model; writes config.json, model.safetensors, metrics.csv, train.log and figures into --out.")
+    add_data_options(p, "embedded", "train")
+    p.add_argument("--out", default=None, metavar="RUN_DIR", help="run folder to create (required unless --resume)")
+    p.add_argument("--preset", default=None, choices=list(PRESETS),
+                   help="a named set of options (options given on the command line win): " + "; ".join(f"{k} = {' '.join(v)}" for k,
+                                                                                                       v in PRESETS.items()))
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it already exists")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run from its last checkpoint, with its original options")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
+                   help="write a checkpoint every this many steps (0: only at epoch ends when --checkpoint-minutes is set)")
+    p.add_argument("--checkpoint-minutes", type=float, default=0.0, metavar="MIN", help="write a checkpoint at least this often, in minutes (0: off)")
+    add_estimator_options(p)
+    p.add_argument("--no-figures", action="store_true", help="do not write samples.png and reconstructions.png")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write report.html (metrics with k=100 importance samples, and every figure) at the end")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=cmd_train)
+
+def _parser() -> argparse.ArgumentParser:
+    """A parser of `vaekit train ...` alone: how a resumed run re-reads the command it recorded."""
+    parser = argparse.ArgumentParser(prog="vaekit")
+    add_parser(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def expand_preset(argv: list[str]) -> list[str]:
+    """`train --preset NAME ...` becomes `train PRESET-OPTIONS ...`: later (explicit) options win."""
+    if len(argv) < 2 or argv[0] != "train":
+        return argv
+    for i, a in enumerate(argv):
+        name = a.split("=", 1)[1] if a.startswith("--preset=") else (argv[i + 1] if a == "--preset" and i + 1 < len(argv) else None)
+        if name in PRESETS:
+            return ["train", *PRESETS[name], *argv[1:]]
+    return argv
+
+
+def _default_text(opt: Option) -> str:
+    if "(default" in opt.help or opt.default is None or opt.default is False:
+        return ""
+    show = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
+    if isinstance(opt.default, dict):
+        return f" (default: {show(opt.default['vae'])} for VAEs, {show(opt.default['ae'])} for autoencoders)"
+    if f"({show(opt.default)}:" in opt.help:  # the help already says what the default means: "(0: off)"
+        return ""
+    return f" (default: {show(opt.default)})"
+
+
+def add_estimator_options(p: argparse.ArgumentParser) -> None:
+    """One flag per estimator option that has one, derived from vaekit.options.OPTIONS.
+
+    Every flag defaults to None ("not given"), so that a --model preset and then the estimator's
+    own default apply; the help shows the declared default.
+    """
+    p.add_argument("--model", default="vae", choices=list(MODELS), help="; ".join(f"{k}: {v[2]}" for k, v in MODELS.items()))
+    groups = {}
+    for opt in OPTIONS:
+        if not opt.cli_flag:
+            continue
+        g = groups.get(opt.group) or groups.setdefault(opt.group, p.add_argument_group(opt.group))
+        only = "" if len(opt.kinds) == len(KINDS) else " [VAEs only]" if opt.kinds == ("vae",) else " [autoencoders only]"
+        kw = dict(dest=opt.name, default=None, help=opt.help + _default_text(opt) + only)
+        if opt.type == "bool":
+            g.add_argument(opt.cli_flag, action="store_true", **kw)
+            continue
+        kw["type"] = {"int": int, "float": float, "str": str, "sizes": sizes}[opt.type]
+        if opt.choices is not None:
+            kw["choices"] = opt.all_choices()
+        if opt.choices is None:
+            kw["metavar"] = opt.metavar or opt.cli_flag.lstrip("-").upper().replace("-", "_")
+        g.add_argument(opt.cli_flag, **kw)
+
+
+def make_estimator(args):
+    """The estimator that a `vaekit train` option set describes (library objects only).
+
+    ``vars(args)`` maps onto estimator parameters through the declarations: each option's flag
+    stores under its Python name. Options that were not given are left to the --model preset and
+    the estimator's defaults.
+    """
+    from .. import estimators
+
+    kind, preset, _ = MODELS[args.model]
+    given = {o.name: getattr(args, o.name) for o in OPTIONS if o.cli_flag and getattr(args, o.name, None) is not None}
+    wrong = [BY_NAME[name].cli_flag for name in given if kind not in BY_NAME[name].kinds]
+    if wrong:
+        raise error(f"{', '.join(wrong)} does not apply to --model {args.model}; drop it or choose a VAE model")
+    cls = {"vae": estimators.VAE, "ae": estimators.Autoencoder}[kind]
+    return cls(**{**preset, **given, "verbose": False})
+
+
+def _init_distributed(args) -> int:
+    """Join the process group when started by torchrun; returns this process's rank."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        use_cuda = args.device != "cpu" and torch.cuda.is_available()
+        if use_cuda:
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            args.device = f"cuda:{local}"
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return dist.get_rank()
+
+
+def _leave_distributed() -> None:
+    """Wait for every rank, then close the process group: a rank that exits while another still
+    holds the group makes gloo abort it ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def cmd_train(args) -> int:
+    from ..checkpoint import read_checkpoint
+    from ..fileio import publish_dir, staging_dir
+
+    resume = None
+    if args.resume:
+        out = Path(args.resume)
+        staging = staging_dir(out)
+        if not staging.exists():
+            if (out / "model.safetensors").exists():
+                raise error(f"{out} already finished training; start a new run with --out")
+            raise error(f"nothing to resume at {out}: no unfinished run folder {staging.name} beside it")
+        resume = read_checkpoint(staging)
+        saved = resume["extra"].get("argv")
+        if not saved:
+            raise error(f"the checkpoint in {staging} does not record its command; start the run again")
+        args = _parser().parse_args(saved)
+        args.argv, args.resume = saved, str(out)
+    elif not args.out:
+        raise error("say where to write the run: --out RUN_DIR (or --resume RUN_DIR to continue one)")
+    out = Path(args.out)
+    rank = _init_distributed(args)
+    if not resume and out.exists() and not args.overwrite and (not out.is_dir() or any(out.iterdir())):
+        raise error(f"{out} already exists; choose another --out or pass --overwrite to replace it")
+    est = make_estimator(args)
+    est.check_params()  # bad options fail before any data is read
+    data = load_data(args)
+    if getattr(est, "conditional", False) and data.y is None:
+        raise error(f"--model cvae needs labels but {args.dataset} has none; pass --label-column for a table")
+    staging = staging_dir(out)
+    if rank != 0:  # only rank 0 writes the run folder
+        _train_into(args, est, data, None, resume=resume)
+        _leave_distributed()
+        return 0
+    if not resume:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    try:
+        _train_into(args, est, data, staging, resume=resume)
+        publish_dir(staging, out)
+    except BaseException as e:
+        from ..train import TrainingDiverged
+
+        has_checkpoint = (staging / "checkpoint.safetensors").exists()
+        if has_checkpoint and isinstance(e, (TrainingDiverged, KeyboardInterrupt)):
+            print(f"vaekit: the last good checkpoint is kept in {staging}; continue with `vaekit train --resume {out}`", file=sys.stderr)
+        else:
+            shutil.rmtree(staging, ignore_errors=True)  # nothing half-written survives a failure
+        raise
+    _leave_distributed()  # a no-op unless started by torchrun
+    written = ["config.json", "model.safetensors", "metrics.csv", "train.log"]
+    written += [] if args.no_figures else ["samples.png", "reconstructions.png"]
+    written += [] if args.no_report else ["report.html"]
+    say(args, f"wrote {out}/ ({', '.join(f for f in written if (out / f).exists())})")
+    return 0
+
+
+def _train_into(args, est, data, run: Path | None, resume: dict | None = None) -> None:
+    import csv
+    import time
+
+    from ..fileio import atomic_path, read_json, write_json
+
+    log_lines: list[str] = []
+    rows: list[dict] = []
+
+    def log(line: str) -> None:
+        log_lines.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {line}")
+        with atomic_path(run / "train.log") as tmp:
+            tmp.write_text("\n".join(log_lines) + "\n")
+
+    def on_epoch(row: dict) -> None:
+        rows.append(row)
+        with atomic_path(run / "metrics.csv") as tmp, open(tmp, "w", newline="") as f:
+            # Some columns (val_iw_nll) appear only every few epochs: the header is the union, blanks elsewhere.
+            w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)), restval="")
+            w.writeheader()
+            w.writerows(rows)
+
+    labels = data.y if getattr(est, "conditional", False) else None
+    if run is None:  # a non-zero rank of a distributed run: train, write nothing
+        est.fit(data.X, labels, progress=False)
+        return
+    if resume:
+        log_lines.extend((run / "train.log").read_text().splitlines() if (run / "train.log").exists() else [])
+        rows.extend(resume["history"])
+    else:
+        log(f"vaekit {' '.join(args.argv)}")
+        log(f"data: {data.name}, {len(data)} examples of shape {data.shape}")
+    from ..checkpoint import Checkpointer
+
+    checkpointer = None
+    if args.checkpoint_every or args.checkpoint_minutes:
+        checkpointer = Checkpointer(run, args.checkpoint_every, args.checkpoint_minutes, extra={"argv": args.argv})
+    est.verbose = not args.quiet
+    est.fit(data.X, labels, on_epoch=on_epoch, log=log, checkpointer=checkpointer, resume=resume)
+    est.verbose = False
+    (run / "checkpoint.safetensors").unlink(missing_ok=True)  # the finished model replaces it
+    est.save(run)
+    cfg = read_json(run / "config.json")
+    cfg["run"] = {
+        "dataset": args.dataset, "data_dir": args.data_dir, "label_column": args.label_column,
+        "n_train_examples": len(data), "classes": data.classes, "command": "vaekit " + " ".join(args.argv),
+    }
+    write_json(run / "config.json", cfg)
+    if not getattr(args, "no_report", False):
+        _write_report(args, run, data)
+    if not args.no_figures:
+        _write_figures(args, est, data, run)
+
+
+def _write_figures(args, est, data, run: Path) -> None:
+    """samples.png (VAEs) and reconstructions.png (ten test examples), drawn by vaekit.plots."""
+    from .. import plots
+    from ..data import load_dataset
+    from ..errors import ConfigError, DataError
+    from ..models import has_density
+
+    try:
+        plots.require_images(est)
+    except ConfigError:  # tables: nothing to draw
+        return
+    if has_density(est.model_):
+        plots.save_figure(plots.samples_figure(est, classes=data.classes), run / "samples.png")
+    try:
+        test = load_dataset(args.dataset, "test", data_dir=args.data_dir, label_column=args.label_column)
+    except DataError:  # e.g. a file too small for a test split: show training examples instead
+        test = data
+    plots.save_figure(plots.reconstructions_figure(est, test.X, test.y), run / "reconstructions.png")
+
+
+def _write_report(args, run: Path, data) -> None:
+    """report.html for a finished run; a failure here is reported but does not undo the training."""
+    from ..modelfile import read_config
+    from ..report import REPORT_K, build_report, report_iw_limit
+
+    n_iw = report_iw_limit(read_config(run)["model"].get("architecture", "mlp"))
+    say(args, f"writing report.html (metrics with k={REPORT_K} importance samples on up to {n_iw} test images; --no-report skips it)")
+    try:
+        build_report(run, train=data, shown_as=args.out)  # the training data fit the probes; the report reads the test split
+    except Exception as e:  # noqa: BLE001 - the trained model matters more than its report
+        print(f"vaekit: warning: report.html not written ({type(e).__name__}: {e}); run `vaekit report {args.out}` to retry", file=sys.stderr)

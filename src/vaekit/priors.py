@@ -1,0 +1,197 @@
+"""The latent side of a VAE: the prior p(z) as a module that owns its parameters and its KL.
+
+A VAE holds one :class:`Prior` and never asks which one: it calls ``prior(posterior_params)`` for
+p(z) as a torch Distribution, ``prior.kl(...)`` for the KL term of the ELBO, and lets the prior
+extend the posterior and the code when it adds a layer. The set is closed and described by JSON
+(``{"kind": "vamp", "n_pseudo_inputs": 500}``): :data:`PRIORS` maps each kind to its class, and
+each class lists the options it takes, so an option that does not apply cannot be written down.
+
+``posterior_params`` is the VAE's encoder head, ``x -> (loc, log_var)`` of q(z|x); the VampPrior
+needs it (its components are q(z|u_k)), the others ignore it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.distributions import Distribution
+
+from . import distributions as D
+from .errors import ConfigError
+from .nets import mlp
+
+PosteriorParams = Callable[..., tuple[Tensor, Tensor]]
+
+
+class Prior(nn.Module):
+    """p(z) over a VAE's code. Subclasses say what p(z) is; the default KL is Monte-Carlo.
+
+    ``latent_dim`` is the size of z1, the layer the decoder reads; ``code_dim`` the size of the
+    whole code (larger when the prior adds a layer above z1).
+    """
+
+    kind = ""
+    options: dict[str, type] = {}  # the JSON options this kind takes, with their types
+    standard_normal = False  # whether p(z) is N(0, I), as quantile grids and per-dimension KLs assume
+
+    def __init__(self, latent_dim: int, posterior: dict):
+        super().__init__()
+        self.latent_dim = int(latent_dim)
+        self.family, self.df = posterior["family"], float(posterior.get("df", 5.0))
+        # Tracks the model's device and dtype for priors without parameters (not saved).
+        self.register_buffer("anchor", torch.zeros(()), persistent=False)
+
+    @property
+    def code_dim(self) -> int:
+        return self.latent_dim
+
+    def forward(self, posterior_params: PosteriorParams) -> Distribution:  # pragma: no cover - abstract
+        """p(z) with event shape (code_dim,)."""
+        raise NotImplementedError
+
+    def kl(self, q: Distribution, z: Tensor, loc: Tensor, log_var: Tensor, posterior_params: PosteriorParams) -> Tensor:
+        """KL(q(z|x) || p(z)) per example, in nats: here the Monte-Carlo estimate over the samples z.
+
+        ``loc`` and ``log_var`` are q's bottom-layer parameters, for closed forms that want them.
+        """
+        return D.kl_term(q, self(posterior_params), z, analytic=False)
+
+    def posterior(self, q1: Distribution) -> Distribution:
+        """q(z|x) over the whole code, given q(z1|x) from the encoder (one layer: q1 itself)."""
+        return q1
+
+    def code(self, loc: Tensor) -> Tensor:
+        """The code of an example from its bottom posterior location (one layer: the location)."""
+        return loc
+
+    def bottom(self, z: Tensor) -> Tensor:
+        """z1, the part of the code that p(x|.) conditions on."""
+        return z
+
+    def spec(self) -> dict:
+        """This prior as JSON: its kind and options."""
+        return {"kind": self.kind}
+
+
+class StandardNormalPrior(Prior):
+    """p(z) = N(0, I). The KL is in closed form where one exists (Kingma & Welling 2014, app. B)."""
+
+    kind = "normal"
+    standard_normal = True
+
+    def __init__(self, latent_dim: int, posterior: dict):
+        super().__init__(latent_dim, posterior)
+        q = D.posterior(self.family, torch.zeros(1, latent_dim), torch.zeros(1, latent_dim), self.df)
+        self.analytic = D.has_analytic_kl(q, D.standard_normal(latent_dim))
+
+    def forward(self, posterior_params: PosteriorParams | None = None) -> Distribution:
+        return D.standard_normal(self.latent_dim, device=self.anchor.device, dtype=self.anchor.dtype)
+
+    def kl(self, q, z, loc, log_var, posterior_params=None) -> Tensor:
+        if self.family == "normal":  # the hot path: fewer kernels than the registry's Normal-Normal KL
+            return D.gaussian_kl_to_standard_normal(loc, log_var)
+        return D.kl_term(q, self(), z, analytic=self.analytic)
+
+
+class VampPrior(Prior):
+    """p(z) = (1/K) sum_k q(z | u_k) over K learned pseudo-inputs u_k (Tomczak & Welling 2018)."""
+
+    kind = "vamp"
+    options = {"n_pseudo_inputs": int}
+
+    def __init__(self, latent_dim: int, posterior: dict, *, input_shape: tuple[int, ...], n_pseudo_inputs: int = 500):
+        super().__init__(latent_dim, posterior)
+        if int(n_pseudo_inputs) < 1:
+            raise ConfigError(f"the VampPrior needs at least 1 pseudo-input, got n_pseudo_inputs={n_pseudo_inputs}")
+        # Pseudo-inputs start as faint near-blank images, N(0.05, 0.01) as Tomczak & Welling (2018) do.
+        self.pseudo_inputs = nn.Parameter(0.05 + 0.01 * torch.randn(int(n_pseudo_inputs), *input_shape))
+
+    def forward(self, posterior_params: PosteriorParams) -> Distribution:
+        # hardtanh keeps the pseudo-inputs in [0, 1], where the encoder has seen data.
+        loc, log_var = posterior_params(F.hardtanh(self.pseudo_inputs, 0.0, 1.0), None)
+        return D.mixture_of_posteriors(self.family, loc, log_var, self.df)
+
+    def spec(self) -> dict:
+        return {"kind": self.kind, "n_pseudo_inputs": int(self.pseudo_inputs.shape[0])}
+
+
+class TwoLayerPrior(Prior):
+    """Two stochastic layers (Burda et al. 2015, section 5): p(z2) p(z1|z2), posterior q(z1|x) q(z2|z1).
+
+    The code is z = [z1, z2]. This prior owns both MLPs between the layers: z1 -> q(z2|z1) (in the
+    posterior's family) and z2 -> p(z1|z2) (Normal); p(z2) = N(0, I).
+    """
+
+    kind = "two-layer"
+    options = {"latent_dim": int, "hidden": tuple}
+
+    def __init__(self, latent_dim: int, posterior: dict, *, activation: str = "relu", top_latent_dim: int = 2,
+                 hidden: tuple[int, ...] = (100, 100)):
+        super().__init__(latent_dim, posterior)
+        self.top_latent_dim, self.hidden = int(top_latent_dim), tuple(int(h) for h in hidden)
+        if self.top_latent_dim < 1 or any(h < 1 for h in self.hidden):
+            raise ConfigError("the second stochastic layer needs top_latent_dim >= 1 and positive top_hidden sizes, "
+                              f"got {top_latent_dim} and {list(hidden)}")
+        d1, d2 = self.latent_dim, self.top_latent_dim
+        self.encoder_top = mlp([d1, *self.hidden, 2 * d2], activation)  # z1 -> q(z2 | z1)
+        self.decoder_top = mlp([d2, *reversed(self.hidden), 2 * d1], activation)  # z2 -> p(z1 | z2)
+
+    @property
+    def code_dim(self) -> int:
+        return self.latent_dim + self.top_latent_dim
+
+    def q_top(self, z1: Tensor) -> Distribution:
+        loc, log_var = self.encoder_top(z1).chunk(2, dim=-1)
+        return D.posterior(self.family, loc, log_var, self.df)
+
+    def p_bottom(self, z2: Tensor) -> Distribution:
+        loc, log_var = self.decoder_top(z2).chunk(2, dim=-1)
+        return D.posterior("normal", loc, log_var)
+
+    def forward(self, posterior_params: PosteriorParams | None = None) -> Distribution:
+        top = D.standard_normal(self.top_latent_dim, device=self.anchor.device, dtype=self.anchor.dtype)
+        return D.ChainDistribution(top, self.p_bottom, self.top_latent_dim, self.latent_dim, head_first=False)
+
+    def posterior(self, q1: Distribution) -> Distribution:
+        return D.ChainDistribution(q1, self.q_top, self.latent_dim, self.top_latent_dim)
+
+    def code(self, loc: Tensor) -> Tensor:
+        # [mu1, mu2(mu1)]: the top layer's location at the bottom one's.
+        return torch.cat([loc, self.q_top(loc).mean], -1)
+
+    def bottom(self, z: Tensor) -> Tensor:
+        return z[..., : self.latent_dim]
+
+    def spec(self) -> dict:
+        return {"kind": self.kind, "latent_dim": self.top_latent_dim, "hidden": list(self.hidden)}
+
+
+PRIORS: dict[str, type[Prior]] = {p.kind: p for p in (StandardNormalPrior, VampPrior, TwoLayerPrior)}
+
+
+def check_prior_spec(spec: dict, *, conditional: bool = False) -> dict:
+    """``spec`` checked against the closed set of priors: a known kind with only its own options."""
+    if not isinstance(spec, dict) or spec.get("kind") not in PRIORS:
+        kind = spec.get("kind") if isinstance(spec, dict) else spec
+        raise ConfigError(f"unknown prior {kind!r}; choose one of {', '.join(PRIORS)}")
+    cls = PRIORS[spec["kind"]]
+    extra = sorted(set(spec) - {"kind"} - set(cls.options))
+    if extra:
+        raise ConfigError(f"the {spec['kind']} prior takes no option {', '.join(extra)}; it takes {', '.join(cls.options) or 'none'}")
+    if cls is VampPrior and conditional:
+        raise ConfigError("the VampPrior is not available for a conditional model; use prior='normal' or conditional=False")
+    return spec
+
+
+def build_prior(spec: dict, *, latent_dim: int, posterior: dict, input_shape: tuple[int, ...], activation: str) -> Prior:
+    """The Prior module a JSON spec describes."""
+    opts = {k: v for k, v in spec.items() if k != "kind"}
+    if spec["kind"] == "vamp":
+        return VampPrior(latent_dim, posterior, input_shape=input_shape, **opts)
+    if spec["kind"] == "two-layer":
+        return TwoLayerPrior(latent_dim, posterior, activation=activation, top_latent_dim=opts.get("latent_dim", 2),
+                             hidden=tuple(opts.get("hidden", (100, 100))))
+    return StandardNormalPrior(latent_dim, posterior)
