@@ -47,8 +47,9 @@ def main() -> None:
             # Pixels are in [0, 1]: a Bernoulli decoder on raw pixels, no standardization (a border
             # pixel that is always 0 in training would otherwise dominate every score).
             cls = VAEDetector if model == "vae" else AutoencoderDetector
-            det = cls(method=method, likelihood="bernoulli", standardize=False, latent_dim=args.latent_dim,
-                      hidden=hidden, epochs=args.epochs, batch_size=128, seed=args.seed)
+            n = int((train.y == d).sum())
+            det = cls(method=method, likelihood="bernoulli", scaling="none", latent_dim=args.latent_dim,
+                      hidden=hidden, n_steps=args.epochs * -(-n // 128), batch_size=128, seed=args.seed)
             t = time.time()
             det.fit(Xtr[train.y == d])
             auc = 100 * roc_auc_score(test.y != d, det.decision_function(Xte))

@@ -47,14 +47,14 @@ def main() -> None:
     ap.add_argument("--features", type=int, default=8, help="feature columns")
     ap.add_argument("--chunk-rows", type=int, default=65536, help="rows per chunk")
     ap.add_argument("--model", default="ae", choices=["ae", "vae"], help="detector model")
-    ap.add_argument("--score", default="reconstruction", help="score method")
+    ap.add_argument("--method", default="reconstruction", help="score method")
     ap.add_argument("--json", default="bench/score_throughput.json", help="where to write the results")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         write_csv(tmp / "train.csv", 20_000, args.features, seed=1)
         subprocess.run([sys.executable, "-m", "vaekit.cli", "detect", "fit", str(tmp / "train.csv"), "--out", str(tmp / "det"),
-                        "--id-column", "id", "--model", args.model, "--score", args.score, "--epochs", "2", "--quiet"], check=True)
+                        "--id-column", "id", "--model", args.model, "--method", args.method, "--steps", "300", "--quiet"], check=True)
         rows = []
         for n in args.rows:
             data = tmp / f"rows{n}.csv"
@@ -70,12 +70,13 @@ def main() -> None:
             rows.append({"rows": n, "csv_mb": round(data.stat().st_size / 2**20, 1), "seconds": round(float(secs), 2),
                          "rows_per_s": round(n / float(secs)), "peak_rss_mb": round(int(rss) / 1024, 1), "write_s": round(gen, 1)})
             data.unlink()
-    print(f"vaekit detect score, {args.model}/{args.score}, {args.features} features, --chunk-rows {args.chunk_rows}")
+    print(f"vaekit detect score, {args.model}/{args.method}, {args.features} features, --chunk-rows {args.chunk_rows}")
     print(f"{'rows':>10} {'CSV MB':>8} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")
     for r in rows:
         print(f"{r['rows']:>10} {r['csv_mb']:>8} {r['seconds']:>8} {r['rows_per_s']:>10} {r['peak_rss_mb']:>12}")
     with open(args.json, "w") as f:
-        json.dump({"features": args.features, "chunk_rows": args.chunk_rows, "model": args.model, "score": args.score, "results": rows}, f, indent=2)
+        json.dump({"features": args.features, "chunk_rows": args.chunk_rows, "model": args.model, "method": args.method,
+                   "results": rows}, f, indent=2)
     print(f"wrote {args.json}")
 
 

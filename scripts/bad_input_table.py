@@ -24,7 +24,10 @@ def run(case) -> tuple[int, str, str]:
         args = case.make(tmp)
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            rc = main(args)
+            try:
+                rc = main(args)
+            except SystemExit as e:  # argparse's own checks exit through it
+                rc = e.code
         shown = " ".join(a if not a.startswith(d) else "…" + a[len(d):] for a in args)
         return rc, shown, err.getvalue().strip().replace(d, "…")
 

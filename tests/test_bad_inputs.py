@@ -73,6 +73,19 @@ def _mutate_config(tmp: Path, change: Callable[[dict], None]) -> list[str]:
     return ["encode", str(bad), "--dataset", str(tmp / "ok.npy"), "--out", str(tmp / "out" / "z.npy")]
 
 
+def _folder(tmp: Path, sizes: list[tuple[int, int]], bad: bool = False) -> Path:
+    """A folder of grey PNGs of the given (height, width); ``bad`` adds a text file named .png."""
+    from PIL import Image
+
+    d = tmp / "images"
+    d.mkdir()
+    for i, (h, w) in enumerate(sizes):
+        Image.fromarray(np.full((h, w), 100, np.uint8)).save(d / f"{i}.png")
+    if bad:
+        (d / "notes.png").write_text("not an image")
+    return d
+
+
 def _existing_run(tmp: Path) -> Path:
     (tmp / "out").mkdir()
     (tmp / "out" / "keep.txt").write_text("mine")
@@ -133,13 +146,43 @@ CASES = [
     Case("weights whose shapes do not match the config", _wrong_shape_weights),
     Case("output file of an unknown type", lambda t: ["encode", str(_run(t)), "--out", str(t / "out" / "z.txt")]),
     Case("--resume of a run that never started", lambda t: ["train", "--resume", str(t / "never")]),
+    Case("a misspelt option", lambda t: ["train", "--epocs", "2", "--out", str(t / "out")]),
+    Case("a model that does not exist", lambda t: ["train", "--model", "gan", "--out", str(t / "out")]),
+    Case("a real-valued table with the default Bernoulli likelihood", lambda t: [*TRAIN, "--dataset", _csv(t, "a,b\n1.5,-2\n3,4\n0.5,7\n"), "--batch-size", "2", "--out", str(t / "out")]),
+    Case("a config file with an unknown option", lambda t: ["train", "--config", _csv(t, "latent_dim = 2\nepocs = 3\n", "c.toml"), "--out", str(t / "out")]),
+    Case("a config file that is not TOML", lambda t: ["train", "--config", _csv(t, "latent_dim: 2\n", "c.toml"), "--out", str(t / "out")]),
+    Case("a preset that does not exist", lambda t: ["train", "--preset", "mnist-fast", "--out", str(t / "out")]),
+    Case("a folder with no images", lambda t: [*TRAIN, "--dataset", str(_folder(t, [])), "--out", str(t / "out")]),
+    Case("a folder of images of different sizes", lambda t: [*TRAIN, "--dataset", str(_folder(t, [(8, 8), (10, 12)])), "--out", str(t / "out")]),
+    Case("an unreadable image with --strict", lambda t: [*TRAIN, "--strict", "--dataset", str(_folder(t, [(8, 8)], bad=True)), "--out", str(t / "out")]),
+    Case("--image-size for data that is not a folder", lambda t: [*TRAIN, "--image-size", "32", "--out", str(t / "out")]),
+    Case("samples written as .jpg", lambda t: ["sample", str(_run(t)), "--out", str(t / "out" / "s.jpg")]),
+    Case("explore: a model folder that does not exist", lambda t: ["explore", str(t / "no-run"), "--no-browser", "--port", "0"]),
+    Case("explore: data of another shape than the model's", lambda t: ["explore", str(_run(t)), "--dataset", _npy(t, np.random.default_rng(0).random((10, 9)).astype(np.float32), "nine.npy"), "--no-browser", "--port", "0"]),
+    Case("explore: a port that is in use", lambda t: ["explore", str(t / "any-run"), "--no-browser", "--port", str(_busy_port())]),
 ]
+
+
+_HELD: list = []  # sockets kept listening while a case runs
+
+
+def _busy_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    _HELD.append(s)
+    return s.getsockname()[1]
 
 
 def run_case(case: Case, tmp: Path, capsys) -> tuple[int, str, list[str]]:
     args = case.make(tmp)
     before = {p for p in tmp.rglob("*")}
-    rc = main(args)
+    try:
+        rc = main(args)
+    except SystemExit as e:  # argparse's own checks (unknown option, wrong choice) exit through it
+        rc = e.code
     err = capsys.readouterr().err.strip()
     new = sorted(str(p.relative_to(tmp)) for p in set(tmp.rglob("*")) - before)
     return rc, err, new
@@ -150,7 +193,7 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(case, tmp_path, caps
     rc, err, new = run_case(case, tmp_path, capsys)
     assert rc == 2, err
     lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("vaekit: error: "), err
+    assert len(lines) == 1 and lines[0].startswith("vaekit") and ": error: " in lines[0], err
     assert "Traceback" not in err
     assert new == [], f"left behind: {new}"
     assert not (tmp_path / "pwned").exists()

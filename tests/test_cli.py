@@ -262,13 +262,13 @@ def test_no_command_prints_help_and_exits_2(capsys):
 
 
 def test_preset_expands_and_explicit_options_win():
-    from vaekit.cli import PRESETS, build_parser, expand_preset
+    from vaekit.cli import build_parser, expand_preset, presets
 
     argv = expand_preset(["train", "--preset", "mnist-nll", "--latent-dim", "8", "--out", "r"])
     args = build_parser().parse_args(argv)
     assert args.dataset == "mnist" and args.binarize == "dynamic" and args.max_minutes == 40
     assert args.latent_dim == 8  # given after the preset, so it wins
-    assert argv[1 : 1 + len(PRESETS["mnist-nll"])] == PRESETS["mnist-nll"]
+    assert argv[1 : 1 + len(presets()["mnist-nll"])] == presets()["mnist-nll"]
     assert expand_preset(["sample", "--preset", "x"]) == ["sample", "--preset", "x"]
 
 

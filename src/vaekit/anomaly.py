@@ -1,32 +1,37 @@
 """Anomaly detectors with the scikit-learn / PyOD interface, built on vaekit's autoencoders.
 
     >>> from vaekit.anomaly import VAEDetector, load_detector
-    >>> det = VAEDetector(contamination=0.01, score="elbo").fit(X_train)   # mostly normal rows
+    >>> det = VAEDetector(contamination=0.01).fit(X_train)   # rows mostly normal; no labels
     >>> det.decision_function(X_new)      # higher = more anomalous
     >>> det.predict(X_new)                # 1 = anomaly, 0 = normal (PyOD's convention)
+    >>> det.explain(X_new)                # each feature's share of the reconstruction term
     >>> det.save("detectors/cards"); same = load_detector("detectors/cards")
 
-A detector is a preprocessing step (categorical one-hot, optional median imputation), a
-:class:`vaekit.estimators.VAE` or :class:`~vaekit.estimators.Autoencoder` trained on the result
-(standardized, with a Gaussian decoder by default), and a score. Scores, higher = more anomalous:
+A detector is a fitted :class:`~vaekit.anomaly_table.TablePreprocessor` (columns, one-hot
+categories, imputation, robust scaling: JSON), a :class:`vaekit.estimators.VAE` or
+:class:`~vaekit.estimators.Autoencoder` trained on its output, and a score (``method``), higher =
+more anomalous:
 
-- ``'reconstruction'``: squared error ``||x - decode(encode(x))||^2`` summed over features, in
-  standardized units, through the posterior mean (so deterministic);
-- ``'elbo'``: the negative ELBO ``-(E_q[log p(x|z)] - KL(q(z|x) || p(z)))``, nats per example;
-- ``'likelihood'``: the importance-weighted negative log-likelihood
-  ``-log (1/K) sum_k p(x, z_k) / q(z_k|x)`` (Burda et al. 2016, eq. 8), nats per example: the
-  "statistical" definition of an anomaly, low density under the model;
-- ``'latent'``: Euclidean distance from the code to the nearest of ``n_clusters`` k-means centres
-  of the training codes: the "proximity-based" definition.
+- ``'combined'`` (the default): the negative ELBO (an autoencoder: the reconstruction error) plus
+  the distance to the nearest training codes, each first put on the scale of its training scores
+  (median and interquartile range). The density term finds rows far from everything; the
+  neighbour term finds rows in sparse pockets between dense groups, which a global density misses.
+- ``'elbo'``: ``-(E_q[log p(x|z)] - KL(q(z|x) || p(z)))``, nats per row;
+- ``'likelihood'``: ``-log (1/K) sum_k p(x, z_k) / q(z_k|x)`` (Burda et al. 2016, eq. 8), nats;
+- ``'reconstruction'``: ``||x - decode(encode(x))||^2`` in scaled units, through the posterior mean;
+- ``'latent'``: distance from the code to the nearest of ``n_clusters`` k-means centres;
+- ``'knn'``: mean distance from the code to its ``n_neighbors`` nearest training codes.
 
-The two Monte-Carlo scores draw their standardized noise ``eps`` once at fit time (seeded) and
-reuse it for every row (common random numbers): a row's score then depends on that row only, never
-on the batch or chunk it arrives in, so in-memory and streamed scoring agree and a saved detector
-scores the same after loading.
+The Monte-Carlo scores draw their standard noise ``eps`` once at fit time (seeded) and reuse it for
+every row (common random numbers); the neighbour scores use a fixed, saved set of training codes.
+A row's score therefore depends on that row only, never on the batch, chunk or process it is
+scored in: in-memory, streamed and cluster scoring agree and a saved detector scores the same after
+loading.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -34,23 +39,32 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin
 
-from . import distributions as D
+from . import anomaly_scores as S
+from .anomaly_scores import detection_metrics
+from .anomaly_table import SCALINGS, NotNumericError, TablePreprocessor
 from .errors import ConfigError, DataError, ModelFileError
 
-SCORES = ("reconstruction", "elbo", "likelihood", "latent")
+__all__ = ["VAEDetector", "AutoencoderDetector", "load_detector", "save_detector", "score_partition",
+           "detection_metrics", "NotNumericError", "METHODS"]
+
+METHODS = ("combined", "elbo", "likelihood", "reconstruction", "latent", "knn")
+_DENSITY_METHODS = ("elbo", "likelihood")
 PROBA_METHODS = ("linear", "unify")
 FORMAT = "vaekit-detector"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CONFIG_FILE = "detector.json"
 TENSORS_FILE = "detector.safetensors"
 MODEL_DIR = "model"
 
 # Rows x samples x features kept in memory at once while scoring (about 16 MB of float32).
 _SCORE_BUDGET = 1 << 22
-
-
-class NotNumericError(DataError, TypeError):
-    """A feature cell that is not a number (a TypeError too, as scikit-learn expects)."""
+# Training codes kept as the neighbour score's reference set: enough for a stable local density,
+# small enough that scoring a row costs one (rows x 1024) distance matrix.
+_N_REFERENCE = 1024
+# Optimization steps when n_steps='auto'. Small tables get this many steps however few rows
+# they have (one pass over 200 rows is 2 steps and learns nothing); large tables get this many
+# steps of larger batches instead of more passes, so the cost stops growing with the row count.
+_AUTO_STEPS = 1500
 
 
 class _BaseDetector(OutlierMixin, BaseEstimator):
@@ -60,219 +74,164 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
 
     # -- parameters ----------------------------------------------------------------------------
     def _check_params(self) -> None:
-        if self.method not in SCORES:
-            raise ConfigError(f"unknown score method {self.method!r}; choose one of {', '.join(SCORES)}")
-        if self._kind == "ae" and self.method in ("elbo", "likelihood"):
-            raise ConfigError(f"score method {self.method!r} needs a VAE (a density model); use VAEDetector or method='reconstruction'/'latent'")
+        allowed = METHODS if self._kind == "vae" else tuple(m for m in METHODS if m not in _DENSITY_METHODS)
+        if self.method not in allowed:
+            if self.method in _DENSITY_METHODS:
+                raise ConfigError(f"score method {self.method!r} needs a VAE (a density model); use VAEDetector or one of {', '.join(allowed)}")
+            raise ConfigError(f"unknown score method {self.method!r}; choose one of {', '.join(allowed)}")
         if self.threshold is None:
             c = self.contamination
             if isinstance(c, bool) or not isinstance(c, (int, float, np.number)) or not 0 < c <= 0.5:
                 raise ConfigError(f"contamination is the expected share of anomalies in (0, 0.5], got {c!r}; e.g. 0.01")
         elif not (isinstance(self.threshold, (int, float, np.number)) and math.isfinite(self.threshold)):
             raise ConfigError(f"threshold must be a finite number (a decision_function value), got {self.threshold!r}")
-        if int(self.n_clusters) < 1:
-            raise ConfigError(f"n_clusters must be at least 1, got {self.n_clusters}")
+        for name in ("n_clusters", "n_neighbors"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("latent_dim", "n_steps", "batch_size"):
+            v = getattr(self, name)
+            if v != "auto" and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+                raise ConfigError(f"{name} must be 'auto' or an integer of at least 1, got {v!r}")
         if self.proba not in PROBA_METHODS:
             raise ConfigError(f"unknown proba method {self.proba!r}; choose 'linear' or 'unify'")
-        if self.standardize and self.likelihood != "gaussian":
-            raise ConfigError("standardize=True needs likelihood='gaussian' (standardized data is not in [0, 1]); pass standardize=False for [0, 1] data")
+        if self.scaling not in SCALINGS:
+            raise ConfigError(f"unknown scaling {self.scaling!r}; choose one of {', '.join(SCALINGS)}")
+        if self.scaling != "none" and self.likelihood != "gaussian":
+            raise ConfigError(f"scaling={self.scaling!r} needs likelihood='gaussian' (scaled data is not in [0, 1]); pass scaling='none' for [0, 1] data")
+        self._seed()
 
-    def _estimator(self):
+    def _seed(self) -> int:
+        """``random_state`` (scikit-learn's and PyOD's name) if given, else ``seed``."""
+        rs, seed = self.random_state, self.seed
+        if rs is not None and not isinstance(rs, (int, np.integer)):
+            raise ConfigError(f"random_state must be an integer seed (a RandomState object cannot be saved), got {type(rs).__name__}")
+        if rs is not None and seed != 0 and int(rs) != int(seed):
+            raise ConfigError(f"seed={seed} and random_state={rs} disagree; they are two names for one seed, pass one of them")
+        return int(seed if rs is None else rs)
+
+    def _estimator(self, n_rows: int, n_cols: int):
+        """The vaekit estimator this detector trains, with the 'auto' sizes resolved for the table."""
         from . import estimators
 
+        batch = _auto_batch(n_rows) if self.batch_size == "auto" else int(min(self.batch_size, n_rows))
+        steps = _AUTO_STEPS if self.n_steps == "auto" else int(self.n_steps)
+        latent = _auto_latent(n_cols) if self.latent_dim == "auto" else int(self.latent_dim)
         common = dict(
-            latent_dim=self.latent_dim, hidden=self.hidden, activation=self.activation, likelihood=self.likelihood,
-            standardize=self.standardize, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-            weight_decay=self.weight_decay, val_fraction=0.0, seed=self.seed, device=self.device, verbose=self.verbose,
+            latent_dim=latent, hidden=self.hidden, activation=self.activation, likelihood=self.likelihood,
+            standardize=False, epochs=max(1, round(steps / math.ceil(n_rows / batch))), batch_size=batch, lr=self.lr,
+            weight_decay=self.weight_decay, val_fraction=0.0, seed=self._seed(), device=self.device, verbose=self.verbose,
         )
         if self._kind == "vae":
             return estimators.VAE(beta=self.beta, learn_sigma=self.learn_sigma, **common)
         return estimators.Autoencoder(**common)
 
-    # -- tables -> a float matrix -----------------------------------------------------------------
-    def _columns(self, X, fitting: bool):
-        """(numeric block as an object/float array, categorical block as strings or None)."""
-        import pandas as pd
-
-        cats = list(self.categorical or [])
-        if isinstance(X, pd.DataFrame):
-            names = [str(c) for c in X.columns]
-            X = X.set_axis(names, axis=1)
-            if fitting:
-                self.feature_names_in_ = np.asarray(names, dtype=object)
-            elif getattr(self, "feature_names_in_", None) is not None:
-                want = [str(c) for c in self.feature_names_in_]
-                missing = [c for c in want if c not in names]
-                if missing:
-                    raise DataError(f"columns {missing[:5]} seen in training are missing; pass the same columns as the training data")
-                X = X[want]  # match by name, so column order in a new file does not matter
-                names = want
-            unknown = [c for c in cats if c not in names]
-            if unknown:
-                raise ConfigError(f"categorical columns {unknown} are not in the data; columns are {names[:20]}")
-            numeric = [c for c in names if c not in cats]
-            block = X[numeric]
-            fast = all(pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t) for t in block.dtypes)
-            num = block.to_numpy(dtype=np.float32 if fast else object) if numeric else np.empty((len(X), 0), np.float32)
-            cat = X[cats].to_numpy(dtype=object) if cats else None
-            return num, cat, numeric
-        if hasattr(X, "toarray") or hasattr(X, "tocsr"):
-            raise NotNumericError("sparse input is not supported; pass a dense array (X.toarray()) or a DataFrame")
-        arr = np.asarray(X)
-        if arr.ndim != 2:
-            raise DataError(f"X must be a table of shape (n_rows, n_features), got shape {arr.shape}. Reshape your data with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one row")
-        if fitting:
-            self.__dict__.pop("feature_names_in_", None)
-        if cats:
-            bad = [c for c in cats if not (isinstance(c, (int, np.integer)) and 0 <= c < arr.shape[1])]
-            if bad:
-                raise ConfigError(f"with an array, categorical= takes column positions 0..{arr.shape[1] - 1}, got {bad}; or pass a pandas DataFrame and column names")
-        numeric = [i for i in range(arr.shape[1]) if i not in cats]
-        return arr[:, numeric], (arr[:, cats] if cats else None), numeric
-
-    def _to_float(self, num) -> np.ndarray:
-        if num.dtype.kind in "biuf":
-            return num.astype(np.float32)
-        if num.dtype.kind == "c":
-            raise DataError("Complex data not supported: pass real-valued features (e.g. the real and imaginary parts as two columns)")
-        try:
-            return num.astype(np.float64).astype(np.float32)
-        except (TypeError, ValueError) as e:
-            flat = num.reshape(-1)
-            for i, v in enumerate(flat):
-                try:
-                    float(v)
-                except (TypeError, ValueError):
-                    r, c = divmod(i, num.shape[1])
-                    raise NotNumericError(
-                        f"non-numeric value {v!r} at row {r}, feature {c} ({e}); pass numbers, or name the column in categorical="
-                    ) from None
-            raise NotNumericError(f"features must be numeric ({e})") from None
-
-    def _features(self, X, fitting: bool = False) -> np.ndarray:
-        """X (array or DataFrame) as the float32 matrix the model sees, before standardization."""
-        import pandas as pd
-
-        num, cat, numeric = self._columns(X, fitting)
-        if len(num) == 0:
-            raise DataError(f"X is empty (0 rows); pass at least one row to {'fit' if fitting else 'score'}")
-        num = self._to_float(num)
-        if fitting:
-            self.numeric_columns_ = list(numeric)
-            n_feat = num.shape[1] + (0 if cat is None else cat.shape[1])
-            if n_feat == 0:
-                raise DataError(f"X has 0 feature(s) (shape=({len(num)}, 0)) while a minimum of 1 is required; pass at least one feature column")
-            self.n_features_in_ = n_feat
-        else:
-            n_feat = num.shape[1] + (0 if cat is None else cat.shape[1])
-            if n_feat != self.n_features_in_:
-                raise DataError(
-                    f"X has {n_feat} features, but {type(self).__name__} is expecting {self.n_features_in_} features as input; "
-                    "pass the same columns as the training data"
-                )
-        bad = ~np.isfinite(num)
-        if self.impute:
-            if fitting:
-                with np.errstate(all="ignore"):
-                    med = np.nanmedian(np.where(bad, np.nan, num), axis=0) if len(num) else np.zeros(num.shape[1])
-                self.impute_values_ = np.where(np.isfinite(med), med, 0.0).astype(np.float32)
-            if bad.any():
-                num = np.where(bad, self.impute_values_[None, :], num)
-        elif bad.any():
-            r, c = np.argwhere(bad)[0]
-            name = numeric[c]
-            raise DataError(
-                f"X has {int(bad.sum())} NaN or infinite values (first at row {r}, column {name!r}); "
-                "clean the data or pass impute=True (--impute) to fill them with the training medians"
-            )
-        if cat is None:
-            return num
-        if fitting:
-            self.categories_ = {}
-        blocks = [num]
-        for j, col in enumerate(self.categorical):
-            values = cat[:, j]
-            missing = pd.isna(values)
-            if missing.any() and not self.impute:
-                raise DataError(
-                    f"categorical column {col!r} has {int(missing.sum())} missing values (first at row {int(np.argmax(missing))}); "
-                    "fill them or pass impute=True (missing categories are then encoded as all-zero)"
-                )
-            keys = np.array([None if m else str(v) for v, m in zip(values, missing)], dtype=object)
-            if fitting:
-                self.categories_[str(col)] = sorted({k for k in keys if k is not None})
-            levels = self.categories_[str(col)]
-            index = {k: i for i, k in enumerate(levels)}
-            onehot = np.zeros((len(keys), len(levels)), dtype=np.float32)
-            pos = np.fromiter((index.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
-            hit = pos >= 0  # unseen or missing categories stay all-zero rather than failing in production
-            onehot[np.nonzero(hit)[0], pos[hit]] = 1.0
-            blocks.append(onehot)
-        return np.concatenate(blocks, axis=1)
-
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, X, y=None):
         """Train on X (rows assumed mostly normal; ``y`` is ignored). Returns self.
 
-        Sets ``decision_scores_`` (the training rows' scores), ``threshold_`` (the
-        ``1 - contamination`` quantile of those, or the given ``threshold``) and ``labels_``.
+        Sets ``preprocessor_``, ``estimator_``, ``decision_scores_`` (the training rows' scores),
+        ``threshold_`` (the ``1 - contamination`` quantile of those, or the given ``threshold``)
+        and ``labels_``.
         """
         self._check_params()
-        Xf = self._features(X, fitting=True)
-        est = self._estimator()
-        # A batch larger than the data is an error in the trainer; small tables are common here.
-        est.batch_size = int(min(self.batch_size, len(Xf)))
-        est.fit(Xf)
-        self.estimator_ = est
-        cfg = est.model_.config
-        if self.method in ("elbo", "likelihood"):
-            self.eps_ = _standard_draws(est.posterior, est.student_df, int(self.n_score_samples), cfg.latent_dim, self.seed)
-        if self.method == "latent":
-            from sklearn.cluster import KMeans
-
-            Z = est.encode(Xf)
-            k = int(min(self.n_clusters, len(np.unique(Z, axis=0))))
-            km = KMeans(n_clusters=k, n_init=10, random_state=self.seed).fit(Z.astype(np.float64))
-            self.cluster_centers_ = km.cluster_centers_.astype(np.float32)
-        self.decision_scores_ = self._scores(Xf)
-        if self.threshold is not None:
-            self.threshold_ = float(self.threshold)
-        else:
-            self.threshold_ = float(np.quantile(self.decision_scores_, 1.0 - float(self.contamination)))
+        pre = TablePreprocessor(categorical=self.categorical, impute=self.impute, scaling=self.scaling)
+        Xf = pre.fit_transform(X)
+        if len(Xf) < 2:
+            raise DataError("cannot fit a detector on 1 sample (one row): it needs at least 2, better hundreds, of mostly normal rows")
+        if self.method == "latent" and len(Xf) < int(self.n_clusters):
+            raise DataError(f"{len(Xf)} rows are fewer than n_clusters={self.n_clusters}; pass more rows or a smaller n_clusters (--n-clusters)")
+        self.preprocessor_ = pre
+        self.estimator_ = self._estimator(*Xf.shape).fit(Xf)
+        self.decision_scores_ = self._fit_score_state(Xf)
+        self.threshold_ = float(self.threshold) if self.threshold is not None else S.quantile_threshold(self.decision_scores_, self.contamination)
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
         return self
 
+    def _fit_score_state(self, Xf: np.ndarray) -> np.ndarray:
+        """Fix what the score needs besides the network (noise draws, reference codes, centres,
+        term scales); returns the training rows' scores, from the one scoring pass this needs."""
+        for attr in ("eps_", "cluster_centers_", "reference_codes_", "term_location_", "term_scale_"):
+            self.__dict__.pop(attr, None)
+        cfg = self.estimator_.model_.config
+        seed = self._seed()
+        # The noise and the reference codes are cheap, so every detector keeps them: score_terms
+        # can then give every single-term score of the same network.
+        if self._kind == "vae":
+            post = cfg.posterior
+            self.eps_ = S.standard_draws(post["family"], post.get("df", 5.0), int(self.n_score_samples), cfg.latent_dim, seed)
+        pick = np.sort(np.random.default_rng(seed).permutation(len(Xf))[:_N_REFERENCE])
+        self.reference_codes_ = self.estimator_.encode(Xf[pick]).astype(np.float32)
+        if self.method == "latent":
+            from sklearn.cluster import KMeans
+
+            Z = self.estimator_.encode(Xf)
+            k = int(min(self.n_clusters, len(np.unique(Z, axis=0))))
+            km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(Z.astype(np.float64))
+            self.cluster_centers_ = km.cluster_centers_.astype(np.float32)
+        terms = self._terms(Xf)
+        if self.method == "combined":
+            loc_scale = [S.robust_location_scale(terms[t]) for t in self._combined_terms]
+            self.term_location_ = np.array([a for a, _ in loc_scale])
+            self.term_scale_ = np.array([b for _, b in loc_scale])
+        return self._combine(terms)
+
     # -- scoring -------------------------------------------------------------------------------
+    @property
+    def _combined_terms(self) -> tuple[str, ...]:
+        return ("elbo" if self._kind == "vae" else "reconstruction", "knn")
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "estimator_"):
             from sklearn.exceptions import NotFittedError
 
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first or load_detector(path)")
 
-    def _scores(self, Xf: np.ndarray) -> np.ndarray:
-        est = self.estimator_
-        Xs = est.prepare_X(Xf)
-        model = est.model_
-        k = 1 if self.method in ("reconstruction", "latent") else int(self.n_score_samples)
-        batch = max(1, min(4096, _SCORE_BUDGET // (k * max(1, Xs.shape[1]))))
-        extra = {}
-        if self.method in ("elbo", "likelihood"):
-            extra["eps"] = torch.as_tensor(self.eps_, device=est.device_)
-        if self.method == "latent":
-            extra["centres"] = torch.as_tensor(self.cluster_centers_, device=est.device_)
-        fn = {"reconstruction": _reconstruction_error, "elbo": _negative_elbo,
-              "likelihood": _iw_nll, "latent": _latent_distance}[self.method]
-        return est.batched(lambda xb: fn(model, xb, **extra), Xs, batch_size=batch).astype(np.float64)
+    def _transform(self, X) -> np.ndarray:
+        """X as the network's input: the preprocessor, then (0.1.0 folders only) the estimator's scaler."""
+        return self.estimator_.prepare_X(self.preprocessor_.transform(X, who=type(self).__name__))
+
+    def _batch_rows(self, n_cols: int, k: int) -> int:
+        return max(1, min(4096, _SCORE_BUDGET // (max(1, k) * max(1, n_cols))))
+
+    def _terms(self, Xs: np.ndarray, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """The named score terms of prepared rows, float64 (N,) each: one batched pass over Xs."""
+        names = names or (self._combined_terms if self.method == "combined" else (self.method,))
+        dev = self.estimator_.device_
+        state = {a: torch.as_tensor(getattr(self, a), device=dev) for a in ("eps_", "cluster_centers_", "reference_codes_") if getattr(self, a, None) is not None}
+        fns = {
+            "reconstruction": lambda m, x: S.reconstruction_error(m, x),
+            "elbo": lambda m, x: S.negative_elbo(m, x, state["eps_"]),
+            "likelihood": lambda m, x: S.iw_nll(m, x, state["eps_"]),
+            "latent": lambda m, x: S.latent_distance(m, x, state["cluster_centers_"]),
+            "knn": lambda m, x: S.knn_distance(m, x, state["reference_codes_"], int(self.n_neighbors)),
+        }
+        model = self.estimator_.model_
+        k = int(getattr(self, "n_score_samples", 1)) if any(n in ("elbo", "likelihood") for n in names) else 1
+        batch = self._batch_rows(Xs.shape[1] + len(getattr(self, "reference_codes_", ())), k)
+
+        def run(xb):
+            return torch.stack([fns[n](model, xb).to(torch.float64) for n in names], -1)
+
+        out = self.estimator_.batched(run, Xs, batch_size=batch).astype(np.float64)
+        return {n: out[:, i] for i, n in enumerate(names)}
+
+    def _scores(self, Xs: np.ndarray) -> np.ndarray:
+        return self._combine(self._terms(Xs))
+
+    def _combine(self, terms: dict[str, np.ndarray]) -> np.ndarray:
+        if self.method != "combined":
+            return terms[self.method]
+        return sum((terms[t] - loc) / sc for t, loc, sc in zip(self._combined_terms, self.term_location_, self.term_scale_))
 
     def decision_function(self, X) -> np.ndarray:
         """Anomaly score of each row, shape (N,): higher = more anomalous (PyOD's sign).
 
-        Units depend on ``method``: squared standardized error ('reconstruction'), nats per row
-        ('elbo', 'likelihood'), code-space distance ('latent'). Deterministic: the same row always
-        gets the same score, whatever batch it comes in.
+        Units depend on ``method``: robust standard units summed over terms ('combined'), nats per
+        row ('elbo', 'likelihood'), squared scaled error ('reconstruction'), code-space distance
+        ('latent', 'knn'). Deterministic: a row always gets the same score, whatever its batch.
         """
         self._check_fitted()
-        return self._scores(self._features(X))
+        return self._scores(self._transform(X))
 
     def score_samples(self, X) -> np.ndarray:
         """``-decision_function(X)``: scikit-learn's sign, lower = more abnormal."""
@@ -293,23 +252,82 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:
         """[P(normal), P(anomaly)] per row, shape (N, 2), from the training scores.
 
-        ``proba='linear'``: min-max scaling of the score over the training scores, clipped to
-        [0, 1]. ``proba='unify'``: ``erf((s - mean) / (std * sqrt 2))`` clipped at 0 (Kriegel et
-        al. 2011, "Interpreting and unifying outlier scores"), as PyOD does. Neither is a
-        calibrated probability; both are monotone in the score.
+        ``proba='linear'``: min-max scaling over the training scores, clipped to [0, 1];
+        ``proba='unify'``: ``erf((s - mean) / (std * sqrt 2))`` clipped at 0 (Kriegel et al.
+        2011), as PyOD does. Neither is a calibrated probability; both are monotone in the score.
         """
-        s = self.decision_function(X)
-        train = self.decision_scores_
-        if self.proba == "linear":
-            lo, hi = float(train.min()), float(train.max())
-            p = (s - lo) / (hi - lo) if hi > lo else (s > hi).astype(np.float64)
-        else:
-            from scipy.special import erf
+        return S.to_proba(self.decision_function(X), self.decision_scores_, self.proba)
 
-            sd = float(train.std())
-            p = erf((s - float(train.mean())) / ((sd if sd > 0 else 1.0) * math.sqrt(2)))
-        p = np.clip(p, 0.0, 1.0)
-        return np.column_stack([1.0 - p, p])
+    # -- explanations --------------------------------------------------------------------------
+    def explain(self, X):
+        """Each input feature's contribution to each row's reconstruction term: a DataFrame (N, features).
+
+        The reconstruction term is the part of the score that is a sum over columns: the squared
+        error for ``method='reconstruction'`` (squared scaled units), else the negative expected
+        log-likelihood ``-E_q[log p(x|z)]`` in nats (with the detector's fixed draws for a VAE,
+        through the posterior mean for an autoencoder). A categorical feature's contribution is
+        summed over its one-hot columns. Each row sums to
+        ``score_terms(X)['reconstruction']``; larger = that feature is further from what the
+        model expects for this row.
+        """
+        import pandas as pd
+
+        self._check_fitted()
+        Xs = self._transform(X)
+        per_col = self._per_column_reconstruction(Xs)
+        groups = self.preprocessor_.groups()
+        cols = np.stack([per_col[:, idx].sum(1) for _, idx in groups], axis=1)
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        return pd.DataFrame(cols, columns=[name for name, _ in groups], index=index)
+
+    def score_terms(self, X):
+        """Every score this fitted detector can give, one column each, plus ``score`` and ``explained``.
+
+        ``score`` is ``decision_function``; ``explained`` the reconstruction term that
+        :meth:`explain` splits over features (its row sums); ``reconstruction``, ``knn`` and, for a
+        VAE, ``elbo`` and ``likelihood`` are the single-term scores of the same network, in the
+        units of those methods (``latent`` only when it is the method). A DataFrame (N, terms).
+        """
+        import pandas as pd
+
+        self._check_fitted()
+        Xs = self._transform(X)
+        names = ["reconstruction"]
+        names += ["elbo", "likelihood"] if getattr(self, "eps_", None) is not None else []
+        names += ["knn"] if getattr(self, "reference_codes_", None) is not None else []
+        names += ["latent"] if self.method == "latent" else []
+        terms = self._terms(Xs, tuple(names))
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        cols = {"score": self._combine(terms), "explained": self._per_column_reconstruction(Xs).sum(1), **terms}
+        return pd.DataFrame(cols, index=index)
+
+    def _per_column_reconstruction(self, Xs: np.ndarray) -> np.ndarray:
+        model = self.estimator_.model_
+        if self.method == "reconstruction" or self._kind == "ae":
+            fn = functools.partial(S.per_feature_squared_error, model)
+        else:
+            eps = None if getattr(self, "eps_", None) is None else torch.as_tensor(self.eps_, device=self.estimator_.device_)
+            fn = functools.partial(S.per_feature_nll, model, eps=eps)
+        k = len(getattr(self, "eps_", ())) or 1
+        return self.estimator_.batched(lambda xb: fn(xb).to(torch.float64), Xs, batch_size=self._batch_rows(Xs.shape[1], k)).astype(np.float64)
+
+    # -- fitted attributes kept for 0.1.0 callers ------------------------------------------------
+    @property
+    def n_features_in_(self) -> int:
+        self._check_fitted()
+        return self.preprocessor_.n_features_in
+
+    @property
+    def feature_names_in_(self):
+        names = self.preprocessor_.feature_names_ if hasattr(self, "preprocessor_") else None
+        if names is None:
+            raise AttributeError("feature_names_in_ is set only when fit saw a DataFrame")
+        return np.asarray(names, dtype=object)
+
+    @property
+    def categories_(self) -> dict[str, list[str]]:
+        self._check_fitted()
+        return self.preprocessor_.categories_
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -324,59 +342,86 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
         return tags
 
 
+def _auto_batch(n_rows: int) -> int:
+    """128 rows a step up to 64k rows, then growing with the table to 1024: a fixed step budget
+    then still sees every row of a large table about 2 to 3 times."""
+    return int(min(n_rows, max(128, min(1024, n_rows // 512))))
+
+
+def _auto_latent(n_cols: int) -> int:
+    """Half the input columns, at least 2 and at most 8: a code as wide as the input can copy it
+    and then reconstructs anomalies as well as normal rows."""
+    return int(max(2, min(8, math.ceil(n_cols / 2))))
+
+
 _SHARED_DOC = """
     Parameters
     ----------
-    method : 'reconstruction', 'elbo', 'likelihood' or 'latent'
+    method : 'combined', 'elbo', 'likelihood', 'reconstruction', 'latent' or 'knn'
         The score method: how a row is scored (see the module docstring); higher = more anomalous.
+        The command line's ``--method``.
     contamination : float in (0, 0.5]
         Expected share of anomalies in the training data: ``threshold_`` is the
         ``1 - contamination`` quantile of the training scores. Ignored when ``threshold`` is set.
     threshold : float or None
         An explicit threshold on ``decision_function`` (e.g. from a validation set).
-    latent_dim, hidden, activation : the networks (code size, hidden layer sizes, activation).
+    latent_dim : int or 'auto'
+        Code size; 'auto' is half the input columns, between 2 and 8.
+    hidden, activation : the networks' hidden layer sizes and activation.
     likelihood : 'gaussian' (real-valued data, no squashing output) or 'bernoulli' (data in [0, 1]).
-    standardize : bool
-        Standardize features with the training mean and standard deviation (needs 'gaussian').
+    scaling : 'robust', 'standard' or 'none'
+        Per numeric column, in float64: 'robust' centres on the median, divides by the larger of the
+        standard deviation and IQR / 1.349, and compresses values beyond 3 units logarithmically
+        (see :func:`vaekit.anomaly_table.robust_scale`); 'standard' is mean / standard deviation.
     categorical : list of column names (DataFrame) or positions (array), or None
         Columns one-hot encoded with the training categories; unseen categories become all-zero.
     impute : bool
         Fill NaN / infinite numeric values with the training medians (else they are an error).
     n_clusters : int
         k of the k-means on training codes ('latent' score).
+    n_neighbors : int
+        Neighbours among the saved training codes ('knn' and 'combined' scores).
     proba : 'linear' or 'unify'
         How ``predict_proba`` maps scores to [0, 1].
-    epochs, batch_size, lr, weight_decay : the optimization (see ``vaekit train --help``).
+    n_steps, batch_size : int or 'auto'
+        Optimization steps and rows per step. 'auto': 1500 steps; 128 rows a step, growing to
+        1024 for tables over 64k rows (larger tables: larger steps, not more of them).
+    lr, weight_decay : Adam's learning rate and weight decay.
     seed : int
-        Fixes weight initialization, batch order, k-means and the Monte-Carlo noise.
+        Fixes weight initialization, batch order, k-means, the reference codes and the Monte-Carlo
+        noise. ``random_state`` is the same seed under scikit-learn's and PyOD's name.
     device : 'cpu', 'cuda' or 'auto'.
 
     Attributes (after fit)
     ----------------------
+    preprocessor_ : the fitted TablePreprocessor (JSON in detector.json)
     estimator_ : the fitted vaekit.estimators.VAE / Autoencoder
     decision_scores_ : (N,) scores of the training rows
     threshold_ : float
     labels_ : (N,) 0/1 labels of the training rows
-    n_features_in_, feature_names_in_ (DataFrame input), categories_, impute_values_,
-    cluster_centers_ ('latent'), eps_ ('elbo' / 'likelihood': the fixed standard noise)
+    n_features_in_, feature_names_in_ (DataFrame input), categories_, cluster_centers_ ('latent'),
+    reference_codes_ ('knn', 'combined'), eps_ (the fixed standard noise of a VAE's Monte-Carlo terms),
+    term_location_, term_scale_ ('combined': each term's training median and scale)
 """
 
 
 class VAEDetector(_BaseDetector):
-    __doc__ = """Anomaly detector on a VAE: ELBO, importance-weighted likelihood, reconstruction or latent score.
+    __doc__ = """Anomaly detector on a VAE with a Gaussian decoder whose per-feature variance is learned.
 
-    ``n_score_samples`` (K) is the number of z samples for 'elbo' and 'likelihood'; ``beta`` the
-    weight of the KL term in training; ``learn_sigma`` learns a per-feature decoder sigma.
+    ``n_score_samples`` (K) is the number of z draws for the Monte-Carlo terms; ``beta`` the weight
+    of the KL term in training; ``learn_sigma`` learns a per-feature decoder sigma (default: a
+    fixed sigma of 1 makes the score little more than the squared norm of the scaled row).
     """ + _SHARED_DOC
 
     _kind = "vae"
 
-    def __init__(self, method: str = "elbo", contamination: float = 0.01, threshold: float | None = None,
-                 latent_dim: int = 8, hidden=(64,), activation: str = "relu", likelihood: str = "gaussian",
-                 standardize: bool = True, categorical=None, impute: bool = False, n_clusters: int = 8,
-                 n_score_samples: int = 32, beta: float = 1.0, learn_sigma: bool = False, proba: str = "linear",
-                 epochs: int = 50, batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 0.0,
-                 seed: int = 0, device: str = "cpu", verbose: bool = False):
+    def __init__(self, method: str = "combined", contamination: float = 0.01, threshold: float | None = None,
+                 latent_dim: int | str = "auto", hidden=(64,), activation: str = "relu", likelihood: str = "gaussian",
+                 scaling: str = "robust", categorical=None, impute: bool = False, n_clusters: int = 8,
+                 n_neighbors: int = 10, n_score_samples: int = 8, beta: float = 1.0, learn_sigma: bool = True,
+                 proba: str = "linear", n_steps: int | str = "auto", batch_size: int | str = "auto", lr: float = 1e-3,
+                 weight_decay: float = 0.0, seed: int = 0, random_state: int | None = None, device: str = "cpu",
+                 verbose: bool = False):
         self.method = method
         self.contamination = contamination
         self.threshold = threshold
@@ -384,19 +429,21 @@ class VAEDetector(_BaseDetector):
         self.hidden = hidden
         self.activation = activation
         self.likelihood = likelihood
-        self.standardize = standardize
+        self.scaling = scaling
         self.categorical = categorical
         self.impute = impute
         self.n_clusters = n_clusters
+        self.n_neighbors = n_neighbors
         self.n_score_samples = n_score_samples
         self.beta = beta
         self.learn_sigma = learn_sigma
         self.proba = proba
-        self.epochs = epochs
+        self.n_steps = n_steps
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
         self.seed = seed
+        self.random_state = random_state
         self.device = device
         self.verbose = verbose
 
@@ -407,16 +454,17 @@ class VAEDetector(_BaseDetector):
 
 
 class AutoencoderDetector(_BaseDetector):
-    __doc__ = """Anomaly detector on a deterministic autoencoder: reconstruction error or latent distance.
+    __doc__ = """Anomaly detector on a deterministic autoencoder: reconstruction error, latent distances or both.
     """ + _SHARED_DOC
 
     _kind = "ae"
 
     def __init__(self, method: str = "reconstruction", contamination: float = 0.01, threshold: float | None = None,
-                 latent_dim: int = 8, hidden=(64,), activation: str = "relu", likelihood: str = "gaussian",
-                 standardize: bool = True, categorical=None, impute: bool = False, n_clusters: int = 8,
-                 proba: str = "linear", epochs: int = 50, batch_size: int = 128, lr: float = 1e-3,
-                 weight_decay: float = 0.0, seed: int = 0, device: str = "cpu", verbose: bool = False):
+                 latent_dim: int | str = "auto", hidden=(64,), activation: str = "relu", likelihood: str = "gaussian",
+                 scaling: str = "robust", categorical=None, impute: bool = False, n_clusters: int = 8,
+                 n_neighbors: int = 10, proba: str = "linear", n_steps: int | str = "auto", batch_size: int | str = "auto",
+                 lr: float = 1e-3, weight_decay: float = 0.0, seed: int = 0, random_state: int | None = None,
+                 device: str = "cpu", verbose: bool = False):
         self.method = method
         self.contamination = contamination
         self.threshold = threshold
@@ -424,101 +472,34 @@ class AutoencoderDetector(_BaseDetector):
         self.hidden = hidden
         self.activation = activation
         self.likelihood = likelihood
-        self.standardize = standardize
+        self.scaling = scaling
         self.categorical = categorical
         self.impute = impute
         self.n_clusters = n_clusters
+        self.n_neighbors = n_neighbors
         self.proba = proba
-        self.epochs = epochs
+        self.n_steps = n_steps
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
         self.seed = seed
+        self.random_state = random_state
         self.device = device
         self.verbose = verbose
 
 
 DETECTORS = {"VAEDetector": VAEDetector, "AutoencoderDetector": AutoencoderDetector}
-
-
-# -- the four scores, on a batch of prepared rows (torch, no grad) ---------------------------------
-
-
-def _reconstruction_error(model, x: torch.Tensor) -> torch.Tensor:
-    """||x - E[x | z = encode(x)]||^2 summed over features: deterministic (posterior mean)."""
-    return (model.decode(model.encode(x)) - x).pow(2).flatten(1).sum(-1)
-
-
-def _latent_distance(model, x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    return torch.cdist(model.encode(x), centres).min(-1).values
-
-
-def _log_weights(model, x: torch.Tensor, eps: torch.Tensor):
-    """z_k = loc + scale * eps_k with the fixed noise; returns log p(x|z), log p(z), log q(z|x), q, z, loc, log_var."""
-    post = model.config.posterior
-    loc, log_var = model.posterior_params(x, None)
-    q = D.posterior(post["family"], loc, log_var, post.get("df", 5.0))
-    z = loc + torch.exp(0.5 * log_var) * eps[:, None, :]  # (K, B, latent): the reparameterization
-    log_px = model.log_likelihood(z, x)  # (K, B) without a copy of x per draw
-    return log_px, model.prior().log_prob(z), q.log_prob(z), q, z, loc, log_var
-
-
-def _negative_elbo(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """-(E_q[log p(x|z)] - KL(q || p)) in nats (analytic KL where torch has one, as in training)."""
-    log_px, _, _, q, z, loc, log_var = _log_weights(model, x, eps)
-    kl = model.kl(q, z, loc, log_var)
-    return -(log_px.mean(0) - kl)
-
-
-def _iw_nll(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x) in nats (Burda et al. 2016, eq. 8)."""
-    log_px, log_pz, log_qz, *_ = _log_weights(model, x, eps)
-    log_w = log_px + log_pz - log_qz
-    return -(torch.logsumexp(log_w, 0) - math.log(log_w.shape[0]))
-
-
-def _standard_draws(family: str, df: float, k: int, dim: int, seed: int) -> np.ndarray:
-    """K x dim draws of the posterior family's standard form (loc 0, scale 1), by inverse CDF."""
-    from scipy import stats
-
-    u = np.random.default_rng(seed).uniform(1e-7, 1 - 1e-7, size=(k, dim))
-    dist = {"normal": stats.norm, "laplace": stats.laplace, "logistic": stats.logistic,
-            "student-t": stats.t(df)}[family]
-    return dist.ppf(u).astype(np.float32)
-
-
-# -- metrics for labelled data ---------------------------------------------------------------------
-
-
-def detection_metrics(y_true, scores) -> dict:
-    """ROC-AUC, PR-AUC (average precision) and precision@n (n = number of true anomalies).
-
-    ``y_true``: 1 = anomaly, 0 = normal. AUCs are None when only one class is present.
-    """
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    try:
-        y = np.asarray(y_true, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise DataError("anomaly labels must be numbers: 0 (normal) or 1 (anomaly)") from None
-    s = np.asarray(scores, dtype=np.float64)
-    if not np.isin(y, (0, 1)).all():
-        raise DataError(f"anomaly labels must be 0 (normal) or 1 (anomaly), got values {np.unique(y)[:5].tolist()}")
-    y = y.astype(np.int64)
-    n_pos = int(y.sum())
-    out = {"n": int(len(y)), "n_anomalies": n_pos, "roc_auc": None, "pr_auc": None, "precision_at_n": None}
-    if 0 < n_pos < len(y):
-        top = np.argsort(-s, kind="stable")[:n_pos]
-        out.update(roc_auc=float(roc_auc_score(y, s)), pr_auc=float(average_precision_score(y, s)),
-                   precision_at_n=float(y[top].mean()))
-    return out
+_standard_draws = S.standard_draws  # the name 0.1.0 tests and notebooks imported
 
 
 # -- save / load: safetensors + JSON, never pickle -------------------------------------------------
 
+_TENSOR_ATTRS = (("eps_", "eps"), ("cluster_centers_", "cluster_centers"), ("reference_codes_", "reference_codes"))
+
 
 def save_detector(det: _BaseDetector, path: str | Path) -> Path:
-    """Write ``det`` into the folder ``path`` (see :meth:`_BaseDetector.save`)."""
+    """Write ``det`` into the folder ``path``: detector.json (parameters, threshold, the
+    preprocessor, term scales), detector.safetensors (training scores, noise, codes), model/."""
     from safetensors.torch import save_file
 
     from . import __version__
@@ -528,18 +509,18 @@ def save_detector(det: _BaseDetector, path: str | Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     det.estimator_.save(path / MODEL_DIR)
     tensors = {"decision_scores": torch.from_numpy(np.ascontiguousarray(det.decision_scores_, dtype=np.float64))}
-    for attr, key in (("eps_", "eps"), ("cluster_centers_", "cluster_centers"), ("impute_values_", "impute_values")):
+    for attr, key in _TENSOR_ATTRS:
         if getattr(det, attr, None) is not None:
             tensors[key] = torch.from_numpy(np.ascontiguousarray(getattr(det, attr), dtype=np.float32))
     with atomic_path(path / TENSORS_FILE) as tmp:
         save_file(tensors, str(tmp), metadata={"format": FORMAT})
-    names = getattr(det, "feature_names_in_", None)
+    terms = None
+    if getattr(det, "term_location_", None) is not None:
+        terms = {"names": list(det._combined_terms), "location": det.term_location_.tolist(), "scale": det.term_scale_.tolist()}
     write_json(path / CONFIG_FILE, {
         "format": FORMAT, "format_version": FORMAT_VERSION, "vaekit_version": __version__,
-        "detector": type(det).__name__, "params": _jsonable(det.get_params()),
-        "threshold": det.threshold_, "n_features_in": det.n_features_in_,
-        "numeric_columns": list(det.numeric_columns_), "feature_names": None if names is None else [str(n) for n in names],
-        "categories": getattr(det, "categories_", None),
+        "detector": type(det).__name__, "params": _jsonable(det.get_params()), "threshold": det.threshold_,
+        "preprocessor": det.preprocessor_.to_json(), "combined_terms": terms,
     })
     return path
 
@@ -549,61 +530,87 @@ def _jsonable(params: dict) -> dict:
 
 
 def load_detector(path: str | Path, device: str = "cpu") -> _BaseDetector:
-    """A detector saved with :meth:`save`; every file is checked and nothing is unpickled."""
+    """A detector saved by :func:`save_detector` (this version or 0.1.0); nothing is unpickled.
+
+    Every file is checked; a damaged or foreign folder raises :class:`ModelFileError` with one line.
+    """
     from .fileio import read_json
     from .io import load
 
     path = Path(path)
-    if not (path / CONFIG_FILE).is_file():
-        raise ModelFileError(f"{path} is not a vaekit detector folder (no {CONFIG_FILE}); write one with `vaekit detect fit --out {path}`")
-    cfg = read_json(path / CONFIG_FILE)
     where = path / CONFIG_FILE
+    if not where.is_file():
+        raise ModelFileError(f"{path} is not a vaekit detector folder (no {CONFIG_FILE}); write one with `vaekit detect fit --out {path}`")
+    cfg = read_json(where)
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
         raise ModelFileError(f"{where} is not a vaekit detector config (no \"format\": \"{FORMAT}\")")
-    if not isinstance(cfg.get("format_version"), int) or cfg["format_version"] > FORMAT_VERSION:
-        raise ModelFileError(f"{where} has format version {cfg.get('format_version')!r}; this vaekit reads up to {FORMAT_VERSION}")
+    version = cfg.get("format_version")
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise ModelFileError(f"{where} has format version {version!r}; this vaekit reads 1 to {FORMAT_VERSION}")
     cls = DETECTORS.get(cfg.get("detector"))
     if cls is None:
         raise ModelFileError(f"{where}: unknown detector {cfg.get('detector')!r}; expected one of {', '.join(DETECTORS)}")
+    det = cls()
     try:
-        det = cls()
-        params = cfg["params"]
-        known = det.get_params()
-        det.set_params(**{k: v for k, v in params.items() if k in known})
-        det.set_params(device=device)
-        det._check_params()
-        det.threshold_ = float(cfg["threshold"])
-        det.n_features_in_ = int(cfg["n_features_in"])
-        det.numeric_columns_ = list(cfg["numeric_columns"])
-        if cfg.get("feature_names") is not None:
-            det.feature_names_in_ = np.asarray([str(n) for n in cfg["feature_names"]], dtype=object)
-        if cfg.get("categories") is not None:
-            cats = cfg["categories"]
-            if not isinstance(cats, dict) or not all(isinstance(v, list) and all(isinstance(s, str) for s in v) for v in cats.values()):
-                raise TypeError("categories must map column names to lists of strings")
-            det.categories_ = {str(k): v for k, v in cats.items()}
-        if not math.isfinite(det.threshold_):
-            raise ValueError(f"threshold {det.threshold_} is not finite")
+        _restore_params(det, cfg, version, device)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
-        if isinstance(e, ModelFileError):
-            raise
         raise ModelFileError(f"{where} is damaged or hand-edited ({type(e).__name__}: {e}); re-save the detector with vaekit") from None
     det.estimator_ = load(path / MODEL_DIR, device=device)
-    tensors = _read_tensors(path / TENSORS_FILE)
-    latent = det.estimator_.model_.config.latent_dim
-    det.decision_scores_ = _expect(tensors, "decision_scores", lambda s: len(s) == 1 and s[0] > 0, path).numpy().astype(np.float64)
-    if det.method in ("elbo", "likelihood"):
-        det.eps_ = _expect(tensors, "eps", lambda s: s == (int(det.n_score_samples), latent), path).numpy()
-    if det.method == "latent":
-        det.cluster_centers_ = _expect(tensors, "cluster_centers", lambda s: len(s) == 2 and s[1] == latent, path).numpy()
-    if det.impute:
-        det.impute_values_ = _expect(tensors, "impute_values", lambda s: s == (len(det.numeric_columns_),), path).numpy()
-    n_model = det.estimator_.n_features_in_
-    n_onehot = len(det.numeric_columns_) + sum(len(v) for v in getattr(det, "categories_", {}).values())
-    if n_model != n_onehot:
-        raise ModelFileError(f"{path}: the model takes {n_model} inputs but the columns in {CONFIG_FILE} make {n_onehot}; the files are from different detectors")
+    _restore_tensors(det, _read_tensors(path / TENSORS_FILE), path, version)
+    n_model, n_pre = det.estimator_.n_features_in_, det.preprocessor_.n_outputs
+    if n_model != n_pre:
+        raise ModelFileError(f"{path}: the model takes {n_model} inputs but the columns in {CONFIG_FILE} make {n_pre}; the files are from different detectors")
     det.labels_ = (det.decision_scores_ > det.threshold_).astype(np.int64)
     return det
+
+
+def _restore_params(det: _BaseDetector, cfg: dict, version: int, device: str) -> None:
+    params = dict(cfg["params"])
+    if version == 1:
+        # 0.1.0 detectors standardized inside the estimator (its saved scaler still does) and
+        # trained for a number of epochs: the preprocessor only selects, imputes and one-hot encodes.
+        params["scaling"] = "standard" if params.pop("standardize", True) else "none"
+        params.pop("epochs", None)
+    known = det.get_params()
+    det.set_params(**{k: (tuple(v) if k == "hidden" else v) for k, v in params.items() if k in known})
+    det.set_params(device=device)
+    det._check_params()
+    det.threshold_ = float(cfg["threshold"])
+    if not math.isfinite(det.threshold_):
+        raise ValueError(f"threshold {det.threshold_} is not finite")
+    det.preprocessor_ = TablePreprocessor.from_json(cfg["preprocessor"] if version > 1 else _v1_preprocessor(cfg, det))
+    terms = cfg.get("combined_terms")
+    if det.method == "combined":
+        if not isinstance(terms, dict) or list(terms["names"]) != list(det._combined_terms):
+            raise ValueError(f"combined_terms must name {list(det._combined_terms)}")
+        det.term_location_ = np.asarray(terms["location"], dtype=np.float64).reshape(len(det._combined_terms))
+        det.term_scale_ = np.asarray(terms["scale"], dtype=np.float64).reshape(len(det._combined_terms))
+        if not (np.isfinite(det.term_location_).all() and (det.term_scale_ > 0).all()):
+            raise ValueError("combined_terms must hold finite locations and positive scales")
+
+
+def _v1_preprocessor(cfg: dict, det: _BaseDetector) -> dict:
+    """The preprocessor JSON equivalent to a 0.1.0 detector.json (imputation medians come from its tensors)."""
+    return {"categorical": det.categorical, "impute": bool(det.impute), "scaling": "none",
+            "feature_names": cfg.get("feature_names"), "numeric_columns": list(cfg["numeric_columns"]),
+            "categories": cfg.get("categories") or {}, "impute_values": [0.0] * len(cfg["numeric_columns"]) if det.impute else None,
+            "center": None, "scale": None}
+
+
+def _restore_tensors(det: _BaseDetector, tensors: dict, path: Path, version: int) -> None:
+    latent = det.estimator_.model_.config.latent_dim
+    det.decision_scores_ = _expect(tensors, "decision_scores", lambda s: len(s) == 1 and s[0] > 0, path).numpy().astype(np.float64)
+    needs = {"eps": det._kind == "vae" and det.method in ("combined", *_DENSITY_METHODS),
+             "cluster_centers": det.method == "latent", "reference_codes": det.method in ("knn", "combined")}
+    if (needs["eps"] or "eps" in tensors) and det._kind == "vae":
+        det.eps_ = _expect(tensors, "eps", lambda s: s == (int(det.n_score_samples), latent), path).numpy()
+    if needs["cluster_centers"]:
+        det.cluster_centers_ = _expect(tensors, "cluster_centers", lambda s: len(s) == 2 and s[1] == latent, path).numpy()
+    if needs["reference_codes"] or "reference_codes" in tensors:
+        det.reference_codes_ = _expect(tensors, "reference_codes", lambda s: len(s) == 2 and s[0] > 0 and s[1] == latent, path).numpy()
+    if version == 1 and det.impute:
+        n = len(det.preprocessor_.numeric_columns_)
+        det.preprocessor_.impute_values_ = _expect(tensors, "impute_values", lambda s: s == (n,), path).numpy().astype(np.float64).tolist()
 
 
 def _read_tensors(file: Path) -> dict[str, torch.Tensor]:
@@ -625,3 +632,36 @@ def _expect(tensors: dict, key: str, shape_ok, path: Path) -> torch.Tensor:
     if not shape_ok(tuple(t.shape)) or not torch.isfinite(t).all():
         raise ModelFileError(f"{path / TENSORS_FILE}: tensor {key!r} has shape {tuple(t.shape)} or non-finite values that do not fit this detector")
     return t
+
+
+# -- scoring on a distributed engine ---------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_detector(path: str, stamp: float) -> _BaseDetector:
+    # Keyed on the folder's detector.json modification time, so a folder replaced in place
+    # (`detect fit --overwrite`) is read again rather than served stale.
+    return load_detector(path)
+
+
+def score_partition(detector_dir: str | Path, frame, keep: list[str] | None = None):
+    """Score one pandas partition with a saved detector: a DataFrame with ``keep``'s columns, ``score``, ``is_anomaly``.
+
+    Meant for ``dask.dataframe.map_partitions`` and Spark's ``mapInPandas``: the detector is loaded
+    once per worker process and cached, the features are picked from ``frame`` by their training
+    names (other columns are ignored), and the scores equal ``vaekit detect score``'s row for row.
+    The result keeps ``frame``'s index; ``score`` is float64, ``is_anomaly`` int64 (1 = anomaly).
+    """
+    import pandas as pd
+
+    path = Path(detector_dir).resolve()
+    det = _cached_detector(str(path), (path / CONFIG_FILE).stat().st_mtime if (path / CONFIG_FILE).is_file() else 0.0)
+    out = pd.DataFrame({c: frame[c] for c in keep or []}, index=frame.index)
+    if len(frame) == 0:
+        out["score"] = np.empty(0, dtype=np.float64)
+        out["is_anomaly"] = np.empty(0, dtype=np.int64)
+        return out
+    s = det.decision_function(frame)
+    out["score"] = s
+    out["is_anomaly"] = (s > det.threshold_).astype(np.int64)
+    return out

@@ -114,10 +114,10 @@ class _Base(BaseEstimator, TransformerMixin):
         if self.likelihood in ("bernoulli", "continuous-bernoulli", "autoregressive-bernoulli"):
             lo, hi = float(X.min()), float(X.max())
             if lo < 0 or hi > 1:
-                raise DataError(
-                    f"values lie in [{lo:g}, {hi:g}] but a {self.likelihood} likelihood needs data in [0, 1]; "
+                fix = ("rescale the columns to [0, 1] (e.g. divide pixels by 255), or for real-valued features use "
+                       "likelihood='gaussian' with standardize=True") if X.ndim == 2 else \
                     "rescale the data (e.g. divide pixels by 255) or use likelihood='gaussian'"
-                )
+                raise DataError(f"values lie in [{lo:g}, {hi:g}] but a {self.likelihood} likelihood needs data in [0, 1]; {fix}")
         return X
 
     def _unscale(self, X: np.ndarray) -> np.ndarray:
@@ -290,6 +290,20 @@ class VAE(_Base):
                 torch.manual_seed(seed)
                 Z = self.model_.prior().sample((n,)).cpu().numpy()
         return self.decode(Z, y)
+
+    def kl_per_dimension(self, X, y=None) -> np.ndarray:
+        """Mean KL(q(z_j|x) || p(z_j)) over the examples X, for each latent dimension j, in nats.
+
+        A dimension with a KL near 0 is inactive: the posterior ignores x there (posterior collapse).
+        """
+        from .metrics import kl_per_dimension
+
+        self.check_fitted()
+        X = self.prepare_X(X)
+        y = self._prepare_y(y, len(X))
+        dev = self.device_
+        kl = kl_per_dimension(self.model_, torch.from_numpy(X).to(dev), None if y is None else torch.from_numpy(y).to(dev))
+        return kl.numpy()
 
 
 class Autoencoder(_Base):

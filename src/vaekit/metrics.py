@@ -1,8 +1,9 @@
 """Tensor-level measurements that training and evaluation share.
 
 Functions of a torch module and tensors only (no estimators, no NumPy, no files): the mean loss
-and its terms over a whole split, the running sums the training loop keeps, and the
-importance-weighted log-likelihood. ``train`` logs them every epoch; ``evaluate`` reports them.
+and its terms over a whole split, the running sums the training loop keeps, the
+importance-weighted log-likelihood and the KL per latent dimension. ``train`` logs them every
+epoch; ``evaluate`` reports them.
 Every log-likelihood-like number is in nats per example.
 """
 
@@ -12,6 +13,7 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.distributions import Normal, kl_divergence
 
 from .errors import ConfigError
 from .models import has_density, log_importance_weights
@@ -78,7 +80,9 @@ def iw_log_likelihood(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(X), desc=f"IW log-likelihood (k={k})", unit="example", leave=False)
+        # Counted in importance samples, so the rate (samples/s) and the time left are exact even
+        # when a batch is split into chunks; the postfix counts examples done.
+        bar = tqdm(total=len(X) * k, desc=f"IW log p(x), k={k}", unit="sample", unit_scale=True, leave=False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for i in range(0, len(X), batch_size):
@@ -94,8 +98,43 @@ def iw_log_likelihood(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k
                 done += s
             out.append((acc - math.log(k)).cpu())
             if bar is not None:
-                bar.update(len(xb))
+                bar.set_postfix_str(f"{i + len(xb)}/{len(X)} examples", refresh=False)
+                bar.update(len(xb) * k)
     if bar is not None:
         bar.close()
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
+
+
+@torch.no_grad()
+def kl_per_dimension(model: nn.Module, X: Tensor, y: Tensor | None = None, *, batch_size: int = 1024,
+                     n_samples: int = 64, seed: int = 0) -> Tensor:
+    """Mean KL(q(z_j|x) || p(z_j)) over the examples, for each latent dimension j, in nats.
+
+    Posteriors here factorize over dimensions, so these sum to the KL term of the ELBO. Closed form
+    where torch.distributions has one (Normal); otherwise the Monte-Carlo estimate
+    E_q[log q(z_j|x) - log p(z_j)] with ``n_samples`` draws. Returns a float64 tensor of shape
+    (latent_dim,) on the CPU. Training logs it on the validation split every epoch (one encoder
+    pass), so that the report can show which units switch on, and when.
+    """
+    if not has_density(model):
+        raise ConfigError("KL per dimension needs a VAE; an autoencoder has no posterior or prior")
+    was_training = model.training
+    model.eval()
+    total = None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for i in range(0, len(X), batch_size):
+            q = model.inference(X[i : i + batch_size], None if y is None else y[i : i + batch_size])
+            base = q.base_dist  # the per-dimension distribution under Independent
+            zeros = torch.zeros(base.batch_shape, device=X.device)
+            p = Normal(zeros, torch.ones_like(zeros))
+            try:
+                kl = kl_divergence(base, p)
+            except NotImplementedError:
+                z = base.sample((n_samples,))
+                kl = (base.log_prob(z) - p.log_prob(z)).mean(0)
+            s = kl.sum(0).double().cpu()
+            total = s if total is None else total + s
+    model.train(was_training)
+    return total / len(X)

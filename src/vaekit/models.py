@@ -28,7 +28,7 @@ from torch.distributions import Distribution
 
 from . import distributions as D
 from .errors import ConfigError
-from .nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+from .nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, conv_depth_for
 from .options import options_for
 from .priors import build_prior, check_prior_spec
 
@@ -59,6 +59,7 @@ class AEConfig:
     hidden: tuple[int, ...] = (256,)
     activation: str = "relu"
     architecture: str = "mlp"  # "mlp" or "conv"
+    conv_depth: int = 2  # conv only: pooling stages (chosen from the image size; 2 in every 0.1.0 file)
     n_classes: int = 0  # > 0: fed a one-hot label in encoder and decoder
     label_scale: float = LABEL_SCALE  # the one-hot label is multiplied by this (see LABEL_SCALE)
     likelihood: str = "bernoulli"
@@ -104,6 +105,7 @@ class VAEConfig:
     hidden: tuple[int, ...] = (400,)
     activation: str = "relu"
     architecture: str = "mlp"
+    conv_depth: int = 2  # conv only: pooling stages (chosen from the image size; 2 in every 0.1.0 file)
     n_classes: int = 0
     label_scale: float = LABEL_SCALE
     likelihood: dict = field(default_factory=lambda: {"name": "bernoulli"})
@@ -159,6 +161,9 @@ def _normalize_net(cfg) -> None:
         raise ConfigError(f"hidden layer sizes must be positive, got {list(cfg.hidden)}")
     if cfg.architecture not in ("mlp", "conv"):
         raise ConfigError(f"unknown architecture {cfg.architecture!r}; expected 'mlp' or 'conv'")
+    cfg.conv_depth = int(cfg.conv_depth)
+    if not 2 <= cfg.conv_depth <= 5:
+        raise ConfigError(f"conv_depth must be 2 to 5 pooling stages, got {cfg.conv_depth}")
 
 
 def _check_component(what: str, spec, allowed: dict[str, set[str]], key: str = "kind") -> dict:
@@ -185,6 +190,8 @@ def config_from_params(kind: str = "vae", input_shape: tuple[int, ...] = (784,),
     if wrong:
         raise ConfigError(f"{', '.join(wrong)} does not apply to {'an autoencoder' if kind == 'ae' else 'a VAE'}")
     net = {k: params[k] for k in ("latent_dim", "hidden", "activation", "architecture") if k in params}
+    if net.get("architecture") == "conv" and len(input_shape) == 3:
+        net["conv_depth"] = conv_depth_for(*input_shape[1:])
     if kind == "ae":
         sparsity = noise = None
         if params.get("sparsity"):
@@ -279,7 +286,7 @@ def _condition(c: Tensor | None, cfg: ModelConfig) -> Tensor | None:
 
 def _make_encoder(cfg, out_dim: int) -> nn.Module:
     if cfg.architecture == "conv":
-        return ConvEncoder(cfg.input_shape, out_dim, cfg.activation, cfg.n_classes)
+        return ConvEncoder(cfg.input_shape, out_dim, cfg.activation, cfg.n_classes, depth=cfg.conv_depth)
     return MLPEncoder(cfg.input_shape, list(cfg.hidden), out_dim, cfg.activation, cfg.n_classes)
 
 
@@ -287,7 +294,7 @@ def _make_decoder(cfg, out_shape: tuple[int, ...] | None = None) -> nn.Module:
     """The decoder net; ``out_shape`` is what the likelihood wants per example (default: the data's shape)."""
     out_shape = cfg.input_shape if out_shape is None else out_shape
     if cfg.architecture == "conv":
-        return ConvDecoder(cfg.latent_dim, out_shape, cfg.activation, cfg.n_classes)
+        return ConvDecoder(cfg.latent_dim, out_shape, cfg.activation, cfg.n_classes, depth=cfg.conv_depth)
     return MLPDecoder(cfg.latent_dim, list(reversed(cfg.hidden)), out_shape, cfg.activation, cfg.n_classes)
 
 

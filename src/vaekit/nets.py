@@ -63,51 +63,87 @@ class MLPDecoder(nn.Module):
         return out.view(*out.shape[:-1], *self.output_shape)
 
 
-def check_conv_shape(input_shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """The conv nets pool twice by 2, so images must be (C, H, W) with H and W divisible by 4."""
+# The course's pair pools twice (28 x 28 -> 7 x 7); larger images pool more, so that the dense
+# layer sees a grid of 4-7 cells a side instead of a quarter of the image (a 64 x 64 RGB image would
+# otherwise give a 32 x 16 x 16 = 8192-wide dense layer). Channels double at each stage.
+MIN_CONV_DEPTH, MAX_CONV_DEPTH, MIN_GRID = 2, 5, 4
+
+
+def conv_depth_for(height: int, width: int) -> int:
+    """Pooling stages for an image of this size: the most (2 to 5) that leave whole grid cells, at
+    least 4 a side; 2 for MNIST's 28 x 28 (the course's network) and Frey Face's 28 x 20."""
+    d = MIN_CONV_DEPTH
+    while d < MAX_CONV_DEPTH:
+        f = 2 ** (d + 1)
+        if height % f or width % f or min(height, width) // f < MIN_GRID:
+            break
+        d += 1
+    return d
+
+
+def conv_channels(depth: int) -> list[int]:
+    """Feature maps per stage: 16, 32, 64, ... (the course's 16, 32 at depth 2)."""
+    return [16 * 2**i for i in range(depth)]
+
+
+def check_conv_shape(input_shape: tuple[int, ...], depth: int = MIN_CONV_DEPTH) -> tuple[int, int, int]:
+    """(C, H, W) of images the conv nets can take: each of ``depth`` stages halves H and W."""
     if len(input_shape) != 3:
         raise ConfigError(
             f"the convolutional model needs images of shape (channels, height, width), got per-example shape {tuple(input_shape)}; "
             "use --model vae for tables"
         )
     c, h, w = input_shape
-    if h % 4 or w % 4 or h < 4 or w < 4:
+    f = 2**depth
+    if h % f or w % f or h < f or w < f:
         raise ConfigError(
-            f"the convolutional model needs height and width divisible by 4, got {h}x{w}; pad or crop the images, or use --model vae"
+            f"the convolutional model needs height and width divisible by {f}, got {h}x{w}; "
+            "pad or crop the images (--image-size for a folder), or use --model vae"
         )
     return c, h, w
 
 
 class ConvEncoder(nn.Module):
-    """Conv(16, 3x3, same) -> MaxPool 2 -> Conv(32, 3x3) -> MaxPool 2 -> Flatten -> Dense(out_dim)."""
+    """[Conv(3x3, same) -> MaxPool 2] x depth (16, 32, ... maps) -> Flatten -> Dense(out_dim).
 
-    def __init__(self, input_shape: tuple[int, ...], out_dim: int, act: str = "relu", cond_dim: int = 0):
+    At depth 2 this is the course's Conv(16) -> Pool -> Conv(32) -> Pool -> Dense.
+    """
+
+    def __init__(self, input_shape: tuple[int, ...], out_dim: int, act: str = "relu", cond_dim: int = 0,
+                 depth: int = MIN_CONV_DEPTH):
         super().__init__()
-        c, h, w = check_conv_shape(input_shape)
-        self.features = nn.Sequential(
-            nn.Conv2d(c, 16, 3, padding=1), activation(act), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), activation(act), nn.MaxPool2d(2),
-            nn.Flatten(),
-        )
-        self.head = nn.Linear(32 * (h // 4) * (w // 4) + cond_dim, out_dim)
+        c, h, w = check_conv_shape(input_shape, depth)
+        chans = conv_channels(depth)
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip([c, *chans[:-1]], chans):
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), activation(act), nn.MaxPool2d(2)]
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        f = 2**depth
+        self.head = nn.Linear(chans[-1] * (h // f) * (w // f) + cond_dim, out_dim)
 
     def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         return self.head(_with_condition(self.features(x), c))
 
 
 class ConvDecoder(nn.Module):
-    """Dense(32*(H/4)*(W/4)) -> reshape -> ConvT(32) -> Up 2 -> ConvT(16) -> Up 2 -> ConvT(C)."""
+    """Dense -> reshape to (maps, H/2^depth, W/2^depth) -> [ConvT(3x3) -> Up 2] x depth -> ConvT(C).
 
-    def __init__(self, latent_dim: int, output_shape: tuple[int, ...], act: str = "relu", cond_dim: int = 0):
+    At depth 2 this is the course's Dense -> ConvT(32) -> Up -> ConvT(16) -> Up -> ConvT(C).
+    """
+
+    def __init__(self, latent_dim: int, output_shape: tuple[int, ...], act: str = "relu", cond_dim: int = 0,
+                 depth: int = MIN_CONV_DEPTH):
         super().__init__()
-        c, h, w = check_conv_shape(output_shape)
-        self.grid = (32, h // 4, w // 4)
+        c, h, w = check_conv_shape(output_shape, depth)
+        chans = conv_channels(depth)
+        f = 2**depth
+        self.grid = (chans[-1], h // f, w // f)
         self.head = nn.Sequential(nn.Linear(latent_dim + cond_dim, math.prod(self.grid)), activation(act))
-        self.body = nn.Sequential(
-            nn.ConvTranspose2d(32, 32, 3, padding=1), activation(act), nn.Upsample(scale_factor=2),
-            nn.ConvTranspose2d(32, 16, 3, padding=1), activation(act), nn.Upsample(scale_factor=2),
-            nn.ConvTranspose2d(16, c, 3, padding=1),
-        )
+        layers: list[nn.Module] = []
+        outs = list(reversed(chans))  # 32, 16 at depth 2: each stage halves the maps as it doubles the size
+        for c_in, c_out in zip([outs[0], *outs[:-1]], outs):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 3, padding=1), activation(act), nn.Upsample(scale_factor=2)]
+        self.body = nn.Sequential(*layers, nn.ConvTranspose2d(chans[0], c, 3, padding=1))
 
     def forward(self, z: Tensor, c: Tensor | None = None) -> Tensor:
         h = self.head(_with_condition(z, c))

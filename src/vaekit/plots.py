@@ -3,8 +3,11 @@
 Two layers. Drawing helpers take arrays (``save_image_grid``, ``image_grid_figure``,
 ``curves_figure``). The lecture's figures take a fitted estimator and data and return a matplotlib
 Figure: ``reconstructions_figure``, ``samples_figure``, ``manifold_figure``, ``latent_figure``,
-``interpolation_figure``; ``save_figure(fig, path)`` writes one atomically and ``figure_png(fig)``
-gives its bytes (the HTML report embeds those). Pixels are drawn as stored: 0 black, 1 white.
+``interpolation_figure``; from numbers: ``curves_figure``, ``kl_per_dimension_figure`` (from the
+``val_kl_dim_j`` columns of metrics.csv), ``bound_gap_figure`` (ELBO, log p(x) and the bound against
+k) and ``rate_distortion_figure`` (several runs). ``save_figure(fig, path)`` writes one atomically and
+``figure_png(fig)`` gives its bytes (the HTML report embeds those). Pixels are drawn as stored: 0
+black, 1 white.
 """
 
 from __future__ import annotations
@@ -279,23 +282,24 @@ def latent_figure(est, X: np.ndarray, y: np.ndarray, *, classes=None, method: st
         keep = np.random.default_rng(seed).choice(len(X), max_points, replace=False)
         X, y = X[keep], y[keep]
     Z = est.encode(X, y if getattr(est, "conditional", False) else None)
+    codes = "posterior means" if has_density(est.model_) else "codes"  # an autoencoder's code is a point, not a mean
     if Z.shape[1] == 2:
         P, axes = Z, ("z0", "z1")
-        how = "posterior means"
+        how = codes
     elif Z.shape[1] == 1:
-        P, axes, how = np.c_[Z[:, 0], np.random.default_rng(seed).uniform(-0.5, 0.5, len(Z))], ("z0", "jitter"), "posterior means"
+        P, axes, how = np.c_[Z[:, 0], np.random.default_rng(seed).uniform(-0.5, 0.5, len(Z))], ("z0", "jitter"), codes
     elif method == "pca":
         from sklearn.decomposition import PCA
 
         pca = PCA(2, random_state=seed).fit(Z)
         P = pca.transform(Z)
         ev = pca.explained_variance_ratio_
-        axes, how = (f"PC1 ({100 * ev[0]:.0f}% of variance)", f"PC2 ({100 * ev[1]:.0f}%)"), f"PCA of {Z.shape[1]}-D posterior means"
+        axes, how = (f"PC1 ({100 * ev[0]:.0f}% of variance)", f"PC2 ({100 * ev[1]:.0f}%)"), f"PCA of {Z.shape[1]}-D {codes}"
     else:
         from sklearn.manifold import TSNE
 
         P = TSNE(2, random_state=seed, init="pca", perplexity=min(30.0, max(2.0, len(Z) / 4 - 1))).fit_transform(Z)
-        axes, how = ("t-SNE 1", "t-SNE 2"), f"t-SNE of {Z.shape[1]}-D posterior means"
+        axes, how = ("t-SNE 1", "t-SNE 2"), f"t-SNE of {Z.shape[1]}-D {codes}"
     labels = np.unique(y)
     names = _class_names(classes, int(labels.max()) + 1)
     cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
@@ -385,9 +389,23 @@ def interpolation_figure(est, X: np.ndarray, y: np.ndarray, *, a: int = 1, b: in
     return fig
 
 
+def _epoch_axis(ax, epochs) -> None:
+    """Whole epochs on the x axis, with room either side (a single epoch included)."""
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = sorted(float(e) for e in epochs)
+    if len(epochs) <= 12:
+        ax.set_xticks(epochs)
+        ax.set_xticklabels([f"{e:g}" for e in epochs])
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
+
+
 def curves_figure(rows: list[dict], *, unit: str = "nats per example"):
     """Training curves: one panel per logged term, train and validation against the epoch."""
     plt = _pyplot()
+
     if not rows:
         raise ConfigError("metrics.csv has no epochs yet; train for at least one epoch")
     terms = [k[len("train_"):] for k in rows[0] if k.startswith("train_")]
@@ -405,6 +423,7 @@ def curves_figure(rows: list[dict], *, unit: str = "nats per example"):
                 ax.plot(*zip(*pts), style, ms=3, color=color, label="validation" if split == "val" else "train")
         ax.set_title(term.replace("_", " "), fontsize=10)
         ax.set_xlabel("epoch")
+        _epoch_axis(ax, epochs)
         ax.set_ylabel(unit, fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -423,3 +442,157 @@ def read_metrics(path: str | Path) -> list[dict]:
         raise ConfigError(f"{path} not found; training curves need the metrics.csv that `vaekit train` writes")
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def kl_dims_from_metrics(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(epochs, KL) from metrics.csv rows: KL has shape (epochs, latent_dim), nats per example.
+
+    Reads the ``val_kl_dim_j`` columns that training logs for a VAE with an N(0, I) prior.
+    """
+    cols = sorted((k for k in (rows[0] if rows else {}) if k.startswith("val_kl_dim_")), key=lambda k: int(k.rsplit("_", 1)[1]))
+    kept = [r for r in rows if cols and r.get(cols[0]) not in (None, "")]
+    if not kept:
+        raise ConfigError("metrics.csv has no KL per latent dimension (val_kl_dim_0, ...); it is logged for a VAE with the "
+                          "N(0, I) prior and a validation split (--val-fraction > 0)")
+    return np.array([float(r["epoch"]) for r in kept]), np.array([[float(r[c]) for c in cols] for r in kept])
+
+
+def kl_per_dimension_figure(rows: list[dict], *, max_lines: int = 12):
+    """KL(q(z_j|x) || N(0, 1)) of each latent dimension j against the epoch, on the validation split.
+
+    Up to ``max_lines`` dimensions: one line each. More: a heat map (dimensions sorted by their last
+    KL, most used at the top), so that a 100-dimensional code stays readable.
+    """
+    plt = _pyplot()
+
+    epochs, kl = kl_dims_from_metrics(rows)
+    d = kl.shape[1]
+    order = np.argsort(kl[-1])[::-1]
+    if d <= max_lines:
+        fig, ax = plt.subplots(figsize=(7.5, 3.8))
+        cmap = plt.get_cmap("tab10" if d <= 10 else "tab20")
+        for rank, j in enumerate(order):
+            ax.plot(epochs, kl[:, j], "-o", ms=3, color=cmap(rank % cmap.N), label=f"z{j}")
+        ax.set_xlabel("epoch")
+        _epoch_axis(ax, epochs)
+        ax.set_ylabel("KL, nats per example")
+        ax.axhline(0, color="0.6", lw=0.8)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=8, title="dimension")
+        ax.set_title(f"KL per latent dimension (validation split); total at the last epoch {kl[-1].sum():.2f} nats", fontsize=10)
+    else:
+        fig, ax = plt.subplots(figsize=(8.5, max(4.0, min(6.5, 2.0 + 0.08 * d))))
+        extent = (epochs[0] - 0.5, epochs[-1] + 0.5, d - 0.5, -0.5)
+        im = ax.imshow(kl[:, order].T, aspect="auto", cmap="viridis", interpolation="nearest", extent=extent, vmin=0)
+        step = max(1, d // 20)
+        ax.set_yticks(range(0, d, step))
+        ax.set_yticklabels([f"z{order[r]}" for r in range(0, d, step)], fontsize=7)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("latent dimension (most used at the top)")
+        fig.colorbar(im, ax=ax, label="KL, nats per example")
+        _epoch_axis(ax, epochs)
+        ax.set_title(f"KL per latent dimension (validation split), {d} dimensions sorted by their last KL; "
+                     f"total {kl[-1].sum():.2f} nats", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def bound_gap_figure(r: dict):
+    """Left: a waterfall from E_q[log p(x|z)] down by the KL to the ELBO, and up by the gap to the
+    importance-weighted log p(x). Right: the bound L_k against k (log axis). ``r`` is the dict of
+    :func:`vaekit.evaluate.bound_against_k`; nats per example.
+    """
+    plt = _pyplot()
+    ks, bound = np.array(r["k"]), np.array(r["bound"])
+    rec, elbo, iw = r["log_likelihood"], bound[0], bound[-1]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [1.1, 1]})
+    # Floating bars: each step of log p(x) = E_q[log p(x|z)] - KL + gap is drawn where it happens.
+    steps = [("E_q[log p(x|z)]", rec, rec, "C0"), ("− KL", rec, elbo, "C3"), ("= ELBO", elbo, elbo, "C2"),
+             ("+ gap", elbo, iw, "C1"), (f"= IW log p(x)\n(k = {ks[-1]})", iw, iw, "C1")]
+    lo, hi = min(rec, elbo, iw), max(rec, elbo, iw)
+    span = max(hi - lo, 1e-6)
+    for x, (_, a, b, color) in enumerate(steps):
+        if a == b:  # a level: a thick tick
+            ax.hlines(a, x - 0.32, x + 0.32, colors=color, lw=3)
+            ax.text(x, a + 0.03 * span, f"{a:.2f}", ha="center", va="bottom", fontsize=8)
+        else:
+            ax.bar(x, b - a, bottom=a, width=0.5, color=color, alpha=0.8)
+            ax.text(x, max(a, b) + 0.03 * span, f"{b - a:+.2f}", ha="center", va="bottom", fontsize=8)
+        if x + 1 < len(steps):
+            ax.plot([x + 0.32, x + 0.68], [b, b], ":", color="0.4", lw=0.8)
+    ax.set_xticks(range(len(steps)))
+    ax.set_xticklabels([s[0] for s in steps], fontsize=8)
+    ax.set_xlim(-0.6, len(steps) - 0.4)
+    ax.set_ylim(lo - 0.15 * span, hi + 0.2 * span)
+    ax.set_ylabel("nats per example")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(f"from the ELBO's terms to log p(x), {r['n']} test examples", fontsize=10)
+    se = np.asarray(r.get("gap_se", np.zeros(len(ks))))
+    bx.errorbar(ks, bound, yerr=se, fmt="-o", color="C1", ms=4, capsize=2,
+                label="L_k, importance-weighted bound\n(± standard error of L_k − ELBO)")
+    bx.axhline(elbo, color="C2", ls="--", lw=1, label="ELBO = L_1")
+    bx.fill_between(ks, elbo, bound, color="C1", alpha=0.15, lw=0, label="gap L_k − ELBO")
+    bx.set_xscale("log", base=2)
+    bx.set_xticks(ks)
+    bx.set_xticklabels([str(k) for k in ks], fontsize=8)
+    bx.set_xlabel("k, importance samples per example")
+    bx.set_ylabel("nats per example")
+    bx.grid(alpha=0.3)
+    bx.legend(fontsize=8, loc="upper left")  # the curve rises from the lower left: keep it clear
+    bx.set_title(f"the bound against k: gap {iw - elbo:.2f} nats at k = {ks[-1]}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def rate_distortion_figure(points: list[dict]):
+    """Rate R = KL(q(z|x) || p(z)) against distortion D = -E_q[log p(x|z)], nats per example.
+
+    ``points``: dicts with ``name``, ``distortion`` and ``rate`` (None for a model without a KL, an
+    autoencoder: drawn as a horizontal line at its distortion, labelled at the right). Dashed
+    diagonals are lines of equal ELBO = -(D + R) (Alemi et al. 2018, "Fixing a broken ELBO").
+    """
+    plt = _pyplot()
+    if not points:
+        raise ConfigError("the rate-distortion figure needs at least one run whose reconstruction term is in nats")
+    fig, ax = plt.subplots(figsize=(8, 5.2))
+    vae = [p for p in points if p.get("rate") is not None]
+    ae = [p for p in points if p.get("rate") is None]
+    rates = [p["rate"] for p in vae] or [0.0]
+    dists = [p["distortion"] for p in points]
+    r_hi = max(rates) * 1.25 + 1.0
+    d_lo, d_hi = min(dists), max(dists)
+    pad = 0.12 * (d_hi - d_lo) + 2.0
+    y0, y1 = max(0.0, d_lo - pad), d_hi + pad
+    ax.set_xlim(0, r_hi)
+    ax.set_ylim(y0, y1)
+    # Lines of equal ELBO, D + R = c, labelled where they enter the plot (left or top edge).
+    for c in np.linspace(y0, y1 + r_hi, 7)[1:-1]:
+        ax.plot([0, r_hi], [c, c - r_hi], ls="--", color="0.75", lw=0.8, zorder=0)
+        r0 = max(0.0, c - y1)
+        ax.annotate(f"ELBO = {-c:.0f}", xy=(r0, c - r0), xytext=(4, 2), textcoords="offset points", fontsize=7,
+                    color="0.45", ha="left", va="bottom", rotation=0)
+    for i, p in enumerate(vae):
+        ax.plot(p["rate"], p["distortion"], "o", ms=8, color=f"C{i % 10}", zorder=3)
+        ax.annotate(p["name"], (p["rate"], p["distortion"]), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    for p in ae:
+        ax.axhline(p["distortion"], color="0.25", ls=":", lw=1.2)
+        ax.annotate(f"{p['name']} (autoencoder: no KL, rate undefined)", xy=(r_hi, p["distortion"]), xytext=(-4, 4),
+                    textcoords="offset points", ha="right", fontsize=8, color="0.25")
+    ax.set_xlabel("rate R = KL(q(z|x) ‖ p(z)), nats per example")
+    ax.set_ylabel("distortion D = −E_q[log p(x|z)], nats per example")
+    ax.set_title("rate against distortion, test split (down and to the left is better)", fontsize=10)
+    ax.grid(alpha=0.25)
+    fig.tight_layout()
+    return fig
+
+
+def reconstructions_compare_figure(ests: list, names: list[str], X: np.ndarray, y: np.ndarray | None = None, *, n: int = 10):
+    """The same ``n`` examples (top row) and each model's reconstruction below, one row per model."""
+    shape = require_images(ests[0])
+    X = np.asarray(X)[:n]
+    rows = [as_images(X, shape)]
+    for est in ests:
+        c = None if y is None or not getattr(est, "conditional", False) else np.asarray(y)[:n]
+        rows.append(as_images(est.reconstruct(X, c), shape))
+    return image_grid_figure(np.concatenate(rows), len(X), title="originals (top) and each run's reconstruction",
+                             row_labels=["original", *names])

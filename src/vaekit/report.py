@@ -1,20 +1,29 @@
-"""The run report: one self-contained HTML page for a run folder.
+"""The run report: one self-contained HTML page for a run folder, written to teach.
 
-It holds the configuration, the metrics of evaluate.py on the test split, the training curves and
-every figure of plots.py that applies to the model, each embedded as a base64 PNG, so the page can
-be mailed or opened from disk with nothing beside it.
+Figures come first, in the order a course explains a VAE (training, encoder and decoder, the
+generative model, the tightness of the bound), each with two caption lines: what it shows with the
+formula behind it, and what to look for. Then the metrics of evaluate.py on the test split, then
+the configuration, folded away. Images are embedded as base64 PNGs, so the page can be mailed or
+opened from disk with nothing beside it.
+
+:func:`build_comparison` writes one page for several runs: a rate-distortion view, reconstructions
+side by side and a table of their numbers.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import VaekitError
+from .errors import ConfigError, VaekitError
+from .models import has_density
 from .options import applicable
 
 REPORT_FILE = "report.html"
@@ -29,14 +38,21 @@ REPORT_IW_LIMIT_CONV = 100
 def report_iw_limit(architecture: str) -> int:
     """How many test examples the report's importance-weighted estimate uses for a model."""
     return REPORT_IW_LIMIT_CONV if architecture == "conv" else REPORT_IW_LIMIT
+
+
 REPORT_PROBE_LIMIT = 10000  # training examples the probes are fitted on in the report
+REPORT_GAP_N = 200  # test examples of the bound-against-k figure: ~13% of the work of the k=100 IW estimate
+REPORT_GAP_K = 64  # its largest k (1, 2, 4, ... 64 from one draw of 64 samples per example)
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
 td.num{text-align:right;font-variant-numeric:tabular-nums}figure{margin:1em 0}img{max-width:100%;height:auto;border:1px solid #eee}
-figcaption{font-size:.85em;color:#555}.note{color:#8a5a00}code{background:#f4f4f4;padding:0 .2em}
+figcaption{font-size:.9em;color:#444;max-width:60em}figcaption span{display:block;margin:.2em 0}
+h3{font-size:1.05em;margin-top:1.6em}p.intro{color:#333}p.meta{color:#666;font-size:.85em}nav{margin:1em 0;font-size:.95em}
+p.explore{background:#f3f7ff;border-left:3px solid #4a7bd0;padding:.5em .8em}details summary{cursor:pointer;color:#335}
+.note{color:#8a5a00}code{background:#f4f4f4;padding:0 .2em}
 """
 
 
@@ -44,10 +60,10 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
 
 
-def _table(rows: list[tuple[str, ...]], head: tuple[str, ...]) -> str:
+def _table(rows: list[tuple[str, ...]], head: tuple[str, ...], numbers: bool = True) -> str:
     out = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
     for r in rows:
-        out.append("<tr>" + "".join(f'<td class="num">{html.escape(c)}</td>' if i == 1 else f"<td>{html.escape(c)}</td>"
+        out.append("<tr>" + "".join(f'<td class="num">{html.escape(c)}</td>' if (i == 1 and numbers) else f"<td>{html.escape(c)}</td>"
                                     for i, c in enumerate(r)) + "</tr>")
     return "\n".join(out) + "</table>"
 
@@ -78,6 +94,260 @@ def metrics_rows(r: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
+@dataclass
+class _Figure:
+    """One figure of the page: where it goes, its two caption lines, and how to draw it."""
+
+    section: str
+    heading: str
+    what: str  # what it shows and the formula behind it
+    look: str  # what to look for in it
+    build: Callable[[], object]  # zero-argument builder of a matplotlib Figure
+
+
+# The page reads top to bottom as an explanation: how training went, what the encoder and decoder
+# do, what the generative model learned, and how close the ELBO is to log p(x).
+SECTIONS = {
+    "training": ("1. Training", "What the optimizer minimized, epoch by epoch."),
+    "code": ("2. Encoder and decoder", "What an example becomes in the code z, and what comes back out of it."),
+    "generative": ("3. The generative model", "Decoding z that no example was encoded to: what the model learned "
+                   "about the data as a whole."),
+    "bound": ("4. How tight is the bound", "The ELBO the model was trained on is a lower bound on log p(x); how far below it is."),
+}
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _decoder_blur(est) -> str:
+    """What to look for in a decoded image, by decoder likelihood."""
+    lik = est.likelihood
+    if lik == "bernoulli":
+        return ("a Bernoulli decoder draws its mean E[x|z], the probability that each pixel is on, so strokes it is unsure of "
+                "come out gray and blurry: that blur is the mean of many plausible images, not a bug")
+    if lik == "continuous-bernoulli":
+        return "a continuous Bernoulli decoder draws its mean, which is less washed out than a Bernoulli's but still an average"
+    if lik == "gaussian":
+        return ("a Gaussian decoder's mean is the average of the images that z could stand for (it minimizes squared error), "
+                "so fine detail blurs away")
+    return "an autoregressive decoder draws pixels one after another, so its images are sharp draws, not means"
+
+
+def _figures(est, run: Path, test, metrics: dict | None, classes, gap: dict | None) -> list[_Figure]:
+    """Every figure that applies to the model, in reading order."""
+    from . import plots
+
+    is_vae = has_density(est.model_)
+    cond = bool(getattr(est, "conditional", False))
+    cfg = est.model_.config
+    std_prior = is_vae and cfg.standard_normal_prior
+    prior = "N(0, I)" if std_prior else "p(z)"
+    figs: list[_Figure] = []
+    rows = plots.read_metrics(run / "metrics.csv") if (run / "metrics.csv").exists() else []
+    if rows:
+        unit = est.loss_unit
+        if is_vae:
+            what = ("Each term of the objective per epoch, training batches (solid) and the held-out validation split (dashed): "
+                    "loss = −ELBO = −E_q[log p(x|z)] + β·KL(q(z|x) ‖ p(z)), nats per example.")
+        else:
+            what = (f"The autoencoder's objective per epoch, training (solid) and validation (dashed), in {unit}: the reconstruction "
+                    "error of x against g(f(x))" + (" plus the sparsity penalty." if getattr(est, "sparsity", None) else "."))
+        figs.append(_Figure("training", "Training curves", what,
+                            "Validation rising while training falls is over-fitting; a loss still falling at the last epoch means more "
+                            "epochs would help" + ("; a KL that sinks towards 0 while the reconstruction stays poor is posterior collapse."
+                                                   if is_vae else "."),
+                            lambda: plots.curves_figure(rows, unit=unit)))
+        if std_prior and any(k.startswith("val_kl_dim_") for k in rows[0]):
+            figs.append(_Figure(
+                "training", "KL per latent dimension",
+                "KL(q(z_j|x) ‖ N(0, 1)) for each latent dimension j, averaged over the validation split after each epoch"
+                + (" (= ½(μ_j² + σ_j² − 1 − log σ_j²) for a Normal posterior)" if getattr(est, "posterior", "normal") == "normal" else "")
+                + "; the dimensions add up to the KL term of the ELBO.",
+                "A unit switches on when its KL leaves 0: from then on it carries information about x. Units that stay at 0 have "
+                "collapsed to the prior and the decoder ignores them; most VAEs use fewer units than they are given.",
+                lambda: plots.kl_per_dimension_figure(rows)))
+    try:
+        plots.require_images(est)
+        images = True
+    except VaekitError:
+        images = False
+    if images and test is not None:
+        if getattr(est, "noise", None):
+            what = (f"Clean test images, the same corrupted by {est.noise} noise (level {est.noise_level}), and what the denoising "
+                    "autoencoder makes of them: g(f(x̃)), trained to return the clean x from the corrupted x̃.")
+            look = "The denoised row should recover the clean digit and drop the noise; a copy of the noise means the code is too large."
+        else:
+            what = ("Test images x (top) and their reconstructions (bottom): the decoder's mean E[x|z] at the posterior mean "
+                    "z = μ(x)." if is_vae else "Test images x (top) and their reconstructions g(f(x)) through the code (bottom).")
+            look = (_sentence(_decoder_blur(est)) + ". " if is_vae else
+                    "An autoencoder's code is a point, with no noise added, so its reconstructions are usually sharper than a VAE's. ")
+            look += "Detail lost in every image says the code is too small" + (" or its KL too costly." if is_vae else ".")
+        figs.append(_Figure("code", "Reconstructions", what, look, lambda: plots.reconstructions_figure(est, test.X, test.y)))
+    if test is not None and test.y is not None:
+        d = cfg.code_dim
+        proj = "" if d <= 2 else f" (the first two principal components of the {d}-D codes)"
+        if is_vae:
+            what = (f"Posterior means μ(x) of test examples{proj}, coloured by class. Together they trace the aggregate posterior "
+                    f"q(z) = (1/N) Σₙ q(z|xₙ), which the KL term pulls towards the prior {prior}.")
+            look = ("Classes that separate without ever seeing a label mean the code captured them. Empty regions inside the cloud are "
+                    "'holes': the prior samples there but no example maps there, so decoded samples from a hole look like no class.")
+        else:
+            what = f"The codes f(x) of test examples{proj}, coloured by class."
+            look = ("Nothing asks an autoencoder's codes to fill a region or to have a scale: expect gaps between classes and an "
+                    "arbitrary spread, which is why an autoencoder cannot generate by decoding random z.")
+        figs.append(_Figure("code", "Latent space", what, look,
+                            lambda: plots.latent_figure(est, test.X, test.y, classes=classes)))
+    if images and is_vae:
+        if est.likelihood == "autoregressive-bernoulli":
+            what = f"z ~ {prior}, then each pixel drawn in turn from P(x_d = 1 | x_<d, z): the generative model run forwards."
+        else:
+            what = (f"E[x|z] for z drawn from the prior {prior}: the generative model p(x) = ∫ p(x|z) p(z) dz run forwards, "
+                    "no training image involved" + ("; one row per class c, decoded with p(x|z, c)." if cond else "."))
+        figs.append(_Figure("generative", "Samples from the prior", what,
+                            "Samples much worse than the reconstructions mean the aggregate posterior does not fill the prior (holes). "
+                            + _sentence(_decoder_blur(est)) + ".",
+                            lambda: plots.samples_figure(est, classes=classes)))
+        d = cfg.latent_dim
+        if d >= 2 and cfg.standard_normal_prior:  # the grid walks N(0, I) quantiles
+            dims = (0, 1)
+            if d > 2 and metrics and "kl_per_dim" in metrics:
+                dims = tuple(int(j) for j in np.argsort(metrics["kl_per_dim"])[::-1][:2])  # the two most used
+            label = 0 if cond else None
+            if d == 2:
+                heading, what = "Learned manifold", ("E[x|z] on a grid of z whose coordinates are the N(0, 1) quantiles 0.05 … 0.95, so "
+                                                     "equal areas of the prior get equal space (Kingma & Welling 2014, fig. 4)")
+            else:
+                heading, what = "Latent traversal", (f"E[x|z] on a grid over z{dims[0]} and z{dims[1]} (the two dimensions with most KL) "
+                                                     f"at the N(0, 1) quantiles 0.05 … 0.95, the other {d - 2} held at 0")
+            figs.append(_Figure("generative", heading, what + (", class 0." if cond else "."),
+                                "Neighbouring cells should morph smoothly from one shape into the next; a cell that looks like nothing "
+                                "marks a part of the prior that few examples are encoded to.",
+                                lambda: plots.manifold_figure(est, dims=dims, label=label)))
+    if images and test is not None and test.y is not None and not cond:
+        present = np.unique(test.y)
+        if len(present) >= 2:
+            a, b = (1, 7) if {1, 7} <= set(present.tolist()) else (int(present[0]), int(present[1]))
+            figs.append(_Figure(
+                "generative" if is_vae else "code", "Interpolation and latent arithmetic",
+                f"Top: decoded points on the line z = (1 − t)·m_{a} + t·m_{b} between the mean codes of classes {a} and {b}. "
+                "Bottom: latent arithmetic z(x) − m_class(x) + m_k, each example re-rendered as every class k.",
+                "A smooth morph says the line stays where the decoder was trained; a blot half-way says it crosses a hole. The "
+                "arithmetic rows keep the slant and thickness of x when style and class sit in separate directions of the code.",
+                lambda: plots.interpolation_figure(est, test.X, test.y, a=a, b=b, classes=classes)))
+    if gap is not None:
+        figs.append(_Figure(
+            "bound", "ELBO, log p(x) and the gap",
+            f"Left: E_q[log p(x|z)], −KL and their sum, the ELBO, beside the importance-weighted estimate of log p(x) on {gap['n']} test "
+            "examples; log p(x) − ELBO = KL(q(z|x) ‖ p(z|x)), the gap. Right: L_k = E[log (1/k) Σᵢ p(x, zᵢ)/q(zᵢ|x)] against k "
+            "(Burda et al. 2015): L_1 is the ELBO and L_k rises towards log p(x).",
+            "A wide gap means q(z|x) fits the true posterior p(z|x) poorly; a curve still rising at the largest k means log p(x) is "
+            "higher still. Compare models by log p(x) (a large k: vaekit evaluate --k 5000), not by their ELBO.",
+            lambda: plots.bound_gap_figure(gap)))
+    return figs
+
+
+def _splits(meta: dict, test, train, probe_limit: int | None, notes: list[str], *, want=("test", "train"), cache: dict | None = None):
+    """The run's test and train splits (those not given and wanted), noting in ``notes`` any that cannot be read.
+
+    ``cache``: splits already loaded, keyed by where they come from, so that a comparison of runs on
+    one dataset reads it once.
+    """
+    from .data import load_dataset
+
+    source = meta.get("dataset") or "embedded"
+    out = {"test": test, "train": train}
+    for split in want:
+        if out[split] is not None:
+            continue
+        limit = probe_limit if split == "train" else None
+        key = (source, meta.get("data_dir"), meta.get("label_column"), split, limit)
+        try:
+            if cache is None or key not in cache:
+                ds = load_dataset(source, split, data_dir=meta.get("data_dir"), label_column=meta.get("label_column"), limit=limit)
+                if cache is not None:
+                    cache[key] = ds
+            out[split] = ds if cache is None else cache[key]
+        except VaekitError as e:
+            notes.append(f"the {split} split of {source} could not be read ({e}); figures and metrics that need it are left out")
+    return out["test"], out["train"]
+
+
+def _load_run(run: Path, *, test=None, train=None, k: int, iw_limit: int | None, probe_limit: int | None,
+              probes: bool = True, datasets: dict | None = None):
+    """The run's config, estimator, test split, notes, metrics on the test split, and class names.
+
+    ``probes``: load the train split and fit the probes; ``datasets``: a cache for :func:`_splits`.
+    """
+    from .evaluate import evaluate
+    from .io import load
+    from .modelfile import read_config
+
+    cfg = read_config(run)
+    est = load(run)
+    meta = cfg.get("run", {})
+    if iw_limit == -1:  # the default: bounded by what the model's decoder costs
+        iw_limit = report_iw_limit(cfg["model"].get("architecture", "mlp"))
+    notes: list[str] = []
+    test, train = _splits(meta, test, train, probe_limit, notes, want=("test", "train") if probes else ("test",), cache=datasets)
+    classes = meta.get("classes") or (test.classes if test is not None else None)
+    metrics = None
+    if test is not None:
+        try:
+            cond_y = test.y if getattr(est, "conditional", False) else None
+            if getattr(est, "conditional", False) and test.y is None:
+                raise VaekitError("a conditional model needs labelled test data")
+            ytr = None if train is None else train.y
+            Xtr = None if train is None else train.X[:probe_limit]
+            metrics = evaluate(est, test.X, test.y if test.y is not None else cond_y, X_train=Xtr,
+                               y_train=None if ytr is None else ytr[:probe_limit], k=k, iw_limit=iw_limit)
+        except VaekitError as e:
+            notes.append(f"metrics could not be computed: {e}")
+    return cfg, est, test, notes, metrics, classes
+
+
+def bound_curve(est, X: np.ndarray, y: np.ndarray | None = None, *, n: int = REPORT_GAP_N, k_max: int = REPORT_GAP_K,
+                seed: int = 0) -> dict:
+    """:func:`vaekit.evaluate.bound_against_k` on the first ``n`` examples of X, scored as
+    :func:`vaekit.evaluate.evaluate` scores them (the same binarization). Nats per example."""
+    import torch
+
+    from .evaluate import binarize_for_eval, bound_against_k
+
+    Xb, _ = binarize_for_eval(est, np.asarray(X)[:n])
+    Xt = torch.from_numpy(est.prepare_X(Xb)).to(est.device_)
+    yt = None
+    if getattr(est, "conditional", False):
+        yt = torch.from_numpy(np.asarray(y, dtype=np.int64)[:n]).to(est.device_)
+    return bound_against_k(est.model_, Xt, yt, k_max=k_max, seed=seed)
+
+
+def _head(title: str) -> list[str]:
+    return [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>",
+            f"<style>{_CSS}</style></head><body>"]
+
+
+def _figure_html(fig: _Figure, png: bytes | None, error: str | None = None) -> str:
+    slug = "fig-" + "".join(c if c.isalnum() else "-" for c in fig.heading.lower())
+    if png is None:
+        return f'<h3 id="{slug}">{html.escape(fig.heading)}</h3><p class="note">Not drawn: {html.escape(error or "")}</p>'
+    return (f'<h3 id="{slug}">{html.escape(fig.heading)}</h3><figure>{_img(png, fig.heading)}'
+            f'<figcaption><span class="what">{html.escape(fig.what)}</span>'
+            f'<span class="look"><b>Look for:</b> {html.escape(fig.look)}</span></figcaption></figure>')
+
+
+def _draw(figs: list[_Figure]) -> list[tuple[_Figure, bytes | None, str | None]]:
+    from . import plots
+
+    out = []
+    for f in figs:
+        try:
+            out.append((f, plots.figure_png(f.build()), None))
+        except VaekitError as e:
+            out.append((f, None, str(e)))
+    return out
+
+
 def config_rows(cfg: dict, est) -> list[tuple[str, str, str]]:
     """(setting, value, meaning) of the options that have an effect on this model, then the run's data."""
     params = cfg["params"]
@@ -92,143 +362,213 @@ def config_rows(cfg: dict, est) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _figures(est, run: Path, test, metrics: dict | None, classes) -> list[tuple[str, str, object]]:
-    """(heading, caption, zero-argument builder of a Figure) for every figure that applies."""
-    from . import plots
-    from .models import has_density
-
-    is_vae = has_density(est.model_)
-    cond = bool(getattr(est, "conditional", False))
-    figs = []
-    if (run / "metrics.csv").exists():
-        unit = est.loss_unit
-        figs.append(("Training curves", f"train and validation, each term, in {unit}",
-                     lambda: plots.curves_figure(plots.read_metrics(run / "metrics.csv"), unit=unit)))
-    try:
-        plots.require_images(est)
-        images = True
-    except VaekitError:
-        images = False
-    if images and test is not None:
-        figs.append(("Reconstructions", "test examples through the code (posterior mean)",
-                     lambda: plots.reconstructions_figure(est, test.X, test.y)))
-    if images and is_vae:
-        figs.append(("Samples from the prior", plots.sample_caption(est) + (", one row per class" if cond else ""),
-                     lambda: plots.samples_figure(est, classes=classes)))
-        d = est.model_.config.latent_dim
-        if d >= 2 and est.model_.config.standard_normal_prior:  # the grid walks N(0, I) quantiles
-            dims = (0, 1)
-            if d > 2 and metrics and "kl_per_dim" in metrics:
-                dims = tuple(int(j) for j in np.argsort(metrics["kl_per_dim"])[::-1][:2])  # the two most used
-            label = 0 if cond else None
-            cap = ("decoded grid of z at Normal quantiles 0.05 ... 0.95" if d == 2 else
-                   f"traversal of z{dims[0]} and z{dims[1]} (the two dimensions with most KL), others at 0")
-            figs.append(("Learned manifold" if d == 2 else "Latent traversal", cap + (", class 0" if cond else ""),
-                         lambda: plots.manifold_figure(est, dims=dims, label=label)))
-    if test is not None and test.y is not None:
-        figs.append(("Latent space", "posterior means of test examples coloured by class",
-                     lambda: plots.latent_figure(est, test.X, test.y, classes=classes)))
-        present = np.unique(test.y)
-        if images and not cond and len(present) >= 2:
-            a, b = (1, 7) if {1, 7} <= set(present.tolist()) else (int(present[0]), int(present[1]))
-            figs.append(("Interpolation and latent arithmetic", f"between the mean codes of classes {a} and {b}; "
-                         "each example re-rendered as every class", lambda: plots.interpolation_figure(est, test.X, test.y, a=a, b=b,
-                                                                                                       classes=classes)))
-    return figs
-
-
-def _splits(meta: dict, test, train, probe_limit: int | None, notes: list[str]):
-    """The run's test and train splits (those not given), noting in ``notes`` any that cannot be read."""
-    from .data import load_dataset
-
-    source = meta.get("dataset") or "embedded"
-    out = {"test": test, "train": train}
-    for split in ("test", "train"):
-        if out[split] is not None:
-            continue
-        try:
-            out[split] = load_dataset(source, split, data_dir=meta.get("data_dir"), label_column=meta.get("label_column"),
-                                      limit=probe_limit if split == "train" else None)
-        except VaekitError as e:
-            notes.append(f"the {split} split of {source} could not be read ({e}); figures and metrics that need it are left out")
-    return out["test"], out["train"]
-
-
 def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REPORT_K, iw_limit: int | None = -1,
                  probe_limit: int | None = REPORT_PROBE_LIMIT, test=None, train=None,
                  shown_as: str | Path | None = None) -> Path:
     """Write the HTML report of the run folder ``run`` (to ``run/report.html`` unless ``out``).
+
+    The page explains the run top to bottom: figures first, grouped as training, encoder and
+    decoder, the generative model and the tightness of the bound, each with a caption that says
+    what it shows, the formula behind it and what to look for; then the metrics; then the
+    configuration (collapsed, only the options that apply to the model).
 
     ``shown_as``: the run's name on the page, when the report is written before the folder gets
     its final name (``vaekit train`` writes into a staging folder and renames it at the end).
 
     ``test`` / ``train``: Datasets to use instead of loading the run's dataset (the test split is
     scored; the train split fits the probes). Metrics use ``k`` importance samples on the first
-    ``iw_limit`` test examples (-1: :func:`report_iw_limit` of the model; None: all), which the
-    page states. Returns the path written.
+    ``iw_limit`` test examples (-1: :func:`report_iw_limit` of the model), which the page states.
+    Returns the path written.
     """
-    from . import plots
-    from .evaluate import evaluate
-    from .fileio import atomic_path
-    from .io import load
-    from .modelfile import read_config
-
     run = Path(run)
-    cfg = read_config(run)
-    est = load(run)
+    cfg, est, test, notes, metrics, classes = _load_run(run, test=test, train=train, k=k, iw_limit=iw_limit,
+                                                        probe_limit=probe_limit)
     meta = cfg.get("run", {})
-    if iw_limit == -1:
-        iw_limit = report_iw_limit(cfg["model"].get("architecture", "mlp"))
-    notes: list[str] = []
-    test, train = _splits(meta, test, train, probe_limit, notes)
-    classes = meta.get("classes") or (test.classes if test is not None else None)
-    metrics = None
-    if test is not None:
+    gap = None
+    if metrics and "iw_k" in metrics:
         try:
-            cond_y = test.y if getattr(est, "conditional", False) else None
-            if getattr(est, "conditional", False) and test.y is None:
-                raise VaekitError("a conditional model needs labelled test data")
-            ytr = None if train is None else train.y
-            Xtr = None if train is None else train.X[:probe_limit]
-            metrics = evaluate(est, test.X, test.y if test.y is not None else cond_y, X_train=Xtr,
-                               y_train=None if ytr is None else ytr[:probe_limit], k=k, iw_limit=iw_limit)
+            gap = bound_curve(est, test.X, test.y)
         except VaekitError as e:
-            notes.append(f"metrics could not be computed: {e}")
+            notes.append(f"the bound against k could not be computed: {e}")
 
     shown = Path(shown_as) if shown_as is not None else run
-    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>vaekit report: {html.escape(shown.name)}</title>",
-             f"<style>{_CSS}</style></head><body>",
-             f"<h1>vaekit run report: {html.escape(shown.name)}</h1>",
-             f"<p>Written {time.strftime('%Y-%m-%d %H:%M')} from <code>{html.escape(str(shown))}</code>. "
-             f"Command: <code>{html.escape(meta.get('command', 'unknown'))}</code></p>"]
+    name = html.escape(str(shown))
+    parts = _head(f"vaekit report: {shown.name}")
+    parts.append(f"<h1>vaekit run report: {html.escape(shown.name)}</h1>")
+    parts.append(f"<p class=\"meta\">Written {time.strftime('%Y-%m-%d %H:%M')} from <code>{name}</code>. "
+                 f"Command: <code>{html.escape(meta.get('command', 'unknown'))}</code></p>")
+    kind = "variational autoencoder" if has_density(est.model_) else "autoencoder"
+    parts.append(f"<p class=\"intro\">This page explains a trained {kind} from top to bottom. Each figure has two lines under it: "
+                 "what it shows, with the formula behind it, and what to look for. The numbers follow the figures; the full "
+                 "configuration is folded away at the end.</p>")
+    parts.append(f"<p class=\"explore\">See it move: <code>vaekit explore {name}</code> opens this model in the browser, "
+                 "where you can hover over the codes, drag a point through the latent space and watch the decoded image change.</p>")
+    drawn = _draw(_figures(est, run, test, metrics, classes, gap))
+    sections = [(key, title, intro, [d for d in drawn if d[0].section == key]) for key, (title, intro) in SECTIONS.items()]
+    sections = [s for s in sections if s[3]]
+    toc = [f'<a href="#sec-{key}">{html.escape(title)}</a>' for key, title, _, _ in sections]
+    toc += ['<a href="#sec-numbers">Numbers</a>', '<a href="#sec-config">Configuration</a>']
+    parts.append(f'<nav>Contents: {" &middot; ".join(toc)}</nav>')
     for n in notes:
         parts.append(f'<p class="note">Note: {html.escape(n)}</p>')
+    for key, title, intro, here in sections:
+        parts.append(f'<section id="sec-{key}"><h2>{html.escape(title)}</h2><p class="intro">{html.escape(intro)}</p>')
+        parts += [_figure_html(*d) for d in here]
+        parts.append("</section>")
 
-    parts.append("<h2>Metrics</h2>")
+    parts.append('<section id="sec-numbers"><h2>Numbers</h2>')
     if metrics:
         parts.append(f"<p>On the test split of <b>{html.escape(test.name)}</b>. The importance-weighted numbers use "
                      f"<b>k={metrics.get('iw_k', k)}</b> samples on the first {metrics.get('iw_n', 0)} test examples to keep the "
-                     f"report fast; for a number to set beside published ones run "
-                     f"<code>vaekit evaluate {html.escape(str(shown))} --k 5000</code>.</p>"
+                     f"report fast; for a number to set beside published ones run <code>vaekit evaluate {name} --k 5000</code>.</p>"
                      if "iw_k" in metrics else f"<p>On the test split of <b>{html.escape(test.name)}</b>. "
                      "An autoencoder has no ELBO or likelihood; reconstruction error and probes only.</p>")
         parts.append(_table(metrics_rows(metrics), ("metric", "value", "unit / how")))
     else:
         parts.append("<p>No metrics (no test data).</p>")
+    parts.append("</section>")
 
-    for heading, caption, build in _figures(est, run, test, metrics, classes):
-        try:
-            png = plots.figure_png(build())
-        except VaekitError as e:
-            parts.append(f'<h2>{html.escape(heading)}</h2><p class="note">Not drawn: {html.escape(str(e))}</p>')
-            continue
-        parts.append(f"<h2>{html.escape(heading)}</h2><figure>{_img(png, heading)}<figcaption>{html.escape(caption)}</figcaption></figure>")
-
-    parts.append("<h2>Configuration</h2>")
-    parts.append("<p>The options that apply to this model (every option is in config.json).</p>")
-    parts.append(_table(config_rows(cfg, est), ("setting", "value", "meaning")))
+    rows = config_rows(cfg, est)
+    parts.append(f'<section id="sec-config"><h2>Configuration</h2><details><summary>The {len(rows)} settings that apply to this '
+                 "model (click to open; every option is in config.json)</summary>"
+                 f"{_table(rows, ('setting', 'value', 'meaning'), numbers=False)}</details></section>")
     parts.append("</body></html>\n")
-    path = Path(out) if out is not None else run / REPORT_FILE
+    return _write(parts, Path(out) if out is not None else run / REPORT_FILE)
+
+
+def _write(parts: list[str], path: Path) -> Path:
+    from .fileio import atomic_path
+
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(parts), encoding="utf-8")
     return path
+
+
+def _rd_point(name: str, est, metrics: dict) -> tuple[dict | None, str | None]:
+    """A run's place on the rate-distortion plane, or None and the reason it has none."""
+    if "kl" in metrics and "log_likelihood" in metrics:
+        return {"name": name, "rate": metrics["kl"], "distortion": -metrics["log_likelihood"]}, None
+    if est.likelihood == "bernoulli":
+        # Its reconstruction term is -log p(x|z) of a Bernoulli decoder at the code: a distortion in
+        # nats like a VAE's, but with no KL: a point code has no rate this plane can measure.
+        return {"name": name, "rate": None, "distortion": metrics["reconstruction"]}, None
+    return None, (f"{name} is an autoencoder with a squared-error loss: its distortion is not in nats, so it is listed in the "
+                  "table but not drawn")
+
+
+def build_comparison(runs: list[str | Path], out: str | Path, *, k: int = REPORT_K, iw_limit: int | None = -1) -> Path:
+    """Write one HTML page comparing several run folders (e.g. an autoencoder, a VAE and a beta-VAE).
+
+    Each run is scored on its own test split (no probes): a rate-distortion figure (KL against
+    -E_q[log p(x|z)], nats per example; an autoencoder, which has no KL, is a horizontal line at its
+    distortion), reconstructions of the same test images by every run, and a table of the
+    numbers, with a link to each run's own report. Returns the path written.
+    """
+    from . import plots
+
+    if len(runs) < 2:
+        raise ConfigError(f"a comparison needs at least two run folders, got {len(runs)}; for one run use `vaekit report RUN`")
+    out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"the comparison page is HTML; name the output FILE.html, not {out.name}")
+    names = [Path(r).name or str(r) for r in runs]
+    if len(set(names)) < len(names):
+        names = [str(r) for r in runs]
+    datasets: dict = {}
+    loaded = []
+    notes: list[str] = []
+    for name, run in zip(names, runs):
+        cfg, est, test, run_notes, metrics, _ = _load_run(Path(run), k=k, iw_limit=iw_limit, probe_limit=None, probes=False,
+                                                          datasets=datasets)
+        notes += [f"{name}: {n}" for n in run_notes]
+        loaded.append((name, Path(run), cfg, est, test, metrics))
+    scored = [x for x in loaded if x[5] is not None]
+    if len({x[4].name for x in scored}) > 1:
+        notes.append("these runs were scored on different test sets (" + ", ".join(sorted({x[4].name for x in scored}))
+                     + "); their numbers are not on one scale")
+    if len({x[5]["binarization"].split(" ")[0] for x in scored}) > 1:
+        notes.append("the runs score different binarizations of the test images (see the table); log-likelihoods of binary and "
+                     "gray-level data are not comparable")
+    points, left_out = [], []
+    for name, _, cfg, est, _, metrics in scored:
+        beta = cfg["params"].get("beta", 1.0)
+        label = f"{name} (β = {beta:g})" if has_density(est.model_) else name  # β sets where a run lands
+        p, why = _rd_point(label, est, metrics)
+        (points.append(p) if p else left_out.append(why))
+    liks = {x[3].likelihood for x in scored if _rd_point(x[0], x[3], x[5])[0]}
+    if len(liks) > 1:
+        notes.append(f"the drawn runs use different decoder likelihoods ({', '.join(sorted(liks))}); nats of a density and of a "
+                     "discrete distribution are not on one scale")
+    notes += left_out
+
+    figs = []
+    if points:
+        figs.append(_Figure(
+            "compare", "Rate against distortion",
+            "Each VAE is a point: rate R = KL(q(z|x) ‖ p(z)), the nats the code carries about x, against distortion "
+            "D = −E_q[log p(x|z)], the nats lost in reconstruction, per test example. Grey diagonals are lines of equal "
+            "ELBO = −(D + R) (Alemi et al. 2018).",
+            "Down and to the left is better. A β-VAE minimizes D + β·R, so β > 1 moves a run up and to the left (less "
+            "rate, more distortion) and β < 1 the other way; a point at R near 0 is posterior collapse. An autoencoder has no KL "
+            "(its code is a point, not a distribution), so it is drawn as a dotted line at its distortion: a rate-free reference.",
+            lambda: plots.rate_distortion_figure(points)))
+    shared = [x for x in scored if x[4] is not None]
+    if len(shared) >= 2 and len({x[4].name for x in shared}) == 1:
+        try:
+            for x in shared:
+                plots.require_images(x[3])
+            images = True
+        except VaekitError:
+            images = False
+        if images:
+            test = shared[0][4]
+            figs.append(_Figure(
+                "compare", "Reconstructions side by side",
+                "The same test images x (top row) and each run's reconstruction E[x|z] at its code z = μ(x) (one row per run).",
+                "A small rate (KL) forces a VAE to keep only what most images share: strokes get thicker and rarer shapes turn "
+                "into common ones; an autoencoder keeps more detail but cannot generate.",
+                lambda: plots.reconstructions_compare_figure([x[3] for x in shared], [x[0] for x in shared], test.X, test.y)))
+    drawn = _draw(figs)
+
+    parts = _head("vaekit comparison: " + ", ".join(names))
+    parts.append(f"<h1>vaekit comparison of {len(runs)} runs</h1>")
+    parts.append(f"<p class=\"meta\">Written {time.strftime('%Y-%m-%d %H:%M')}. Runs: "
+                 + ", ".join(f"<code>{html.escape(str(r))}</code>" for r in runs) + "</p>")
+    parts.append("<p class=\"intro\">Several models of the same data, side by side. Each figure says what it shows, with its "
+                 "formula, and what to look for; the numbers and a link to each run's own report follow.</p>")
+    parts.append("<p class=\"explore\">See one move: <code>vaekit explore RUN</code> opens a run in the browser, where you can "
+                 "drag a point through its latent space and watch the decoded image change.</p>")
+    for n in notes:
+        parts.append(f'<p class="note">Note: {html.escape(n)}</p>')
+    parts.append('<section id="sec-compare"><h2>Figures</h2>')
+    parts += [_figure_html(*d) for d in drawn]
+    parts.append("</section>")
+
+    head = ("run", "model", "decoder", "beta", "latent dim", "ELBO", "E_q[log p(x|z)] or -reconstruction", "KL (rate)",
+            "IW log p(x)", "active units", "MSE per value", "binarization", "report")
+    rows = []
+    for name, run, cfg, est, _, m in loaded:
+        is_vae = has_density(est.model_)
+        report = run / REPORT_FILE
+        link = (f'<a href="{html.escape(Path(os.path.relpath(report.resolve(), out.resolve().parent)).as_posix())}">report</a>'
+                if report.exists() else "")
+        if m is None:
+            rows.append([html.escape(name), "", "", "", "", "", "", "", "", "", "", "not scored", link])
+            continue
+        rec = m["log_likelihood"] if is_vae else (-m["reconstruction"] if est.likelihood == "bernoulli" else None)
+        rows.append([
+            html.escape(name), "VAE" if is_vae else "autoencoder", html.escape(est.likelihood),
+            f"{cfg['params'].get('beta', 1.0):g}" if is_vae else "", str(m["latent_dim"]),
+            f"{m['elbo']:.2f}" if is_vae else "", "" if rec is None else f"{rec:.2f}",
+            f"{m['kl']:.2f}" if is_vae else "none", f"{m['iw_log_likelihood']:.2f}" if is_vae else "",
+            f"{m['active_units']} / {m['latent_dim']}" if "active_units" in m else "", f"{m['mse']:.5f}",
+            html.escape(m["binarization"].split(" (")[0]), link])
+    table = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    table += ["<tr>" + "".join(f'<td class="num">{c}</td>' if 5 <= i <= 10 else f"<td>{c}</td>" for i, c in enumerate(r)) + "</tr>"
+              for r in rows]
+    parts.append('<section id="sec-numbers"><h2>Numbers</h2><p>Per test example, in nats unless marked; each run on its own test '
+                 f"split. The importance-weighted log p(x) uses k={k} samples on {'the first ' + str(iw_limit) if iw_limit else 'all'} "
+                 "test examples to stay fast; run <code>vaekit evaluate RUN --k 5000</code> for numbers to publish.</p>"
+                 + "\n".join(table) + "</table></section>")
+    parts.append("</body></html>\n")
+    return _write(parts, out)

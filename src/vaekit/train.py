@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ConfigError, VaekitError
-from .metrics import accumulate_terms, evaluate_loss, format_terms, iw_log_likelihood
+from .metrics import accumulate_terms, evaluate_loss, format_terms, iw_log_likelihood, kl_per_dimension
 from .models import has_density
 from .options import OPTIONS, check_params
 
@@ -280,7 +280,11 @@ def train_epoch(loop: _Loop, epoch: int, first_step: int, sums: dict[str, Tensor
 
 def epoch_row(loop: _Loop, epoch: int, seconds: float, sums: dict[str, Tensor], n_seen: int,
               X_val: Tensor | None, y_val: Tensor | None) -> dict:
-    """The epoch's metrics row: epoch, seconds, train_* and val_* means per example (and val_iw_nll when due)."""
+    """The epoch's metrics row: epoch, seconds, train_* and val_* means per example (and val_iw_nll when due).
+
+    A VAE with the N(0, I) prior also gets ``val_kl_dim_j``: KL(q(z_j|x) || N(0, 1)) on the
+    validation split, nats per example, one column per latent dimension.
+    """
     cfg, model = loop.cfg, loop.model
     if loop.world > 1:
         import torch.distributed as dist
@@ -293,10 +297,15 @@ def epoch_row(loop: _Loop, epoch: int, seconds: float, sums: dict[str, Tensor], 
             f"the training loss became {train_terms['loss']} in epoch {epoch}; "
             "lower --lr, add --clip-grad 5, or check the data for extreme values"
         )
-    row = {"epoch": epoch, "seconds": round(seconds, 3)}
+    # The learning rate the epoch ended with (it moves under --lr-schedule cosine).
+    row = {"epoch": epoch, "seconds": round(seconds, 3), "lr": loop.opt.param_groups[0]["lr"]}
     row.update({f"train_{k}": v for k, v in train_terms.items()})
     if X_val is not None and len(X_val):
         row.update({f"val_{k}": v for k, v in evaluate_loss(model, X_val, y_val, beta=cfg.beta).items()})
+        if has_density(model) and model.config.standard_normal_prior:
+            # Which latent units carry information, and from when (one at 0 has collapsed to the prior):
+            # one encoder pass; against N(0, I) the per-dimension KLs add up to val_kl.
+            row.update({f"val_kl_dim_{j}": float(v) for j, v in enumerate(kl_per_dimension(model, X_val, y_val))})
         if cfg.val_nll_every and has_density(model) and (epoch % cfg.val_nll_every == 0 or epoch == cfg.epochs):
             m = cfg.val_nll_examples
             nll = -iw_log_likelihood(model, X_val[:m], None if y_val is None else y_val[:m], k=cfg.val_nll_k, seed=0)
@@ -308,7 +317,8 @@ def epoch_row(loop: _Loop, epoch: int, seconds: float, sums: dict[str, Tensor], 
 def epoch_line(row: dict, cfg: TrainConfig, unit: str) -> str:
     """The one log line of an epoch: losses and terms (train, then validation), the IW NLL, the time."""
     def terms(prefix: str) -> dict[str, float]:
-        return {k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix) and k != "val_iw_nll"}
+        return {k[len(prefix):]: v for k, v in row.items()
+                if k.startswith(prefix) and k != "val_iw_nll" and not k.startswith("val_kl_dim_")}
 
     train, val = terms("train_"), terms("val_")
     line = f"epoch {row['epoch']}/{cfg.epochs}  train loss {train['loss']:.3f} ({format_terms(train)})"

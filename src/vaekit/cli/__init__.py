@@ -15,16 +15,17 @@ import sys
 from .. import __version__
 from ..errors import VaekitError
 from ..options import to_flags
-from . import detect, report, train, use
+from . import config, detect, explore, report, train, use
 from .common import Formatter
-from .train import MODELS, PRESETS, expand_preset, make_estimator
+from .parser import OneLineParser
+from .train import MODELS, expand_preset, make_estimator, presets
 
-__all__ = ["MODELS", "PRESETS", "build_parser", "expand_preset", "main", "make_estimator"]
+__all__ = ["MODELS", "build_parser", "expand_preset", "main", "make_estimator", "presets"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole ``vaekit`` parser, every command registered by its module."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="vaekit",
         description="Train, evaluate and use autoencoders and variational autoencoders.",
         epilog="Run `vaekit COMMAND --help` for each command's options.\nExample: vaekit train --out runs/first",
@@ -36,20 +37,40 @@ def build_parser() -> argparse.ArgumentParser:
     use.add_parsers(sub)
     report.add_parsers(sub)
     detect.add_parser(sub)
+    config.add_parser(sub)
+    explore.add_parser(sub)
     return parser
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    # The library warns through `warnings` (e.g. an unreadable image skipped); at the command line a
+    # warning is one line like an error, without the file and source line of the call.
+    kind = "" if category is UserWarning else f"{category.__name__}: "
+    return f"vaekit: warning: {kind}{message}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one ``vaekit`` command; returns the exit status (2 for a bad input)."""
+    import warnings
+
+    warnings.formatwarning = _one_line_warning
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    argv = expand_preset(argv)
+    try:
+        argv = expand_preset(argv)
+    except VaekitError as e:
+        print(f"vaekit: error: {e}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     args.argv = argv
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
+        if getattr(args, "threads", None):
+            import torch
+
+            torch.set_num_threads(args.threads)
         return args.func(args)
     except KeyboardInterrupt:
         print("vaekit: interrupted", file=sys.stderr)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ..errors import VaekitError
 
-DATASETS = "mnist, fashion-mnist, frey-face, digits, binarized-mnist, embedded, or a .npy/.npz/.csv/.parquet file"
+DATASETS = ("mnist, fashion-mnist, frey-face, digits, binarized-mnist, embedded, a .npy/.npz/.csv/.parquet file, "
+            "or a folder of images (one subfolder per class gives labels)")
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -46,6 +47,17 @@ def positive_int(text: str) -> int:
     return v
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer of at least 0."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 0, got {v}")
+    return v
+
+
 def add_data_options(p: argparse.ArgumentParser, default: str | None, split: str) -> None:
     """--dataset, --data-dir, --split, --label-column, --limit (``default``: the --dataset default)."""
     p.add_argument("--dataset", default=default, metavar="NAME|PATH",
@@ -54,6 +66,20 @@ def add_data_options(p: argparse.ArgumentParser, default: str | None, split: str
     p.add_argument("--split", default=split, choices=["train", "test", "valid", "all"], help="which split to use")
     p.add_argument("--label-column", default=None, metavar="COL", help="CSV/Parquet column holding class labels")
     p.add_argument("--limit", type=positive_int, default=None, metavar="N", help="use only the first N examples")
+    p.add_argument("--image-size", type=positive_int, default=None, metavar="N",
+                   help="image folders: resize the shorter side to N pixels and crop the centre N x N "
+                        "(default: the images' own size, when they all agree)")
+    p.add_argument("--channels", type=int, choices=[1, 3], default=None,
+                   help="image folders: 1 (grey) or 3 (RGB) (default: 1 when every file is grey, else 3)")
+    p.add_argument("--strict", action="store_true", help="image folders: stop at an unreadable file instead of skipping it with a warning")
+    add_threads_option(p)
+
+
+def add_threads_option(p: argparse.ArgumentParser) -> None:
+    """--threads: torch's CPU threads for this command."""
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="CPU threads for torch (default: torch's, usually the number of cores; on a machine shared "
+                        "with other jobs fewer threads than cores is often faster)")
 
 
 def error(msg: str) -> VaekitError:
@@ -79,12 +105,18 @@ def load_data(args, run_cfg: dict | None = None):
     from ..data import load_dataset
 
     source, data_dir, label_column = args.dataset, args.data_dir, args.label_column
+    image_size, channels = getattr(args, "image_size", None), getattr(args, "channels", None)
+    meta = (run_cfg or {}).get("run", {})
     if source is None and run_cfg is not None:
-        meta = run_cfg.get("run", {})
         source = meta.get("dataset", "embedded")
         data_dir = data_dir or meta.get("data_dir")
         label_column = label_column or meta.get("label_column")
-    return load_dataset(source, args.split, data_dir=data_dir, label_column=label_column, limit=args.limit)
+    if run_cfg is not None and Path(str(source)).expanduser().is_dir():
+        # A model trained on an image folder needs its images brought to the same size and channels.
+        image_size = image_size or meta.get("image_size")
+        channels = channels or meta.get("channels")
+    return load_dataset(source, args.split, data_dir=data_dir, label_column=label_column, limit=args.limit,
+                        image_size=image_size, channels=channels, strict=getattr(args, "strict", False))
 
 
 def write_array(path: Path, arr, header: str | None = None) -> None:
@@ -114,6 +146,8 @@ def images_or_array(path: Path, images, ncol: int, title: str, image_shape, row_
     """A .png grid of images, or (any other suffix) the array itself."""
     from ..plots import save_image_grid
 
+    if path.suffix.lower() not in (".png", ".npy", ".csv"):
+        raise error(f"cannot write {path}: use a .png (image grid), .npy or .csv file name")
     if path.suffix.lower() == ".png":
         if len(image_shape) != 3 and not is_square(image_shape):
             raise error(f"this model's data (shape {tuple(image_shape)}) are not images; write a .npy or .csv instead of {path.name}")

@@ -15,6 +15,19 @@ from pathlib import Path
 
 from .common import Formatter, error, say
 
+# The score names, without importing torch for --help (vaekit.anomaly.METHODS is the source;
+# tests/test_anomaly.py checks the two agree).
+METHODS = ("combined", "elbo", "likelihood", "reconstruction", "latent", "knn")
+
+
+def _int_or_auto(text: str):
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got {text!r}") from None
+
 
 def add_parser(sub) -> None:
     """Register ``detect`` (with ``fit`` and ``score``) on the ``vaekit`` subparsers."""
@@ -30,23 +43,27 @@ def add_parser(sub) -> None:
     f.add_argument("--out", required=True, metavar="DETECTOR_DIR", help="detector folder to create")
     f.add_argument("--overwrite", action="store_true", help="replace --out if it already exists")
     f.add_argument("--label-column", default=None, metavar="COL",
-                   help="column of 0/1 labels (1 = anomaly): dropped from the features, used only to report the training ROC-AUC")
+                   help="column of 0/1 labels (1 = anomaly): dropped from the features; reports the training ROC-AUC, and see --fit-on")
+    f.add_argument("--fit-on", default="all", choices=["all", "normal"],
+                   help="all: train on every row (labels only for the report); normal: train on the rows labelled 0 only (needs --label-column)")
     f.add_argument("--id-column", default=None, metavar="COL", help="row identifier column, dropped from the features")
     f.add_argument("--model", default="vae", choices=["vae", "ae"], help="vae: VAEDetector; ae: AutoencoderDetector")
-    f.add_argument("--score", default=None, choices=["reconstruction", "elbo", "likelihood", "latent"],
-                   help="anomaly score (default: elbo for vae, reconstruction for ae); elbo and likelihood need --model vae")
+    f.add_argument("--method", "--score", dest="method", default=None, choices=list(METHODS),
+                   help="anomaly score (default: combined for vae, reconstruction for ae); elbo and likelihood need --model vae")
     f.add_argument("--contamination", type=float, default=0.01,
                    help="expected share of anomalies in the training data; sets the threshold as a quantile of the training scores")
     f.add_argument("--threshold", type=float, default=None, help="explicit score threshold (overrides --contamination)")
     f.add_argument("--categorical", default=None, metavar="A,B",
                    help="comma-separated columns to one-hot encode (unseen categories score as all-zero)")
     f.add_argument("--impute", action="store_true", help="fill NaN/Inf with the training medians instead of failing")
-    f.add_argument("--latent-dim", type=int, default=8, help="size of the code z")
+    f.add_argument("--scaling", default="robust", choices=["robust", "standard", "none"],
+                   help="per-column scaling of the numeric features (robust: median, max(std, IQR/1.349), compressed tails)")
+    f.add_argument("--latent-dim", type=_int_or_auto, default="auto", help="size of the code z (auto: half the columns, 2 to 8)")
     f.add_argument("--hidden", default="64", metavar="SIZES", help="hidden layer sizes, e.g. 64 or 128,64")
-    f.add_argument("--epochs", type=int, default=50, help="passes over the training data")
-    f.add_argument("--batch-size", type=int, default=128, help="rows per training step")
+    f.add_argument("--steps", type=_int_or_auto, default="auto", help="optimization steps (auto: 1500 whatever the table's size)")
+    f.add_argument("--batch-size", type=_int_or_auto, default="auto", help="rows per training step (auto: 128, up to 1024 for large tables)")
     f.add_argument("--lr", type=float, default=1e-3, help="learning rate (Adam)")
-    f.add_argument("--n-clusters", type=int, default=8, help="k-means centres of the training codes (--score latent)")
+    f.add_argument("--n-clusters", type=int, default=8, help="k-means centres of the training codes (--method latent)")
     f.add_argument("--seed", type=int, default=0, help="random seed (a CPU run is reproducible)")
     f.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     f.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -60,6 +77,8 @@ def add_parser(sub) -> None:
     s.add_argument("--label-column", default=None, metavar="COL",
                    help="column of 0/1 labels (1 = anomaly): ROC-AUC, PR-AUC and precision@n are printed and written to FILE's .metrics.json")
     s.add_argument("--id-column", default=None, metavar="COL", help="row identifier column, copied to the output")
+    s.add_argument("--explain", type=int, default=0, metavar="N",
+                   help="add the N features that contribute most to each row's reconstruction term, with their contributions")
     s.add_argument("--chunk-rows", type=int, default=65536, help="rows read and scored at a time (memory grows with this, not with the file)")
     s.add_argument("--progress", choices=["auto", "always", "never"], default="auto",
                    help="progress bar with rows/s on stderr (auto: when stderr is a terminal)")
@@ -171,15 +190,15 @@ def make_detector(args):
     cls = VAEDetector if args.model == "vae" else AutoencoderDetector
     params = dict(
         contamination=args.contamination, threshold=args.threshold, categorical=_categorical(args.categorical),
-        impute=args.impute, latent_dim=args.latent_dim, hidden=tuple(as_sizes(args.hidden)), epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, n_clusters=args.n_clusters, seed=args.seed, device=args.device,
+        impute=args.impute, scaling=args.scaling, latent_dim=args.latent_dim, hidden=tuple(as_sizes(args.hidden)),
+        n_steps=args.steps, batch_size=args.batch_size, lr=args.lr, n_clusters=args.n_clusters, seed=args.seed, device=args.device,
     )
-    if args.score:
-        params["method"] = args.score
+    if args.method:
+        params["method"] = args.method
     det = cls(**params)
     det._check_params()  # bad options fail before any data is read
-    if args.epochs < 1 or args.batch_size < 1 or args.latent_dim < 1:
-        raise error("--epochs, --batch-size and --latent-dim must be at least 1")
+    if args.fit_on == "normal" and args.label_column is None:
+        raise error("--fit-on normal trains on the rows labelled 0, so it needs --label-column COL")
     return det
 
 
@@ -200,7 +219,10 @@ def cmd_detect_fit(args) -> int:
         parts.append(X)
         ys.append(y)
     X = pd.concat(parts, ignore_index=True) if isinstance(parts[0], pd.DataFrame) else np.concatenate(parts)
-    say(args, f"fitting {type(det).__name__} (score {det.method}) on {len(X)} rows x {X.shape[1]} columns of {data}")
+    y = np.concatenate(ys) if args.label_column is not None else None
+    if y is not None:
+        X, y = _select_rows(args, det, X, y)
+    say(args, f"fitting {type(det).__name__} (method {det.method}) on {len(X)} rows x {X.shape[1]} columns of {data}")
     det.fit(X)
     staging = staging_dir(out)
     shutil.rmtree(staging, ignore_errors=True)
@@ -211,11 +233,33 @@ def cmd_detect_fit(args) -> int:
         shutil.rmtree(staging, ignore_errors=True)  # nothing half-written survives a failure
         raise
     say(args, f"threshold {det.threshold_:.6g}: {int(det.labels_.sum())} of {len(X)} training rows flagged ({det.labels_.mean():.2%})")
-    if args.label_column is not None:
-        m = detection_metrics(np.concatenate(ys), det.decision_scores_)
+    if y is not None and args.fit_on == "all":
+        m = detection_metrics(y, det.decision_scores_)
         say(args, f"training ROC-AUC {_fmt(m['roc_auc'])}, PR-AUC {_fmt(m['pr_auc'])}, precision@{m['n_anomalies']} {_fmt(m['precision_at_n'])}")
     say(args, f"wrote {out}/")
     return 0
+
+
+def _select_rows(args, det, X, y):
+    """The training rows for --fit-on, after a warning when --contamination contradicts the labels."""
+    import numpy as np
+
+    from ..anomaly import detection_metrics
+
+    detection_metrics(y, np.zeros(len(y)))  # the labels must be 0/1 before they choose rows
+    share = float(np.mean(y))
+    if args.fit_on == "normal":
+        keep = np.asarray(y) == 0
+        if keep.sum() < 2:
+            raise error(f"--fit-on normal: only {int(keep.sum())} row(s) of {args.data} are labelled 0; a detector needs at least 2 normal rows")
+        say(args, f"--fit-on normal: training on the {int(keep.sum())} rows labelled 0 (leaving out {int((~keep).sum())} anomalies); "
+                   f"--contamination {det.contamination:g} is then the share of normal rows above the threshold")
+        return X[keep].reset_index(drop=True) if hasattr(X, "reset_index") else X[keep], y[keep]
+    if det.threshold is None and share > 0 and not (share / 3 <= det.contamination <= share * 3):
+        print(f"vaekit: warning: --contamination {det.contamination:g} is far from the labelled share of anomalies "
+              f"{share:.4g} in {args.data}; the threshold flags {det.contamination:.2%} of the training rows "
+              f"(pass --contamination {min(share, 0.5):.4g} to match the labels)", file=sys.stderr)
+    return X, y
 
 
 def _fmt(v) -> str:
@@ -226,7 +270,6 @@ def cmd_detect_score(args) -> int:
     import time
 
     import numpy as np
-    import pandas as pd
 
     from ..anomaly import detection_metrics, load_detector
     from ..fileio import atomic_path, write_json
@@ -236,9 +279,12 @@ def cmd_detect_score(args) -> int:
         raise error(f"--out {out} must be a .csv file")
     if args.chunk_rows < 1:
         raise error(f"--chunk-rows must be at least 1, got {args.chunk_rows}")
+    if args.explain < 0:
+        raise error(f"--explain takes the number of features to list (0 for none), got {args.explain}")
     det = load_detector(args.detector, device=args.device)
     data = Path(args.data)
     _suffix(data)
+    _check_not_features(det, args)
     show = {"always": True, "never": False}.get(args.progress, sys.stderr.isatty() and not args.quiet)
     from tqdm.auto import tqdm
 
@@ -248,20 +294,14 @@ def cmd_detect_score(args) -> int:
     try:
         with atomic_path(out) as tmp, open(tmp, "w", newline="") as f:
             for X, y, ids in _frames(data, args.chunk_rows, args.label_column, args.id_column, det.categorical is not None):
-                s = det.decision_function(X)
-                cols = {}
-                if args.id_column is not None:
-                    cols[args.id_column] = ids
-                cols["score"] = s
-                cols["is_anomaly"] = (s > det.threshold_).astype(np.int64)
+                table = _score_chunk(det, X, ids, y, args)
                 if args.label_column is not None:
-                    cols[args.label_column] = y
                     labels.append(np.asarray(y))
-                    scores.append(s)  # kept only for the metrics: 8 bytes a row
-                pd.DataFrame(cols).to_csv(f, header=(n == 0), index=False, float_format="%.9g")
-                n += len(s)
-                flagged += int(cols["is_anomaly"].sum())
-                bar.update(len(s))
+                    scores.append(table["score"].to_numpy())  # kept only for the metrics: 8 bytes a row
+                table.to_csv(f, header=(n == 0), index=False, float_format="%.9g")
+                n += len(table)
+                flagged += int(table["is_anomaly"].sum())
+                bar.update(len(table))
             # Bad labels fail here, before the output is renamed into place.
             m = detection_metrics(np.concatenate(labels), np.concatenate(scores)) if args.label_column is not None else None
     finally:
@@ -275,6 +315,42 @@ def cmd_detect_score(args) -> int:
         say(args,
             f"ROC-AUC {_fmt(m['roc_auc'])}  PR-AUC {_fmt(m['pr_auc'])}  precision@{m['n_anomalies']} {_fmt(m['precision_at_n'])}  -> {metrics_path}")
     return 0
+
+
+def _score_chunk(det, X, ids, y, args):
+    """One chunk's output rows: id, score, is_anomaly, the --explain columns, the label."""
+    import numpy as np
+    import pandas as pd
+
+    cols = {}
+    if args.id_column is not None:
+        cols[args.id_column] = ids
+    s = det.decision_function(X)
+    cols["score"] = s
+    cols["is_anomaly"] = (s > det.threshold_).astype(np.int64)
+    if args.explain:
+        contrib = det.explain(X)
+        k = min(args.explain, contrib.shape[1])
+        values = contrib.to_numpy()
+        top = np.argsort(-values, axis=1, kind="stable")[:, :k]
+        names = np.asarray(contrib.columns, dtype=object)
+        for i in range(k):
+            cols[f"feature_{i + 1}"] = names[top[:, i]]
+            cols[f"contribution_{i + 1}"] = np.take_along_axis(values, top[:, i : i + 1], 1)[:, 0]
+    if args.label_column is not None:
+        cols[args.label_column] = y
+    return pd.DataFrame(cols)
+
+
+def _check_not_features(det, args) -> None:
+    """A column the detector was fitted on cannot be dropped now as a label or an id."""
+    names = det.preprocessor_.feature_names_ or []
+    for flag, col in (("--label-column", args.label_column), ("--id-column", args.id_column)):
+        if col is not None and col in names:
+            raise error(
+                f"column {col!r} was a feature when this detector was fitted, so it cannot be the {flag} now; "
+                f"score without {flag} {col}, or refit with `vaekit detect fit ... {flag} {col}` to leave it out of the features"
+            )
 
 
 def _row_count(path: Path) -> int | None:

@@ -59,11 +59,15 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (samples, noise of a denoising model, subsampling)")
     p.set_defaults(func=cmd_plot)
 
-    p = sub.add_parser("report", help="write one self-contained HTML page for a run", formatter_class=Formatter,
-                       description="Write an HTML page with the configuration, test metrics, training curves and every figure\n"
-                                   "that applies to the model, images embedded (open it from disk, mail it).")
-    p.add_argument("run", metavar="RUN_DIR", help="a run folder written by `vaekit train`")
-    p.add_argument("--out", default=None, metavar="FILE.html", help="where to write it (default: RUN_DIR/report.html)")
+    p = sub.add_parser("report", help="write one self-contained HTML page for a run, or one comparing runs", formatter_class=Formatter,
+                       description="Write an HTML page that explains a run: every figure that applies to the model, each with what\n"
+                                   "it shows and what to look for, then the test metrics and the configuration; images embedded\n"
+                                   "(open it from disk, mail it). Several runs: one page comparing them (rate against distortion,\n"
+                                   "reconstructions side by side, their numbers).\n"
+                                   "Example: vaekit report runs/ae runs/vae runs/beta4 --out compare.html")
+    p.add_argument("run", metavar="RUN_DIR", nargs="+", help="a run folder written by `vaekit train`; two or more to compare them")
+    p.add_argument("--out", default=None, metavar="FILE.html",
+                   help="where to write it (default: RUN_DIR/report.html; required when comparing runs)")
     p.add_argument("--k", type=positive_int, default=100, help="importance samples for the IW log-likelihood on the page (small: fast)")
     p.add_argument("--iw-limit", type=positive_int, default=-1, metavar="N",
                    help="test examples that get the IW estimate (default: 1000; 100 for conv-vae, whose decoder is slow)")
@@ -122,9 +126,14 @@ def cmd_plot(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from ..report import build_report
+    from ..report import build_comparison, build_report
 
-    path = build_report(args.run, args.out, k=args.k, iw_limit=args.iw_limit)
+    if len(args.run) > 1:
+        if args.out is None:
+            raise error(f"comparing {len(args.run)} runs writes one page outside the run folders; pass --out compare.html")
+        path = build_comparison(args.run, args.out, k=args.k, iw_limit=args.iw_limit)
+    else:
+        path = build_report(args.run[0], args.out, k=args.k, iw_limit=args.iw_limit)
     print(f"wrote {path}")
     return 0
 

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from ..options import BY_NAME, KINDS, OPTIONS, Option
-from .common import Formatter, add_data_options, error, load_data, say, sizes
+from .common import Formatter, add_data_options, error, load_data, non_negative_int, say, sizes
+from .parser import OneLineParser
 
 MODELS = {
     # name: (estimator family, preset parameters, help)
@@ -27,30 +28,22 @@ MODELS = {
     # z holds only the style when the label is given: 4 dimensions (see estimators.ConditionalVAE).
     "cvae": ("vae", {"conditional": True, "latent_dim": 4}, "conditional VAE (needs labels)"),
 }
-PRESETS = {
-    # The configuration of bench/mnist_nll.py (docs/results.md): a one-layer VAE on dynamically
-    # binarized MNIST with KL warm-up, trained for a wall-clock budget.
-    "mnist-nll": ["--dataset", "mnist", "--binarize", "dynamic", "--hidden", "400", "--latent-dim", "32",
-                  "--warmup-epochs", "10", "--epochs", "100000", "--max-minutes", "40", "--val-fraction", "0.0167"],
-    # The best configuration of issue 6 (docs/results.md): the same encoder with an autoregressive
-    # (MADE) Bernoulli decoder, a cosine learning-rate schedule over the budget, and the validation
-    # NLL logged every 10 epochs; 52 training minutes leave room for evaluation and the report
-    # within one hour of wall time on two cores.
-    "mnist-best": ["--dataset", "mnist", "--binarize", "dynamic", "--hidden", "400", "--latent-dim", "32",
-                   "--likelihood", "autoregressive-bernoulli", "--ar-hidden", "500", "--warmup-epochs", "10",
-                   "--lr-schedule", "cosine", "--epochs", "100000", "--max-minutes", "52", "--val-fraction", "0.0167",
-                   "--val-nll-every", "10"],
-}
-
 def add_parser(sub) -> None:
     """Register ``train`` on the ``vaekit`` subparsers."""
     p = sub.add_parser("train", help="train a model and write a run folder", formatter_class=Formatter,
                        description="Train a model; writes config.json, model.safetensors, metrics.csv, train.log and figures into --out.")
     add_data_options(p, "embedded", "train")
     p.add_argument("--out", default=None, metavar="RUN_DIR", help="run folder to create (required unless --resume)")
-    p.add_argument("--preset", default=None, choices=list(PRESETS),
-                   help="a named set of options (options given on the command line win): " + "; ".join(f"{k} = {' '.join(v)}" for k,
-                                                                                                       v in PRESETS.items()))
+    p.add_argument("--config", default=None, metavar="FILE.toml",
+                   help="train options from a TOML file (keys are the options' names: latent_dim = 2), or a run's "
+                        "config.json to train that run again; options given on the command line win")
+    p.add_argument("--preset", default=None, metavar="NAME",
+                   help="a named option set shipped with vaekit (`--preset list` shows them); options given on the command line win")
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="also write each epoch's metrics, KL per latent dimension and image grids to TensorBoard "
+                        "event files in DIR (needs: pip install 'vaekit[tensorboard]')")
+    p.add_argument("--tensorboard-images", type=non_negative_int, default=5, metavar="EPOCHS",
+                   help="epochs between TensorBoard sample and reconstruction grids (0: none)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it already exists")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run from its last checkpoint, with its original options")
@@ -66,20 +59,32 @@ def add_parser(sub) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     """A parser of `vaekit train ...` alone: how a resumed run re-reads the command it recorded."""
-    parser = argparse.ArgumentParser(prog="vaekit")
+    parser = OneLineParser(prog="vaekit")
     add_parser(parser.add_subparsers(dest="command"))
     return parser
 
 
+def train_parser() -> argparse.ArgumentParser:
+    """The `train` subcommand's own parser (its flags are what a config file may set)."""
+    parser = OneLineParser(prog="vaekit")
+    sub = parser.add_subparsers(dest="command")
+    add_parser(sub)
+    return sub.choices["train"]
+
+
+def presets() -> dict[str, list[str]]:
+    """Each shipped preset as the flags it stands for."""
+    from .config import preset_names, read_preset, table_to_argv
+
+    parser = train_parser()
+    return {name: table_to_argv(read_preset(name), parser, f"preset {name}") for name in preset_names()}
+
+
 def expand_preset(argv: list[str]) -> list[str]:
-    """`train --preset NAME ...` becomes `train PRESET-OPTIONS ...`: later (explicit) options win."""
-    if len(argv) < 2 or argv[0] != "train":
-        return argv
-    for i, a in enumerate(argv):
-        name = a.split("=", 1)[1] if a.startswith("--preset=") else (argv[i + 1] if a == "--preset" and i + 1 < len(argv) else None)
-        if name in PRESETS:
-            return ["train", *PRESETS[name], *argv[1:]]
-    return argv
+    """`train --preset NAME` / `--config FILE` become the flags they stand for (typed flags win)."""
+    from .config import expand_config
+
+    return expand_config(argv, train_parser())
 
 
 def _default_text(opt: Option) -> str:
@@ -167,6 +172,8 @@ def cmd_train(args) -> int:
     from ..checkpoint import read_checkpoint
     from ..fileio import publish_dir, staging_dir
 
+    if args.preset == "list":
+        return _list_presets()
     resume = None
     if args.resume:
         out = Path(args.resume)
@@ -220,6 +227,28 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _list_presets() -> int:
+    from .config import preset_names, read_preset, to_toml
+
+    for name in preset_names():
+        table = read_preset(name)
+        print(f"{name}: {table.pop('description', '')}")
+        print("    " + to_toml(table).strip().replace("\n", "\n    "))
+    print("use one with: vaekit train --preset NAME --out RUN_DIR (options given on the command line win)")
+    return 0
+
+
+def _tracker(args, est, data):
+    """The --tensorboard callback, on up to 1000 validation-like examples (the data's first ones)."""
+    if not args.tensorboard:
+        return None
+    from ..tracking import TensorBoardTracker
+
+    y = data.y[:1000] if getattr(est, "conditional", False) and data.y is not None else None
+    return TensorBoardTracker(args.tensorboard, est, data.X[:1000], y, image_every=args.tensorboard_images,
+                              epochs=getattr(est, "epochs", None))
+
+
 def _train_into(args, est, data, run: Path | None, resume: dict | None = None) -> None:
     import csv
     import time
@@ -258,13 +287,26 @@ def _train_into(args, est, data, run: Path | None, resume: dict | None = None) -
     if args.checkpoint_every or args.checkpoint_minutes:
         checkpointer = Checkpointer(run, args.checkpoint_every, args.checkpoint_minutes, extra={"argv": args.argv})
     est.verbose = not args.quiet
-    est.fit(data.X, labels, on_epoch=on_epoch, log=log, checkpointer=checkpointer, resume=resume)
+    tracker = _tracker(args, est, data)
+
+    def each_epoch(row: dict) -> None:
+        on_epoch(row)
+        if tracker is not None:
+            tracker(row)
+
+    try:
+        est.fit(data.X, labels, on_epoch=each_epoch, log=log, checkpointer=checkpointer, resume=resume)
+    finally:
+        if tracker is not None:
+            tracker.close()
     est.verbose = False
     (run / "checkpoint.safetensors").unlink(missing_ok=True)  # the finished model replaces it
     est.save(run)
     cfg = read_json(run / "config.json")
     cfg["run"] = {
         "dataset": args.dataset, "data_dir": args.data_dir, "label_column": args.label_column,
+        "image_size": args.image_size, "channels": data.shape[0] if Path(args.dataset).is_dir() else args.channels,
+        "argv": args.argv,
         "n_train_examples": len(data), "classes": data.classes, "command": "vaekit " + " ".join(args.argv),
     }
     write_json(run / "config.json", cfg)

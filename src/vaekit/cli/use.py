@@ -30,7 +30,9 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("encode", help="write the codes (posterior means) of a dataset", formatter_class=Formatter)
     p.add_argument("run", metavar="RUN_DIR", help="a run folder written by `vaekit train`")
     add_data_options(p, None, "test")
-    p.add_argument("--out", required=True, metavar="FILE", help=".npy or .csv")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help=".npz (arrays z, and y and classes when the data has labels), .csv (columns z0.., and label "
+                        "when the data has labels) or .npy (the codes only)")
     p.set_defaults(func=cmd_encode)
 
 
@@ -54,13 +56,15 @@ def cmd_reconstruct(args) -> int:
 
     from ..io import load
 
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".npy", ".csv"):
+        raise error(f"cannot write {out}: use a .png (image grid), .npy or .csv file name")
     cfg = run_config(Path(args.run))
     est = load(args.run)
     data = load_data(args, cfg)
     X = data.X[: args.n]
     y = data.y[: args.n] if getattr(est, "conditional", False) else None
     recon = est.reconstruct(X, y)
-    out = Path(args.out)
     if out.suffix.lower() == ".png":
         images_or_array(out, np.concatenate([X, recon]), len(X), "originals (top) and reconstructions (bottom)", est.input_shape_)
     else:
@@ -77,6 +81,39 @@ def cmd_encode(args) -> int:
     data = load_data(args, cfg)
     y = data.y if getattr(est, "conditional", False) else None
     Z = est.encode(data.X, y)
-    write_array(Path(args.out), Z, header=",".join(f"z{i}" for i in range(Z.shape[1])))
-    print(f"wrote codes of shape {Z.shape} to {args.out}")
+    out = Path(args.out)
+    write_codes(out, Z, data.y, data.classes)
+    labelled = data.y is not None and out.suffix.lower() != ".npy"
+    print(f"wrote codes of shape {Z.shape}{' and their labels' if labelled else ''} to {out}")
+    if data.y is not None and out.suffix.lower() == ".npy":
+        print("(the labels are not in a .npy file; write .npz or .csv to keep them beside the codes)")
     return 0
+
+
+def write_codes(path: Path, Z, y=None, classes=None) -> None:
+    """Codes with their labels where known: .npz (z, y, classes), .csv (z0.., label) or .npy (z only)."""
+    import numpy as np
+
+    from ..fileio import atomic_path
+
+    suffix = path.suffix.lower()
+    if suffix not in (".npz", ".csv", ".npy"):
+        raise error(f"cannot write {path}: use a .npz, .csv or .npy file name")
+    if suffix == ".npy" or (suffix == ".csv" and y is None):
+        write_array(path, Z, header=",".join(f"z{i}" for i in range(Z.shape[1])))
+        return
+    with atomic_path(path) as tmp:
+        if suffix == ".npz":
+            arrays = {"z": Z}
+            if y is not None:
+                arrays["y"] = y
+                if classes is not None:
+                    arrays["classes"] = np.asarray([str(c) for c in classes])  # unicode, loads without pickle
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+        else:
+            import pandas as pd
+
+            frame = pd.DataFrame(Z, columns=[f"z{i}" for i in range(Z.shape[1])])
+            frame["label"] = [classes[k] for k in y] if classes is not None else y
+            frame.to_csv(tmp, index=False, float_format="%.6g")

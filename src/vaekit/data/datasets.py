@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import DataError
 from .idx import read_idx
+from .images import read_image_folder
 from .sources import fetch
 from .tables import (
     check_finite,
@@ -261,10 +262,15 @@ def load_dataset(
     download: bool = True,
     label_column: str | None = None,
     limit: int | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    strict: bool = False,
 ) -> Dataset:
-    """Load a named dataset or a user file as a :class:`Dataset`.
+    """Load a named dataset, a user file or a folder of images as a :class:`Dataset`.
 
-    ``source``: one of :data:`NAMED_SOURCES` or a path to a .npy, .npz, .csv or .parquet file.
+    ``source``: one of :data:`NAMED_SOURCES`, a path to a .npy, .npz, .csv or .parquet file, or a
+    folder of images (PNG, JPEG, ...; one subfolder per class gives labels, see
+    :mod:`vaekit.data.images`).
     ``split``: 'train', 'test' or 'all' ('valid' too for binarized-mnist). MNIST and Fashion use
     their official split ('all' = train + test); sources without one (frey-face, digits, user
     files) use a fixed 90/10 partition (``np.random.default_rng(0).permutation``), kept in file order.
@@ -272,10 +278,16 @@ def load_dataset(
     ``label_column``: for tables, the column with class labels (strings are mapped to indices and
     their names put in ``classes``); for .npz, the name of the label array.
     ``limit``: keep only the first ``limit`` examples of the split.
+    ``image_size``, ``channels``, ``strict``: for image folders only: resize and centre-crop every
+    image to ``image_size`` squared; 1 (grey) or 3 (RGB) channels; fail on an unreadable file
+    instead of skipping it with a warning.
     Raises :class:`DataError` for unknown sources or splits, missing files and bad data.
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
         raise DataError(f"limit must be a positive whole number of examples, got {limit!r}")
+    is_folder = source not in NAMED_SOURCES and Path(source).expanduser().is_dir()
+    if (image_size is not None or channels is not None or strict) and not is_folder:
+        raise DataError(f"image_size, channels and strict apply to folders of images, not to {source!r}")
     if source in NAMED_SOURCES:
         if split not in NAMED_SOURCES[source]:
             raise DataError(f"{source} has no split {split!r}; choose one of {', '.join(NAMED_SOURCES[source])}")
@@ -283,12 +295,22 @@ def load_dataset(
             raise DataError(f"--label-column applies to user files, not to the named dataset {source!r}")
         X, y, classes = _load_named(source, split, data_dir, download)
         name = source
+    elif is_folder:
+        if split not in ("train", "test", "all"):
+            raise DataError(f"split {split!r} is not valid for an image folder; choose train, test or all")
+        if label_column is not None:
+            raise DataError("label_column applies to tables; a folder of images takes its labels from its class "
+                            "subfolders")
+        X, y, classes = read_image_folder(source, image_size=image_size, channels=channels, strict=strict)
+        idx = _fixed_split(len(X), split)
+        X, y = X[idx], (None if y is None else y[idx])
+        name = Path(source).expanduser().resolve().name
     else:
         path = Path(source).expanduser()
         if path.suffix.lower() not in USER_SUFFIXES:
             raise DataError(
                 f"unknown data source {source!r}; use one of {', '.join(NAMED_SOURCES)} "
-                f"or a path to a {', '.join(USER_SUFFIXES)} file"
+                f"or a path to a {', '.join(USER_SUFFIXES)} file or a folder of images"
             )
         X, y, classes = _load_user_file(path, split, label_column)
         name = path.stem

@@ -35,7 +35,8 @@ TABLE_SUFFIXES = (".csv", ".parquet", ".npy")
 def require_file(path: Path) -> None:
     """A DataError unless ``path`` is an existing regular file."""
     if path.is_dir():
-        raise DataError(f"{path} is a folder, not a data file; pass the path of a .npy, .npz, .csv or .parquet file")
+        raise DataError(f"{path} is a folder, not a data file; pass the path of a .npy, .npz, .csv or .parquet file "
+                        "(a folder of images is read by load_dataset / --dataset)")
     if not path.is_file():
         raise DataError(f"data file not found: {path}; check the path")
 

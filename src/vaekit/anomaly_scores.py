@@ -1,0 +1,171 @@
+"""Anomaly scores of prepared rows (torch, no gradients), thresholds and probabilities.
+
+Every score is higher = more anomalous and depends on its own row only: the Monte-Carlo scores use
+standard noise ``eps`` drawn once at fit time (common random numbers), the neighbour score a fixed
+reference set of training codes. Each function takes a batch ``x`` (B, features) already
+transformed by the detector's :class:`~vaekit.anomaly_table.TablePreprocessor` and returns (B,).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import distributions as D
+from .errors import DataError
+
+
+def per_feature_nll(model, x: Tensor, eps: Tensor | None = None) -> Tensor:
+    """-log p(x_d | z) for each column d, shape (B, features), in nats.
+
+    ``eps=None``: through the posterior mean (deterministic, also for an autoencoder, whose
+    decoder's likelihood is a unit-variance Gaussian up to the constant ``log sqrt(2 pi)`` and a
+    factor 1/2: see :func:`per_feature_squared_error`). With ``eps`` (K, latent): the average over
+    the K draws ``z_k = loc + scale * eps_k``, the reconstruction term of the negative ELBO.
+    """
+    if eps is None:
+        return -model.likelihood(_decoder_params(model, model.encode(x))).base_dist.log_prob(x)
+    z = _draws(model, x, eps)
+    params = _decoder_params(model, z.flatten(0, 1)).view(*z.shape[:2], -1)
+    return -model.likelihood(params).base_dist.log_prob(x).mean(0)
+
+
+def per_feature_squared_error(model, x: Tensor) -> Tensor:
+    """(x_d - E[x_d | z = encode(x)])^2 per column, shape (B, features), in squared scaled units."""
+    return (model.decode(model.encode(x)) - x).pow(2)
+
+
+def reconstruction_error(model, x: Tensor) -> Tensor:
+    """||x - decode(encode(x))||^2 summed over columns: deterministic (posterior mean)."""
+    return per_feature_squared_error(model, x).flatten(1).sum(-1)
+
+
+def kl_divergence(model, x: Tensor, eps: Tensor) -> Tensor:
+    """KL(q(z|x) || p(z)) in nats: closed form where torch has one, else the estimate over ``eps``."""
+    q, z, loc, log_var = _posterior_draws(model, x, eps)
+    return model.kl(q, z, loc, log_var)
+
+
+def negative_elbo(model, x: Tensor, eps: Tensor) -> Tensor:
+    """-(E_q[log p(x|z)] - KL(q || p)) in nats, with the fixed draws ``eps`` (K, latent)."""
+    return per_feature_nll(model, x, eps).sum(-1) + kl_divergence(model, x, eps)
+
+
+def iw_nll(model, x: Tensor, eps: Tensor) -> Tensor:
+    """-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x) in nats (Burda et al. 2016, eq. 8)."""
+    q, z, _, _ = _posterior_draws(model, x, eps)
+    log_w = model.log_likelihood(z, x) + model.prior().log_prob(z) - q.log_prob(z)
+    return -(torch.logsumexp(log_w, 0) - math.log(log_w.shape[0]))
+
+
+def latent_distance(model, x: Tensor, centres: Tensor) -> Tensor:
+    """Euclidean distance from encode(x) to the nearest k-means centre of the training codes."""
+    return torch.cdist(model.encode(x), centres).min(-1).values
+
+
+def knn_distance(model, x: Tensor, reference: Tensor, k: int) -> Tensor:
+    """Mean distance from encode(x) to its k nearest reference codes (training rows).
+
+    A row that is itself in the reference set finds itself at distance 0 first; every row is
+    treated alike (the k nearest, self included), so scores do not depend on whether a row was
+    part of the reference sample. The mean over k (not the k-th distance) is the smoother choice
+    of Angiulli & Pizzuti (2002).
+    """
+    d = torch.cdist(model.encode(x), reference)
+    return d.topk(min(k, reference.shape[0]), dim=-1, largest=False).values.mean(-1)
+
+
+def _posterior_draws(model, x: Tensor, eps: Tensor):
+    """q(z|x), the K draws z_k = loc + scale * eps_k (K, B, latent), loc and log_var."""
+    post = model.config.posterior
+    loc, log_var = model.posterior_params(x, None)
+    q = D.posterior(post["family"], loc, log_var, post.get("df", 5.0))
+    return q, loc + torch.exp(0.5 * log_var) * eps[:, None, :], loc, log_var  # the reparameterization
+
+
+def _draws(model, x: Tensor, eps: Tensor) -> Tensor:
+    loc, log_var = model.posterior_params(x, None)
+    return loc + torch.exp(0.5 * log_var) * eps[:, None, :]  # (K, B, latent): the reparameterization
+
+
+def _decoder_params(model, z: Tensor) -> Tensor:
+    """The decoder's outputs (the likelihood's parameters) at codes z (N, code_dim)."""
+    return model.decoder(model.latent_prior.bottom(z), None)
+
+
+def standard_draws(family: str, df: float, k: int, dim: int, seed: int) -> np.ndarray:
+    """K x dim draws of the posterior family's standard form (loc 0, scale 1), by inverse CDF."""
+    from scipy import stats
+
+    u = np.random.default_rng(seed).uniform(1e-7, 1 - 1e-7, size=(k, dim))
+    dist = {"normal": stats.norm, "laplace": stats.laplace, "logistic": stats.logistic,
+            "student-t": stats.t(df)}[family]
+    return dist.ppf(u).astype(np.float32)
+
+
+# -- combining and thresholding scores --------------------------------------------------------------
+
+
+def robust_location_scale(scores: np.ndarray) -> tuple[float, float]:
+    """(median, IQR / 1.349) of training scores, the scale floored so that it is never 0.
+
+    Used to put differently scaled terms (nats, code distances) on one footing before adding
+    them: the median and IQR are not moved by the anomalies in the training scores.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    med = float(np.median(s))
+    q75, q25 = np.percentile(s, [75, 25])
+    scale = float(q75 - q25) / 1.349
+    if not scale > 0:
+        scale = float(s.std()) or 1.0
+    return med, scale
+
+
+def quantile_threshold(scores: np.ndarray, contamination: float) -> float:
+    """The ``1 - contamination`` quantile of the training scores."""
+    return float(np.quantile(scores, 1.0 - float(contamination)))
+
+
+def to_proba(scores: np.ndarray, train: np.ndarray, how: str) -> np.ndarray:
+    """[P(normal), P(anomaly)] per row, shape (N, 2); monotone in the score, not calibrated.
+
+    ``'linear'``: min-max scaling over the training scores, clipped to [0, 1]. ``'unify'``:
+    ``erf((s - mean) / (std * sqrt 2))`` clipped at 0 (Kriegel et al. 2011), as PyOD does.
+    """
+    if how == "linear":
+        lo, hi = float(train.min()), float(train.max())
+        p = (scores - lo) / (hi - lo) if hi > lo else (scores > hi).astype(np.float64)
+    else:
+        from scipy.special import erf
+
+        sd = float(train.std())
+        p = erf((scores - float(train.mean())) / ((sd if sd > 0 else 1.0) * math.sqrt(2)))
+    p = np.clip(p, 0.0, 1.0)
+    return np.column_stack([1.0 - p, p])
+
+
+def detection_metrics(y_true, scores) -> dict:
+    """ROC-AUC, PR-AUC (average precision) and precision@n (n = number of true anomalies).
+
+    ``y_true``: 1 = anomaly, 0 = normal. AUCs are None when only one class is present.
+    """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    try:
+        y = np.asarray(y_true, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError("anomaly labels must be numbers: 0 (normal) or 1 (anomaly)") from None
+    s = np.asarray(scores, dtype=np.float64)
+    if not np.isin(y, (0, 1)).all():
+        raise DataError(f"anomaly labels must be 0 (normal) or 1 (anomaly), got values {np.unique(y)[:5].tolist()}")
+    y = y.astype(np.int64)
+    n_pos = int(y.sum())
+    out = {"n": int(len(y)), "n_anomalies": n_pos, "roc_auc": None, "pr_auc": None, "precision_at_n": None}
+    if 0 < n_pos < len(y):
+        top = np.argsort(-s, kind="stable")[:n_pos]
+        out.update(roc_auc=float(roc_auc_score(y, s)), pr_auc=float(average_precision_score(y, s)),
+                   precision_at_n=float(y[top].mean()))
+    return out

@@ -1,0 +1,33 @@
+"""``vaekit explore``: a live latent-space explorer for a trained model, in the browser.
+
+    >>> from vaekit.explore import Explorer, ExploreServer, serve
+    >>> serve(ExploreServer(Explorer.from_run("runs/mnist2d"), port=8765))   # http://127.0.0.1:8765/
+
+``explorer.py`` computes what the page shows (no HTTP), ``server.py`` serves it and the page's
+files in ``static/`` (plain JavaScript on a canvas, nothing fetched from elsewhere); the command
+is ``vaekit/cli/explore.py``. The HTTP API, which the page uses and scripts may call:
+
+- ``GET /info``: the model, the data and each latent dimension (KL, variance, active, range), JSON;
+- ``GET /codes``: the codes (posterior means) and labels of the examples on the plane, JSON;
+- ``GET /example?i=K``: example K's code, posterior std, ELBO terms and IW log p(x) in nats, JSON;
+- ``GET /image?i=K``: example K as a PNG;
+- ``GET /decode?z=z1,...,zd[;z1,...][&label=K|all]``: E[x|z] as a PNG (several codes side by side);
+- ``GET /decode.json?z=...[&label=K]``: E[x|z] as numbers (tables);
+- ``GET /interpolate?a=I|class:K&b=J|class:K&steps=N[&label=K]``: a strip of decoded images.
+
+A bad request gets status 400 and one line of text that names the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# Imported lazily, as in vaekit/__init__.py: registering the command must not import torch.
+_EXPORTS = {"Explorer": "explorer", "RequestError": "explorer", "ExploreServer": "server", "serve": "server"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'vaekit.explore' has no attribute {name!r}")

@@ -1,0 +1,475 @@
+// vaekit explore: the page. Plain JavaScript on canvases; every request goes to the vaekit server
+// that served this file (see vaekit/explore/__init__.py for the API).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const PAD = { left: 44, right: 12, top: 12, bottom: 40 }; // plane margins for the axes
+
+const S = {
+  info: null, codes: [], labels: null, z: [], selected: 0, label: 0, dimX: 0, dimY: 1,
+  dragging: false, downAt: null, example: null, hover: -1,
+};
+// What the browser tests read: decode rounds sent and the most ever in flight at once (must stay 1).
+const stats = { decodes: 0, inflight: 0, maxInflight: 0, decodedZ: null };
+window.vaekitExplore = { S, stats };
+
+// -- fetching ---------------------------------------------------------------------------------
+async function fetchOk(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error((await r.text()).trim() || `${r.status} from ${url}`);
+  return r;
+}
+const getJSON = async (url) => (await fetchOk(url)).json();
+const getBitmap = async (url) => createImageBitmap(await (await fetchOk(url)).blob());
+const fmt = (v, d = 2) => (v === null || v === undefined ? "–" : Number(v).toFixed(d));
+const zParam = (z) => z.map((v) => v.toFixed(4)).join(",");
+const labelParam = () => (S.info.model.conditional ? `&label=${S.label}` : "");
+const isImage = () => S.info.data.kind === "image";
+const className = (k) => (S.info.classes[k] !== undefined ? S.info.classes[k] : String(k));
+const colour = (k) => (k === null || k === undefined ? "#4b5563" : PALETTE[k % PALETTE.length]);
+
+function status(msg) { $("status").textContent = msg || ""; }
+
+function drawBitmap(canvas, bmp) {
+  const ctx = canvas.getContext("2d");
+  ctx.imageSmoothingEnabled = false;
+  ctx.fillStyle = "#000";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  const s = Math.min(canvas.width / bmp.width, canvas.height / bmp.height);
+  const w = bmp.width * s, h = bmp.height * s;
+  ctx.drawImage(bmp, (canvas.width - w) / 2, (canvas.height - h) / 2, w, h);
+}
+
+// -- the decode loop: at most one round in flight; the latest z waits and is sent when it returns --
+let pending = null, busy = false;
+function requestDecode() {
+  pending = { z: S.z.slice(), label: S.label };
+  if (!busy) pump();
+}
+async function pump() {
+  if (!pending) return;
+  const job = pending;
+  pending = null;
+  busy = true;
+  stats.inflight += 1;
+  stats.maxInflight = Math.max(stats.maxInflight, stats.inflight);
+  try {
+    await renderDecoded(job);
+    stats.decodedZ = job.z;
+    status("");
+  } catch (e) {
+    status(e.message);
+  } finally {
+    stats.inflight -= 1;
+    stats.decodes += 1;
+    busy = false;
+  }
+  if (pending) pump();
+}
+
+async function renderDecoded(job) {
+  const q = `z=${zParam(job.z)}`;
+  const lab = S.info.model.conditional ? `&label=${job.label}` : "";
+  if (isImage()) {
+    const tasks = [getBitmap(`/decode?${q}${lab}`)];
+    if (S.info.model.conditional) tasks.push(getBitmap(`/decode?${q}&label=all`));
+    const [bmp, all] = await Promise.all(tasks);
+    drawBitmap($("decoded"), bmp);
+    if (all) showStrip($("all-labels-strip"), all, $("all-labels-names"), S.info.classes.slice(0, S.info.model.n_classes));
+  } else {
+    const out = await getJSON(`/decode.json?${q}${lab}`);
+    drawBars($("decoded"), out.x[0], S.example ? S.example.x : null);
+  }
+  $("z-readout").textContent = job.z.length <= 4 ? `z = (${job.z.map((v) => fmt(v)).join(", ")})`
+    : `z${S.dimX} = ${fmt(job.z[S.dimX])}, z${S.dimY} = ${fmt(job.z[S.dimY])}; the other ${job.z.length - 2} on the sliders`;
+}
+
+// A strip bitmap shown through an <img> (the server's PNG) with one name under each cell.
+function showStrip(img, bmp, namesEl, names) {
+  const c = document.createElement("canvas");
+  c.width = bmp.width; c.height = bmp.height;
+  c.getContext("2d").drawImage(bmp, 0, 0);
+  img.src = c.toDataURL();
+  img.onload = () => {
+    namesEl.innerHTML = "";
+    const w = img.clientWidth / names.length;
+    for (const n of names) {
+      const s = document.createElement("span");
+      s.style.width = `${w}px`;
+      s.textContent = n;
+      namesEl.appendChild(s);
+    }
+  };
+}
+
+// -- tables: one bar per feature (standardized when the model standardizes) -------------------
+function standardize(x) {
+  const sc = S.info.data.scaler;
+  return sc ? x.map((v, j) => (v - sc.mean[j]) / sc.scale[j]) : x;
+}
+function drawBars(canvas, values, reference, what = "E[x|z]") {
+  const v = standardize(values), ref = reference ? standardize(reference) : null;
+  const n = v.length, rowH = Math.max(6, Math.min(16, 560 / n));
+  const names = S.info.data.feature_names || v.map((_, j) => `x${j}`);
+  canvas.width = 280; canvas.height = Math.ceil(n * rowH + 24);
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, canvas.width, canvas.height);
+  const all = v.concat(ref || []);
+  const lim = Math.max(3, ...all.map(Math.abs));
+  const x0 = 84, x1 = canvas.width - 8, mid = (x0 + x1) / 2, sx = (x1 - x0) / (2 * lim);
+  ctx.font = "10px system-ui, sans-serif"; ctx.textBaseline = "middle";
+  for (let j = 0; j < n; j++) {
+    const y = 4 + j * rowH;
+    ctx.fillStyle = "#1f77b4";
+    ctx.fillRect(Math.min(mid, mid + v[j] * sx), y + 1, Math.abs(v[j] * sx), rowH - 2);
+    if (ref) { ctx.fillStyle = "#111"; ctx.fillRect(mid + ref[j] * sx - 1, y, 2, rowH); }
+    if (rowH >= 9) { ctx.fillStyle = "#555"; ctx.fillText(names[j].slice(0, 14), 4, y + rowH / 2); }
+  }
+  ctx.strokeStyle = "#999"; ctx.beginPath(); ctx.moveTo(mid, 2); ctx.lineTo(mid, n * rowH + 6); ctx.stroke();
+  ctx.fillStyle = "#555";
+  ctx.fillText(`bars: ${what}${S.info.data.scaler ? " (standardized)" : ""} · black: x`, 4, n * rowH + 16);
+}
+
+// -- the plane ----------------------------------------------------------------------------------
+const plane = $("plane");
+const dots = document.createElement("canvas"); // the scatter, drawn once per choice of axes
+function toPx(zx, zy) {
+  const d = S.info.dims, a = d[S.dimX], b = d[S.dimY];
+  const w = plane.width - PAD.left - PAD.right, h = plane.height - PAD.top - PAD.bottom;
+  return [PAD.left + ((zx - a.lo) / (a.hi - a.lo)) * w, PAD.top + (1 - (zy - b.lo) / (b.hi - b.lo)) * h];
+}
+function toZ(px, py) {
+  const d = S.info.dims, a = d[S.dimX], b = d[S.dimY];
+  const w = plane.width - PAD.left - PAD.right, h = plane.height - PAD.top - PAD.bottom;
+  const cx = Math.min(Math.max(px, PAD.left), PAD.left + w), cy = Math.min(Math.max(py, PAD.top), PAD.top + h);
+  return [a.lo + ((cx - PAD.left) / w) * (a.hi - a.lo), b.lo + (1 - (cy - PAD.top) / h) * (b.hi - b.lo)];
+}
+function dimName(j) {
+  const d = S.info.dims[j];
+  return d.kl !== null ? `z${j}  (KL ${fmt(d.kl)} nats)` : `z${j}  (variance ${fmt(d.variance, 3)})`;
+}
+function niceTicks(lo, hi) {
+  const step = Math.pow(10, Math.floor(Math.log10((hi - lo) / 4)));
+  const m = (hi - lo) / step > 20 ? 5 : (hi - lo) / step > 8 ? 2 : 1;
+  const out = [];
+  for (let t = Math.ceil(lo / (step * m)) * step * m; t <= hi; t += step * m) out.push(Math.abs(t) < 1e-9 ? 0 : t);
+  return out;
+}
+function drawDots() {
+  dots.width = plane.width; dots.height = plane.height;
+  const ctx = dots.getContext("2d");
+  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, dots.width, dots.height);
+  const d = S.info.dims, a = d[S.dimX], b = d[S.dimY];
+  ctx.strokeStyle = "#eceff3"; ctx.fillStyle = "#5d6675"; ctx.font = "11px system-ui, sans-serif";
+  ctx.textAlign = "center";
+  for (const t of niceTicks(a.lo, a.hi)) {
+    const [x] = toPx(t, b.lo);
+    ctx.beginPath(); ctx.moveTo(x, PAD.top); ctx.lineTo(x, plane.height - PAD.bottom); ctx.stroke();
+    ctx.fillText(String(+t.toFixed(2)), x, plane.height - PAD.bottom + 13);
+  }
+  ctx.textAlign = "right";
+  for (const t of niceTicks(b.lo, b.hi)) {
+    const [, y] = toPx(a.lo, t);
+    ctx.beginPath(); ctx.moveTo(PAD.left, y); ctx.lineTo(plane.width - PAD.right, y); ctx.stroke();
+    ctx.fillText(String(+t.toFixed(2)), PAD.left - 5, y + 4);
+  }
+  ctx.fillStyle = "#1d2330"; ctx.textAlign = "center"; ctx.font = "12px system-ui, sans-serif";
+  ctx.fillText(dimName(S.dimX), PAD.left + (plane.width - PAD.left - PAD.right) / 2, plane.height - 8);
+  ctx.save(); ctx.translate(12, PAD.top + (plane.height - PAD.top - PAD.bottom) / 2); ctx.rotate(-Math.PI / 2);
+  ctx.fillText(dimName(S.dimY), 0, 0); ctx.restore();
+  ctx.globalAlpha = 0.75;
+  S.codes.forEach((c, i) => {
+    const [x, y] = toPx(c[S.dimX], c[S.dimY]);
+    ctx.fillStyle = colour(S.labels ? S.labels[i] : null);
+    ctx.beginPath(); ctx.arc(x, y, 2.6, 0, 2 * Math.PI); ctx.fill();
+  });
+  ctx.globalAlpha = 1;
+}
+function drawPlane() {
+  const ctx = plane.getContext("2d");
+  ctx.drawImage(dots, 0, 0);
+  const sel = S.codes[S.selected];
+  if (sel) {
+    const [x, y] = toPx(sel[S.dimX], sel[S.dimY]);
+    ctx.strokeStyle = "#111"; ctx.lineWidth = 2;
+    ctx.beginPath(); ctx.arc(x, y, 6, 0, 2 * Math.PI); ctx.stroke();
+  }
+  const [x, y] = toPx(S.z[S.dimX], S.z[S.dimY]); // the decoded point: a cross with a white halo, visible on any dot
+  for (const [c, w] of [["#fff", 5], ["#c2410c", 2]]) {
+    ctx.strokeStyle = c; ctx.lineWidth = w;
+    ctx.beginPath(); ctx.moveTo(x - 11, y); ctx.lineTo(x + 11, y); ctx.moveTo(x, y - 11); ctx.lineTo(x, y + 11); ctx.stroke();
+  }
+  ctx.lineWidth = 1;
+}
+function nearest(px, py, radius) {
+  let best = -1, bd = radius * radius;
+  S.codes.forEach((c, i) => {
+    const [x, y] = toPx(c[S.dimX], c[S.dimY]);
+    const d = (x - px) ** 2 + (y - py) ** 2;
+    if (d < bd) { bd = d; best = i; }
+  });
+  return best;
+}
+function pointerPos(ev) {
+  const r = plane.getBoundingClientRect();
+  return [(ev.clientX - r.left) * (plane.width / r.width), (ev.clientY - r.top) * (plane.height / r.height)];
+}
+function moveTo(px, py) {
+  const [zx, zy] = toZ(px, py);
+  S.z[S.dimY] = zy; S.z[S.dimX] = zx; // a 1-D code has one axis twice: the horizontal one counts
+  drawPlane(); syncSliders(); requestDecode();
+}
+const tipCache = new Map();
+async function showTip(i, px, py) {
+  const tip = $("tooltip");
+  if (i < 0) { tip.hidden = true; return; }
+  $("tip-text").textContent = `#${i}` + (S.labels ? ` · ${className(S.labels[i])}` : "");
+  tip.style.left = `${Math.min(px + 14, plane.width - 100)}px`;
+  tip.style.top = `${Math.max(py - 110, 4)}px`;
+  tip.hidden = false;
+  $("tip-img").hidden = !isImage();
+  if (!isImage()) return;
+  if (!tipCache.has(i)) tipCache.set(i, getBitmap(`/image?i=${i}`));
+  try {
+    const bmp = await tipCache.get(i);
+    if (S.hover === i) drawBitmap($("tip-img"), bmp);
+  } catch (e) { status(e.message); }
+}
+plane.addEventListener("pointerdown", (ev) => {
+  plane.setPointerCapture(ev.pointerId);
+  S.dragging = true;
+  S.downAt = pointerPos(ev);
+  $("tooltip").hidden = true;
+  moveTo(...S.downAt);
+});
+plane.addEventListener("pointermove", (ev) => {
+  const [px, py] = pointerPos(ev);
+  if (S.dragging) { moveTo(px, py); return; }
+  const i = nearest(px, py, 6);
+  if (i !== S.hover) { S.hover = i; showTip(i, px, py); }
+});
+plane.addEventListener("pointerup", (ev) => {
+  S.dragging = false;
+  const [px, py] = pointerPos(ev);
+  const moved = S.downAt ? Math.hypot(px - S.downAt[0], py - S.downAt[1]) : 99;
+  const i = nearest(px, py, 5);
+  if (moved < 3 && i >= 0) selectExample(i); // a click on a dot picks that example
+});
+plane.addEventListener("pointerleave", () => { S.hover = -1; $("tooltip").hidden = true; });
+
+// -- sliders, one per latent dimension, in order of use ------------------------------------------
+function buildSliders() {
+  const box = $("sliders");
+  box.innerHTML = "";
+  $("slider-order").textContent = S.info.ordered_by === "kl" ? "ordered by KL(q(z_j|x) ‖ p(z_j)), most used first"
+    : "ordered by the variance of the codes, most used first";
+  for (const j of S.info.order) {
+    const d = S.info.dims[j];
+    const row = document.createElement("div");
+    row.className = "slider" + (d.active === false ? " inactive" : "");
+    const step = (d.hi - d.lo) / 400;
+    row.innerHTML = `<span class="mono">z${j}</span><input type="range" min="${d.lo}" max="${d.hi}" step="${step}" data-dim="${j}" aria-label="z${j}">`
+      + `<span class="mono val"></span><span class="meta">${d.kl !== null ? `KL ${fmt(d.kl)} nats` : `variance ${fmt(d.variance, 3)}`}`
+      + `${d.active === false ? ' · <span class="tag">inactive</span> (its code barely varies over x)' : ""}</span>`;
+    const input = row.querySelector("input");
+    input.addEventListener("input", () => {
+      S.z[j] = Number(input.value);
+      row.querySelector(".val").textContent = fmt(S.z[j]);
+      drawPlane(); requestDecode();
+    });
+    box.appendChild(row);
+  }
+}
+function syncSliders() {
+  for (const input of $("sliders").querySelectorAll("input")) {
+    const j = Number(input.dataset.dim);
+    input.value = S.z[j];
+    input.parentElement.querySelector(".val").textContent = fmt(S.z[j]);
+  }
+}
+
+// -- one example ---------------------------------------------------------------------------------
+function holdOthers() {
+  const base = S.codes[S.selected];
+  S.info.dims.forEach((d, j) => {
+    if (j === S.dimX || j === S.dimY) return;
+    S.z[j] = $("hold").value === "zero" ? 0 : base[j];
+  });
+}
+async function selectExample(i) {
+  S.selected = i;
+  $("example-index").value = i;
+  S.z = S.codes[i].slice();
+  if ($("hold").value === "zero") holdOthers();
+  if (S.info.model.conditional && S.labels) { S.label = S.labels[i]; $("label").value = String(S.label); }
+  drawPlane(); syncSliders(); requestDecode();
+  try {
+    const ex = await getJSON(`/example?i=${i}`);
+    if (S.selected !== i) return;
+    S.example = ex;
+    showExample(ex);
+    if (isImage()) {
+      const [orig, rec] = await Promise.all([getBitmap(ex.image_url), getBitmap(ex.reconstruction_url)]);
+      drawBitmap($("ex-original"), orig); drawBitmap($("ex-recon"), rec);
+      await showArithmetic(i);
+    } else {
+      drawBars($("ex-original"), ex.reconstruction, ex.x, "reconstruction");
+    }
+  } catch (e) { status(e.message); }
+}
+function row(name, value, how) {
+  return `<tr><td>${name}</td><td class="num">${value}</td><td class="how">${how}</td></tr>`;
+}
+function showExample(ex) {
+  const rows = [];
+  if (ex.label !== null) rows.push(row("label", className(ex.label), ""));
+  if (S.info.model.kind === "vae") {
+    rows.push(row("ELBO", `${fmt(ex.elbo)} nats`, `reconstruction − KL (${S.info.elbo_samples} draws of z)`));
+    rows.push(row("&nbsp;&nbsp;E<sub>q</sub>[log p(x|z)]", `${fmt(ex.log_likelihood)} nats`, "reconstruction"));
+    rows.push(row("&nbsp;&nbsp;KL(q(z|x)‖p(z))", `${fmt(ex.kl)} nats`, "what the code costs"));
+    rows.push(row("log p(x)", `${fmt(ex.iw_log_likelihood)} nats`, `importance-weighted, k=${S.info.iw_k}`));
+    rows.push(row("gap", `${fmt(ex.iw_log_likelihood - ex.elbo)} nats`, "log p(x) − ELBO ≈ KL(q(z|x)‖p(z|x))"));
+  } else {
+    for (const k of ["reconstruction", "sparsity"]) if (k in ex) rows.push(row(k, `${fmt(ex[k])} ${ex.unit}`, "the autoencoder's training loss term"));
+  }
+  rows.push(row("MSE", fmt(ex.mse, 4), "per value, x against its reconstruction"));
+  if (!ex.binarization.startsWith("none")) rows.push(row("scored on", "", ex.binarization));
+  $("ex-numbers").innerHTML = rows.join("");
+  drawPosterior(ex);
+}
+function drawPosterior(ex) {
+  const canvas = $("ex-posterior"), order = S.info.order, n = order.length;
+  const rowH = n > 24 ? 10 : 16;
+  canvas.width = 420; canvas.height = n * rowH + 26;
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, canvas.width, canvas.height);
+  const x0 = 38, x1 = 300;
+  let lim = 3;
+  order.forEach((j) => { lim = Math.max(lim, Math.abs(ex.code[j]) + 2 * ((ex.posterior_std && ex.posterior_std[j]) || 0)); });
+  lim = Math.min(lim, 12);
+  const X = (v) => x0 + ((v + lim) / (2 * lim)) * (x1 - x0);
+  if (S.info.model.standard_normal_prior) { // the prior N(0, 1): its ±2 band
+    ctx.fillStyle = "#eef2f7"; ctx.fillRect(X(-2), 0, X(2) - X(-2), n * rowH);
+  }
+  ctx.strokeStyle = "#c9ced6"; ctx.beginPath(); ctx.moveTo(X(0), 0); ctx.lineTo(X(0), n * rowH); ctx.stroke();
+  ctx.font = "10px ui-monospace, Menlo, monospace"; ctx.textBaseline = "middle";
+  order.forEach((j, r) => {
+    const y = r * rowH + rowH / 2, m = ex.code[j], s = ex.posterior_std ? ex.posterior_std[j] : null;
+    const inactive = S.info.dims[j].active === false;
+    ctx.fillStyle = inactive ? "#9aa3af" : "#1d2330";
+    ctx.textAlign = "left"; ctx.fillText(`z${j}`, 2, y);
+    ctx.strokeStyle = inactive ? "#9aa3af" : "#1f77b4"; ctx.lineWidth = 2;
+    if (s !== null) { ctx.beginPath(); ctx.moveTo(X(Math.max(m - 2 * s, -lim)), y); ctx.lineTo(X(Math.min(m + 2 * s, lim)), y); ctx.stroke(); }
+    ctx.beginPath(); ctx.arc(X(Math.max(-lim, Math.min(lim, m))), y, 3, 0, 2 * Math.PI); ctx.fillStyle = ctx.strokeStyle; ctx.fill();
+    ctx.fillStyle = "#5d6675"; ctx.fillText(`μ ${fmt(m)}` + (s !== null ? `  σ ${fmt(s)}` : ""), x1 + 8, y);
+  });
+  ctx.lineWidth = 1; ctx.fillStyle = "#5d6675"; ctx.textAlign = "center"; ctx.font = "10px system-ui, sans-serif";
+  for (const t of niceTicks(-lim, lim)) ctx.fillText(String(+t.toFixed(1)), X(t), n * rowH + 10);
+  ctx.fillText(S.info.model.standard_normal_prior ? "shaded: the prior's ±2 std" : "", (x0 + x1) / 2, n * rowH + 21);
+}
+
+// -- interpolation and latent arithmetic ----------------------------------------------------------
+function endParam(end) {
+  return $(`${end}-kind`).value === "class" ? `class:${$(`${end}-class`).value}` : String($(`${end}-index`).value);
+}
+function syncEnds() {
+  for (const end of ["a", "b"]) {
+    const cls = $(`${end}-kind`).value === "class";
+    $(`${end}-class`).hidden = !cls;
+    $(`${end}-index`).hidden = cls;
+  }
+}
+async function interpolate() {
+  const steps = Math.max(2, Math.min(S.info.limits.max_steps, Number($("steps").value) || 10));
+  try {
+    const bmp = await getBitmap(`/interpolate?a=${encodeURIComponent(endParam("a"))}&b=${encodeURIComponent(endParam("b"))}&steps=${steps}${labelParam()}`);
+    const c = document.createElement("canvas");
+    c.width = bmp.width; c.height = bmp.height; c.getContext("2d").drawImage(bmp, 0, 0);
+    $("interp-strip").src = c.toDataURL();
+    status("");
+  } catch (e) { status(e.message); }
+}
+async function showArithmetic(i) {
+  const means = S.info.class_means, ks = Object.keys(means);
+  if (!S.labels || ks.length < 2) return;
+  const own = means[String(S.labels[i])], z = S.codes[i];
+  const codes = ks.map((k) => z.map((v, j) => v - own[j] + means[k][j]));
+  const [x, strip] = await Promise.all([getBitmap(`/image?i=${i}`), getBitmap(`/decode?z=${codes.map(zParam).join(";")}`)]);
+  drawBitmap($("arith-x"), x);
+  showStrip($("arith-strip"), strip, $("arith-names"), ks.map((k) => className(Number(k))));
+}
+
+// -- start ---------------------------------------------------------------------------------------
+function fillSelect(sel, items, value) {
+  sel.innerHTML = items.map(([v, text]) => `<option value="${v}">${text}</option>`).join("");
+  if (value !== undefined) sel.value = String(value);
+}
+async function start() {
+  const [info, codes] = await Promise.all([getJSON("/info"), getJSON("/codes")]);
+  S.info = info; S.codes = codes.codes; S.labels = codes.labels;
+  const m = info.model, d = info.data;
+  $("run-name").textContent = info.name;
+  document.title = `vaekit explore: ${info.name}`;
+  $("summary").textContent = `${m.kind === "vae" ? (m.conditional ? "conditional VAE" : "VAE") : "autoencoder"}, ${m.code_dim}-D code, `
+    + `${m.architecture === "mlp" ? `MLP ${m.hidden.join("-")}` : "convolutional"}, ${m.likelihood} decoder · `
+    + `the first ${d.n} examples of ${d.name}` + (d.split ? ` (${d.split} split)` : "");
+  $("command").textContent = info.command ? `trained with: ${info.command}` : "";
+  [S.dimX, S.dimY] = info.plane.length === 2 ? info.plane : [0, 0];
+  const dimItems = info.order.map((j) => [j, dimName(j)]);
+  fillSelect($("dim-x"), dimItems, S.dimX);
+  fillSelect($("dim-y"), dimItems, S.dimY);
+  if (m.code_dim <= 2) $("plane-controls").hidden = true;
+  for (const id of ["dim-x", "dim-y"]) {
+    $(id).addEventListener("change", () => {
+      S.dimX = Number($("dim-x").value); S.dimY = Number($("dim-y").value);
+      drawDots(); drawPlane();
+    });
+  }
+  $("hold").addEventListener("change", () => { holdOthers(); drawPlane(); syncSliders(); requestDecode(); });
+  const present = S.labels ? [...new Set(S.labels)].sort((a, b) => a - b) : [];
+  $("legend").innerHTML = present.map((k) => `<span style="--c:${colour(k)}">${className(k)}</span>`).join("");
+  if (m.conditional) {
+    $("label-picker").hidden = false; $("all-labels").hidden = false;
+    fillSelect($("label"), info.classes.slice(0, m.n_classes).map((c, k) => [k, c]), 0);
+    $("label").addEventListener("change", () => { S.label = Number($("label").value); requestDecode(); interpolate(); });
+  }
+  if (!isImage()) {
+    $("decoded").classList.add("table");
+    $("interp-panel").hidden = true;
+    $("ex-recon").parentElement.hidden = true;
+    $("ex-original").nextElementSibling.textContent = "";
+    $("ex-original").classList.add("table");
+  }
+  if (m.kind !== "vae") $("posterior-title").textContent = "Code (the encoder's output) per dimension";
+  const meanKeys = Object.keys(info.class_means);
+  for (const end of ["a", "b"]) {
+    fillSelect($(`${end}-class`), meanKeys.map((k) => [k, className(Number(k))]));
+    $(`${end}-kind`).addEventListener("change", syncEnds);
+    $(`${end}-use`).addEventListener("click", () => { $(`${end}-kind`).value = "example"; $(`${end}-index`).value = S.selected; syncEnds(); interpolate(); });
+    $(`${end}-index`).max = d.n - 1;
+  }
+  if (meanKeys.length >= 2) {
+    $("a-class").value = meanKeys.includes("1") ? "1" : meanKeys[0];
+    $("b-class").value = meanKeys.includes("7") ? "7" : meanKeys[1];
+  } else {
+    $("a-kind").value = "example"; $("b-kind").value = "example";
+    $("a-kind").disabled = $("b-kind").disabled = true;
+  }
+  syncEnds();
+  $("interpolate").addEventListener("click", interpolate);
+  $("arith").hidden = !(isImage() && meanKeys.length >= 2);
+  $("example-index").max = d.n - 1;
+  $("example-index").addEventListener("change", () => {
+    const i = Math.max(0, Math.min(d.n - 1, Math.round(Number($("example-index").value) || 0)));
+    selectExample(i);
+  });
+  $("random-example").addEventListener("click", () => selectExample(Math.floor(Math.random() * d.n)));
+  buildSliders();
+  S.z = S.codes[0].slice();
+  drawDots();
+  await selectExample(0);
+  if (isImage()) await interpolate();
+  document.body.dataset.ready = "1"; // the browser tests wait for this
+}
+start().catch((e) => status(`could not start: ${e.message}`));

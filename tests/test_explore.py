@@ -1,0 +1,417 @@
+"""`vaekit explore`: the explorer's numbers, its HTTP API (every endpoint, the bad inputs), and the
+command (binds 127.0.0.1 by default, stops on SIGINT/SIGTERM without a traceback).
+
+The page itself is driven in a real browser in test_explore_browser.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import vaekit
+from vaekit.cli import main
+from vaekit.data import Dataset
+from vaekit.evaluate import active_units
+from vaekit.explore import Explorer, ExploreServer, RequestError
+from vaekit.explore.png import encode_png
+
+
+@contextlib.contextmanager
+def serving(explorer: Explorer):
+    server = ExploreServer(explorer, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server.url.rstrip("/")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def get(url: str, headers: dict | None = None) -> tuple[int, str, bytes]:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.headers["Content-Type"], r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers["Content-Type"], e.read()
+
+
+def png_array(body: bytes) -> np.ndarray:
+    assert body[:8] == b"\x89PNG\r\n\x1a\n"
+    return np.asarray(Image.open(io.BytesIO(body)), dtype=np.float64) / 255.0
+
+
+def zq(z) -> str:
+    return ",".join(repr(float(v)) for v in z)
+
+
+@pytest.fixture(scope="module")
+def vae(explore_run):
+    est, test, _ = explore_run
+    return Explorer(est, test, name="vae2d", classes=test.classes)
+
+
+@pytest.fixture(scope="module")
+def url(vae):
+    with serving(vae) as u:
+        yield u
+
+
+# -- the PNG encoder ------------------------------------------------------------------------------
+
+
+def test_png_round_trips_grayscale_and_colour():
+    rng = np.random.default_rng(0)
+    gray = rng.random((7, 5))
+    colour = rng.random((3, 4, 3))
+    assert np.abs(png_array(encode_png(gray)) - gray).max() <= 0.5 / 255 + 1e-9
+    assert np.abs(png_array(encode_png(colour)) - colour).max() <= 0.5 / 255 + 1e-9
+    assert png_array(encode_png(np.array([[-1.0, 2.0]]))).tolist() == [[0.0, 1.0]]  # clipped to [0, 1]
+    with pytest.raises(ValueError, match="image"):
+        encode_png(np.zeros((2, 2, 2)))
+
+
+# -- what the explorer computes -----------------------------------------------------------------
+
+
+def test_info_orders_dimensions_by_kl_and_their_kl_adds_up_to_the_elbo_term(vae, url):
+    status, ctype, body = get(url + "/info")
+    assert status == 200 and ctype == "application/json"
+    info = json.loads(body)
+    assert info["model"]["kind"] == "vae" and info["model"]["code_dim"] == 2 and info["plane"] == [0, 1]
+    kl = [d["kl"] for d in info["dims"]]
+    assert info["order"] == sorted(range(2), key=lambda j: -kl[j]) and info["ordered_by"] == "kl"
+    # KL(q || N(0, I)) factorizes, so the per-dimension KLs add up to the ELBO's KL term, averaged over x.
+    Xt = torch.from_numpy(vae.est.prepare_X(vae.X))
+    with torch.no_grad():
+        kl_term = vae.model.loss(Xt).terms["kl"].mean().item()
+    assert sum(kl) == pytest.approx(kl_term, rel=1e-4)
+    for d in info["dims"]:
+        assert d["lo"] <= -3 and d["hi"] >= 3  # a VAE's plane covers the prior's bulk
+    assert set(info["class_means"]) == {str(k) for k in np.unique(vae.y)}
+
+
+def test_codes_are_the_encoders_posterior_means(vae, url):
+    body = json.loads(get(url + "/codes")[2])
+    codes = np.array(body["codes"])
+    assert codes.shape == (len(vae.X), 2)
+    np.testing.assert_allclose(codes, vae.est.encode(vae.X), atol=1e-4)
+    assert body["labels"] == vae.y.tolist()
+
+
+def test_decode_png_is_the_models_mean_image(vae, url):
+    z = np.array([[0.3, -1.2]], dtype=np.float32)
+    status, ctype, body = get(url + "/decode?z=" + zq(z[0]))
+    assert status == 200 and ctype == "image/png"
+    np.testing.assert_allclose(png_array(body), vae.est.decode(z)[0, 0], atol=0.5 / 255 + 1e-6)
+    # several codes: side by side, one white pixel apart
+    two = np.array([[0.0, 0.0], [2.0, 2.0]], dtype=np.float32)
+    img = png_array(get(url + "/decode?z=" + zq(two[0]) + ";" + zq(two[1]))[2])
+    assert img.shape == (28, 57)
+    expect = vae.est.decode(two)[:, 0]
+    np.testing.assert_allclose(img[:, :28], expect[0], atol=0.5 / 255 + 1e-6)
+    np.testing.assert_allclose(img[:, 29:], expect[1], atol=0.5 / 255 + 1e-6)
+    assert (img[:, 28] == 1.0).all()
+
+
+def test_decode_json_gives_the_values(vae, url):
+    z = [1.5, 0.25]
+    body = json.loads(get(url + "/decode.json?z=" + zq(z))[2])
+    np.testing.assert_allclose(np.array(body["x"][0]), vae.est.decode(np.array([z], np.float32)).reshape(-1), atol=1e-6)
+
+
+@pytest.mark.parametrize("query, says", [
+    ("z=1", "has 2 values, got 1"),
+    ("z=1,2,3", "has 2 values, got 3"),
+    ("z=", "give a code"),
+    ("", "give a code"),
+    ("z=1,abc", "is not a number"),
+    ("z=1,nan", "NaN and infinite"),
+    ("z=inf,0", "NaN and infinite"),
+    ("z=-Infinity,0", "NaN and infinite"),
+    ("z=1e999,0", "NaN and infinite"),
+    ("z=1e39,0", "NaN and infinite"),  # beyond float32: it would decode as inf
+    ("z=0,0&label=3", "applies only to a conditional model"),
+    ("z=" + ";".join(["0,0"] * 65), "at most 64 codes"),
+])
+def test_decode_refuses_bad_codes_with_one_line(url, query, says):
+    status, ctype, body = get(url + "/decode?" + query)
+    text = body.decode()
+    assert status == 400 and ctype.startswith("text/plain"), (status, text)
+    assert says in text and text.count("\n") == 1, text
+
+
+def test_example_numbers_obey_the_elbo_identities(vae, url):
+    i = 5
+    ex = json.loads(get(url + f"/example?i={i}")[2])
+    assert ex["index"] == i and ex["label"] == int(vae.y[i])
+    np.testing.assert_allclose(ex["code"], vae.est.encode(vae.X[i : i + 1])[0], atol=1e-6)
+    assert ex["elbo"] == pytest.approx(ex["log_likelihood"] - ex["kl"], abs=1e-3)
+    assert ex["kl"] > 0 and ex["log_likelihood"] < 0
+    # The importance-weighted estimate with k = 1000 is a tighter bound than the ELBO (Burda et al. 2015).
+    assert ex["iw_log_likelihood"] > ex["elbo"]
+    assert len(ex["posterior_std"]) == 2 and all(0 < s < 2 for s in ex["posterior_std"])
+    assert ex == json.loads(get(url + f"/example?i={i}")[2])  # seeded: the same example, the same numbers
+    # the reconstruction the page shows is decode(encode(x))
+    rec = png_array(get(url + ex["reconstruction_url"])[2])
+    np.testing.assert_allclose(rec, vae.est.reconstruct(vae.X[i : i + 1])[0, 0], atol=1 / 255)
+    np.testing.assert_allclose(png_array(get(url + ex["image_url"])[2]), vae.X[i, 0], atol=0.5 / 255 + 1e-6)
+
+
+@pytest.mark.parametrize("path", ["/example?i=-1", "/example?i=100000", "/example?i=abc", "/example", "/image?i=1.5", "/image?i=300"])
+def test_example_and_image_refuse_unknown_indices(url, path):
+    status, _, body = get(url + path)
+    assert status == 400 and "is not an example; give an index 0..299" in body.decode()
+
+
+def test_interpolation_strip_runs_from_a_to_b(vae, url):
+    means = {k: vae.codes[vae.y == k].mean(0) for k in np.unique(vae.y)}
+    img = png_array(get(url + "/interpolate?a=class:1&b=4&steps=5")[2])
+    assert img.shape == (28, 5 * 29 - 1)
+    line = vae.est.decode(np.stack([means[1] + t * (vae.codes[4] - means[1]) for t in np.linspace(0, 1, 5)]).astype(np.float32))[:, 0]
+    for s in range(5):
+        np.testing.assert_allclose(img[:, 29 * s : 29 * s + 28], line[s], atol=1 / 255)
+
+
+@pytest.mark.parametrize("query, says", [
+    ("a=class:99&b=1", "no examples of that class"),
+    ("a=1&b=99999", "is not an example"),
+    ("b=1", "is not an example"),
+    ("a=1&b=2&steps=1", "from 2 to 32"),
+    ("a=1&b=2&steps=100", "from 2 to 32"),
+    ("a=1&b=2&steps=x", "from 2 to 32"),
+    ("a=class:x&b=2", "no examples of that class"),
+])
+def test_interpolate_refuses_bad_ends(url, query, says):
+    status, _, body = get(url + "/interpolate?" + query)
+    assert status == 400 and says in body.decode(), body
+
+
+@pytest.mark.parametrize("path", ["/nope", "/../../etc/passwd", "/static/../explorer.py", "/app.js/../../../setup.py", "/%2e%2e/pyproject.toml"])
+def test_only_its_own_routes_and_files_are_served(url, path):
+    status, _, body = get(url + path)
+    assert status == 404 and b"no such page" in body
+
+
+def test_the_page_and_its_assets_are_served_and_reference_nothing_outside(url):
+    page = get(url + "/")[2].decode()
+    assert '<script src="/app.js">' in page and 'href="/app.css"' in page
+    for path in ("/", "/app.js", "/app.css"):
+        status, _, body = get(url + path)
+        assert status == 200
+        # offline: no script, style or font from anywhere else
+        assert not re.search(rb"(src|href)=[\"']?(https?:)?//", body) and b"@import" not in body and b"url(http" not in body
+
+
+def test_a_request_for_another_host_name_is_refused(url):
+    # DNS rebinding: a page on evil.example resolving its name to 127.0.0.1 must not read the model.
+    assert get(url + "/info", {"Host": "evil.example:80"})[0] == 403
+    assert get(url + "/info", {"Host": "localhost:1234"})[0] == 200
+
+
+def test_several_clients_at_once_get_the_right_images(vae, url):
+    zs = np.random.default_rng(1).normal(size=(24, 2)).astype(np.float32)
+    expect = vae.est.decode(zs)[:, 0]
+    results: dict[int, np.ndarray] = {}
+
+    def fetch(i: int) -> None:
+        results[i] = png_array(get(url + "/decode?z=" + zq(zs[i]))[2])
+
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(len(zs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == list(range(len(zs)))
+    for i in range(len(zs)):
+        np.testing.assert_allclose(results[i], expect[i], atol=0.5 / 255 + 1e-6)
+
+
+# -- other kinds of models ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_digits(explore_run):
+    return explore_run[1].subset(slice(0, 120))
+
+
+def test_an_autoencoder_gets_the_page_without_the_prior(small_digits):
+    est = vaekit.Autoencoder(latent_dim=3, hidden=(64,), epochs=1, batch_size=32, device="cpu").fit(small_digits.X)
+    ex = Explorer(est, small_digits)
+    info = ex.info()
+    assert info["model"]["kind"] == "autoencoder" and info["ordered_by"] == "variance"
+    assert all(d["kl"] is None and d["active"] is None for d in info["dims"])
+    var = [d["variance"] for d in info["dims"]]
+    assert [var[j] for j in info["order"]] == sorted(var, reverse=True)
+    assert info["iw_k"] is None
+    one = ex.example(0)
+    assert "elbo" not in one and "posterior_std" not in one
+    assert one["reconstruction"] > 0 and one["unit"] == "nats"
+    with serving(ex) as u:
+        assert get(u + "/decode?z=0,0,0")[0] == 200
+        assert get(u + "/interpolate?a=0&b=1&steps=3")[0] == 200
+
+
+def test_a_conditional_model_decodes_one_code_under_every_label(small_digits):
+    est = vaekit.ConditionalVAE(latent_dim=2, hidden=(64,), epochs=1, n_classes=10, batch_size=32, device="cpu").fit(small_digits.X, small_digits.y)
+    ex = Explorer(est, small_digits)
+    assert ex.info()["model"]["conditional"] and ex.info()["class_means"] == {}
+    z = np.array([[0.5, -0.5]], dtype=np.float32)
+    with serving(ex) as u:
+        img = png_array(get(u + "/decode?z=0.5,-0.5&label=all")[2])
+        assert img.shape == (28, 10 * 29 - 1)
+        for k in (0, 3, 9):
+            np.testing.assert_allclose(img[:, 29 * k : 29 * k + 28], est.decode(z, np.array([k]))[0, 0], atol=0.5 / 255 + 1e-6)
+        np.testing.assert_allclose(png_array(get(u + "/decode?z=0.5,-0.5&label=3")[2]), est.decode(z, np.array([3]))[0, 0], atol=0.5 / 255 + 1e-6)
+        for query, says in (("", "this model is conditional: add label=K"), ("&label=10", "unknown label '10'"),
+                            ("&label=-1", "unknown label"), ("&label=seven", "unknown label")):
+            status, _, body = get(u + "/decode?z=0.5,-0.5" + query)
+            assert status == 400 and says in body.decode(), body
+        assert b"label=all decodes one code" in get(u + "/decode?z=0,0;1,1&label=all")[2]
+        assert b"no class means here" in get(u + "/interpolate?a=class:1&b=2&label=0")[2]
+        assert get(u + "/interpolate?a=0&b=2&label=4")[0] == 200
+
+
+def test_a_table_model_gets_values_not_images():
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(200, 5)) * [1, 10, 100, 0.1, 1] + [0, 5, -50, 1, 2]).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    table = Dataset(X, y, "table")
+    est = vaekit.VAE(latent_dim=2, hidden=(16,), likelihood="gaussian", standardize=True, epochs=2, device="cpu").fit(X)
+    ex = Explorer(est, table)
+    info = ex.info()
+    assert info["data"]["kind"] == "table" and info["data"]["image_shape"] is None
+    np.testing.assert_allclose(info["data"]["scaler"]["mean"], X.mean(0), rtol=1e-5, atol=1e-4)
+    one = ex.example(3)
+    np.testing.assert_allclose(one["x"], X[3], rtol=1e-6)
+    np.testing.assert_allclose(one["reconstruction"], est.reconstruct(X[3:4])[0], rtol=1e-5, atol=1e-5)
+    with serving(ex) as u:
+        body = json.loads(get(u + "/decode.json?z=0.1,0.2")[2])
+        np.testing.assert_allclose(body["x"][0], est.decode(np.array([[0.1, 0.2]], np.float32))[0], rtol=1e-5, atol=1e-4)
+        status, _, text = get(u + "/decode?z=0.1,0.2")
+        assert status == 400 and b"not images; ask /decode.json" in text
+        assert get(u + "/image?i=0")[0] == 400
+
+
+def test_an_anomaly_detectors_network_is_explored_on_its_preprocessed_table(tmp_path):
+    import pandas as pd
+
+    from vaekit.anomaly import VAEDetector
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"amount": rng.normal(50, 10, 150), "hour": rng.integers(0, 24, 150).astype(float),
+                       "shop": rng.choice(["a", "b", "c"], 150)})
+    det = VAEDetector(latent_dim=2, hidden=(16,), n_steps=40, categorical=["shop"]).fit(df)
+    det.save(tmp_path / "det")
+    csv = tmp_path / "t.csv"
+    df.assign(fraud=(df.amount > 65).astype(int)).to_csv(csv, index=False)
+    ex = Explorer.from_run(tmp_path / "det", dataset=str(csv), label_column="fraud", limit=100)
+    info = ex.info()
+    assert info["data"]["feature_names"] == ["amount", "hour", "shop=a", "shop=b", "shop=c"]
+    assert info["data"]["kind"] == "table" and info["classes"] == ["normal", "anomaly"]
+    np.testing.assert_allclose(ex.codes, det.estimator_.encode(det.preprocessor_.transform(df.head(100))), atol=1e-6)
+    assert ex.y.tolist() == (df.amount.head(100) > 65).astype(int).tolist()
+    one = ex.example(0)
+    assert one["x"][2:] == [float(df.shop[0] == k) for k in "abc"]  # the one-hot columns the network sees
+    with pytest.raises(vaekit.DataError, match="does not record its data; pass the table with --dataset"):
+        Explorer.from_run(tmp_path / "det")
+    with pytest.raises(vaekit.DataError, match="no column named 'label'"):
+        Explorer.from_run(tmp_path / "det", dataset=str(csv), label_column="label")
+
+
+def test_a_20d_model_puts_its_two_most_used_dimensions_on_the_plane(explore_run):
+    _, test, _ = explore_run
+    small = test.subset(slice(0, 200))
+    est = vaekit.VAE(latent_dim=20, hidden=(64,), epochs=2, device="cpu").fit(small.X)
+    ex = Explorer(est, small)
+    info = ex.info()
+    kl = np.array([d["kl"] for d in info["dims"]])
+    assert info["plane"] == list(np.argsort(-kl)[:2]) and len(info["order"]) == 20
+    assert [d["active"] for d in info["dims"]] == active_units(ex.codes).tolist()
+    with pytest.raises(RequestError, match="has 20 values, got 2"):
+        ex.parse_codes("0,0")
+
+
+# -- the command -----------------------------------------------------------------------------------
+
+
+def test_explore_refuses_bad_inputs_with_one_line(explore_run, tmp_path, capsys):
+    _, _, run = explore_run
+    assert main(["explore", str(tmp_path / "nothing"), "--no-browser", "--port", "0"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["explore", str(run), "--host", "999.1.1.1", "--no-browser", "--port", "0"]) == 2
+    assert "cannot listen on 999.1.1.1:0" in capsys.readouterr().err
+    explore_run[0].save(tmp_path / "enc", part="encoder")
+    assert main(["explore", str(tmp_path / "enc"), "--no-browser", "--port", "0"]) == 2
+    assert "holds only the encoder of a model; explore needs both halves" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["explore", str(run), "--port", "70000"])
+    assert e.value.code == 2 and "a port lies in 0..65535" in capsys.readouterr().err
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        assert main(["explore", str(run), "--port", str(busy.getsockname()[1]), "--no-browser"]) == 2
+        err = capsys.readouterr().err
+        assert "is in use; pass another --port" in err and err.count("\n") == 1
+    finally:
+        busy.close()
+    assert main(["explore", str(run), "--dataset", "digits", "--no-browser", "--port", "0"]) == 2
+    assert "was trained on examples of shape (1, 28, 28) but digits has (1, 8, 8)" in capsys.readouterr().err
+
+
+def _listening_address(port: int) -> str | None:
+    """The local address a TCP port listens on, read from /proc/net/tcp (Linux), as 'a.b.c.d'."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        addr, p = local.split(":")
+        if int(p, 16) == port and state == "0A":  # 0A: LISTEN
+            return ".".join(str(int(addr[i : i + 2], 16)) for i in (6, 4, 2, 0))
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_the_command_binds_localhost_and_stops_cleanly_on_a_signal(explore_run, sig):
+    _, _, run = explore_run
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "vaekit", "explore", str(run), "--port", "0", "--no-browser"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r"at (http://127\.0\.0\.1:(\d+)/)", line)
+        assert m, (line, proc.stderr.read() if proc.poll() is not None else "")
+        port = int(m.group(2))
+        assert get(m.group(1) + "info")[0] == 200
+        if Path("/proc/net/tcp").exists():
+            assert _listening_address(port) == "127.0.0.1"
+        time.sleep(0.2)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and err.strip() == "", err
+    assert "stopped" in out
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()

@@ -1,0 +1,329 @@
+"""`vaekit explore`'s page in a real browser: headless Chromium driven by selenium, against the
+server in this process. Drag on the plane, hover and click a dot, move a slider, interpolate
+between two picked examples; the decoded image must follow, at most one decode in flight, and no
+console errors. The last test takes the screenshot the README shows (written to
+$VAEKIT_EXPLORE_SCREENSHOT when set; $VAEKIT_EXPLORE_RUN serves another run folder, e.g.
+runs/mnist2d, for that picture).
+
+Needs the Debian packages `chromium` and `chromium-driver` and the Python package `selenium`;
+skips with the reason when any is missing.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vaekit.explore import Explorer, ExploreServer
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+DRIVER = shutil.which("chromedriver")
+WIDTH, HEIGHT = 1420, 1185
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def explorer(explore_run):
+    if os.environ.get("VAEKIT_EXPLORE_RUN"):
+        return Explorer.from_run(os.environ["VAEKIT_EXPLORE_RUN"])
+    est, test, run = explore_run
+    return Explorer(est, test, name=run.name, classes=test.classes)
+
+
+@pytest.fixture(scope="module")
+def page_url(explorer):
+    server = ExploreServer(explorer, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield server.url
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser(page_url):
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+    if not CHROMIUM or not DRIVER:
+        pytest.skip("headless Chromium not found: apt-get install chromium chromium-driver")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    # The viewport, not the window, is what the screenshot shows: size the window so the viewport is WIDTH x HEIGHT.
+    driver.set_window_size(WIDTH, HEIGHT)
+    inner = driver.execute_script("return [window.innerWidth, window.innerHeight];")
+    driver.set_window_size(2 * WIDTH - inner[0], 2 * HEIGHT - inner[1])
+    driver.get(page_url)
+    wait_for(driver, "return document.body.dataset.ready === '1'", "the page to start")
+    yield driver
+    driver.quit()
+
+
+def wait_for(driver, script: str, what: str, timeout: float = 30.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = driver.execute_script(script)
+        if value:
+            return value
+        time.sleep(0.05)
+    status = driver.execute_script("return document.getElementById('status').textContent")
+    raise AssertionError(f"timed out waiting for {what} (page status: {status!r})")
+
+
+def settle(driver) -> None:
+    """Wait until no decode is in flight or waiting."""
+    wait_for(driver, "const s = window.vaekitExplore.stats; return s.inflight === 0 && s.decodedZ !== null", "the decodes to finish")
+    time.sleep(0.1)
+    wait_for(driver, "return window.vaekitExplore.stats.inflight === 0", "the last decode")
+
+
+def canvas_pixels(driver, element_id: str) -> np.ndarray:
+    url = driver.execute_script(f"return document.getElementById('{element_id}').toDataURL('image/png');")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("L"), dtype=np.float64) / 255.0
+
+
+def decoded_image(driver, shape: tuple[int, int]) -> np.ndarray:
+    """The decoded canvas read back at the centre of each data pixel (it is drawn scaled, unsmoothed)."""
+    c = canvas_pixels(driver, "decoded")
+    h, w = shape
+    s = min(c.shape[0] / h, c.shape[1] / w)
+    oy, ox = (c.shape[0] - h * s) / 2, (c.shape[1] - w * s) / 2
+    rows = (oy + (np.arange(h) + 0.5) * s).astype(int)
+    cols = (ox + (np.arange(w) + 0.5) * s).astype(int)
+    return c[np.ix_(rows, cols)]
+
+
+def dot_offset(driver, i: int) -> tuple[int, int]:
+    """Example i's dot on the plane, as an offset from the canvas centre (selenium's origin)."""
+    x, y = driver.execute_script(
+        f"const S = window.vaekitExplore.S, c = S.codes[{i}]; return toPx(c[S.dimX], c[S.dimY]);")
+    return round(x - 280), round(y - 280)
+
+
+def state(driver, expr: str):
+    return driver.execute_script(f"const S = window.vaekitExplore.S, stats = window.vaekitExplore.stats; return {expr};")
+
+
+def test_the_page_starts_with_the_plane_the_decoded_image_and_an_example(browser, explorer):
+    assert browser.title == f"vaekit explore: {explorer.name}"
+    plane = canvas_pixels(browser, "plane")
+    assert (plane < 0.9).mean() > 0.01  # dots and axes were drawn
+    settle(browser)
+    assert decoded_image(browser, explorer.image_shape).max() > 0.2  # a digit, not a black square
+    legend = browser.find_element("id", "legend").text.split()
+    assert legend == [explorer.classes[k] for k in np.unique(explorer.y)]
+    numbers = browser.find_element("id", "ex-numbers").text
+    assert "ELBO" in numbers and "log p(x)" in numbers and "nats" in numbers
+    assert len(browser.find_elements("css selector", "#sliders input[type=range]")) == explorer.code_dim
+
+
+def test_dragging_on_the_plane_decodes_the_point_under_the_pointer(browser, explorer):
+    from selenium.webdriver import ActionChains
+
+    settle(browser)
+    before = decoded_image(browser, explorer.image_shape)
+    sent_before = state(browser, "stats.decodes")
+    plane = browser.find_element("id", "plane")
+    actions = ActionChains(browser, duration=10).move_to_element_with_offset(plane, -150, 120).click_and_hold()
+    for _ in range(25):  # a quick drag: many pointer moves, far more than decodes can keep up with
+        actions.move_by_offset(9, -8)
+    actions.release().perform()
+    settle(browser)
+    after = decoded_image(browser, explorer.image_shape)
+    assert np.abs(after - before).max() > 0.1, "the decoded image did not change when the pointer moved"
+    assert state(browser, "stats.maxInflight") == 1  # requests never piled up
+    assert state(browser, "stats.decodes") > sent_before
+    z = np.array(state(browser, "S.z"), dtype=np.float32)
+    # The last point was sent when the previous decode returned, and the canvas shows E[x|z] for it.
+    np.testing.assert_allclose(state(browser, "stats.decodedZ"), z, atol=1e-9)
+    expect = explorer.decode(np.round(z, 4)[None])[0].reshape(explorer.image_shape)
+    np.testing.assert_allclose(after, expect, atol=2 / 255)
+    # and z is where the pointer was let go: 225 px right and 200 px up of where it pressed
+    zx, zy = state(browser, "toZ(280 - 150 + 225, 280 + 120 - 200)")
+    assert state(browser, "[S.z[S.dimX], S.z[S.dimY]]") == pytest.approx([zx, zy], abs=0.05)
+
+
+def test_hovering_a_dot_shows_that_example_and_clicking_selects_it(browser, explorer):
+    from selenium.webdriver import ActionChains
+
+    i = 7
+    dx, dy = dot_offset(browser, i)
+    plane = browser.find_element("id", "plane")
+    ActionChains(browser).move_to_element_with_offset(plane, dx, dy).perform()
+    tip = wait_for(browser, "const t = document.getElementById('tooltip'); return !t.hidden && t.textContent", "the hover tooltip")
+    shown = int(tip.split("·")[0].strip().lstrip("#"))
+    np.testing.assert_allclose(explorer.codes[shown], explorer.codes[i], atol=0.05)  # that dot, or one on top of it
+    assert explorer.classes[explorer.y[shown]] in tip
+    ActionChains(browser).click().perform()
+    wait_for(browser, f"return window.vaekitExplore.S.example && window.vaekitExplore.S.example.index === {shown}", "the example to load")
+    assert browser.find_element("id", "example-index").get_attribute("value") == str(shown)
+    settle(browser)
+
+
+def test_a_slider_moves_one_latent_dimension(browser, explorer):
+    from selenium.webdriver.common.keys import Keys
+
+    settle(browser)
+    before_img = decoded_image(browser, explorer.image_shape)
+    z0 = np.array(state(browser, "S.z"))
+    slider = browser.find_elements("css selector", "#sliders input[type=range]")[0]
+    j = int(slider.get_attribute("data-dim"))
+    assert j == explorer.order[0]  # the first slider is the dimension with the most KL
+    slider.send_keys(Keys.ARROW_RIGHT * 60)
+    settle(browser)
+    z1 = np.array(state(browser, "S.z"))
+    step = (explorer.hi[j] - explorer.lo[j]) / 400
+    assert z1[j] - z0[j] == pytest.approx(min(60 * step, explorer.hi[j] - z0[j]), rel=0.05)
+    others = [k for k in range(explorer.code_dim) if k != j]
+    np.testing.assert_allclose(z1[others], z0[others])
+    assert np.abs(decoded_image(browser, explorer.image_shape) - before_img).max() > 0.05
+
+
+def test_picking_two_examples_gives_an_interpolation_strip(browser, explorer):
+    from selenium.webdriver.support.ui import Select
+
+    old = browser.find_element("id", "interp-strip").get_attribute("src")
+    for end, index in (("a", 3), ("b", 12)):
+        Select(browser.find_element("id", f"{end}-kind")).select_by_value("example")
+        box = browser.find_element("id", f"{end}-index")
+        box.clear()
+        box.send_keys(str(index))
+    steps = browser.find_element("id", "steps")
+    steps.clear()
+    steps.send_keys("8")
+    browser.find_element("id", "interpolate").click()
+    wait_for(browser, f"const i = document.getElementById('interp-strip'); return i.src !== {old!r} && i.complete && i.naturalWidth > 0",
+             "the interpolation strip")
+    w, h = browser.execute_script("const i = document.getElementById('interp-strip'); return [i.naturalWidth, i.naturalHeight];")
+    ih, iw = explorer.image_shape[:2]
+    assert (w, h) == (8 * (iw + 1) - 1, ih)
+    src = browser.find_element("id", "interp-strip").get_attribute("src")
+    strip = np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("L"), dtype=np.float64) / 255
+    ends = explorer.decode(np.stack([explorer.codes[3], explorer.codes[12]]))
+    np.testing.assert_allclose(strip[:, :iw], ends[0].reshape(explorer.image_shape), atol=1 / 255)
+    np.testing.assert_allclose(strip[:, -iw:], ends[1].reshape(explorer.image_shape), atol=1 / 255)
+
+
+def test_two_tabs_decode_at_once(browser, explorer, page_url):
+    from selenium.webdriver import ActionChains
+
+    first = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    try:
+        browser.get(page_url)
+        wait_for(browser, "return document.body.dataset.ready === '1'", "the second tab")
+        second = browser.current_window_handle
+        # Both tabs ask for decodes together: one by script in the first, one by dragging in the second.
+        browser.switch_to.window(first)
+        browser.execute_script("const S = window.vaekitExplore.S; S.z = S.z.map(() => -1.5); requestDecode();")
+        browser.switch_to.window(second)
+        ActionChains(browser).move_to_element_with_offset(browser.find_element("id", "plane"), 150, -150).click().perform()
+        for handle in (second, first):
+            browser.switch_to.window(handle)
+            settle(browser)
+            z = np.array(state(browser, "stats.decodedZ"), dtype=np.float32)
+            expect = explorer.decode(np.round(z, 4)[None])[0].reshape(explorer.image_shape)
+            np.testing.assert_allclose(decoded_image(browser, explorer.image_shape), expect, atol=2 / 255)
+        assert not [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    finally:
+        browser.switch_to.window(second)
+        browser.close()
+        browser.switch_to.window(first)
+
+
+def test_no_console_errors_and_a_screenshot(browser, explorer, tmp_path):
+    from selenium.webdriver import ActionChains
+    from selenium.webdriver.support.ui import Select
+
+    # The README's picture: class means 1 -> 7 interpolated, an example selected, the pointer on the plane.
+    if explorer.class_means:
+        for end, k in (("a", "1"), ("b", "7")):
+            Select(browser.find_element("id", f"{end}-kind")).select_by_value("class")
+            Select(browser.find_element("id", f"{end}-class")).select_by_value(k)
+        steps = browser.find_element("id", "steps")
+        steps.clear()
+        steps.send_keys("12")
+        browser.find_element("id", "interpolate").click()
+    box = browser.find_element("id", "example-index")
+    box.clear()
+    box.send_keys("4\n")
+    wait_for(browser, "return window.vaekitExplore.S.example && window.vaekitExplore.S.example.index === 4", "example 4")
+    plane = browser.find_element("id", "plane")
+    ActionChains(browser).move_to_element_with_offset(plane, 60, -70).click_and_hold().move_by_offset(5, 5).release().perform()
+    settle(browser)
+    time.sleep(0.3)
+    errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    assert not errors, errors
+    assert browser.find_element("id", "status").text == ""
+    out = Path(os.environ.get("VAEKIT_EXPLORE_SCREENSHOT") or tmp_path / "explore.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(out))
+    shot = np.asarray(Image.open(out).convert("L"))
+    assert shot.shape[1] == WIDTH and shot.std() > 10  # a page, not a blank
+
+
+def _other_model(kind: str, digits):
+    import vaekit
+    from vaekit.data import Dataset
+
+    small = digits.subset(slice(0, 150))
+    if kind == "conditional VAE":
+        est = vaekit.ConditionalVAE(latent_dim=2, hidden=(32,), epochs=10, batch_size=50, n_classes=10, device="cpu").fit(small.X, small.y)
+    elif kind == "autoencoder":
+        est = vaekit.Autoencoder(latent_dim=4, hidden=(32,), epochs=10, batch_size=50, device="cpu").fit(small.X)
+    elif kind == "1-D VAE":  # the plane is the diagonal z0 = z0
+        est = vaekit.VAE(latent_dim=1, hidden=(32,), epochs=10, batch_size=50, device="cpu").fit(small.X)
+    elif kind == "20-D VAE":
+        est = vaekit.VAE(latent_dim=20, hidden=(32,), epochs=10, batch_size=50, device="cpu").fit(small.X)
+    else:  # a table
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(150, 6)).astype(np.float32) * 3 + 10
+        small = Dataset(X, (X[:, 0] > 10).astype(np.int64), "table")
+        est = vaekit.VAE(latent_dim=2, hidden=(16,), likelihood="gaussian", standardize=True, epochs=10, batch_size=50, device="cpu").fit(X)
+    return Explorer(est, small, name=kind)
+
+
+@pytest.mark.parametrize("kind", ["conditional VAE", "autoencoder", "1-D VAE", "20-D VAE", "table"])
+def test_every_kind_of_model_gets_a_working_page(browser, explore_run, kind):
+    from selenium.webdriver import ActionChains
+
+    ex = _other_model(kind, explore_run[1])
+    server = ExploreServer(ex, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        browser.get(server.url)
+        wait_for(browser, "return document.body.dataset.ready === '1'", f"the {kind} page to start")
+        settle(browser)
+        before = canvas_pixels(browser, "decoded")
+        # a corner of the plane, away from the dots
+        ActionChains(browser).move_to_element_with_offset(browser.find_element("id", "plane"), 245, -245).click().perform()
+        settle(browser)
+        assert np.abs(canvas_pixels(browser, "decoded") - before).max() > 0.02, "the decoded image or bars did not change"
+        visible = lambda i: browser.find_element("id", i).is_displayed()  # noqa: E731
+        assert visible("label-picker") == visible("all-labels") == (kind == "conditional VAE")
+        assert visible("interp-panel") == (kind != "table")
+        assert visible("plane-controls") == (kind in ("autoencoder", "20-D VAE"))  # axes to choose above 2-D
+        numbers = browser.find_element("id", "ex-numbers").text
+        assert ("ELBO" in numbers) == (kind != "autoencoder")
+        if kind == "conditional VAE":
+            img = wait_for(browser, "const i = document.getElementById('all-labels-strip'); return i.complete && i.naturalWidth", "the label strip")
+            assert img == 10 * 29 - 1
+        errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+        assert not errors, errors
+        assert browser.find_element("id", "status").text == ""
+    finally:
+        server.shutdown()
+        server.server_close()
