@@ -234,3 +234,30 @@ def test_cli_prints_a_warning_as_one_line(tmp_path) -> None:
     lines = r.stderr.strip().splitlines()
     assert lines[0].startswith("vaekit: warning: skipping ") and "bad.png" in lines[0]
     assert all(ln.startswith("vaekit: warning: ") for ln in lines)  # no file:line or source echo
+
+
+def test_a_run_on_resized_images_is_read_back_at_its_size_by_every_command(tmp_path, capsys) -> None:
+    """Mixed sizes need --image-size at training; report, evaluate and explore read the folder the same way."""
+    from vaekit.cli import main
+    from vaekit.data import load_run_dataset
+    from vaekit.explore.explorer import Explorer
+
+    root = tmp_path / "mixed"
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (root / cls).mkdir(parents=True)
+        for i in range(30):
+            h, w = (20, 24) if i % 2 else (30, 30)
+            Image.fromarray(rng.integers(0, 255, (h, w), dtype=np.uint8)).save(root / cls / f"{i}.png")
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(root), "--image-size", "12", "--epochs", "1", "--batch-size", "10",
+                 "--latent-dim", "2", "--hidden", "8", "--quiet", "--no-figures", "--out", str(run)]) == 0
+    assert (run / "report.html").stat().st_size > 0
+    import json
+
+    meta = json.loads((run / "config.json").read_text())["run"]
+    assert meta["image_size"] == 12 and load_run_dataset(meta, "test").shape == (1, 12, 12)
+    assert main(["evaluate", str(run), "--k", "5"]) == 0
+    assert main(["report", str(run)]) == 0
+    assert Explorer.from_run(run).info()["data"]["shape"] == [1, 12, 12]
+    capsys.readouterr()

@@ -73,7 +73,8 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
     _kind = ""
 
     # -- parameters ----------------------------------------------------------------------------
-    def _check_params(self) -> None:
+    def check_params(self) -> None:
+        """Check the parameters (scikit-learn's rule: at fit, not in __init__); a ConfigError naming the bad one."""
         allowed = METHODS if self._kind == "vae" else tuple(m for m in METHODS if m not in _DENSITY_METHODS)
         if self.method not in allowed:
             if self.method in _DENSITY_METHODS:
@@ -97,7 +98,8 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
         if self.scaling not in SCALINGS:
             raise ConfigError(f"unknown scaling {self.scaling!r}; choose one of {', '.join(SCALINGS)}")
         if self.scaling != "none" and self.likelihood != "gaussian":
-            raise ConfigError(f"scaling={self.scaling!r} needs likelihood='gaussian' (scaled data is not in [0, 1]); pass scaling='none' for [0, 1] data")
+            raise ConfigError(f"scaling={self.scaling!r} needs likelihood='gaussian' (scaled data is not in [0, 1]); "
+                              "pass scaling='none' for [0, 1] data")
         self._seed()
 
     def _seed(self) -> int:
@@ -133,7 +135,7 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
         ``threshold_`` (the ``1 - contamination`` quantile of those, or the given ``threshold``)
         and ``labels_``.
         """
-        self._check_params()
+        self.check_params()
         pre = TablePreprocessor(categorical=self.categorical, impute=self.impute, scaling=self.scaling)
         Xf = pre.fit_transform(X)
         if len(Xf) < 2:
@@ -197,7 +199,8 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
         """The named score terms of prepared rows, float64 (N,) each: one batched pass over Xs."""
         names = names or (self._combined_terms if self.method == "combined" else (self.method,))
         dev = self.estimator_.device_
-        state = {a: torch.as_tensor(getattr(self, a), device=dev) for a in ("eps_", "cluster_centers_", "reference_codes_") if getattr(self, a, None) is not None}
+        state = {a: torch.as_tensor(getattr(self, a), device=dev)
+                 for a in ("eps_", "cluster_centers_", "reference_codes_") if getattr(self, a, None) is not None}
         fns = {
             "reconstruction": lambda m, x: S.reconstruction_error(m, x),
             "elbo": lambda m, x: S.negative_elbo(m, x, state["eps_"]),
@@ -447,8 +450,8 @@ class VAEDetector(_BaseDetector):
         self.device = device
         self.verbose = verbose
 
-    def _check_params(self) -> None:
-        super()._check_params()
+    def check_params(self) -> None:
+        super().check_params()
         if int(self.n_score_samples) < 1:
             raise ConfigError(f"n_score_samples must be at least 1, got {self.n_score_samples}")
 
@@ -559,7 +562,8 @@ def load_detector(path: str | Path, device: str = "cpu") -> _BaseDetector:
     _restore_tensors(det, _read_tensors(path / TENSORS_FILE), path, version)
     n_model, n_pre = det.estimator_.n_features_in_, det.preprocessor_.n_outputs
     if n_model != n_pre:
-        raise ModelFileError(f"{path}: the model takes {n_model} inputs but the columns in {CONFIG_FILE} make {n_pre}; the files are from different detectors")
+        raise ModelFileError(f"{path}: the model takes {n_model} inputs but the columns in {CONFIG_FILE} make {n_pre}; "
+                             "the files are from different detectors")
     det.labels_ = (det.decision_scores_ > det.threshold_).astype(np.int64)
     return det
 
@@ -574,7 +578,7 @@ def _restore_params(det: _BaseDetector, cfg: dict, version: int, device: str) ->
     known = det.get_params()
     det.set_params(**{k: (tuple(v) if k == "hidden" else v) for k, v in params.items() if k in known})
     det.set_params(device=device)
-    det._check_params()
+    det.check_params()
     det.threshold_ = float(cfg["threshold"])
     if not math.isfinite(det.threshold_):
         raise ValueError(f"threshold {det.threshold_} is not finite")

@@ -253,7 +253,7 @@ def _splits(meta: dict, test, train, probe_limit: int | None, notes: list[str], 
     ``cache``: splits already loaded, keyed by where they come from, so that a comparison of runs on
     one dataset reads it once.
     """
-    from .data import load_dataset
+    from .data import load_run_dataset
 
     source = meta.get("dataset") or "embedded"
     out = {"test": test, "train": train}
@@ -264,7 +264,7 @@ def _splits(meta: dict, test, train, probe_limit: int | None, notes: list[str], 
         key = (source, meta.get("data_dir"), meta.get("label_column"), split, limit)
         try:
             if cache is None or key not in cache:
-                ds = load_dataset(source, split, data_dir=meta.get("data_dir"), label_column=meta.get("label_column"), limit=limit)
+                ds = load_run_dataset(meta, split, limit=limit)
                 if cache is not None:
                     cache[key] = ds
             out[split] = ds if cache is None else cache[key]
@@ -274,7 +274,7 @@ def _splits(meta: dict, test, train, probe_limit: int | None, notes: list[str], 
 
 
 def _load_run(run: Path, *, test=None, train=None, k: int, iw_limit: int | None, probe_limit: int | None,
-              probes: bool = True, datasets: dict | None = None):
+              probes: bool = True, datasets: dict | None = None, progress: bool = False):
     """The run's config, estimator, test split, notes, metrics on the test split, and class names.
 
     ``probes``: load the train split and fit the probes; ``datasets``: a cache for :func:`_splits`.
@@ -300,7 +300,7 @@ def _load_run(run: Path, *, test=None, train=None, k: int, iw_limit: int | None,
             ytr = None if train is None else train.y
             Xtr = None if train is None else train.X[:probe_limit]
             metrics = evaluate(est, test.X, test.y if test.y is not None else cond_y, X_train=Xtr,
-                               y_train=None if ytr is None else ytr[:probe_limit], k=k, iw_limit=iw_limit)
+                               y_train=None if ytr is None else ytr[:probe_limit], k=k, iw_limit=iw_limit, progress=progress)
         except VaekitError as e:
             notes.append(f"metrics could not be computed: {e}")
     return cfg, est, test, notes, metrics, classes
@@ -364,7 +364,7 @@ def config_rows(cfg: dict, est) -> list[tuple[str, str, str]]:
 
 def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REPORT_K, iw_limit: int | None = -1,
                  probe_limit: int | None = REPORT_PROBE_LIMIT, test=None, train=None,
-                 shown_as: str | Path | None = None) -> Path:
+                 shown_as: str | Path | None = None, progress: bool = False) -> Path:
     """Write the HTML report of the run folder ``run`` (to ``run/report.html`` unless ``out``).
 
     The page explains the run top to bottom: figures first, grouped as training, encoder and
@@ -378,11 +378,12 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
     ``test`` / ``train``: Datasets to use instead of loading the run's dataset (the test split is
     scored; the train split fits the probes). Metrics use ``k`` importance samples on the first
     ``iw_limit`` test examples (-1: :func:`report_iw_limit` of the model), which the page states.
-    Returns the path written.
+    ``progress``: a bar for the importance-weighted estimate, the slow part (on a terminal, the
+    CLI's choice). Returns the path written.
     """
     run = Path(run)
     cfg, est, test, notes, metrics, classes = _load_run(run, test=test, train=train, k=k, iw_limit=iw_limit,
-                                                        probe_limit=probe_limit)
+                                                        probe_limit=probe_limit, progress=progress)
     meta = cfg.get("run", {})
     gap = None
     if metrics and "iw_k" in metrics:

@@ -102,21 +102,14 @@ def run_config(run: Path) -> dict:
 
 def load_data(args, run_cfg: dict | None = None):
     """The dataset an option set asks for, defaulting to the one the run was trained on."""
-    from ..data import load_dataset
+    from ..data import load_dataset, load_run_dataset
 
-    source, data_dir, label_column = args.dataset, args.data_dir, args.label_column
-    image_size, channels = getattr(args, "image_size", None), getattr(args, "channels", None)
-    meta = (run_cfg or {}).get("run", {})
-    if source is None and run_cfg is not None:
-        source = meta.get("dataset", "embedded")
-        data_dir = data_dir or meta.get("data_dir")
-        label_column = label_column or meta.get("label_column")
-    if run_cfg is not None and Path(str(source)).expanduser().is_dir():
-        # A model trained on an image folder needs its images brought to the same size and channels.
-        image_size = image_size or meta.get("image_size")
-        channels = channels or meta.get("channels")
-    return load_dataset(source, args.split, data_dir=data_dir, label_column=label_column, limit=args.limit,
-                        image_size=image_size, channels=channels, strict=getattr(args, "strict", False))
+    image = {"image_size": getattr(args, "image_size", None), "channels": getattr(args, "channels", None),
+             "strict": getattr(args, "strict", False)}
+    if run_cfg is None:
+        return load_dataset(args.dataset, args.split, data_dir=args.data_dir, label_column=args.label_column, limit=args.limit, **image)
+    return load_run_dataset(run_cfg.get("run", {}), args.split, source=args.dataset, data_dir=args.data_dir,
+                            label_column=args.label_column, limit=args.limit, **image)
 
 
 def write_array(path: Path, arr, header: str | None = None) -> None:

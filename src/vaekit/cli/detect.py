@@ -196,7 +196,7 @@ def make_detector(args):
     if args.method:
         params["method"] = args.method
     det = cls(**params)
-    det._check_params()  # bad options fail before any data is read
+    det.check_params()  # bad options fail before any data is read
     if args.fit_on == "normal" and args.label_column is None:
         raise error("--fit-on normal trains on the rows labelled 0, so it needs --label-column COL")
     return det

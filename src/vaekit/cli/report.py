@@ -133,13 +133,13 @@ def cmd_report(args) -> int:
             raise error(f"comparing {len(args.run)} runs writes one page outside the run folders; pass --out compare.html")
         path = build_comparison(args.run, args.out, k=args.k, iw_limit=args.iw_limit)
     else:
-        path = build_report(args.run[0], args.out, k=args.k, iw_limit=args.iw_limit)
+        path = build_report(args.run[0], args.out, k=args.k, iw_limit=args.iw_limit, progress=sys.stderr.isatty())
     print(f"wrote {path}")
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from ..data import load_dataset
+    from ..data import load_run_dataset
     from ..errors import VaekitError
     from ..evaluate import evaluate, format_results
     from ..fileio import write_json
@@ -150,11 +150,10 @@ def cmd_evaluate(args) -> int:
         raise error(f"{args.run} holds a conditional model, which needs labels, but {ds.name} has none; pass --label-column")
     Xtr = ytr = None
     if not args.no_probe and ds.y is not None:
-        meta = cfg.get("run", {})
-        source = args.dataset or meta.get("dataset") or "embedded"
         try:
-            tr = load_dataset(source, "train", data_dir=args.data_dir or meta.get("data_dir"),
-                              label_column=args.label_column or meta.get("label_column"), limit=args.probe_limit)
+            tr = load_run_dataset(cfg.get("run", {}), "train", source=args.dataset, data_dir=args.data_dir,
+                                  label_column=args.label_column, limit=args.probe_limit,
+                                  image_size=args.image_size, channels=args.channels)
             Xtr, ytr = tr.X, tr.y
         except VaekitError as e:
             print(f"vaekit: note: no probes, the train split could not be read ({e})")

@@ -344,6 +344,7 @@ def _write_report(args, run: Path, data) -> None:
     n_iw = report_iw_limit(read_config(run)["model"].get("architecture", "mlp"))
     say(args, f"writing report.html (metrics with k={REPORT_K} importance samples on up to {n_iw} test images; --no-report skips it)")
     try:
-        build_report(run, train=data, shown_as=args.out)  # the training data fit the probes; the report reads the test split
+        # The training data fit the probes; the report reads the test split.
+        build_report(run, train=data, shown_as=args.out, progress=sys.stderr.isatty() and not args.quiet)
     except Exception as e:  # noqa: BLE001 - the trained model matters more than its report
         print(f"vaekit: warning: report.html not written ({type(e).__name__}: {e}); run `vaekit report {args.out}` to retry", file=sys.stderr)

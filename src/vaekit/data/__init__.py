@@ -13,6 +13,7 @@ from .datasets import (
     Dataset,
     binarize,
     load_dataset,
+    load_run_dataset,
 )
 from .idx import read_idx, write_idx
 from .sources import SOURCES, cache_dir, download_file, fetch, sha256_file
@@ -21,6 +22,7 @@ from .tables import iter_table_chunks, read_table
 __all__ = [
     "Dataset",
     "load_dataset",
+    "load_run_dataset",
     "binarize",
     "NAMED_SOURCES",
     "DIGIT_CLASSES",

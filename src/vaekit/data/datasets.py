@@ -28,7 +28,7 @@ from .tables import (
     to_float32,
 )
 
-__all__ = ["Dataset", "load_dataset", "binarize", "NAMED_SOURCES", "DIGIT_CLASSES", "FASHION_CLASSES"]
+__all__ = ["Dataset", "load_dataset", "load_run_dataset", "binarize", "NAMED_SOURCES", "DIGIT_CLASSES", "FASHION_CLASSES"]
 
 DIGIT_CLASSES = [str(d) for d in range(10)]
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -322,3 +322,25 @@ def load_dataset(
         X = X.astype(np.float32) / np.float32(255.0)  # 8-bit pixels -> [0, 1]
     X = np.ascontiguousarray(X, dtype=np.float32)
     return Dataset(X=X, y=y, name=name, classes=classes)
+
+
+def load_run_dataset(meta: dict, split: str = "test", *, source: str | None = None, data_dir=None, label_column: str | None = None,
+                     limit: int | None = None, image_size: int | None = None, channels: int | None = None,
+                     strict: bool = False) -> Dataset:
+    """The data a run was trained on, read the way its model needs it.
+
+    ``meta`` is the ``"run"`` section of the run's config.json (dataset, data_dir, label_column,
+    image_size, channels as ``vaekit train`` recorded them; empty for a model saved from Python).
+    ``source`` and the other arguments override it; a folder of images is brought to the size and
+    channels the model was trained on unless they are given.
+    """
+    given = source is not None
+    source = source or meta.get("dataset") or "embedded"
+    if not given:
+        data_dir = data_dir or meta.get("data_dir")
+        label_column = label_column or meta.get("label_column")
+    if source not in NAMED_SOURCES and Path(str(source)).expanduser().is_dir():
+        image_size = image_size or meta.get("image_size")
+        channels = channels or meta.get("channels")
+    return load_dataset(source, split, data_dir=data_dir, label_column=label_column, limit=limit,
+                        image_size=image_size, channels=channels, strict=strict)

@@ -102,7 +102,7 @@ class Explorer:
         ``dataset`` / ``data_dir`` / ``label_column`` override what the run's config.json records;
         ``limit`` is the number of examples put on the plane (default :data:`MAX_POINTS`).
         """
-        from ..data import load_dataset
+        from ..data import load_run_dataset
         from ..io import load
         from ..modelfile import read_config
 
@@ -114,9 +114,7 @@ class Explorer:
             raise VaekitError(f"{run} holds only the {cfg['part']} of a model; explore needs both halves (save with part='all')")
         est = load(run)
         meta = cfg.get("run", {})
-        source = dataset or meta.get("dataset") or "embedded"
-        data = load_dataset(source, split, data_dir=data_dir or (None if dataset else meta.get("data_dir")),
-                            label_column=label_column or (None if dataset else meta.get("label_column")), limit=limit or MAX_POINTS)
+        data = load_run_dataset(meta, split, source=dataset, data_dir=data_dir, label_column=label_column, limit=limit or MAX_POINTS)
         if tuple(data.shape) != tuple(est.input_shape_):
             raise DataError(f"{run} was trained on examples of shape {tuple(est.input_shape_)} but {data.name} has {data.shape}; "
                             "pass the training data with --dataset (and --data-dir)")
