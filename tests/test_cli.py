@@ -253,7 +253,7 @@ def test_each_subcommand_help_mentions_defaults(cmd, capsys):
     if cmd == "train":
         for flag in ("--model", "--latent-dim", "--likelihood", "--posterior", "--epochs", "--batch-size", "--overwrite"):
             assert flag in out
-        assert "(default: 128)" in out and "(default: vae)" in out
+        assert "(default: 128 for vae and cvae, 32 for conv-vae, 64 for autoencoders)" in " ".join(out.split()) and "(default: vae)" in out
 
 
 def test_no_command_prints_help_and_exits_2(capsys):

@@ -342,14 +342,27 @@ def DenoisingAutoencoder(noise: str = "masking", noise_level: float = 0.3, **kwa
     return Autoencoder(noise=noise, noise_level=noise_level, **kwargs)
 
 
-def ConvVAE(latent_dim: int = 100, **kwargs) -> VAE:
-    """The course's convolutional VAE (two conv + pool blocks, latent 100) for (C, H, W) images."""
-    return VAE(latent_dim=latent_dim, architecture="conv", **kwargs)
+def ConvVAE(latent_dim: int = 100, batch_size: int = 32, lr: float = 2e-3, **kwargs) -> VAE:
+    """The course's convolutional VAE (two conv + pool blocks, latent 100) for (C, H, W) images.
+
+    It trains with smaller batches and a larger step than the MLP VAE because the conv net needs
+    many more steps to leave the blob stage: on the embedded sample, 5 epochs at batch 128 and
+    lr 1e-3 gave prior samples that a digit classifier was sure of (p >= 0.9) in 16 % of cases and
+    reconstructions it read as their original's digit in 75 %; at 32 and 2e-3, 34 % and 93 %.
+    """
+    return VAE(latent_dim=latent_dim, architecture="conv", batch_size=batch_size, lr=lr, **kwargs)
 
 
-def ConditionalVAE(**kwargs) -> VAE:
-    """A VAE whose encoder and decoder also see a one-hot class label: ``sample(n, label=7)``."""
-    return VAE(conditional=True, **kwargs)
+def ConditionalVAE(latent_dim: int = 4, **kwargs) -> VAE:
+    """A VAE whose encoder and decoder also see a one-hot class label: ``sample(n, label=7)``.
+
+    The label carries the class, so z only has to hold the style; 4 dimensions are enough for that
+    and leave N(0, I) few holes. With 20 on the 5 000-image embedded sample, samples asked for a
+    class were that class in 96 % of cases on average but 85 % for the worst class, and fell with
+    longer training as the aggregate posterior drew away from the prior; with 4, 97-100 % for
+    every class (docs/tutorials/04-aevb-and-the-conditional-vae.md).
+    """
+    return VAE(conditional=True, latent_dim=latent_dim, **kwargs)
 
 
 ESTIMATORS = {"VAE": VAE, "Autoencoder": Autoencoder}

@@ -75,6 +75,7 @@ def upgrade_config(cfg: dict, where: Path | str = CONFIG_FILE) -> dict:
         kind, shape, n_classes = model.pop("kind", "vae"), tuple(model.pop("input_shape")), model.pop("n_classes", 0)
         # Format 1 wrote every field for both kinds; those of the other kind were unused defaults.
         upgraded = config_from_params(kind, shape, n_classes, **{k: v for k, v in model.items() if k in FLAT_PARAMS[kind]}).to_dict()
+        upgraded.pop("label_scale")  # format 1 fed a bare one-hot: config_from_dict reads its absence as 1.0
         upgraded["conv_depth"] = 2  # 0.1.0's conv nets pooled twice whatever the image size
     except (KeyError, TypeError, ValueError) as e:  # ConfigError is a ValueError
         raise ModelFileError(f"{where} has an invalid format-1 model section: {e}") from None

@@ -235,6 +235,25 @@ def samples_figure(est, *, n: int = 64, ncol: int = 8, seed: int = 0, classes=No
     return image_grid_figure(as_images(imgs, shape), ncol, title=f"samples from the prior: {sample_caption(est)}")
 
 
+def manifold_images(est, *, n: int = 15, dims: tuple[int, int] = (0, 1), label: int | None = None) -> np.ndarray:
+    """The images of :func:`manifold_figure`, row by row from the top: shape (n * n, H, W) or (n * n, H, W, C).
+
+    z_i runs along a row and z_j down the rows (largest at the top) over the Normal quantiles
+    0.05 ... 0.95; the other dimensions are held at 0.
+    """
+    from scipy.stats import norm
+
+    shape = require_images(est)
+    d = est.model_.config.latent_dim
+    i, j = (int(v) for v in dims)
+    grid = norm.ppf(np.linspace(0.05, 0.95, n))
+    Z = np.zeros((n * n, d), dtype=np.float32)
+    for r, zj in enumerate(grid[::-1]):  # top row = largest z_j
+        Z[r * n : (r + 1) * n, i] = grid
+        Z[r * n : (r + 1) * n, j] = zj
+    return as_images(est.decode(Z, est.class_labels(label, len(Z))), shape)
+
+
 def manifold_figure(est, *, n: int = 15, dims: tuple[int, int] = (0, 1), label: int | None = None):
     """The learned manifold (Kingma & Welling 2014, fig. 4): decode z on an n x n grid.
 
@@ -245,7 +264,7 @@ def manifold_figure(est, *, n: int = 15, dims: tuple[int, int] = (0, 1), label: 
     """
     from scipy.stats import norm
 
-    shape = require_images(est)
+    require_images(est)
     _require_vae(est, "manifold figure")
     if not est.model_.config.standard_normal_prior:
         raise ConfigError("the manifold grid walks the quantiles of an N(0, I) prior, and this model's prior is learned or has two "
@@ -259,11 +278,7 @@ def manifold_figure(est, *, n: int = 15, dims: tuple[int, int] = (0, 1), label: 
     if n < 2:
         raise ConfigError(f"the manifold grid needs at least 2 points per axis, got {n}")
     grid = norm.ppf(np.linspace(0.05, 0.95, n))
-    Z = np.zeros((n * n, d), dtype=np.float32)
-    for r, zj in enumerate(grid[::-1]):  # top row = largest z_j
-        Z[r * n : (r + 1) * n, i] = grid
-        Z[r * n : (r + 1) * n, j] = zj
-    imgs = as_images(est.decode(Z, est.class_labels(label, len(Z))), shape)
+    imgs = manifold_images(est, n=n, dims=(i, j), label=label)
     every = max(1, n // 6)
     cols = [f"{v:.2f}" if k % every == 0 else "" for k, v in enumerate(grid)]
     rows = [f"{v:.2f}" if k % every == 0 else "" for k, v in enumerate(grid[::-1])]
@@ -321,6 +336,33 @@ def latent_figure(est, X: np.ndarray, y: np.ndarray, *, classes=None, method: st
     return fig
 
 
+def _class_means(est, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    Z = est.encode(X)
+    return Z, {int(k): Z[y == k].mean(0) for k in np.unique(y)}
+
+
+def class_mean_interpolation(est, X: np.ndarray, y: np.ndarray, *, a: int, b: int, steps: int = 10) -> np.ndarray:
+    """Decoded points (1 - t) mean_a + t mean_b for t = 0 ... 1 in ``steps`` steps, where mean_k is
+    the mean code of the examples of class k: images of shape (steps, H, W[, C])."""
+    _, means = _class_means(est, np.asarray(X), np.asarray(y))
+    t = np.linspace(0, 1, steps)[:, None]
+    line = (1 - t) * means[a] + t * means[b]
+    return as_images(est.decode(line.astype(np.float32)), require_images(est))
+
+
+def latent_arithmetic(est, X: np.ndarray, y: np.ndarray, picks: list[int]) -> np.ndarray:
+    """For each example X[p], p in ``picks``: decode z(x) - mean(class of x) + mean(class k) for every
+    class k present in y, in class order. Returns images of shape (len(picks), n_classes, H, W[, C])."""
+    X, y = np.asarray(X), np.asarray(y)
+    Z, means = _class_means(est, X, y)
+    shape = require_images(est)
+    out = []
+    for p in picks:
+        shifted = np.stack([Z[p] - means[int(y[p])] + means[k] for k in sorted(means)]).astype(np.float32)
+        out.append(as_images(est.decode(shifted), shape))
+    return np.stack(out)
+
+
 def interpolation_figure(est, X: np.ndarray, y: np.ndarray, *, a: int = 1, b: int = 7, steps: int = 10,
                          n_examples: int = 4, classes=None):
     """Top: decoded points on the line between the mean codes of classes a and b (the lecture's
@@ -342,17 +384,14 @@ def interpolation_figure(est, X: np.ndarray, y: np.ndarray, *, a: int = 1, b: in
     if steps < 2:
         raise ConfigError(f"an interpolation needs at least 2 steps, got {steps}")
     names = _class_names(classes, int(present.max()) + 1)
-    Z = est.encode(X)
-    means = {int(k): Z[y == k].mean(0) for k in present}
+    top = class_mean_interpolation(est, X, y, a=a, b=b, steps=steps)
     t = np.linspace(0, 1, steps)[:, None]
-    line = (1 - t) * means[a] + t * means[b]
-    top = as_images(est.decode(line.astype(np.float32)), shape)
     # One example of each of the first classes, re-rendered as every class.
     picks = [int(np.flatnonzero(y == k)[0]) for k in present[:n_examples]]
+    swapped = latent_arithmetic(est, X, y, picks)
     rows = []
-    for p in picks:
-        shifted = np.stack([Z[p] - means[int(y[p])] + means[int(k)] for k in present]).astype(np.float32)
-        rows += [as_images(X[p : p + 1], shape), as_images(est.decode(shifted), shape)]
+    for p, row in zip(picks, swapped):
+        rows += [as_images(X[p : p + 1], shape), row]
     bottom = np.concatenate(rows)
     h, w = top.shape[1:3]
     w1, h1 = _grid_size(1, steps, h, w)

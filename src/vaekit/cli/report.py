@@ -69,7 +69,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", default=None, metavar="FILE.html",
                    help="where to write it (default: RUN_DIR/report.html; required when comparing runs)")
     p.add_argument("--k", type=positive_int, default=100, help="importance samples for the IW log-likelihood on the page (small: fast)")
-    p.add_argument("--iw-limit", type=positive_int, default=1000, metavar="N", help="test examples that get the IW estimate")
+    p.add_argument("--iw-limit", type=positive_int, default=-1, metavar="N",
+                   help="test examples that get the IW estimate (default: 1000; 100 for conv-vae, whose decoder is slow)")
     p.set_defaults(func=cmd_report)
 
 

@@ -22,8 +22,11 @@ MODELS = {
     "sparse-ae": ("ae", {"sparsity": "l1"}, "sparse autoencoder (L1 or --sparsity kl)"),
     "denoising-ae": ("ae", {"noise": "masking"}, "denoising autoencoder (--noise, --noise-level)"),
     "vae": ("vae", {}, "MLP variational autoencoder"),
-    "conv-vae": ("vae", {"architecture": "conv", "latent_dim": 100}, "convolutional VAE for images"),
-    "cvae": ("vae", {"conditional": True}, "conditional VAE (needs labels)"),
+    # Small batches and lr 2e-3: the conv net needs many more steps than the MLP to leave the blob
+    # stage; at 128 and 1e-3, the README's 5 epochs of the embedded sample (175 steps) gave blobs.
+    "conv-vae": ("vae", {"architecture": "conv", "latent_dim": 100, "batch_size": 32, "lr": 2e-3}, "convolutional VAE for images"),
+    # z holds only the style when the label is given: 4 dimensions (see estimators.ConditionalVAE).
+    "cvae": ("vae", {"conditional": True, "latent_dim": 4}, "conditional VAE (needs labels)"),
 }
 def add_parser(sub) -> None:
     """Register ``train`` on the ``vaekit`` subparsers."""
@@ -335,10 +338,14 @@ def _write_figures(args, est, data, run: Path) -> None:
 
 def _write_report(args, run: Path, data) -> None:
     """report.html for a finished run; a failure here is reported but does not undo the training."""
-    from ..report import build_report
+    from ..modelfile import read_config
+    from ..report import REPORT_K, build_report, report_iw_limit
 
-    what = ("metrics with k=100 importance samples on up to 1000 test images" if getattr(args, "model", "vae") in ("vae", "conv-vae", "cvae")
-            else "reconstruction error and figures on the test split")
+    if getattr(args, "model", "vae") in ("vae", "conv-vae", "cvae"):
+        n_iw = report_iw_limit(read_config(run)["model"].get("architecture", "mlp"))
+        what = f"metrics with k={REPORT_K} importance samples on up to {n_iw} test images"
+    else:  # an autoencoder has no importance-weighted estimate
+        what = "reconstruction error and figures on the test split"
     say(args, f"writing report.html ({what}; --no-report skips it)")
     try:
         # The training data fit the probes; the report reads the test split.
