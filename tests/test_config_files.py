@@ -111,3 +111,22 @@ def test_argument_errors_are_one_line_with_a_suggestion(capsys) -> None:
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and expect in err, err
         assert "usage:" not in err
+
+
+def test_larochelle_preset_validates_on_the_valid_split(tmp_path, shared_data) -> None:
+    # The preset's val_split is a data option read from TOML like any flag; the run then validates
+    # on Larochelle's 10 000 validation images, not on a share of its 50 000 training ones.
+    args = _args(["train", "--preset", "binarized-mnist-best", "--out", "r"])
+    assert (args.dataset, args.val_split, args.binarize, args.prior, args.early_stopping) == ("binarized-mnist", "valid", "none", "vamp", 10)
+    run = tmp_path / "laro"
+    argv = ["train", "--dataset", "binarized-mnist", "--binarize", "none", "--data-dir", str(shared_data), "--val-split", "valid",
+            "--latent-dim", "2", "--hidden", "16", "--epochs", "2", "--early-stopping", "1", *FAST, "--out", str(run)]
+    assert main(argv) == 0
+    log = (run / "train.log").read_text()
+    assert "validation: split 'valid' of binarized-mnist, 10000 examples" in log and "600 examples" in log
+    import csv
+    import json
+
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert len(rows) >= 1 and all(r["val_loss"] for r in rows)
+    assert json.loads((run / "config.json").read_text())["run"]["val_split"] == "valid"

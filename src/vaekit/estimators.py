@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from .data.stream import is_streamed
 from .errors import ConfigError, DataError, ModelFileError
 from .modelfile import PART_PREFIXES, write_model
 from .models import ModelConfig, build_model, config_from_params
@@ -120,6 +121,13 @@ class _Base(BaseEstimator, TransformerMixin):
                 raise DataError(f"values lie in [{lo:g}, {hi:g}] but a {self.likelihood} likelihood needs data in [0, 1]; {fix}")
         return X
 
+    def _check_stream(self, X):
+        """What prepare_X checks, for a folder streamed from disk (its pixels lie in [0, 1] by construction)."""
+        if self.standardize:
+            raise DataError("standardize=True needs the per-pixel mean and spread of the whole training set, which a "
+                            "folder streamed from disk does not give; train without it (pixels already lie in [0, 1])")
+        return X
+
     def _unscale(self, X: np.ndarray) -> np.ndarray:
         if getattr(self, "scaler_mean_", None) is not None:
             return X * self.scaler_scale_ + self.scaler_mean_
@@ -170,7 +178,8 @@ class _Base(BaseEstimator, TransformerMixin):
         its terms in nats per example.
         """
         params = self.check_params()
-        X = self.prepare_X(X, fitting=True)
+        streamed = is_streamed(X)
+        X = self._check_stream(X) if streamed else self.prepare_X(X, fitting=True)
         y = self._prepare_y(y, len(X), fitting=True)
         self.input_shape_ = tuple(X.shape[1:])
         self.n_features_in_ = int(np.prod(self.input_shape_))
@@ -183,7 +192,7 @@ class _Base(BaseEstimator, TransformerMixin):
             Xv = torch.from_numpy(self.prepare_X(X_val))
             yv = None if y_val is None or not self._conditional else torch.from_numpy(check_labels(y_val, len(Xv), self.n_classes_))
         self.history_ = fit(
-            self.model_, torch.from_numpy(X), None if y is None else torch.from_numpy(y), tcfg,
+            self.model_, X if streamed else torch.from_numpy(X), None if y is None else torch.from_numpy(y), tcfg,
             X_val=Xv, y_val=yv, progress=progress, quiet=not self.verbose, on_epoch=on_epoch, log=log,
             checkpointer=checkpointer, resume=resume,
         )

@@ -274,7 +274,7 @@ def manifold_figure(est, *, n: int = 15, dims: tuple[int, int] = (0, 1), label: 
         raise ConfigError("the manifold figure needs at least 2 latent dimensions; this model has 1")
     i, j = (int(v) for v in dims)
     if i == j or not (0 <= i < d and 0 <= j < d):
-        raise ConfigError(f"--dims must be two different latent dimensions in 0..{d - 1}, got {i},{j}")
+        raise ConfigError(f"dims (--dims) must be two different latent dimensions in 0..{d - 1}, got {i},{j}")
     if n < 2:
         raise ConfigError(f"the manifold grid needs at least 2 points per axis, got {n}")
     grid = norm.ppf(np.linspace(0.05, 0.95, n))
@@ -372,7 +372,7 @@ def interpolation_figure(est, X: np.ndarray, y: np.ndarray, *, a: int = 1, b: in
     plt = _pyplot()
     shape = require_images(est)
     if y is None:
-        raise ConfigError("interpolating between class means needs labels; pass a labelled --dataset")
+        raise ConfigError("interpolating between class means needs labels; pass labels y (or a labelled --dataset)")
     if getattr(est, "conditional", False):
         raise ConfigError("a conditional model takes the class as an input, so class means of z are not its classes; "
                           "use `vaekit plot ... samples` or `manifold --label K` instead")
@@ -380,7 +380,7 @@ def interpolation_figure(est, X: np.ndarray, y: np.ndarray, *, a: int = 1, b: in
     present = np.unique(y)
     for cl in (a, b):
         if cl not in present:
-            raise ConfigError(f"class {cl} has no examples in this data; choose --classes from {present.min()}..{present.max()}")
+            raise ConfigError(f"class {cl} has no examples in this data; choose classes (--classes) from {present.min()}..{present.max()}")
     if steps < 2:
         raise ConfigError(f"an interpolation needs at least 2 steps, got {steps}")
     names = _class_names(classes, int(present.max()) + 1)

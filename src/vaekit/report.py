@@ -138,11 +138,31 @@ def _figures(est, run: Path, test, metrics: dict | None, classes, gap: dict | No
     """Every figure that applies to the model, in reading order."""
     from . import plots
 
+    try:
+        plots.require_images(est)
+        images = True
+    except VaekitError:
+        images = False
+    figs = _training_figures(est, run)
+    figs += _code_figures(est, test, classes, images)
+    figs += _generative_figures(est, metrics, classes, images)
+    if images and test is not None and test.y is not None and not getattr(est, "conditional", False):
+        figs += _interpolation_figures(est, test, classes)
+    if gap is not None:
+        figs.append(_gap_figure(gap))
+    return figs
+
+
+def _prior_name(est) -> str:
+    return "N(0, I)" if has_density(est.model_) and est.model_.config.standard_normal_prior else "p(z)"
+
+
+def _training_figures(est, run: Path) -> list[_Figure]:
+    """The training curves and, against N(0, I), the KL of each latent unit over the epochs."""
+    from . import plots
+
     is_vae = has_density(est.model_)
-    cond = bool(getattr(est, "conditional", False))
-    cfg = est.model_.config
-    std_prior = is_vae and cfg.standard_normal_prior
-    prior = "N(0, I)" if std_prior else "p(z)"
+    std_prior = is_vae and est.model_.config.standard_normal_prior
     figs: list[_Figure] = []
     rows = plots.read_metrics(run / "metrics.csv") if (run / "metrics.csv").exists() else []
     if rows:
@@ -167,11 +187,15 @@ def _figures(est, run: Path, test, metrics: dict | None, classes, gap: dict | No
                 "A unit switches on when its KL leaves 0: from then on it carries information about x. Units that stay at 0 have "
                 "collapsed to the prior and the decoder ignores them; most VAEs use fewer units than they are given.",
                 lambda: plots.kl_per_dimension_figure(rows)))
-    try:
-        plots.require_images(est)
-        images = True
-    except VaekitError:
-        images = False
+    return figs
+
+
+def _code_figures(est, test, classes, images: bool) -> list[_Figure]:
+    """Reconstructions of test images, and the test codes coloured by class."""
+    from . import plots
+
+    is_vae = has_density(est.model_)
+    figs: list[_Figure] = []
     if images and test is not None:
         if getattr(est, "noise", None):
             what = (f"Clean test images, the same corrupted by {est.noise} noise (level {est.noise_level}), and what the denoising "
@@ -185,7 +209,8 @@ def _figures(est, run: Path, test, metrics: dict | None, classes, gap: dict | No
             look += "Detail lost in every image says the code is too small" + (" or its KL too costly." if is_vae else ".")
         figs.append(_Figure("code", "Reconstructions", what, look, lambda: plots.reconstructions_figure(est, test.X, test.y)))
     if test is not None and test.y is not None:
-        d = cfg.code_dim
+        d = est.model_.config.code_dim
+        prior = _prior_name(est)
         proj = "" if d <= 2 else f" (the first two principal components of the {d}-D codes)"
         if is_vae:
             what = (f"Posterior means μ(x) of test examples{proj}, coloured by class. Together they trace the aggregate posterior "
@@ -198,53 +223,78 @@ def _figures(est, run: Path, test, metrics: dict | None, classes, gap: dict | No
                     "arbitrary spread, which is why an autoencoder cannot generate by decoding random z.")
         figs.append(_Figure("code", "Latent space", what, look,
                             lambda: plots.latent_figure(est, test.X, test.y, classes=classes)))
-    if images and is_vae:
-        if est.likelihood == "autoregressive-bernoulli":
-            what = f"z ~ {prior}, then each pixel drawn in turn from P(x_d = 1 | x_<d, z): the generative model run forwards."
-        else:
-            what = (f"E[x|z] for z drawn from the prior {prior}: the generative model p(x) = ∫ p(x|z) p(z) dz run forwards, "
-                    "no training image involved" + ("; one row per class c, decoded with p(x|z, c)." if cond else "."))
-        figs.append(_Figure("generative", "Samples from the prior", what,
-                            "Samples much worse than the reconstructions mean the aggregate posterior does not fill the prior (holes). "
-                            + _sentence(_decoder_blur(est)) + ".",
-                            lambda: plots.samples_figure(est, classes=classes)))
-        d = cfg.latent_dim
-        if d >= 2 and cfg.standard_normal_prior:  # the grid walks N(0, I) quantiles
-            dims = (0, 1)
-            if d > 2 and metrics and "kl_per_dim" in metrics:
-                dims = tuple(int(j) for j in np.argsort(metrics["kl_per_dim"])[::-1][:2])  # the two most used
-            label = 0 if cond else None
-            if d == 2:
-                heading, what = "Learned manifold", ("E[x|z] on a grid of z whose coordinates are the N(0, 1) quantiles 0.05 … 0.95, so "
-                                                     "equal areas of the prior get equal space (Kingma & Welling 2014, fig. 4)")
-            else:
-                heading, what = "Latent traversal", (f"E[x|z] on a grid over z{dims[0]} and z{dims[1]} (the two dimensions with most KL) "
-                                                     f"at the N(0, 1) quantiles 0.05 … 0.95, the other {d - 2} held at 0")
-            figs.append(_Figure("generative", heading, what + (", class 0." if cond else "."),
-                                "Neighbouring cells should morph smoothly from one shape into the next; a cell that looks like nothing "
-                                "marks a part of the prior that few examples are encoded to.",
-                                lambda: plots.manifold_figure(est, dims=dims, label=label)))
-    if images and test is not None and test.y is not None and not cond:
-        present = np.unique(test.y)
-        if len(present) >= 2:
-            a, b = (1, 7) if {1, 7} <= set(present.tolist()) else (int(present[0]), int(present[1]))
-            figs.append(_Figure(
-                "generative" if is_vae else "code", "Interpolation and latent arithmetic",
-                f"Top: decoded points on the line z = (1 − t)·m_{a} + t·m_{b} between the mean codes of classes {a} and {b}. "
-                "Bottom: latent arithmetic z(x) − m_class(x) + m_k, each example re-rendered as every class k.",
-                "A smooth morph says the line stays where the decoder was trained; a blot half-way says it crosses a hole. The "
-                "arithmetic rows keep the slant and thickness of x when style and class sit in separate directions of the code.",
-                lambda: plots.interpolation_figure(est, test.X, test.y, a=a, b=b, classes=classes)))
-    if gap is not None:
-        figs.append(_Figure(
-            "bound", "ELBO, log p(x) and the gap",
-            f"Left: E_q[log p(x|z)], −KL and their sum, the ELBO, beside the importance-weighted estimate of log p(x) on {gap['n']} test "
-            "examples; log p(x) − ELBO = KL(q(z|x) ‖ p(z|x)), the gap. Right: L_k = E[log (1/k) Σᵢ p(x, zᵢ)/q(zᵢ|x)] against k "
-            "(Burda et al. 2015): L_1 is the ELBO and L_k rises towards log p(x).",
-            "A wide gap means q(z|x) fits the true posterior p(z|x) poorly; a curve still rising at the largest k means log p(x) is "
-            "higher still. Compare models by log p(x) (a large k: vaekit evaluate --k 5000), not by their ELBO.",
-            lambda: plots.bound_gap_figure(gap)))
     return figs
+
+
+def _generative_figures(est, metrics: dict | None, classes, images: bool) -> list[_Figure]:
+    """A VAE's samples from the prior, and the manifold grid or latent traversal where the prior is N(0, I)."""
+    from . import plots
+
+    if not (images and has_density(est.model_)):
+        return []
+    cond = bool(getattr(est, "conditional", False))
+    cfg = est.model_.config
+    prior = _prior_name(est)
+    figs: list[_Figure] = []
+    if est.likelihood == "autoregressive-bernoulli":
+        what = f"z ~ {prior}, then each pixel drawn in turn from P(x_d = 1 | x_<d, z): the generative model run forwards."
+    else:
+        what = (f"E[x|z] for z drawn from the prior {prior}: the generative model p(x) = ∫ p(x|z) p(z) dz run forwards, "
+                "no training image involved" + ("; one row per class c, decoded with p(x|z, c)." if cond else "."))
+    figs.append(_Figure("generative", "Samples from the prior", what,
+                        "Samples much worse than the reconstructions mean the aggregate posterior does not fill the prior (holes). "
+                        + _sentence(_decoder_blur(est)) + ".",
+                        lambda: plots.samples_figure(est, classes=classes)))
+    d = cfg.latent_dim
+    if d >= 2 and cfg.standard_normal_prior:  # the grid walks N(0, I) quantiles
+        dims = (0, 1)
+        if d > 2 and metrics and "kl_per_dim" in metrics:
+            dims = tuple(int(j) for j in np.argsort(metrics["kl_per_dim"])[::-1][:2])  # the two most used
+        label = 0 if cond else None
+        if d == 2:
+            heading, what = "Learned manifold", ("E[x|z] on a grid of z whose coordinates are the N(0, 1) quantiles 0.05 … 0.95, so "
+                                                 "equal areas of the prior get equal space (Kingma & Welling 2014, fig. 4)")
+        else:
+            heading, what = "Latent traversal", (f"E[x|z] on a grid over z{dims[0]} and z{dims[1]} (the two dimensions with most KL) "
+                                                 f"at the N(0, 1) quantiles 0.05 … 0.95, the other {d - 2} held at 0")
+        figs.append(_Figure("generative", heading, what + (", class 0." if cond else "."),
+                            "Neighbouring cells should morph smoothly from one shape into the next; a cell that looks like nothing "
+                            "marks a part of the prior that few examples are encoded to.",
+                            lambda: plots.manifold_figure(est, dims=dims, label=label)))
+    return figs
+
+
+def _interpolation_figures(est, test, classes) -> list[_Figure]:
+    """The line between two class-mean codes, and latent arithmetic across classes."""
+    from . import plots
+
+    is_vae = has_density(est.model_)
+    figs: list[_Figure] = []
+    present = np.unique(test.y)
+    if len(present) >= 2:
+        a, b = (1, 7) if {1, 7} <= set(present.tolist()) else (int(present[0]), int(present[1]))
+        figs.append(_Figure(
+            "generative" if is_vae else "code", "Interpolation and latent arithmetic",
+            f"Top: decoded points on the line z = (1 − t)·m_{a} + t·m_{b} between the mean codes of classes {a} and {b}. "
+            "Bottom: latent arithmetic z(x) − m_class(x) + m_k, each example re-rendered as every class k.",
+            "A smooth morph says the line stays where the decoder was trained; a blot half-way says it crosses a hole. The "
+            "arithmetic rows keep the slant and thickness of x when style and class sit in separate directions of the code.",
+            lambda: plots.interpolation_figure(est, test.X, test.y, a=a, b=b, classes=classes)))
+    return figs
+
+
+def _gap_figure(gap: dict) -> _Figure:
+    """The ELBO against the importance-weighted log p(x), and the bound against k."""
+    from . import plots
+
+    return _Figure(
+        "bound", "ELBO, log p(x) and the gap",
+        f"Left: E_q[log p(x|z)], −KL and their sum, the ELBO, beside the importance-weighted estimate of log p(x) on {gap['n']} test "
+        "examples; log p(x) − ELBO = KL(q(z|x) ‖ p(z|x)), the gap. Right: L_k = E[log (1/k) Σᵢ p(x, zᵢ)/q(zᵢ|x)] against k "
+        "(Burda et al. 2015): L_1 is the ELBO and L_k rises towards log p(x).",
+        "A wide gap means q(z|x) fits the true posterior p(z|x) poorly; a curve still rising at the largest k means log p(x) is "
+        "higher still. Compare models by log p(x) (a large k: vaekit evaluate --k 5000), not by their ELBO.",
+        lambda: plots.bound_gap_figure(gap))
 
 
 def _splits(meta: dict, test, train, probe_limit: int | None, notes: list[str], *, want=("test", "train"), cache: dict | None = None):
@@ -465,7 +515,6 @@ def build_comparison(runs: list[str | Path], out: str | Path, *, k: int = REPORT
     distortion), reconstructions of the same test images by every run, and a table of the
     numbers, with a link to each run's own report. Returns the path written.
     """
-    from . import plots
 
     if len(runs) < 2:
         raise ConfigError(f"a comparison needs at least two run folders, got {len(runs)}; for one run use `vaekit report RUN`")
@@ -490,6 +539,36 @@ def build_comparison(runs: list[str | Path], out: str | Path, *, k: int = REPORT
     if len({x[5]["binarization"].split(" ")[0] for x in scored}) > 1:
         notes.append("the runs score different binarizations of the test images (see the table); log-likelihoods of binary and "
                      "gray-level data are not comparable")
+    figs = _comparison_figures(scored, notes)
+    drawn = _draw(figs)
+
+    parts = _head("vaekit comparison: " + ", ".join(names))
+    parts.append(f"<h1>vaekit comparison of {len(runs)} runs</h1>")
+    parts.append(f"<p class=\"meta\">Written {time.strftime('%Y-%m-%d %H:%M')}. Runs: "
+                 + ", ".join(f"<code>{html.escape(str(r))}</code>" for r in runs) + "</p>")
+    parts.append("<p class=\"intro\">Several models of the same data, side by side. Each figure says what it shows, with its "
+                 "formula, and what to look for; the numbers and a link to each run's own report follow.</p>")
+    parts.append("<p class=\"explore\">See one move: <code>vaekit explore RUN</code> opens a run in the browser, where you can "
+                 "drag a point through its latent space and watch the decoded image change.</p>")
+    for n in notes:
+        parts.append(f'<p class="note">Note: {html.escape(n)}</p>')
+    parts.append('<section id="sec-compare"><h2>Figures</h2>')
+    parts += [_figure_html(*d) for d in drawn]
+    parts.append("</section>")
+
+    table = _comparison_table(loaded, out)
+    parts.append('<section id="sec-numbers"><h2>Numbers</h2><p>Per test example, in nats unless marked; each run on its own test '
+                 f"split. The importance-weighted log p(x) uses k={k} samples on {'the first ' + str(iw_limit) if iw_limit else 'all'} "
+                 "test examples to stay fast; run <code>vaekit evaluate RUN --k 5000</code> for numbers to publish.</p>"
+                 + "\n".join(table) + "</table></section>")
+    parts.append("</body></html>\n")
+    return _write(parts, out)
+
+
+def _comparison_figures(scored: list, notes: list[str]) -> list[_Figure]:
+    """The rate-distortion figure and the side-by-side reconstructions; adds to ``notes`` what they leave out."""
+    from . import plots
+
     points, left_out = [], []
     for name, _, cfg, est, _, metrics in scored:
         beta = cfg["params"].get("beta", 1.0)
@@ -529,22 +608,11 @@ def build_comparison(runs: list[str | Path], out: str | Path, *, k: int = REPORT
                 "A small rate (KL) forces a VAE to keep only what most images share: strokes get thicker and rarer shapes turn "
                 "into common ones; an autoencoder keeps more detail but cannot generate.",
                 lambda: plots.reconstructions_compare_figure([x[3] for x in shared], [x[0] for x in shared], test.X, test.y)))
-    drawn = _draw(figs)
+    return figs
 
-    parts = _head("vaekit comparison: " + ", ".join(names))
-    parts.append(f"<h1>vaekit comparison of {len(runs)} runs</h1>")
-    parts.append(f"<p class=\"meta\">Written {time.strftime('%Y-%m-%d %H:%M')}. Runs: "
-                 + ", ".join(f"<code>{html.escape(str(r))}</code>" for r in runs) + "</p>")
-    parts.append("<p class=\"intro\">Several models of the same data, side by side. Each figure says what it shows, with its "
-                 "formula, and what to look for; the numbers and a link to each run's own report follow.</p>")
-    parts.append("<p class=\"explore\">See one move: <code>vaekit explore RUN</code> opens a run in the browser, where you can "
-                 "drag a point through its latent space and watch the decoded image change.</p>")
-    for n in notes:
-        parts.append(f'<p class="note">Note: {html.escape(n)}</p>')
-    parts.append('<section id="sec-compare"><h2>Figures</h2>')
-    parts += [_figure_html(*d) for d in drawn]
-    parts.append("</section>")
 
+def _comparison_table(loaded: list, out: Path) -> list[str]:
+    """The comparison's table of numbers: HTML rows (the table opened, not closed), one per run, each linking its report."""
     head = ("run", "model", "decoder", "beta", "latent dim", "ELBO", "E_q[log p(x|z)] or -reconstruction", "KL (rate)",
             "IW log p(x)", "active units", "MSE per value", "binarization", "report")
     rows = []
@@ -567,9 +635,4 @@ def build_comparison(runs: list[str | Path], out: str | Path, *, k: int = REPORT
     table = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
     table += ["<tr>" + "".join(f'<td class="num">{c}</td>' if 5 <= i <= 10 else f"<td>{c}</td>" for i, c in enumerate(r)) + "</tr>"
               for r in rows]
-    parts.append('<section id="sec-numbers"><h2>Numbers</h2><p>Per test example, in nats unless marked; each run on its own test '
-                 f"split. The importance-weighted log p(x) uses k={k} samples on {'the first ' + str(iw_limit) if iw_limit else 'all'} "
-                 "test examples to stay fast; run <code>vaekit evaluate RUN --k 5000</code> for numbers to publish.</p>"
-                 + "\n".join(table) + "</table></section>")
-    parts.append("</body></html>\n")
-    return _write(parts, out)
+    return table

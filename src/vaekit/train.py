@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from .batches import StreamBatches
+from .data.stream import is_streamed
 from .errors import ConfigError, VaekitError
 from .metrics import accumulate_terms, evaluate_loss, format_terms, iw_log_likelihood, kl_per_dimension
 from .models import has_density
@@ -164,6 +166,7 @@ class _Loop:
     stopper: EarlyStopping | None
     progress: bool
     check_every: int  # steps between NaN checks (each one a host sync on a GPU)
+    stream: StreamBatches | None = None  # set when X is a folder streamed from disk
 
 
 def place_data(X: Tensor, y: Tensor | None, X_val: Tensor | None, y_val: Tensor | None, cfg: TrainConfig,
@@ -173,13 +176,19 @@ def place_data(X: Tensor, y: Tensor | None, X_val: Tensor | None, y_val: Tensor 
     Without ``X_val``, ``cfg.val_fraction`` of X is held out (seeded). A static binarization is
     one draw from the run's seed (every rank sees the same data); with a dynamic one the
     validation split is still drawn once, so validation numbers compare across epochs.
+    A streamed X (:class:`~vaekit.data.stream.StreamedImages`) stays on disk; its validation
+    split, which every epoch reads whole, is decoded into memory.
     """
+    streamed = is_streamed(X)
+    if streamed and cfg.binarize == "static":
+        raise ConfigError("a static binarization draws the whole training set at once, which a folder streamed from disk "
+                          "cannot be; use binarize='dynamic' or 'none'")
     if X_val is None and cfg.val_fraction > 0:
         tr, va = split_validation(len(X), cfg.val_fraction, cfg.seed)
-        X, X_val = X[tr], X[va]
+        X, X_val = (X.subset(tr.numpy()), torch.from_numpy(X[va.numpy()])) if streamed else (X[tr], X[va])
         if y is not None:
             y, y_val = y[tr], y[va]
-    X = X.to(device)
+    X = X if streamed else X.to(device)
     y = None if y is None else y.to(device)
     if X_val is not None:
         X_val = X_val.to(device)
@@ -232,6 +241,14 @@ def train_epoch(loop: _Loop, epoch: int, first_step: int, sums: dict[str, Tensor
     t0 = time.perf_counter()
     perm = _epoch_permutation(len(loop.X), cfg.seed, epoch, loop.device)
     local = cfg.batch_size // loop.world
+
+    def indices(step: int) -> Tensor:  # this rank's examples of the step's global batch
+        idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        return idx[loop.rank * local : (loop.rank + 1) * local] if loop.world > 1 else idx
+
+    decoded = None
+    if loop.stream is not None:  # worker processes decode the epoch's batches ahead, in this order
+        decoded = loop.stream.epoch([indices(s).cpu() for s in range(first_step, loop.steps_per_epoch)])
     bar = None
     if loop.progress:
         from tqdm.auto import tqdm
@@ -239,10 +256,16 @@ def train_epoch(loop: _Loop, epoch: int, first_step: int, sums: dict[str, Tensor
         bar = tqdm(total=loop.steps_per_epoch, initial=first_step, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, unit="batch")
     out = None
     for step in range(first_step, loop.steps_per_epoch):
-        idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-        if loop.world > 1:
-            idx = idx[loop.rank * local : (loop.rank + 1) * local]
-        xb = loop.X[idx]
+        idx = indices(step)
+        if decoded is None:
+            xb = loop.X[idx]
+        else:
+            xb, kept = next(decoded)
+            xb = xb.to(loop.device, non_blocking=True)
+            if len(kept) < len(idx):  # an unreadable file was skipped: drop its label too
+                idx = idx[kept.to(idx.device)]
+                if not len(idx):
+                    continue
         if cfg.binarize == "dynamic":
             xb = torch.bernoulli(xb)
         yb = None if loop.y is None else loop.y[idx]
@@ -397,6 +420,20 @@ def fit(
     X, y, X_val, y_val = place_data(X, y, X_val, y_val, cfg, device)
     loop = _make_loop(model, X, y, cfg, device, rank, world, checkpointer,
                       progress=(sys.stderr.isatty() and not quiet and rank == 0) if progress is None else progress)
+    if is_streamed(X):
+        loop.stream = StreamBatches(X)
+    try:
+        return _run(loop, cfg, X_val, y_val, quiet=quiet, on_epoch=on_epoch, log=log, checkpointer=checkpointer, resume=resume)
+    finally:
+        if loop.stream is not None:
+            loop.stream.close()
+
+
+def _run(loop: _Loop, cfg: TrainConfig, X_val: Tensor | None, y_val: Tensor | None, *, quiet: bool,
+         on_epoch: Callable[[dict], None] | None, log: Callable[[str], None] | None, checkpointer,
+         resume: dict | None) -> list[dict]:
+    """The epochs of :func:`fit`, from the start or from ``resume``, until the budget or early stopping ends them."""
+    model, device, rank = loop.model, loop.device, loop.rank
     stopper = loop.stopper
     say = log or (lambda s: None)
 

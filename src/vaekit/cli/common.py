@@ -69,6 +69,9 @@ def add_data_options(p: argparse.ArgumentParser, default: str | None, split: str
     p.add_argument("--channels", type=int, choices=[1, 3], default=None,
                    help="image folders: 1 (grey) or 3 (RGB) (default: 1 when every file is grey, else 3)")
     p.add_argument("--strict", action="store_true", help="image folders: stop at an unreadable file instead of skipping it with a warning")
+    p.add_argument("--stream", action="store_true",
+                   help="image folders: decode the images from disk as training needs them, in worker processes, instead of "
+                        "loading them all first (default: only when the folder would not fit in memory)")
     add_threads_option(p)
 
 
@@ -102,7 +105,7 @@ def load_data(args, run_cfg: dict | None = None):
     from ..data import load_dataset, load_run_dataset
 
     image = {"image_size": getattr(args, "image_size", None), "channels": getattr(args, "channels", None),
-             "strict": getattr(args, "strict", False)}
+             "strict": getattr(args, "strict", False), "stream": True if getattr(args, "stream", False) else None}
     if run_cfg is None:
         return load_dataset(args.dataset, args.split, data_dir=args.data_dir, label_column=args.label_column, limit=args.limit, **image)
     return load_run_dataset(run_cfg.get("run", {}), args.split, source=args.dataset, data_dir=args.data_dir,

@@ -33,6 +33,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model and write a run folder", formatter_class=Formatter,
                        description="Train a model; writes config.json, model.safetensors, metrics.csv, train.log and figures into --out.")
     add_data_options(p, "embedded", "train")
+    p.add_argument("--val-split", default=None, choices=["valid", "test"], metavar="SPLIT",
+                   help="validate on this split of --dataset (binarized-mnist: valid, Larochelle's 10 000 images) "
+                        "instead of holding out --val-fraction of the training data")
     p.add_argument("--out", default=None, metavar="RUN_DIR", help="run folder to create (required unless --resume)")
     p.add_argument("--config", default=None, metavar="FILE.toml",
                    help="train options from a TOML file (keys are the options' names: latent_dim = 2), or a run's "
@@ -196,19 +199,22 @@ def cmd_train(args) -> int:
         raise error(f"{out} already exists; choose another --out or pass --overwrite to replace it")
     est = make_estimator(args)
     est.check_params()  # bad options fail before any data is read
+    if args.val_split and (args.val_split == args.split or args.split == "all"):
+        raise error(f"--val-split {args.val_split} overlaps the training split --split {args.split}; train on another split")
     data = load_data(args)
+    val = _val_data(args)
     if getattr(est, "conditional", False) and data.y is None:
         raise error(f"--model cvae needs labels but {args.dataset} has none; pass --label-column for a table")
     staging = staging_dir(out)
     if rank != 0:  # only rank 0 writes the run folder
-        _train_into(args, est, data, None, resume=resume)
+        _train_into(args, est, data, None, resume=resume, val=val)
         _leave_distributed()
         return 0
     if not resume:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
     try:
-        _train_into(args, est, data, staging, resume=resume)
+        _train_into(args, est, data, staging, resume=resume, val=val)
         publish_dir(staging, out)
     except BaseException as e:
         from ..train import TrainingDiverged
@@ -249,7 +255,21 @@ def _tracker(args, est, data):
                               epochs=getattr(est, "epochs", None))
 
 
-def _train_into(args, est, data, run: Path | None, resume: dict | None = None) -> None:
+def _val_data(args):
+    """The --val-split data (None without it)."""
+    if not args.val_split:
+        return None
+    from ..data import load_dataset
+    from ..errors import DataError
+
+    image = {"image_size": args.image_size, "channels": args.channels, "strict": args.strict}
+    try:
+        return load_dataset(args.dataset, args.val_split, data_dir=args.data_dir, label_column=args.label_column, **image)
+    except DataError as e:
+        raise error(f"--val-split {args.val_split}: {e}") from None
+
+
+def _train_into(args, est, data, run: Path | None, resume: dict | None = None, val=None) -> None:
     import csv
     import time
 
@@ -271,16 +291,23 @@ def _train_into(args, est, data, run: Path | None, resume: dict | None = None) -
             w.writeheader()
             w.writerows(rows)
 
-    labels = data.y if getattr(est, "conditional", False) else None
+    conditional = getattr(est, "conditional", False)
+    labels = data.y if conditional else None
+    fit_val = {} if val is None else {"X_val": val.X, "y_val": val.y if conditional else None}
     if run is None:  # a non-zero rank of a distributed run: train, write nothing
-        est.fit(data.X, labels, progress=False)
+        est.fit(data.X, labels, progress=False, **fit_val)
         return
     if resume:
         log_lines.extend((run / "train.log").read_text().splitlines() if (run / "train.log").exists() else [])
         rows.extend(resume["history"])
     else:
         log(f"vaekit {' '.join(args.argv)}")
-        log(f"data: {data.name}, {len(data)} examples of shape {data.shape}")
+        from ..data.stream import is_streamed
+
+        how = " (streamed from disk: decoded by worker processes as training goes)" if is_streamed(data.X) else ""
+        log(f"data: {data.name}, {len(data)} examples of shape {data.shape}{how}")
+        if val is not None:
+            log(f"validation: split {args.val_split!r} of {data.name}, {len(val)} examples (--val-fraction not used)")
     from ..checkpoint import Checkpointer
 
     checkpointer = None
@@ -295,7 +322,7 @@ def _train_into(args, est, data, run: Path | None, resume: dict | None = None) -
             tracker(row)
 
     try:
-        est.fit(data.X, labels, on_epoch=each_epoch, log=log, checkpointer=checkpointer, resume=resume)
+        est.fit(data.X, labels, on_epoch=each_epoch, log=log, checkpointer=checkpointer, resume=resume, **fit_val)
     finally:
         if tracker is not None:
             tracker.close()
@@ -304,7 +331,7 @@ def _train_into(args, est, data, run: Path | None, resume: dict | None = None) -
     est.save(run)
     cfg = read_json(run / "config.json")
     cfg["run"] = {
-        "dataset": args.dataset, "data_dir": args.data_dir, "label_column": args.label_column,
+        "dataset": args.dataset, "data_dir": args.data_dir, "label_column": args.label_column, "val_split": args.val_split,
         "image_size": args.image_size, "channels": data.shape[0] if Path(args.dataset).is_dir() else args.channels,
         "argv": args.argv,
         "n_train_examples": len(data), "classes": data.classes, "command": "vaekit " + " ".join(args.argv),

@@ -18,6 +18,7 @@ from ..errors import DataError
 from .idx import read_idx
 from .images import read_image_folder
 from .sources import fetch
+from .stream import STREAM_SHARE, StreamedImages, available_memory, stream_image_folder
 from .tables import (
     check_finite,
     encode_labels,
@@ -54,7 +55,8 @@ class Dataset:
     """Examples ``X`` (float32, ``(N, *shape)``), optional labels ``y`` (int64 ``(N,)``), a name.
 
     ``classes[k]`` names class index ``k`` of ``y`` where known (digits, Fashion names, or the
-    string labels of a user file).
+    string labels of a user file). For a folder of images streamed from disk, ``X`` is a
+    :class:`~vaekit.data.stream.StreamedImages`, which indexes like the array it stands for.
     """
 
     X: np.ndarray
@@ -85,7 +87,8 @@ class Dataset:
 
     def subset(self, idx: np.ndarray | slice | list[int]) -> Dataset:
         """The examples at ``idx`` (indices, a boolean mask or a slice), same name and classes."""
-        return Dataset(self.X[idx], None if self.y is None else self.y[idx], self.name, self.classes)
+        X = self.X.subset(idx) if isinstance(self.X, StreamedImages) else self.X[idx]  # a stream stays one
+        return Dataset(X, None if self.y is None else self.y[idx], self.name, self.classes)
 
 
 def binarize(X: np.ndarray, rng: np.random.Generator | int | None = None) -> np.ndarray:
@@ -234,7 +237,7 @@ def _load_user_file(path: Path, split: str, label_column: str | None) -> Loaded:
     else:
         if suffix == ".npy":
             if label_column is not None:
-                raise DataError(f"{path}: a .npy file holds one array, so --label-column cannot apply; use .npz with X and y")
+                raise DataError(f"{path}: a .npy file holds one array, so label_column (--label-column) cannot apply; use .npz with X and y")
             arr, labels = load_npy(path), None
         else:
             arr, labels = _npz_arrays(path, label_column)
@@ -265,6 +268,7 @@ def load_dataset(
     image_size: int | None = None,
     channels: int | None = None,
     strict: bool = False,
+    stream: bool | None = None,
 ) -> Dataset:
     """Load a named dataset, a user file or a folder of images as a :class:`Dataset`.
 
@@ -280,19 +284,21 @@ def load_dataset(
     ``limit``: keep only the first ``limit`` examples of the split.
     ``image_size``, ``channels``, ``strict``: for image folders only: resize and centre-crop every
     image to ``image_size`` squared; 1 (grey) or 3 (RGB) channels; fail on an unreadable file
-    instead of skipping it with a warning.
+    instead of skipping it with a warning. ``stream``: decode the folder's images on demand instead
+    of all at once (:class:`vaekit.data.stream.StreamedImages` stands in for ``X``); None (the
+    default) streams only when the decoded split would not fit in the memory available.
     Raises :class:`DataError` for unknown sources or splits, missing files and bad data.
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
         raise DataError(f"limit must be a positive whole number of examples, got {limit!r}")
     is_folder = source not in NAMED_SOURCES and Path(source).expanduser().is_dir()
-    if (image_size is not None or channels is not None or strict) and not is_folder:
-        raise DataError(f"image_size, channels and strict apply to folders of images, not to {source!r}")
+    if (image_size is not None or channels is not None or strict or stream) and not is_folder:
+        raise DataError(f"image_size, channels, strict and stream apply to folders of images, not to {source!r}")
     if source in NAMED_SOURCES:
         if split not in NAMED_SOURCES[source]:
             raise DataError(f"{source} has no split {split!r}; choose one of {', '.join(NAMED_SOURCES[source])}")
         if label_column is not None:
-            raise DataError(f"--label-column applies to user files, not to the named dataset {source!r}")
+            raise DataError(f"label_column (--label-column) applies to user files, not to the named dataset {source!r}")
         X, y, classes = _load_named(source, split, data_dir, download)
         name = source
     elif is_folder:
@@ -301,10 +307,16 @@ def load_dataset(
         if label_column is not None:
             raise DataError("label_column applies to tables; a folder of images takes its labels from its class "
                             "subfolders")
+        name = Path(source).expanduser().resolve().name
+        if stream or (stream is None and _too_big_for_memory(source, split, image_size, channels, limit)):
+            X, y, classes = stream_image_folder(source, image_size=image_size, channels=channels, strict=strict)
+            idx = _fixed_split(len(X), split)[:limit]
+            if len(idx) == 0:
+                raise DataError(f"{source} split {split!r} has no examples; pick another split or a larger folder")
+            return Dataset(X=X.subset(idx), y=None if y is None else y[idx], name=name, classes=classes)
         X, y, classes = read_image_folder(source, image_size=image_size, channels=channels, strict=strict)
         idx = _fixed_split(len(X), split)
         X, y = X[idx], (None if y is None else y[idx])
-        name = Path(source).expanduser().resolve().name
     else:
         path = Path(source).expanduser()
         if path.suffix.lower() not in USER_SUFFIXES:
@@ -324,9 +336,29 @@ def load_dataset(
     return Dataset(X=X, y=y, name=name, classes=classes)
 
 
+def _too_big_for_memory(source, split: str, image_size: int | None, channels: int | None, limit: int | None) -> bool:
+    """Whether a folder's split, decoded to float32, would exceed STREAM_SHARE of the available memory.
+
+    Estimated from the file count and the first file's header, before anything is decoded (a full
+    header scan happens anyway on either path, once).
+    """
+    from .images import _probe, scan_image_folder
+
+    folder = scan_image_folder(source)
+    n = len(_fixed_split(len(folder.files), split)[:limit])
+    for f in folder.files[:20]:  # the first readable header gives the size
+        probe = _probe(f)
+        if not isinstance(probe, str):
+            (w, h), grey = probe
+            side = (image_size, image_size) if image_size else (h, w)
+            c = channels or (1 if grey else 3)
+            return n * c * side[0] * side[1] * 4 > STREAM_SHARE * available_memory()
+    return False  # unreadable headers: the in-memory path reports them
+
+
 def load_run_dataset(meta: dict, split: str = "test", *, source: str | None = None, data_dir=None, label_column: str | None = None,
                      limit: int | None = None, image_size: int | None = None, channels: int | None = None,
-                     strict: bool = False) -> Dataset:
+                     strict: bool = False, stream: bool | None = None) -> Dataset:
     """The data a run was trained on, read the way its model needs it.
 
     ``meta`` is the ``"run"`` section of the run's config.json (dataset, data_dir, label_column,
@@ -343,4 +375,4 @@ def load_run_dataset(meta: dict, split: str = "test", *, source: str | None = No
         image_size = image_size or meta.get("image_size")
         channels = channels or meta.get("channels")
     return load_dataset(source, split, data_dir=data_dir, label_column=label_column, limit=limit,
-                        image_size=image_size, channels=channels, strict=strict)
+                        image_size=image_size, channels=channels, strict=strict, stream=stream)

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["IMAGE_SUFFIXES", "ImageFolder", "scan_image_folder", "read_image_folder", "decode_image"]
+__all__ = ["IMAGE_SUFFIXES", "ImageFolder", "scan_image_folder", "checked_images", "read_image_folder", "decode_image"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 _DEEP_MODES = {"I", "I;16", "I;16B", "I;16L", "F"}
@@ -162,6 +162,30 @@ def read_image_folder(
     Raises :class:`DataError` for a missing or empty folder, mixed sizes without ``image_size``,
     a bad ``image_size``/``channels``, or (strict) an unreadable file.
     """
+    folder, keep, channels, n_bad = checked_images(root, image_size=image_size, channels=channels, strict=strict)
+    files = [folder.files[i] for i in keep]
+    decoded = _decode_all(files, channels, image_size, workers)
+    late_bad = {keep[j]: d for j, d in enumerate(decoded) if isinstance(d, str)}
+    _report_bad(folder, late_bad, strict)
+    good = [j for j, d in enumerate(decoded) if not isinstance(d, str)]
+    if not good:
+        raise DataError(f"{folder.root}: none of its {len(folder.files)} image files could be decoded; check the files")
+    arrays = [decoded[j] for j in good]
+    if any(a.dtype != np.uint8 for a in arrays):
+        arrays = [a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a for a in arrays]
+    X = np.stack(arrays)
+    y = None if folder.labels is None else folder.labels[[keep[j] for j in good]]
+    _warn_skipped(folder, n_bad + len(late_bad))
+    return X, y, folder.classes
+
+
+def checked_images(root: str | os.PathLike, *, image_size: int | None = None, channels: int | None = None,
+                   strict: bool = False) -> tuple[ImageFolder, list[int], int, int]:
+    """Scan ``root`` and read every file's header: ``(folder, readable indices, channels, skipped count)``.
+
+    What both the in-memory path and the stream need before decoding: unreadable files reported
+    (or, ``strict``, an error), the common size checked, the channels chosen.
+    """
     if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer))
                                    or image_size < 1):
         raise DataError(f"image_size must be a positive whole number of pixels, got {image_size!r}")
@@ -183,22 +207,12 @@ def read_image_folder(
         )
     if channels is None:
         channels = 1 if all(probes[i][1] for i in keep) else 3
-    files = [folder.files[i] for i in keep]
-    decoded = _decode_all(files, channels, image_size, workers)
-    late_bad = {keep[j]: d for j, d in enumerate(decoded) if isinstance(d, str)}
-    _report_bad(folder, late_bad, strict)
-    good = [j for j, d in enumerate(decoded) if not isinstance(d, str)]
-    if not good:
-        raise DataError(f"{folder.root}: none of its {len(folder.files)} image files could be decoded; check the files")
-    arrays = [decoded[j] for j in good]
-    if any(a.dtype != np.uint8 for a in arrays):
-        arrays = [a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a for a in arrays]
-    X = np.stack(arrays)
-    y = None if folder.labels is None else folder.labels[[keep[j] for j in good]]
-    n_bad = len(bad) + len(late_bad)
+    return folder, keep, channels, len(bad)
+
+
+def _warn_skipped(folder: ImageFolder, n_bad: int) -> None:
     if n_bad:
-        warnings.warn(f"{folder.root}: skipped {n_bad} unreadable file(s) of {len(folder.files)}", stacklevel=2)
-    return X, y, folder.classes
+        warnings.warn(f"{folder.root}: skipped {n_bad} unreadable file(s) of {len(folder.files)}", stacklevel=3)
 
 
 def _report_bad(folder: ImageFolder, bad: dict[int, str], strict: bool) -> None:
