@@ -307,13 +307,14 @@ def test_dynamic_binarization_scores_validation_on_one_fixed_binary_draw():
     assert hist[0]["val_loss"] != pytest.approx(evaluate_loss(model, X_val, None)["loss"])
 
 
-def test_best_preset_builds_the_autoregressive_model_with_a_cosine_schedule():
+def test_best_preset_builds_the_autoregressive_model_with_a_vampprior_and_a_cosine_schedule():
     from vaekit.cli import build_parser, expand_preset, make_estimator
 
     args = build_parser().parse_args(expand_preset(["train", "--preset", "mnist-best", "--out", "r"]))
     est = make_estimator(args)
     cfg = est._model_config((1, 28, 28), 0)
     assert cfg.likelihood == {"name": "autoregressive-bernoulli", "ar_hidden": 500}
+    assert cfg.prior == {"kind": "vamp", "n_pseudo_inputs": 500}
     tcfg = est._train_config()
     tcfg.validate()
     assert (tcfg.lr_schedule, tcfg.binarize, tcfg.max_minutes, tcfg.val_nll_every) == ("cosine", "dynamic", 52, 10)

@@ -214,8 +214,8 @@ class AutoregressiveBernoulliLikelihood(Likelihood):
             # Importance sampling (k = 5000): build the logits in place with one fused multiply-add
             # and score them as a dot product against the one copy of x, as BernoulliLikelihood does.
             ctx, base = params.split([self.hidden, self.dim], dim=-1)
-            h = torch.relu(ctx + x_hidden)
-            logits = base + x_direct
+            h = torch.add(ctx, x_hidden).relu_()  # one new tensor, not two
+            logits = torch.add(base, x_direct)
             logits.view(-1, self.dim).addmm_(h.reshape(-1, self.hidden), (self.w_out * self.mask_out).t())
             dot = torch.einsum("...bd,bd->...b", logits, flat)
             return dot - F.softplus(logits).sum(-1)
