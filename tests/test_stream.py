@@ -134,3 +134,14 @@ def test_stream_refuses_what_needs_the_whole_set_in_memory(folder) -> None:
 
 def test_available_memory_reads_the_system() -> None:
     assert stream_mod.available_memory() > 1 << 20
+
+
+def test_cli_stream_flag_trains_from_disk_and_says_so(folder, tmp_path) -> None:
+    from vaekit.cli import main
+
+    run = tmp_path / "run"
+    argv = ["train", "--dataset", str(folder), "--stream", "--epochs", "1", "--latent-dim", "2", "--hidden", "16",
+            "--batch-size", "32", "--no-report", "--no-figures", "--quiet", "--out", str(run)]
+    assert main(argv) == 0
+    assert "streamed from disk" in (run / "train.log").read_text()
+    assert (run / "model.safetensors").exists()
