@@ -1,17 +1,23 @@
 """Speed of the importance-weighted NLL (k samples per image) against its own matmul floor.
 
-    python bench/eval_speed.py [--k 5000] [--examples 500] [--threads 2] [--repeats 3] [--data-dir ../shared/data/mnist]
+    python bench/eval_speed.py [--k 5000] [--examples 200] [--threads 2] [--repeats 3] [--data-dir ../shared/data/mnist]
 
-Two models, each scored twice in the same run, side by side:
+Three models, each scored three ways in the same run, side by side:
   - the classic MLP VAE 784-400-20-400-784 with a factorized Bernoulli decoder;
-  - the mnist-best model: 784-400-32 encoder, decoder 32-400-(500+784) feeding a MADE with 500
-    hidden units (autoregressive Bernoulli likelihood; its x-side products are made once per image).
-"before" chunks the samples as vaekit 0.2 did (50 000 decoder rows per chunk); "now" uses the
-current default (``vaekit.metrics.EVAL_ROWS``). Weights are untrained: the cost does not depend on
-them. The floor is the FLOPs of the matrix products (per image: the encoder and the MADE's x-side
-products; per sample: the decoder) divided by the float32 rate of a large torch.mm measured in the
-same run; each row is the fastest of ``--repeats`` timings. The NLL column shows that both chunkings estimate the same number (they differ only by
-which random draws land in which chunk), and the peak memory must not grow with k.
+  - the autoregressive model: 784-400-32 encoder, decoder 32-400-(500+784) feeding a MADE with 500
+    hidden units (its x-side products are made once per image), prior N(0, I);
+  - the same with a VampPrior of 500 pseudo-inputs: the mnist-best preset's model.
+"before" chunks the samples as vaekit 0.2 did (50 000 decoder rows per chunk, uncompiled); "rows"
+uses today's chunks (``vaekit.metrics.EVAL_ROWS``) uncompiled; "now" adds ``compile=True``, what a
+full evaluation (``len(X) * k >= COMPILE_SAMPLES``) does by default. Its one-off compilation is
+timed separately (a warm-up over one batch of the same shapes) and left out of the timings.
+Weights are untrained (an untrained MADE's output and direct weights are zero, so its logits are
+small; on a trained model the compiled gain measured smaller: docs/benchmarks.md). The floor is the FLOPs of the matrix
+products (per image: the encoder and the MADE's x-side products; per sample: the decoder and a
+VampPrior's mixture) divided by the float32 rate of a large torch.mm measured in the same run;
+each row is the fastest of ``--repeats`` timings. The NLL column shows that the versions estimate
+the same number (chunkings differ only by which random draws land in which chunk; compiled sums
+differ in their last bits), and the peak memory must not grow with k.
 """
 
 from __future__ import annotations
@@ -33,13 +39,20 @@ from train_speed import matmul_rate  # noqa: E402
 OLD_ROWS = 50_000  # vaekit 0.2's chunk size
 
 
+MODELS = ("vae", "made", "made+vamp")
+VERSIONS = {"before": (OLD_ROWS, False), "rows": (None, False), "now": (None, True)}  # (rows, compile)
+
+
 def flops_per(model: str) -> tuple[int, int]:
     """(FLOPs per image, FLOPs per importance sample) of the matrix products."""
     if model == "vae":
         return 2 * (784 * 400 + 400 * 40), 2 * (20 * 400 + 400 * 784)
     # Encoder 784-400-(2x32); MADE x-side A x (500x784) and W x (784x784) once per image; per sample
     # the decoder 32-400-(500+784) and the MADE's output layer V h (784x500).
-    return 2 * (784 * 400 + 400 * 64 + 500 * 784 + 784 * 784), 2 * (32 * 400 + 400 * 1284 + 784 * 500)
+    per_image, per_sample = 2 * (784 * 400 + 400 * 64 + 500 * 784 + 784 * 784), 2 * (32 * 400 + 400 * 1284 + 784 * 500)
+    if model == "made+vamp":  # log p(z): [z^2, z] (64) against 500 components per sample
+        per_sample += 2 * 64 * 500
+    return per_image, per_sample
 
 
 def build(model: str):
@@ -49,11 +62,12 @@ def build(model: str):
     if model == "vae":
         return build_model(VAEConfig(input_shape=(1, 28, 28), hidden=(400,), latent_dim=20)).eval()
     lik = {"name": "autoregressive-bernoulli", "ar_hidden": 500}
-    return build_model(VAEConfig(input_shape=(1, 28, 28), hidden=(400,), latent_dim=32, likelihood=lik)).eval()
+    prior = {"kind": "vamp"} if model == "made+vamp" else {"kind": "normal"}
+    return build_model(VAEConfig(input_shape=(1, 28, 28), hidden=(400,), latent_dim=32, likelihood=lik, prior=prior)).eval()
 
 
 def one(args) -> None:
-    """Child process: time one (model, chunking) so that each row's peak memory is its own."""
+    """Child process: time one (model, version) so that each row's peak memory is its own."""
     torch.set_num_threads(args.threads)
     from vaekit.data import load_dataset
     from vaekit.metrics import EVAL_ROWS, iw_log_likelihood
@@ -61,27 +75,31 @@ def one(args) -> None:
     X = torch.from_numpy(load_dataset("mnist", "test", data_dir=args.data_dir).X[: args.examples])
     X = torch.bernoulli(X, generator=torch.Generator().manual_seed(0))
     model = build(args.model)
-    rows = OLD_ROWS if args.version == "before" else EVAL_ROWS
-    iw_log_likelihood(model, X[:2], k=min(args.k, 200), max_rows=rows)  # warm-up
+    rows, compiled = VERSIONS[args.version]
+    rows = rows or EVAL_ROWS
+    chunk = max(1, min(args.k, rows // 100))
+    t = time.perf_counter()  # warm-up over one batch with the timed run's shapes: compiles them
+    iw_log_likelihood(model, X[:100], k=chunk, max_rows=rows, compile=compiled)
+    warm = time.perf_counter() - t
     secs = float("inf")
     for _ in range(args.repeats):  # the fastest of a few: a neighbour's burst slows one, not all
         t = time.perf_counter()
-        nll = -iw_log_likelihood(model, X, k=args.k, max_rows=rows).mean().item()
+        nll = -iw_log_likelihood(model, X, k=args.k, max_rows=rows, compile=compiled).mean().item()
         secs = min(secs, time.perf_counter() - t)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": secs, "nll": nll, "rss": rss, "rows": rows}))
+    print(json.dumps({"seconds": secs, "nll": nll, "rss": rss, "rows": rows, "compiled": compiled, "warm_up": warm}))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
     ap.add_argument("--k", type=int, default=5000)
-    ap.add_argument("--examples", type=int, default=500)
+    ap.add_argument("--examples", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3, help="time each row this many times and keep the fastest")
     ap.add_argument("--json", default=None)
-    ap.add_argument("--model", choices=("vae", "made"), help=argparse.SUPPRESS)
-    ap.add_argument("--version", choices=("before", "now"), help=argparse.SUPPRESS)
+    ap.add_argument("--model", choices=MODELS, help=argparse.SUPPRESS)
+    ap.add_argument("--version", choices=tuple(VERSIONS), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.model:
         return one(args)
@@ -91,19 +109,19 @@ def main() -> None:
     n, k = args.examples, args.k
     print(f"float32 matmul rate {rate / 1e9:.1f} GFLOP/s ({args.threads} threads); {n} images, k={k}; "
           f"load average {os.getloadavg()[0]:.2f}")
-    print(f"{'model':<8}{'version':<22}{'seconds':>9}{'x floor':>9}{'samples/s':>11}{'peak RSS MiB':>14}{'NLL':>10}")
+    print(f"{'model':<11}{'version':<26}{'seconds':>9}{'x floor':>9}{'samples/s':>11}{'peak RSS MiB':>14}{'NLL':>10}{'warm-up s':>11}")
     results = []
-    for model in ("vae", "made"):
+    for model in MODELS:
         per_image, per_sample = flops_per(model)
         floor = (n * per_image + n * k * per_sample) / rate
-        print(f"{model:<8}{'floor':<22}{floor:>9.1f}{1.0:>9.2f}{n * k / floor:>11.0f}{'-':>14}{'-':>10}")
-        for version in ("before", "now"):
+        print(f"{model:<11}{'floor':<26}{floor:>9.1f}{1.0:>9.2f}{n * k / floor:>11.0f}{'-':>14}{'-':>10}{'-':>11}")
+        for version in VERSIONS:
             cmd = [sys.executable, __file__, "--model", model, "--version", version, "--k", str(k),
                    "--examples", str(n), "--threads", str(args.threads), "--repeats", str(args.repeats), "--data-dir", args.data_dir]
             r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-            label = f"{version} ({r['rows']} rows)"
-            print(f"{model:<8}{label:<22}{r['seconds']:>9.1f}{r['seconds'] / floor:>9.2f}{n * k / r['seconds']:>11.0f}"
-                  f"{r['rss']:>14.0f}{r['nll']:>10.3f}")
+            label = f"{version} ({r['rows']} rows{', compiled' if r['compiled'] else ''})"
+            print(f"{model:<11}{label:<26}{r['seconds']:>9.1f}{r['seconds'] / floor:>9.2f}{n * k / r['seconds']:>11.0f}"
+                  f"{r['rss']:>14.0f}{r['nll']:>10.3f}{r['warm_up']:>11.1f}")
             results.append({"model": model, "version": version, "floor": floor, **r})
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     if args.json:

@@ -4,6 +4,7 @@ reconstruction error, active units, KL per dimension, probes."""
 from __future__ import annotations
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -220,3 +221,88 @@ def test_bad_k_is_a_clear_error(ppca):
     model, x = ppca
     with pytest.raises(ConfigError, match="at least 1"):
         E.iw_log_likelihood(model, x, k=0)
+
+
+# -- compiled evaluation (torch.compile of the decoder's pass) ------------------------------------
+
+def _binary_models():
+    """A factorized and an autoregressive Bernoulli VAE, untrained, on 8x8 binary images."""
+    from vaekit.models import build_model, config_from_params
+
+    torch.manual_seed(0)
+    plain = build_model(config_from_params(input_shape=(1, 8, 8), latent_dim=3, hidden=(16,)))
+    made = build_model(config_from_params(input_shape=(1, 8, 8), latent_dim=3, hidden=(16,),
+                                          likelihood="autoregressive-bernoulli", ar_hidden=12, prior="vamp", n_pseudo_inputs=4))
+    x = torch.bernoulli(torch.full((6, 1, 8, 8), 0.3), generator=torch.Generator().manual_seed(1))
+    return (plain, made), x
+
+
+needs_cxx = pytest.mark.skipif(not any(map(shutil.which, ("g++", "c++", "clang++"))),
+                               reason="torch.compile's CPU backend needs a C++ compiler (apt-get install g++)")
+
+
+@needs_cxx
+@pytest.mark.slow  # two compilations, ~5-30 s each on two cores
+def test_compiled_evaluation_matches_the_uncompiled_one():
+    import warnings
+
+    models, x = _binary_models()
+    for model in models:
+        eager = E.iw_log_likelihood(model, x, k=40, batch_size=4, chunk_size=15, seed=2, compile=False)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fused = E.iw_log_likelihood(model, x, k=40, batch_size=4, chunk_size=15, seed=2, compile=True)
+        assert not [w for w in caught if "torch.compile failed" in str(w.message)], "compilation fell back"
+        # The same draws (same seed): only the order of float32 sums differs.
+        assert torch.allclose(eager, fused, atol=1e-3), (eager - fused).abs().max()
+        assert not torch.equal(eager, E.iw_log_likelihood(model, x, k=40, batch_size=4, chunk_size=15, seed=3, compile=False))
+
+
+def test_a_failed_compilation_falls_back_to_the_same_numbers_with_one_warning(monkeypatch):
+    models, x = _binary_models()
+
+    def broken(fn, **kwargs):
+        def call(*args):
+            raise RuntimeError("no C++ compiler found\nlong traceback")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    eager = E.iw_log_likelihood(models[1], x, k=30, batch_size=4, chunk_size=7, seed=5, compile=False)
+    with pytest.warns(RuntimeWarning, match=r"torch.compile failed \(RuntimeError: no C\+\+ compiler found\)") as caught:
+        fallback = E.iw_log_likelihood(models[1], x, k=30, batch_size=4, chunk_size=7, seed=5, compile=True)
+    assert len([w for w in caught if "torch.compile failed" in str(w.message)]) == 1  # once, not per chunk
+    assert torch.equal(eager, fallback)
+
+
+def test_evaluation_compiles_only_when_the_pass_is_long(monkeypatch):
+    from vaekit import metrics
+
+    models, x = _binary_models()
+    calls = []
+
+    def spy(fn, **kwargs):
+        calls.append(kwargs)
+        return fn  # the uncompiled method: this test is about when, not how
+
+    monkeypatch.setattr(torch, "compile", spy)
+    monkeypatch.setattr(metrics, "COMPILE_SAMPLES", 6 * 50)
+    E.iw_log_likelihood(models[0], x, k=49)  # 294 samples: below the threshold
+    assert calls == []
+    E.iw_log_likelihood(models[0], x, k=50)  # 300: a long pass, compiled
+    assert calls == [{"dynamic": False}]
+    E.iw_log_likelihood(models[0], x, k=50, compile=False)  # asked not to
+    assert len(calls) == 1
+
+
+@needs_cxx
+@pytest.mark.slow  # one compilation
+def test_grouped_softplus_sum_under_compile_matches_torch_softplus():
+    from vaekit.distributions import softplus_sum
+
+    # 37 logits: two groups of 16 and a remainder of 5; values from -60 to 60, where exp(-|l|)
+    # underflows or 1 + e^-|l| rounds to 1, and around 0, where the factors are near 2.
+    logits = torch.cat([torch.linspace(-60, 60, 37)[None], torch.randn(7, 37) * 3, torch.zeros(1, 37)])
+    exact = torch.nn.functional.softplus(logits.double()).sum(-1)
+    fused = torch.compile(softplus_sum, dynamic=False)(logits)
+    assert torch.allclose(fused.double(), exact, atol=1e-4, rtol=0), (fused.double() - exact).abs().max()
+    assert torch.equal(softplus_sum(logits), torch.nn.functional.softplus(logits).sum(-1))  # eager: torch's own

@@ -71,6 +71,30 @@ def _independent(base: Distribution, event_ndims: int) -> Distribution:
     return Independent(base, event_ndims, validate_args=False)
 
 
+SOFTPLUS_GROUP = 16  # logits whose softplus terms share one log under torch.compile; see softplus_sum
+
+
+def softplus_sum(logits: Tensor) -> Tensor:
+    """sum_d softplus(l_d) over the last dimension: the normalizer of a Bernoulli on logits.
+
+    Uncompiled, torch's softplus (an exp and a log1p per value). Under torch.compile (what
+    evaluation uses for long passes), softplus(l) = relu(l) + log(1 + e^-|l|), and the logs of
+    SOFTPLUS_GROUP neighbouring values are taken as the log of their product: each factor lies in
+    (1, 2], so 16 of them stay below 2^16 in float32. One exp per value and one log per 16 values
+    make the fused loop 1.8x faster; on 784 logits the sum stays within a few 1e-4 nats of float64,
+    as float32's own softplus sum does (3.3e-4 against 2.9e-4, measured). In eager mode the grouped
+    form is slower (the product is a separate pass), hence the switch.
+    """
+    if not torch.compiler.is_compiling():
+        return F.softplus(logits).sum(-1)
+    d = logits.shape[-1]
+    whole = d - d % SOFTPLUS_GROUP
+    head = logits[..., :whole]
+    factors = (1 + torch.exp(-head.abs())).unflatten(-1, (whole // SOFTPLUS_GROUP, SOFTPLUS_GROUP))
+    total = head.relu().sum(-1) + torch.log(factors.prod(-1)).sum(-1)
+    return total + F.softplus(logits[..., whole:]).sum(-1) if whole < d else total
+
+
 class BernoulliLikelihood(Likelihood):
     """Bernoulli on logits (binary cross-entropy): the density view of binary or [0, 1] data."""
 
@@ -92,7 +116,7 @@ class BernoulliLikelihood(Likelihood):
             logits = params.flatten(-event) if event > 1 else params
             data = x.flatten(1) if event > 1 else x
             dot = torch.einsum("...bd,bd->...b", logits, data.to(logits.dtype))
-            return dot - F.softplus(logits).sum(-1)
+            return dot - softplus_sum(logits)
         bce = F.binary_cross_entropy_with_logits(params, x.expand_as(params), reduction="none")
         return -bce.flatten(-event).sum(-1)
 
@@ -214,11 +238,14 @@ class AutoregressiveBernoulliLikelihood(Likelihood):
             # Importance sampling (k = 5000): build the logits in place with one fused multiply-add
             # and score them as a dot product against the one copy of x, as BernoulliLikelihood does.
             ctx, base = params.split([self.hidden, self.dim], dim=-1)
-            h = torch.add(ctx, x_hidden).relu_()  # one new tensor, not two
-            logits = torch.add(base, x_direct)
-            logits.view(-1, self.dim).addmm_(h.reshape(-1, self.hidden), (self.w_out * self.mask_out).t())
+            if torch.compiler.is_compiling():  # functional: the compiler fuses the adds into its loops
+                logits = base + x_direct + torch.relu(ctx + x_hidden) @ (self.w_out * self.mask_out).t()
+            else:
+                h = torch.add(ctx, x_hidden).relu_()  # one new tensor, not two
+                logits = torch.add(base, x_direct)
+                logits.view(-1, self.dim).addmm_(h.reshape(-1, self.hidden), (self.w_out * self.mask_out).t())
             dot = torch.einsum("...bd,bd->...b", logits, flat)
-            return dot - F.softplus(logits).sum(-1)
+            return dot - softplus_sum(logits)
         logits = self._logits(params, x_hidden, x_direct)
         return -F.binary_cross_entropy_with_logits(logits, flat.expand_as(logits), reduction="none").sum(-1)
 
@@ -311,7 +338,15 @@ class UniformGaussianMixture(Distribution):
 
     ``MixtureSameFamily`` would evaluate log p(z) by broadcasting z against all K components, a
     (samples, batch, K, D) tensor: gigabytes for importance sampling with K = 500. Expanding the
-    square turns it into two (N, D) x (D, K) products, so memory stays (N, K).
+    square instead,
+
+        log N(z; mu_k, sigma_k^2) = sum_d [-z_d^2 / (2 sigma_kd^2) + z_d mu_kd / sigma_kd^2] + c_k,
+
+    makes every component's log density one (N, 2D) x (2D, K) product of [z^2, z] with the
+    coefficients, c_k added by the same ``addmm``: memory stays (N, K) and, with 500 components,
+    the prior no longer costs elementwise passes over (N, K) beside the decoder's (N, 784) ones.
+    The coefficients are computed once per distribution (evaluation builds the prior once and
+    scores thousands of chunks of samples against it).
     """
 
     arg_constraints: dict = {}
@@ -320,13 +355,23 @@ class UniformGaussianMixture(Distribution):
     def __init__(self, loc: Tensor, log_var: Tensor):
         self.loc, self.log_var = loc, log_var  # (K, D)
         super().__init__(torch.Size(), torch.Size(loc.shape[-1:]), validate_args=False)
+        self._coef: tuple[Tensor, Tensor] | None = None
+
+    def _coefficients(self) -> tuple[Tensor, Tensor]:
+        """((K, 2D) weights of [z^2, z], (K,) constants c_k - log K), built on first use."""
+        if self._coef is None:
+            prec = torch.exp(-self.log_var)  # (K, D)
+            weight = torch.cat([-0.5 * prec, self.loc * prec], dim=-1)
+            const = -0.5 * ((self.loc.pow(2) * prec).sum(-1) + self.log_var.sum(-1)
+                            + self.loc.shape[-1] * math.log(2 * math.pi)) - math.log(self.loc.shape[0])
+            self._coef = (weight, const)
+        return self._coef
 
     def log_prob(self, z: Tensor) -> Tensor:
-        prec = torch.exp(-self.log_var)  # (K, D)
+        weight, const = self._coefficients()
         flat = z.reshape(-1, z.shape[-1])
-        quad = flat.pow(2) @ prec.t() - 2 * flat @ (self.loc * prec).t() + (self.loc.pow(2) * prec).sum(-1)
-        log_comp = -0.5 * (quad + self.log_var.sum(-1) + z.shape[-1] * math.log(2 * math.pi))  # (N, K)
-        return (torch.logsumexp(log_comp, -1) - math.log(self.loc.shape[0])).view(z.shape[:-1])
+        log_comp = torch.addmm(const, torch.cat([flat.pow(2), flat], dim=-1), weight.t())  # (N, K)
+        return torch.logsumexp(log_comp, -1).view(z.shape[:-1])
 
     def sample(self, sample_shape=torch.Size()) -> Tensor:
         with torch.no_grad():

@@ -10,6 +10,7 @@ Every log-likelihood-like number is in nats per example.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import Tensor, nn
@@ -54,12 +55,15 @@ def format_terms(terms: dict[str, float]) -> str:
 
 
 EVAL_ROWS = 2500  # decoder rows per chunk of importance samples; see iw_log_likelihood
+# Importance samples (examples x k) from which a CPU evaluation compiles the decoder's pass: a
+# compilation costs 5-25 s once, small beside a pass that takes minutes from here on.
+COMPILE_SAMPLES = 20_000_000
 
 
 @torch.no_grad()
 def iw_log_likelihood(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k: int = DEFAULT_K,
                       batch_size: int = 100, chunk_size: int | None = None, max_rows: int = EVAL_ROWS,
-                      seed: int = 0, progress: bool = False) -> Tensor:
+                      seed: int = 0, progress: bool = False, compile: bool | None = None) -> Tensor:
     """Importance-weighted estimate of log p(x) for each example (Burda et al. 2015, eq. 8), in nats.
 
     log p(x) ~= log (1/k) sum_i p(x, z_i) / q(z_i|x),  z_i ~ q(z|x).
@@ -74,6 +78,15 @@ def iw_log_likelihood(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k
     bound in expectation that rises towards log p(x) as k grows; k=1 is a one-sample ELBO.
     Returns a float64 tensor of shape (N,) on the CPU. ``progress``: a tqdm bar over the examples
     (k = 5000 on 10 000 images takes minutes).
+
+    ``compile``: score the samples with ``torch.compile(model.log_likelihood)``, which fuses the
+    passes after each matrix product (bias, ReLU, softplus, the dot with x and the sums) into a few
+    loops: 1.1x (autoregressive decoder) to 1.35x (plain decoder) faster on a 2-core CPU with
+    untrained weights (bench/eval_speed.py), only 4% on the trained mnist-best model
+    (docs/benchmarks.md); estimates agree with the uncompiled ones to about 1e-4 nats. The default
+    (None) compiles on the CPU when ``len(X) * k >= COMPILE_SAMPLES``, where the 5-25 s the
+    compilation takes is small beside the pass. Where compiling fails (no C++ compiler, say), one
+    warning, and the uncompiled pass is used.
     """
     if not has_density(model):
         raise ConfigError("the importance-weighted log-likelihood needs a VAE; an autoencoder has no posterior or prior")
@@ -93,6 +106,9 @@ def iw_log_likelihood(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         prior = model.prior()  # built once: it does not depend on x (a VampPrior's is an encoder pass)
+        if compile is None:
+            compile = X.device.type == "cpu" and len(X) * k >= COMPILE_SAMPLES
+        score = _CompiledScore(model) if compile else None
         for i in range(0, len(X), batch_size):
             xb = X[i : i + batch_size]
             cb = None if y is None else y[i : i + batch_size]
@@ -101,7 +117,7 @@ def iw_log_likelihood(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k
             done = 0
             while done < k:
                 s = min(chunk, k - done)
-                log_w = log_importance_weights(model, xb, cb, s, q=q, p=prior).double()  # (s, B): log p(x, z_i) - log q(z_i|x)
+                log_w = log_importance_weights(model, xb, cb, s, q=q, p=prior, score=score).double()  # (s, B): log p(x, z_i) - log q(z_i|x)
                 acc = torch.logaddexp(acc, torch.logsumexp(log_w, 0))
                 done += s
             out.append((acc - math.log(k)).cpu())
@@ -112,6 +128,30 @@ def iw_log_likelihood(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k
         bar.close()
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
+
+
+class _CompiledScore:
+    """``model.log_likelihood`` under torch.compile; the uncompiled method if compiling fails.
+
+    Compilation happens at the first call of each shape (at most four: the full and the last batch,
+    the full and the last chunk), so that is where a missing C++ compiler or an unsupported
+    operation shows. The uncompiled pass computes the same number, so evaluation goes on with it.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.eager = model.log_likelihood
+        self.fn = torch.compile(self.eager, dynamic=False)
+
+    def __call__(self, z: Tensor, x: Tensor, c: Tensor | None) -> Tensor:
+        if self.fn is not self.eager:
+            try:
+                return self.fn(z, x, c)
+            except Exception as err:  # any failure of the compiler stack: fall back, once
+                first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                warnings.warn(f"torch.compile failed ({type(err).__name__}: {first}); evaluating without it "
+                              "(slower, same result); pass compile=False to skip the attempt", RuntimeWarning, stacklevel=2)
+                self.fn = self.eager
+        return self.eager(z, x, c)
 
 
 @torch.no_grad()

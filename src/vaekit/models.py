@@ -299,19 +299,20 @@ def _make_decoder(cfg, out_shape: tuple[int, ...] | None = None) -> nn.Module:
 
 
 def log_importance_weights(model: nn.Module, x: Tensor, c: Tensor | None = None, k: int = 1, *,
-                           beta: float = 1.0, q=None, p=None) -> Tensor:
+                           beta: float = 1.0, q=None, p=None, score=None) -> Tensor:
     """log w_i = log p(x|z_i) + beta * (log p(z_i) - log q(z_i|x)), z_i ~ q(z|x): shape (k, B), nats.
 
     Needs only a model's ``inference``, ``log_likelihood`` and ``prior``. With beta = 1, logsumexp over
     i minus log k is the importance-weighted bound of Burda et al. (2015); the mean over i is a
     Monte-Carlo ELBO. ``q`` and ``p`` (the prior) may be passed when the caller already has them:
     evaluation draws many chunks of samples from one posterior, and a VampPrior's p(z) costs an
-    encoder pass over its pseudo-inputs each time it is built.
+    encoder pass over its pseudo-inputs each time it is built. ``score`` stands in for
+    ``model.log_likelihood`` (evaluation passes a compiled one).
     """
     q = model.inference(x, c) if q is None else q
     p = model.prior() if p is None else p
     z = q.rsample((k,))
-    return model.log_likelihood(z, x, c) + beta * (p.log_prob(z) - q.log_prob(z))
+    return (score or model.log_likelihood)(z, x, c) + beta * (p.log_prob(z) - q.log_prob(z))
 
 
 class VAE(nn.Module):
