@@ -317,7 +317,7 @@ def test_best_preset_builds_the_autoregressive_model_with_a_vampprior_and_a_cosi
     assert cfg.prior == {"kind": "vamp", "n_pseudo_inputs": 500}
     tcfg = est._train_config()
     tcfg.validate()
-    assert (tcfg.lr_schedule, tcfg.binarize, tcfg.max_minutes, tcfg.val_nll_every) == ("cosine", "dynamic", 52, 10)
+    assert (tcfg.lr_schedule, tcfg.binarize, tcfg.max_minutes, tcfg.val_nll_every) == ("cosine", "dynamic", 56, 10)
 
 
 def test_figures_name_what_a_learned_prior_or_autoregressive_decoder_shows():
