@@ -111,6 +111,27 @@ def test_vamp_prior_log_prob_matches_torch_mixture_and_samples_its_components():
     assert lap.log_prob(z).shape == (5, 4)
 
 
+def test_clamped_logsumexp_equals_torchs_including_far_terms_infinities_and_gradients():
+    # The clamp only skips exp's slow subnormal path: terms hundreds of nats below the largest (as a
+    # trained VampPrior's far components are) must change neither the value nor the gradient.
+    torch.manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        x = (torch.randn(6, 500, dtype=dtype) * 300).requires_grad_()
+        ours, ref = D.logsumexp_clamped(x, -1), torch.logsumexp(x, -1)
+        torch.testing.assert_close(ours, ref)
+        torch.testing.assert_close(torch.autograd.grad(ours.sum(), x)[0], torch.autograd.grad(ref.sum(), x)[0])
+    inf = math.inf
+    edge = torch.tensor([[-inf, -inf, -inf], [0.0, -1000.0, 1.0], [inf, 0.0, 1.0], [-inf, 2.0, -inf], [3.0, 3.0, -70.0]])
+    torch.testing.assert_close(D.logsumexp_clamped(edge, -1), torch.logsumexp(edge, -1))
+    torch.testing.assert_close(D.logsumexp_clamped(edge.t(), 0), torch.logsumexp(edge.t(), 0))
+    # Through the mixture prior with components far apart: the same as torch's own mixture.
+    loc = torch.linspace(-40, 40, 9, dtype=torch.float64)[:, None].repeat(1, 2)
+    log_var = torch.full((9, 2), -2.0, dtype=torch.float64)
+    ref = MixtureSameFamily(Categorical(logits=torch.zeros(9, dtype=torch.float64)), Independent(Normal(loc, torch.exp(0.5 * log_var)), 1))
+    z = torch.randn(50, 2, dtype=torch.float64) * 30
+    torch.testing.assert_close(D.UniformGaussianMixture(loc, log_var).log_prob(z), ref.log_prob(z))
+
+
 def test_vamp_prior_is_the_mixture_of_posteriors_at_the_pseudo_inputs():
     torch.manual_seed(0)
     model = build_model(config_from_params(input_shape=(6,), latent_dim=2, hidden=(8,), prior="vamp", n_pseudo_inputs=5)).double()

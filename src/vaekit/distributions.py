@@ -333,6 +333,25 @@ def standard_normal(latent_dim: int, device=None, dtype=None) -> Distribution:
     return _independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1)
 
 
+EXP_FLOOR = -60.0  # terms this far below a logsumexp's largest are < 1e-26 of it: float32 cannot see them
+
+
+def logsumexp_clamped(x: Tensor, dim: int) -> Tensor:
+    """torch.logsumexp, with the shifted terms clamped at EXP_FLOOR before the exp.
+
+    exp of an argument below about -87 is a subnormal float, which x86 cores compute on a slow
+    path: torch.logsumexp over a trained VampPrior's 500 components (a quarter of them more than 87
+    nats below the nearest) ran 6x slower than over the same values squeezed together. Terms below
+    the floor are clamped to it (exp(-inf) is as slow): each then adds e^-60 to a sum that holds 1,
+    below float32's resolution, so the result is unchanged, and so is the gradient to that precision.
+    """
+    top = x.detach().amax(dim, keepdim=True)
+    peak = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # an infinite peak: shift by 0, as torch does
+    total = (x - peak).clamp(min=EXP_FLOOR).exp().sum(dim).log() + peak.squeeze(dim)
+    # The clamp would give a row with no mass at all (every term -inf) EXP_FLOOR + log n; it is -inf.
+    return torch.where(top.squeeze(dim) == -math.inf, top.squeeze(dim), total)
+
+
 class UniformGaussianMixture(Distribution):
     """(1/K) sum_k N(z; mu_k, diag sigma_k^2): the VampPrior's form when q(z|x) is Normal.
 
@@ -371,7 +390,7 @@ class UniformGaussianMixture(Distribution):
         weight, const = self._coefficients()
         flat = z.reshape(-1, z.shape[-1])
         log_comp = torch.addmm(const, torch.cat([flat.pow(2), flat], dim=-1), weight.t())  # (N, K)
-        return torch.logsumexp(log_comp, -1).view(z.shape[:-1])
+        return logsumexp_clamped(log_comp, -1).view(z.shape[:-1])
 
     def sample(self, sample_shape=torch.Size()) -> Tensor:
         with torch.no_grad():
