@@ -130,6 +130,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.model:
         return one(args)
+    for d in args.run:  # before any timing: a typo should not surface ten minutes in, as a traceback
+        if not (Path(d) / "config.json").is_file():
+            ap.error(f"--run {d}: not a saved model folder (no config.json); give a `vaekit train --out` folder")
+    if args.only_runs and not args.run:
+        ap.error("--only-runs needs at least one --run DIR")
 
     torch.set_num_threads(args.threads)
     rate = matmul_rate()
