@@ -23,6 +23,7 @@ from vaekit.modelfile import FORMAT_VERSION, read_config
 FIXTURES = Path(__file__).parent / "fixtures" / "v1"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())["numbers"]
 RUNS = sorted(name for name in EXPECTED if (FIXTURES / name / "config.json").exists())
+DRAWN_MEAN = {"vae-autoregressive"}  # runs whose 0.1.0 mean image was a random draw (see below)
 
 
 def _inputs(name: str):
@@ -54,9 +55,19 @@ def test_a_0_1_0_run_folder_gives_the_same_numbers(name):
     X, y = _inputs(name)
     labels = y if getattr(est, "conditional", False) else None
     want = EXPECTED[name]
-    torch.manual_seed(5)  # as the fixture script did: an autoregressive decoder's mean image draws pixels
+    torch.manual_seed(5)  # as the fixture script did
     np.testing.assert_allclose(est.encode(X, labels), want["encode"], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(_sums(est.reconstruct(X, labels)), want["reconstruct"], rtol=1e-5, atol=1e-5)
+    if name in DRAWN_MEAN:
+        # 0.1.0 showed an autoregressive decoder's image along a draw from the global generator, so
+        # its reconstructions and samples were one draw among many; they now follow a fixed path
+        # (the same picture for the same code), and cannot match those numbers. The model itself
+        # must: the codes above and the log-likelihood below.
+        again = est.reconstruct(X, labels)
+        torch.manual_seed(6)
+        np.testing.assert_array_equal(est.reconstruct(X, labels), again)
+        want = {key: v for key, v in want.items() if key not in ("reconstruct", "sample")}
+    else:
+        np.testing.assert_allclose(_sums(est.reconstruct(X, labels)), want["reconstruct"], rtol=1e-5, atol=1e-5)
     if "iw_log_likelihood" in want:
         xt, yt = torch.from_numpy(X), None if labels is None else torch.from_numpy(labels)
         got = iw_log_likelihood(est.model_, xt, yt, k=7, seed=3).numpy()

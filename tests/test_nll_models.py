@@ -65,6 +65,29 @@ def test_autoregressive_sequential_draws_match_the_exact_distribution():
     assert (freq - exact).abs().max() < 4 * math.sqrt(0.25 / n)
 
 
+def test_autoregressive_mean_is_a_function_of_the_code_and_leaves_the_global_rng_alone():
+    # What a reconstruction or decode(z) shows must not change from call to call, nor with the
+    # other rows of the batch; it used to follow a draw from the global generator.
+    lik = _ar(event=(1, 3, 3), hidden=7)
+    params = torch.randn(5, lik.hidden + 9, dtype=torch.float64)
+    torch.manual_seed(3)
+    state = torch.get_rng_state()
+    first = lik.mean(params)
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.testing.assert_close(lik.mean(params), first, rtol=0, atol=0)
+    torch.testing.assert_close(lik.mean(params[[3, 0]]), first[[3, 0]], rtol=0, atol=0)
+    assert first.shape == (5, 1, 3, 3) and ((first > 0) & (first < 1)).all()
+    # Deciding pixels by uniforms (x_d = 1 when u_d < p_d) is still an exact draw from p(x|z).
+    small = _ar()
+    p2 = torch.randn(1, small.hidden + 4, dtype=torch.float64)
+    n = 20000
+    _, draws = small.sample_sequential(p2.expand(n, -1), uniforms=torch.rand(n, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2)))
+    codes = (draws * torch.tensor([8.0, 4.0, 2.0, 1.0], dtype=torch.float64)).sum(-1).long()
+    freq = torch.bincount(codes, minlength=16).double() / n
+    xs = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4)), dtype=torch.float64).view(-1, 2, 2)
+    assert (freq - small.log_prob(p2.expand(16, -1), xs).exp()).abs().max() < 4 * math.sqrt(0.25 / n)
+
+
 def test_autoregressive_x_terms_are_shared_across_samples():
     # log p(x|z) for (S, B) samples equals S separate evaluations: the x-side products broadcast.
     lik = _ar(event=(1, 3, 3), hidden=7)

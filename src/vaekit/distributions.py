@@ -182,6 +182,9 @@ class _AutoregressiveBernoulli(Distribution):
         return self.likelihood.mean(self.params)
 
 
+MEAN_PATH_SEED = 0  # the autoregressive likelihood's displayed "mean" follows one fixed draw; see its mean()
+
+
 class AutoregressiveBernoulliLikelihood(Likelihood):
     """p(x|z) = prod_d Bernoulli(x_d | x_<d, z): a MADE (Germain et al. 2015) whose hidden layer sees z.
 
@@ -250,8 +253,11 @@ class AutoregressiveBernoulliLikelihood(Likelihood):
         return -F.binary_cross_entropy_with_logits(logits, flat.expand_as(logits), reduction="none").sum(-1)
 
     @torch.no_grad()
-    def sample_sequential(self, params: Tensor) -> tuple[Tensor, Tensor]:
-        """One draw per row of ``params`` (N, hidden + D), pixel by pixel: (probabilities, x), each (N, D)."""
+    def sample_sequential(self, params: Tensor, uniforms: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """One draw per row of ``params`` (N, hidden + D), pixel by pixel: (probabilities, x), each (N, D).
+
+        ``uniforms``: U(0, 1) numbers, (D,) or (N, D), that decide the pixels (x_d = 1 when u_d < p_d);
+        by default fresh Bernoulli draws from torch's global generator."""
         ctx, base = params.split([self.hidden, self.dim], dim=-1)
         w_in, w_out = self.w_in * self.mask_in, self.w_out * self.mask_out
         w_direct = self.w_direct * self.mask_direct
@@ -262,7 +268,7 @@ class AutoregressiveBernoulliLikelihood(Likelihood):
             logit = base[:, d] + torch.relu(pre) @ w_out[d] + x[:, :d] @ w_direct[d, :d]
             p = torch.sigmoid(logit)
             probs[:, d] = p
-            x[:, d] = torch.bernoulli(p)
+            x[:, d] = torch.bernoulli(p) if uniforms is None else (uniforms[..., d] < p).to(x.dtype)
             pre += x[:, d, None] * w_in[:, d]
         return probs, x
 
@@ -270,8 +276,17 @@ class AutoregressiveBernoulliLikelihood(Likelihood):
         return _AutoregressiveBernoulli(self, params, event_ndims or len(self.event_shape_))
 
     def mean(self, params: Tensor) -> Tensor:
+        """The pixel probabilities along one pixel-by-pixel draw (the exact mean has no closed form).
+
+        Every row's draw is decided by the same fixed U(0, 1) vector (seeded with MEAN_PATH_SEED), so
+        that what is shown for a code (a reconstruction, ``decode(z)``, the explorer's image) is a
+        function of that code alone: the same z gives the same picture in any batch, and the global
+        random state is left alone. Each row's path is still a draw from p(x|z). ``sample`` draws freely.
+        """
         lead = params.shape[:-1]
-        probs, _ = self.sample_sequential(params.reshape(-1, params.shape[-1]))
+        fixed = torch.Generator().manual_seed(MEAN_PATH_SEED)
+        uniforms = torch.rand(self.dim, generator=fixed, dtype=params.dtype).to(params.device)
+        probs, _ = self.sample_sequential(params.reshape(-1, params.shape[-1]), uniforms=uniforms)
         return probs.view(*lead, *self.event_shape_)
 
 
