@@ -45,6 +45,23 @@ def test_conditional_configs_saved_before_label_scale_load_with_a_bare_one_hot()
         VAEConfig(n_classes=10, label_scale=0.0)
 
 
+def test_label_scale_is_an_option_from_flag_to_saved_model(tmp_path, capsys):
+    from vaekit.cli import main
+
+    est = _est(["--model", "cvae", "--label-scale", "5"])
+    assert est.label_scale == 5.0
+    X = np.random.default_rng(0).random((20, 784)).astype(np.float32)
+    y = np.arange(20) % 4
+    est.set_params(hidden=(8,), latent_dim=2, epochs=1, batch_size=10, val_fraction=0.0, verbose=False, device="cpu").fit(X, y)
+    assert est.model_.config.label_scale == 5.0
+    est.save(tmp_path / "m")
+    assert vaekit.load(tmp_path / "m").model_.config.label_scale == 5.0
+    with pytest.raises(ConfigError, match="label_scale"):
+        vaekit.VAE(conditional=True, label_scale=0.0).check_params()
+    assert main(["train", "--model", "cvae", "--label-scale", "-1", "--dataset", "embedded", "--out", str(tmp_path / "bad")]) != 0
+    assert "--label-scale" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_a_format_1_conditional_model_keeps_its_bare_one_hot():
     from vaekit.modelfile import read_config
 

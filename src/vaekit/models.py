@@ -29,7 +29,7 @@ from torch.distributions import Distribution
 from . import distributions as D
 from .errors import ConfigError
 from .nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, conv_depth_for
-from .options import options_for
+from .options import BY_NAME, options_for
 from .priors import build_prior, check_prior_spec
 
 NOISES = ("gaussian", "masking", "salt-and-pepper")
@@ -40,8 +40,9 @@ SPARSITIES = ("l1", "kl")
 # more slowly than z, so the encoder writes the class into z first and the decoder then ignores the
 # label (the KL saves at most log 10 nats by undoing that). On the embedded sample, samples asked for
 # class k were judged k in 37 % of cases at 1 and in 97 % at 30 (docs/tutorials/04-aevb-and-the-conditional-vae.md).
-# Models saved before this existed read a bare one-hot: config_from_dict gives them 1.0.
-LABEL_SCALE = 30.0
+# Models saved before this existed read a bare one-hot: config_from_dict gives them 1.0. The
+# default is the option's (``label_scale``, ``--label-scale``), declared in vaekit.options.
+LABEL_SCALE = BY_NAME["label_scale"].default
 
 
 @dataclass
@@ -224,6 +225,8 @@ def config_from_params(kind: str = "vae", input_shape: tuple[int, ...] = (784,),
         prior_spec = {"kind": "vamp", "n_pseudo_inputs": int(params.get("n_pseudo_inputs", 500))}
     else:
         prior_spec = {"kind": prior}
+    if "label_scale" in params:
+        net["label_scale"] = float(params["label_scale"])
     return VAEConfig(input_shape=input_shape, n_classes=n_classes, likelihood=lik, posterior=post, prior=prior_spec, **net)
 
 

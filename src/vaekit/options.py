@@ -183,6 +183,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("n_classes", "int", None, "number of classes of a conditional model (default: from the labels)", kinds=("vae",), target="estimator",
            low=1, nullable=True,
            flag=None, when=lambda p: bool(p.get("conditional"))),
+    Option("label_scale", "float", 30.0, "a conditional model's one-hot label is multiplied by this before the networks see it: "
+           "a bare one-hot (1) learns so slowly beside z that the decoder ignores it (vaekit.models.LABEL_SCALE says why)",
+           kinds=("vae",), low=0, low_open=True, when=lambda p: bool(p.get("conditional"))),
     Option("sparsity", "str", None, "sparse-ae penalty: l1 on the code or KL(rho||rho_hat) (default: l1 for sparse-ae)", kinds=("ae",),
            choices=("l1", "kl"), nullable=True),
     Option("sparsity_weight", "float", 1e-3, "lambda (l1) or beta (kl) of the sparsity penalty", kinds=("ae",), low=0,
