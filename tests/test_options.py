@@ -82,6 +82,20 @@ def test_an_option_of_the_other_family_is_refused_with_its_flag(capsys):
     assert "--beta does not apply to --model ae" in capsys.readouterr().err
 
 
+def test_a_flag_that_does_not_apply_to_the_configured_model_is_named_as_ignored(capsys):
+    def warnings_for(*argv):
+        make_estimator(build_parser().parse_args(["train", "--out", "r", *argv]))
+        return [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+
+    got = warnings_for("--pseudo-inputs", "10", "--sigma", "0.5")
+    assert len(got) == 2 and {line.split()[2] for line in got} == {"--pseudo-inputs", "--sigma"}
+    assert all("has no effect on this model" in line and line.endswith("it is ignored") for line in got)
+    assert warnings_for("--prior", "vamp", "--pseudo-inputs", "10", "--likelihood", "gaussian", "--sigma", "0.5") == []
+    assert "--label-scale has no effect" in warnings_for("--label-scale", "5")[0]
+    assert warnings_for("--model", "cvae", "--label-scale", "5") == []
+    assert warnings_for("--pseudo-inputs", "10", "--quiet") == []  # --quiet: nothing but errors
+
+
 def test_the_cli_reports_flags_where_the_library_names_parameters(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "r"), "--val-nll-k", "0"]) == 2
     err = capsys.readouterr().err

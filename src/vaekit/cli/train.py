@@ -141,7 +141,15 @@ def make_estimator(args):
     if wrong:
         raise error(f"{', '.join(wrong)} does not apply to --model {args.model}; drop it or choose a VAE model")
     cls = {"vae": estimators.VAE, "ae": estimators.Autoencoder}[kind]
-    return cls(**{**preset, **given, "verbose": False})
+    est = cls(**{**preset, **given, "verbose": False})
+    # A flag whose option does not apply to the model as configured (--pseudo-inputs without
+    # --prior vamp) changes nothing; say so rather than let the user believe it took effect.
+    params = est.get_params()
+    for name in given if not getattr(args, "quiet", False) else ():
+        opt = BY_NAME[name]
+        if opt.when is not None and not opt.when(params):
+            print(f"vaekit: warning: {opt.cli_flag} has no effect on this model ({opt.help.split(':')[0]}); it is ignored", file=sys.stderr)
+    return est
 
 
 def _init_distributed(args) -> int:
