@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -148,7 +149,8 @@ def make_estimator(args):
     for name in given if not getattr(args, "quiet", False) else ():
         opt = BY_NAME[name]
         if opt.when is not None and not opt.when(params):
-            print(f"vaekit: warning: {opt.cli_flag} has no effect on this model ({opt.help.split(':')[0]}); it is ignored", file=sys.stderr)
+            what = re.split(r": | \(default", opt.help)[0]  # the help's first clause names what the flag sets
+            print(f"vaekit: warning: {opt.cli_flag} has no effect on this model ({what}); it is ignored", file=sys.stderr)
     return est
 
 
