@@ -81,12 +81,11 @@ def iw_log_likelihood(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k
 
     ``compile``: score the samples with ``torch.compile(model.log_likelihood)``, which fuses the
     passes after each matrix product (bias, ReLU, softplus, the dot with x and the sums) into a few
-    loops: 1.05x to 1.25x faster on a 2-core CPU, 1.2x on the trained mnist-best model and the
+    loops: 1.05x to 1.26x faster on a 2-core CPU, 1.2x on the trained mnist-best model and the
     trained plain VAE (bench/eval_speed.py, docs/benchmarks.md); estimates agree with the
-    uncompiled ones to about 1e-4 nats. The default
-    (None) compiles on the CPU when ``len(X) * k >= COMPILE_SAMPLES``, where the 5-25 s the
-    compilation takes is small beside the pass. Where compiling fails (no C++ compiler, say), one
-    warning, and the uncompiled pass is used.
+    uncompiled ones to about 1e-4 nats. The default (None) compiles on the CPU when
+    ``len(X) * k >= COMPILE_SAMPLES``, where the 5-25 s the compilation takes is small beside the
+    pass. Where compiling fails (no C++ compiler, say), one warning, and the uncompiled pass is used.
     """
     if not has_density(model):
         raise ConfigError("the importance-weighted log-likelihood needs a VAE; an autoencoder has no posterior or prior")
