@@ -171,7 +171,14 @@ class Explorer:
     def decode(self, Z: np.ndarray, label: int | None = None) -> np.ndarray:
         """E[x|z] for codes Z of shape (N, code_dim), in data units, shaped (N, *example shape)."""
         y = None if label is None else np.full(len(Z), label, dtype=np.int64)
-        return self._locked(self.est.decode, np.asarray(Z, dtype=np.float32), y)
+        X = self._locked(self.est.decode, np.asarray(Z, dtype=np.float32), y)
+        if not np.isfinite(X).all():
+            # A finite but huge code (3.4e38) can overflow the decoder's float32 arithmetic. Its image or
+            # values would be garbage (NaN as black pixels, or no JSON at all), so it is a bad request.
+            # Where the decoder only saturates (a Bernoulli's pixels at 0 or 1), the answer stands.
+            raise RequestError("this code decodes to infinite or NaN values (it lies far beyond the codes the model was trained on); "
+                               "give values within each dimension's range in /info (dims: lo, hi)")
+        return X
 
     # -- parsing requests ----------------------------------------------------------------------
     def parse_codes(self, text: str | None) -> np.ndarray:

@@ -1,5 +1,10 @@
 // vaekit explore: the page. Plain JavaScript on canvases; every request goes to the vaekit server
 // that served this file (see vaekit/explore/__init__.py for the API).
+//
+// Names in the page (class names, the run's name, feature names) come from a run folder: its
+// config.json, a CSV's label values, an image folder's subfolder names. Whoever wrote that folder
+// chose them, so they are only ever put in the page as text (textContent, new Option, el() below),
+// never as HTML; the server's Content-Security-Policy would refuse an injected script anyway.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -17,8 +22,14 @@ window.vaekitExplore = { S, stats };
 // -- fetching ---------------------------------------------------------------------------------
 async function fetchOk(url) {
   const r = await fetch(url);
-  if (!r.ok) throw new Error((await r.text()).trim() || `${r.status} from ${url}`);
+  if (!r.ok) throw new Error(await errorLine(r) || `${r.status} from ${url}`);
   return r;
+}
+// The server's one-line reason: {"error": "..."} from the JSON routes, plain text from the others.
+async function errorLine(r) {
+  const text = (await r.text()).trim();
+  if (!(r.headers.get("Content-Type") || "").startsWith("application/json")) return text;
+  try { return String(JSON.parse(text).error); } catch (e) { return text; }
 }
 const getJSON = async (url) => (await fetchOk(url)).json();
 const getBitmap = async (url) => createImageBitmap(await (await fetchOk(url)).blob());
@@ -30,6 +41,14 @@ const className = (k) => (S.info.classes[k] !== undefined ? S.info.classes[k] : 
 const colour = (k) => (k === null || k === undefined ? "#4b5563" : PALETTE[k % PALETTE.length]);
 
 function status(msg) { $("status").textContent = msg || ""; }
+
+// An element with properties set (className, value, ...) and children appended: a string child
+// becomes a text node, so no string is ever parsed as HTML.
+function el(tag, props = {}, ...children) {
+  const e = Object.assign(document.createElement(tag), props);
+  e.append(...children);
+  return e;
+}
 
 function drawBitmap(canvas, bmp) {
   const ctx = canvas.getContext("2d");
@@ -92,14 +111,12 @@ function showStrip(img, bmp, namesEl, names) {
   c.getContext("2d").drawImage(bmp, 0, 0);
   img.src = c.toDataURL();
   img.onload = () => {
-    namesEl.innerHTML = "";
     const w = img.clientWidth / names.length;
-    for (const n of names) {
-      const s = document.createElement("span");
-      s.style.width = `${w}px`;
-      s.textContent = n;
-      namesEl.appendChild(s);
-    }
+    namesEl.replaceChildren(...names.map((n) => {
+      const s = el("span", {}, n);
+      s.style.width = `${w}px`; // through the CSSOM, which the CSP allows (a style="" attribute it would not)
+      return s;
+    }));
   };
 }
 
@@ -261,24 +278,23 @@ plane.addEventListener("pointerleave", () => { S.hover = -1; $("tooltip").hidden
 // -- sliders, one per latent dimension, in order of use ------------------------------------------
 function buildSliders() {
   const box = $("sliders");
-  box.innerHTML = "";
+  box.replaceChildren();
   $("slider-order").textContent = S.info.ordered_by === "kl" ? "ordered by KL(q(z_j|x) ‖ p(z_j)), most used first"
     : "ordered by the variance of the codes, most used first";
   for (const j of S.info.order) {
     const d = S.info.dims[j];
-    const row = document.createElement("div");
-    row.className = "slider" + (d.active === false ? " inactive" : "");
-    const step = (d.hi - d.lo) / 400;
-    row.innerHTML = `<span class="mono">z${j}</span><input type="range" min="${d.lo}" max="${d.hi}" step="${step}" data-dim="${j}" aria-label="z${j}">`
-      + `<span class="mono val"></span><span class="meta">${d.kl !== null ? `KL ${fmt(d.kl)} nats` : `variance ${fmt(d.variance, 3)}`}`
-      + `${d.active === false ? ' · <span class="tag">inactive</span> (its code barely varies over x)' : ""}</span>`;
-    const input = row.querySelector("input");
+    const input = el("input", { type: "range", min: d.lo, max: d.hi, step: (d.hi - d.lo) / 400 });
+    input.dataset.dim = j;
+    input.setAttribute("aria-label", `z${j}`);
+    const val = el("span", { className: "mono val" });
+    const meta = el("span", { className: "meta" }, d.kl !== null ? `KL ${fmt(d.kl)} nats` : `variance ${fmt(d.variance, 3)}`);
+    if (d.active === false) meta.append(" · ", el("span", { className: "tag" }, "inactive"), " (its code barely varies over x)");
     input.addEventListener("input", () => {
       S.z[j] = Number(input.value);
-      row.querySelector(".val").textContent = fmt(S.z[j]);
+      val.textContent = fmt(S.z[j]);
       drawPlane(); requestDecode();
     });
-    box.appendChild(row);
+    box.append(el("div", { className: "slider" + (d.active === false ? " inactive" : "") }, el("span", { className: "mono" }, `z${j}`), input, val, meta));
   }
 }
 function syncSliders() {
@@ -318,16 +334,19 @@ async function selectExample(i) {
     }
   } catch (e) { status(e.message); }
 }
+// One row of the example's numbers; name may be several parts (text and elements such as <sub>).
 function row(name, value, how) {
-  return `<tr><td>${name}</td><td class="num">${value}</td><td class="how">${how}</td></tr>`;
+  const parts = Array.isArray(name) ? name : [name];
+  return el("tr", {}, el("td", {}, ...parts), el("td", { className: "num" }, value), el("td", { className: "how" }, how));
 }
+const NB = "\u00a0\u00a0"; // indents a term under the ELBO
 function showExample(ex) {
   const rows = [];
   if (ex.label !== null) rows.push(row("label", className(ex.label), ""));
   if (S.info.model.kind === "vae") {
     rows.push(row("ELBO", `${fmt(ex.elbo)} nats`, `reconstruction − KL (${S.info.elbo_samples} draws of z)`));
-    rows.push(row("&nbsp;&nbsp;E<sub>q</sub>[log p(x|z)]", `${fmt(ex.log_likelihood)} nats`, "reconstruction"));
-    rows.push(row("&nbsp;&nbsp;KL(q(z|x)‖p(z))", `${fmt(ex.kl)} nats`, "what the code costs"));
+    rows.push(row([`${NB}E`, el("sub", {}, "q"), "[log p(x|z)]"], `${fmt(ex.log_likelihood)} nats`, "reconstruction"));
+    rows.push(row(`${NB}KL(q(z|x)‖p(z))`, `${fmt(ex.kl)} nats`, "what the code costs"));
     rows.push(row("log p(x)", `${fmt(ex.iw_log_likelihood)} nats`, `importance-weighted, k=${S.info.iw_k}`));
     rows.push(row("gap", `${fmt(ex.iw_log_likelihood - ex.elbo)} nats`, "log p(x) − ELBO ≈ KL(q(z|x)‖p(z|x))"));
   } else {
@@ -335,7 +354,7 @@ function showExample(ex) {
   }
   rows.push(row("MSE", fmt(ex.mse, 4), "per value, x against its reconstruction"));
   if (!ex.binarization.startsWith("none")) rows.push(row("scored on", "", ex.binarization));
-  $("ex-numbers").innerHTML = rows.join("");
+  $("ex-numbers").replaceChildren(...rows);
   drawPosterior(ex);
 }
 function drawPosterior(ex) {
@@ -402,7 +421,7 @@ async function showArithmetic(i) {
 
 // -- start ---------------------------------------------------------------------------------------
 function fillSelect(sel, items, value) {
-  sel.innerHTML = items.map(([v, text]) => `<option value="${v}">${text}</option>`).join("");
+  sel.replaceChildren(...items.map(([v, text]) => new Option(text, String(v))));
   if (value !== undefined) sel.value = String(value);
 }
 async function start() {
@@ -428,7 +447,11 @@ async function start() {
   }
   $("hold").addEventListener("change", () => { holdOthers(); drawPlane(); syncSliders(); requestDecode(); });
   const present = S.labels ? [...new Set(S.labels)].sort((a, b) => a - b) : [];
-  $("legend").innerHTML = present.map((k) => `<span style="--c:${colour(k)}">${className(k)}</span>`).join("");
+  $("legend").replaceChildren(...present.map((k) => {
+    const s = el("span", {}, className(k));
+    s.style.setProperty("--c", colour(k)); // the dot's colour, read by app.css
+    return s;
+  }));
   if (m.conditional) {
     $("label-picker").hidden = false; $("all-labels").hidden = false;
     fillSelect($("label"), info.classes.slice(0, m.n_classes).map((c, k) => [k, c]), 0);
