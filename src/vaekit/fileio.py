@@ -75,11 +75,23 @@ def write_json(path: str | Path, obj) -> None:
         tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
 
 
+# vaekit's own JSON files (configs, detector settings with their column lists) are far smaller;
+# a larger one is not ours, and is refused before it is read into memory.
+MAX_JSON_BYTES = 64 << 20
+
+
 def read_json(path: Path) -> dict:
     """The JSON in ``path``, or a ModelFileError that says what is wrong with the file."""
+    path = Path(path)
     try:
-        return json.loads(Path(path).read_text())
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise ModelFileError(f"{path} is larger than {MAX_JSON_BYTES >> 20} MB, far more than a vaekit JSON file; it is not one of ours")
+        return json.loads(path.read_text())
     except FileNotFoundError:
         raise ModelFileError(f"{path} not found; point at a folder written by `vaekit train` or model.save()") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelFileError(f"{path} is not valid JSON ({e}); the model folder is damaged, retrain or restore it") from None
+    except RecursionError:  # deeply nested brackets: the parser runs out of stack
+        raise ModelFileError(f"{path} is nested too deeply to be a vaekit file; the model folder is damaged, retrain or restore it") from None
+    except (IsADirectoryError, PermissionError, OSError) as e:
+        raise ModelFileError(f"cannot read {path}: {e.strerror or e}") from None

@@ -7,6 +7,7 @@ the format (names, version, checks); which estimator class a config names is est
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -26,6 +27,20 @@ PART_PREFIXES = {"encoder": ("encoder.", "latent_prior."), "decoder": ("decoder.
 V1_PART_PREFIXES = {"encoder": ("encoder.",), "decoder": ("decoder.", "likelihood.")}
 V1_RENAMED = {"pseudo_inputs": "latent_prior.pseudo_inputs", "encoder_top.": "latent_prior.encoder_top.",
               "decoder_top.": "latent_prior.decoder_top."}
+PARTS = ("all", "encoder", "decoder")
+# No size of a vaekit model (an input dimension, a layer width, a code length, a class count) comes
+# near this; a config that claims more is damaged or hostile, and is refused before anything is built.
+MAX_SIZE = 1 << 20
+MAX_INPUT_DIMS = 4
+# The fields of a model section by the type of value they hold (JSON has no tuples: sizes are lists).
+_SIZE_FIELDS = {"latent_dim", "ar_hidden", "n_pseudo_inputs"}
+_COUNT_FIELDS = {"n_classes"}  # may be 0
+_SIZE_LIST_FIELDS = {"input_shape", "hidden"}
+_REAL_FIELDS = {"label_scale", "sigma", "df", "weight", "target", "level"}
+_BOOL_FIELDS = {"learn_sigma"}
+_TEXT_FIELDS = {"kind", "activation", "architecture", "name", "family"}
+_SECTION_FIELDS = {"likelihood", "posterior", "prior", "sparsity", "noise"}
+_MAX_DEPTH = 32  # a vaekit config nests a few levels; far deeper is not one of ours
 
 
 def write_model(path: str | Path, config: dict, state: dict[str, torch.Tensor]) -> Path:
@@ -53,14 +68,107 @@ def read_config(path: str | Path) -> dict:
     cfg = read_json(path / CONFIG_FILE)
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
         raise ModelFileError(f"{path / CONFIG_FILE} is not a vaekit model config (no \"format\": \"{FORMAT}\")")
-    if cfg.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelFileError(f"{path} was saved by a newer vaekit (format {cfg['format_version']}); upgrade vaekit")
+    _check_version(cfg.get("format_version", 1), path / CONFIG_FILE)
     for key in ("estimator", "params", "model", "input_shape", "part"):
         if key not in cfg:
             raise ModelFileError(f"{path / CONFIG_FILE} lacks the field {key!r}; the file is damaged or hand-edited")
+    check_config_values(cfg, path / CONFIG_FILE)
     if cfg.get("format_version", 1) < FORMAT_VERSION:
         cfg = upgrade_config(cfg, path / CONFIG_FILE)
+        check_model_section(cfg["model"], path / CONFIG_FILE)
     return cfg
+
+
+def check_config_values(cfg: dict, where: Path | str) -> None:
+    """The types and ranges of a config.json's values, checked as data before anything is built.
+
+    The one place that does it, so that a hand-edited or hostile file (``latent_dim`` 2.5, ``true``
+    where a size belongs, 1e400, a width of 10**9) is one ModelFileError rather than a traceback or
+    gigabytes allocated from a few bytes of JSON.
+    """
+    version = _check_version(cfg.get("format_version", 1), where)
+    if not isinstance(cfg["estimator"], str):
+        raise ModelFileError(f"{where}: estimator must be a class name, got {cfg['estimator']!r}")
+    if cfg["part"] not in PARTS:
+        raise ModelFileError(f"{where}: part must be one of {', '.join(PARTS)}, got {cfg['part']!r}")
+    if not isinstance(cfg["params"], dict):
+        raise ModelFileError(f"{where}: params must be a JSON object, got {type(cfg['params']).__name__}")
+    _check_finite_json(cfg, where)
+    _check_sizes("input_shape", cfg["input_shape"], where, max_len=MAX_INPUT_DIMS)
+    if cfg.get("n_classes") is not None:
+        _check_value("n_classes", cfg["n_classes"], where)
+    if not isinstance(cfg["model"], dict):
+        raise ModelFileError(f"{where}: the model section must be a JSON object, got {type(cfg['model']).__name__}")
+    if version >= FORMAT_VERSION:
+        check_model_section(cfg["model"], where)
+
+
+def _check_version(version, where) -> int:
+    if not _is_int(version) or version < 1:
+        raise ModelFileError(f"{where}: format_version must be a positive whole number, got {_short(version)}")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"{where} was saved by a newer vaekit (format {version}); upgrade vaekit")
+    return version
+
+
+def check_model_section(model: dict, where: Path | str) -> None:
+    """Each known field of a (current-format) model section has the type and range it needs."""
+    where = f"{where} has an invalid model section"
+    for key, value in model.items():
+        if key in _SECTION_FIELDS and isinstance(value, dict):
+            for option, v in value.items():
+                _check_value(f"{key}.{option}", v, where, field=option)
+        elif key in _SECTION_FIELDS and value is not None and not isinstance(value, str):
+            raise ModelFileError(f"{where}: model field {key!r} must be a name or a JSON object, got {value!r}")
+        else:
+            _check_value(key, value, where)
+
+
+def _check_value(name: str, value, where, field: str | None = None) -> None:
+    field = field or name
+    if field in _SIZE_LIST_FIELDS:
+        _check_sizes(name, value, where, max_len=MAX_INPUT_DIMS if field == "input_shape" else 64)
+    elif field in _SIZE_FIELDS or field in _COUNT_FIELDS:
+        low = 0 if field in _COUNT_FIELDS else 1
+        if not _is_int(value) or not low <= value <= MAX_SIZE:
+            raise ModelFileError(f"{where}: {name} must be a whole number from {low} to {MAX_SIZE}, got {value!r}")
+    elif field in _REAL_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ModelFileError(f"{where}: {name} must be a finite number, got {value!r}")
+    elif field in _BOOL_FIELDS and not isinstance(value, bool):
+        raise ModelFileError(f"{where}: {name} must be true or false, got {value!r}")
+    elif field in _TEXT_FIELDS and not isinstance(value, str):
+        raise ModelFileError(f"{where}: {name} must be a name (a string), got {value!r}")
+    elif field == "conv_depth" and not _is_int(value):
+        raise ModelFileError(f"{where}: conv_depth must be a whole number, got {value!r}")
+
+
+def _check_sizes(name: str, value, where, max_len: int) -> None:
+    if (not isinstance(value, (list, tuple)) or not 1 <= len(value) <= max_len
+            or not all(_is_int(v) and 1 <= v <= MAX_SIZE for v in value)):
+        raise ModelFileError(f"{where}: {name} must be a list of 1 to {max_len} whole numbers from 1 to {MAX_SIZE}, got {_short(value)}")
+
+
+def _check_finite_json(value, where, depth: int = 0) -> None:
+    """No Infinity or NaN anywhere (JSON reads 1e400 as inf; Python's json accepts NaN)."""
+    if depth > _MAX_DEPTH:
+        raise ModelFileError(f"{where} is nested more than {_MAX_DEPTH} levels deep; the file is damaged or hand-edited")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ModelFileError(f"{where} holds the non-finite number {value!r}; the file is damaged or hand-edited")
+    if isinstance(value, dict):
+        value = value.values()
+    if isinstance(value, (list, type({}.values()))):
+        for v in value:
+            _check_finite_json(v, where, depth + 1)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def upgrade_config(cfg: dict, where: Path | str = CONFIG_FILE) -> dict:
@@ -101,17 +209,59 @@ def part_prefixes(part: str, version: int = FORMAT_VERSION) -> tuple[str, ...]:
     return (V1_PART_PREFIXES if version < 2 else PART_PREFIXES)[part]
 
 
+def read_shapes(path: Path, version: int = FORMAT_VERSION) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape in ``path``/model.safetensors, under current names, from the header alone.
+
+    Nothing but the header (bounded by safetensors) is read, so a model can be checked against
+    its weights before a single parameter is allocated.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    file = _weights_file(path)
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise _unreadable(file, e) from None
+    return upgrade_state(shapes, version)
+
+
 def read_weights(path: Path, version: int = FORMAT_VERSION) -> dict[str, torch.Tensor]:
-    """The tensors of ``path``/model.safetensors, under current names (saved in format ``version``)."""
+    """The tensors of ``path``/model.safetensors, under current names (saved in format ``version``).
+
+    A tensor holding NaN or Inf is refused: such a model scores every row NaN, which downstream
+    would read as "normal" (a detector that fails open).
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    file = path / WEIGHTS_FILE
+    file = _weights_file(path)
+    try:
+        state = load_file(str(file))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise _unreadable(file, e) from None
+    check_finite_tensors(state, file)
+    return upgrade_state(state, version)
+
+
+def check_finite_tensors(tensors: dict[str, torch.Tensor], file: Path | str) -> None:
+    """A ModelFileError naming the first floating-point tensor that holds NaN or Inf."""
+    for name, t in tensors.items():
+        if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
+            raise ModelFileError(
+                f"{file}: tensor {name} holds NaN or Inf values; the training diverged or the file is damaged, "
+                "retrain or restore the model"
+            )
+
+
+def _weights_file(path: Path) -> Path:
+    file = Path(path) / WEIGHTS_FILE
     if not file.exists():
         raise ModelFileError(f"{file} not found; the model folder is incomplete (was training interrupted?)")
-    try:
-        return upgrade_state(load_file(str(file)), version)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ModelFileError(
-            f"{file} is not a readable safetensors file ({e}); vaekit never loads pickles, so re-save the model with vaekit"
-        ) from None
+    return file
+
+
+def _unreadable(file: Path, e: Exception) -> ModelFileError:
+    return ModelFileError(
+        f"{file} is not a readable safetensors file ({e}); vaekit never loads pickles, so re-save the model with vaekit"
+    )

@@ -16,7 +16,7 @@ from .. import __version__
 from ..errors import VaekitError
 from ..options import to_flags
 from . import config, detect, explore, report, train, use
-from .common import Formatter
+from .common import Formatter, error_line, printable
 from .parser import OneLineParser
 from .train import MODELS, expand_preset, make_estimator, presets
 
@@ -46,7 +46,7 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     # The library warns through `warnings` (e.g. an unreadable image skipped); at the command line a
     # warning is one line like an error, without the file and source line of the call.
     kind = "" if category is UserWarning else f"{category.__name__}: "
-    return f"vaekit: warning: {kind}{message}\n"
+    return f"vaekit: warning: {kind}{printable(str(message))}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         argv = expand_preset(argv)
     except VaekitError as e:
-        print(f"vaekit: error: {e}", file=sys.stderr)
+        print(error_line(e), file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
     args.argv = argv
@@ -77,7 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except VaekitError as e:
         # Library errors name Python parameters; `vaekit train` writes them as the flags a user typed.
-        print(f"vaekit: error: {to_flags(str(e)) if args.command == 'train' else e}", file=sys.stderr)
+        print(error_line(VaekitError(to_flags(str(e))) if args.command == "train" else e), file=sys.stderr)
+        return 2
+    except (OSError, MemoryError) as e:  # disk full, no permission, out of memory: one line, not a traceback
+        line = error_line(e)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
         return 2
 
 

@@ -82,6 +82,62 @@ def add_threads_option(p: argparse.ArgumentParser) -> None:
                         "with other jobs fewer threads than cores is often faster)")
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters escaped, for one line on a terminal.
+
+    File names, class names and messages quoting them are the user's (or an attacker's) bytes: an
+    escape code in a folder name must show as ``\\x1b``, not recolour or rewrite the terminal, and a
+    newline must not split the one-line error in two.
+    """
+    return "".join(ch if ch.isprintable() or ch == " " else _escape(ch) for ch in str(text))
+
+
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if ch in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[ch]
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+_SPACE = "free some space or write somewhere else, then run the command again"
+_ACCESS = "check the permissions or choose another path"
+# OSError numbers that are the machine's state, not a bug in vaekit: each becomes one line.
+_OS_ERRORS = {"ENOSPC": ("the disk is full", _SPACE), "EDQUOT": ("the disk quota is exceeded", _SPACE),
+              "EFBIG": ("the file is too large for the file system", _SPACE),
+              "EACCES": ("permission denied", _ACCESS), "EPERM": ("operation not permitted", _ACCESS),
+              "EROFS": ("the file system is read-only", _ACCESS),
+              "ENAMETOOLONG": ("the file name is too long", "choose a shorter path"),
+              "EMFILE": ("too many open files", "raise the limit (ulimit -n) or run fewer jobs at once")}
+
+
+def os_error_message(e: OSError) -> str | None:
+    """One line for an OSError that the machine's state explains (disk full, no permission), else None."""
+    import errno
+
+    name = errno.errorcode.get(e.errno if isinstance(e.errno, int) else -1)
+    if name not in _OS_ERRORS:
+        return None
+    what, advice = _OS_ERRORS[name]
+    where = f" at {e.filename}" if e.filename else ""
+    return f"{what}{where}; {advice}"
+
+
+def error_line(e: BaseException) -> str | None:
+    """The one line ``vaekit: error: ...`` a failure is shown as, or None when it is a bug (keep the traceback)."""
+    if isinstance(e, VaekitError):
+        text = str(e)
+    elif isinstance(e, OSError):
+        text = os_error_message(e)
+    elif isinstance(e, MemoryError):
+        text = "out of memory; use less data (--limit), a smaller model (--hidden, --latent-dim) or a machine with more memory"
+    else:
+        text = None
+    return None if text is None else f"vaekit: error: {printable(text)}"
+
+
 def error(msg: str) -> VaekitError:
     """The error a command raises for a bad input: main prints it as one line and exits with 2."""
     return VaekitError(msg)
@@ -90,7 +146,7 @@ def error(msg: str) -> VaekitError:
 def say(args, msg: str) -> None:
     """Print ``msg`` unless the command was given --quiet."""
     if not getattr(args, "quiet", False):
-        print(msg, flush=True)
+        print("\n".join(printable(line) for line in str(msg).split("\n")), flush=True)  # paths may hold escape codes
 
 
 def run_config(run: Path) -> dict:

@@ -20,7 +20,9 @@ class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line: ``vaekit train: error: ...; did you mean --epochs?``."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {self._explain(message)}\n")
+        from .common import printable  # a typed argument may hold escape codes: never echo them raw
+
+        self.exit(2, f"{self.prog}: error: {printable(self._explain(message))}\n")
 
     def parse_known_args(self, args=None, namespace=None):
         parsed, extras = super().parse_known_args(args, namespace)
