@@ -233,6 +233,7 @@ def _load_user_file(path: Path, split: str, label_column: str | None) -> Loaded:
         raise DataError(f"split {split!r} is not valid for a file; choose train, test or all")
     require_file(path)
     if suffix in (".csv", ".parquet"):
+        _check_width(path, _table_width(path))
         X, y, classes = read_table(path, label_column)
     else:
         if suffix == ".npy":
@@ -242,6 +243,8 @@ def _load_user_file(path: Path, split: str, label_column: str | None) -> Loaded:
         else:
             arr, labels = _npz_arrays(path, label_column)
         X = _as_examples(arr, str(path))
+        if X.ndim == 2:
+            _check_width(path, X.shape[1])
         classes = None
         if labels is not None:
             labels = labels.reshape(-1) if labels.ndim > 1 and labels.size == len(labels) else labels
@@ -252,6 +255,37 @@ def _load_user_file(path: Path, split: str, label_column: str | None) -> Loaded:
         y = labels
     idx = _fixed_split(len(X), split)
     return X[idx], (None if y is None else y[idx]), classes
+
+
+# A table is modelled with a dense first layer of (columns x hidden) weights: a million columns
+# would be gigabytes of parameters and optimizer state. Wider tables are refused before they are read.
+MAX_TABLE_COLUMNS = 100_000
+_MAX_HEADER_BYTES = 16 << 20
+
+
+def _table_width(path: Path) -> int | None:
+    """The number of columns in a CSV's header or a Parquet file's schema, without reading the rows
+    (None when it cannot be told; the full read then reports the problem)."""
+    import csv
+
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return len(pq.read_schema(path).names)
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            line = f.readline(_MAX_HEADER_BYTES)
+        if len(line) >= _MAX_HEADER_BYTES and not line.endswith("\n"):
+            return MAX_TABLE_COLUMNS + 1  # a header line of 16 MB has more columns than any table we model
+        return len(next(csv.reader([line]), []))
+    except Exception:  # noqa: BLE001 -- pyarrow and csv raise many types; read_table reports them properly
+        return None
+
+
+def _check_width(path: Path, columns: int | None) -> None:
+    if columns is not None and columns > MAX_TABLE_COLUMNS:
+        raise DataError(f"{path} has {columns} columns, more than the {MAX_TABLE_COLUMNS} vaekit models a table with; "
+                        "keep only the feature columns you need")
 
 
 # ------------------------------------------------------------------------------ entry point
@@ -367,8 +401,11 @@ def load_run_dataset(meta: dict, split: str = "test", *, source: str | None = No
     channels the model was trained on unless they are given.
     """
     given = source is not None
+    if not isinstance(meta, dict):
+        raise DataError(f"the run's config.json has a \"run\" section that is not a JSON object ({meta!r:.40}); pass --dataset")
     source = source or meta.get("dataset") or "embedded"
     if not given:
+        _check_run_source(source, meta)
         data_dir = data_dir or meta.get("data_dir")
         label_column = label_column or meta.get("label_column")
     if source not in NAMED_SOURCES and Path(str(source)).expanduser().is_dir():
@@ -376,3 +413,51 @@ def load_run_dataset(meta: dict, split: str = "test", *, source: str | None = No
         channels = channels or meta.get("channels")
     return load_dataset(source, split, data_dir=data_dir, label_column=label_column, limit=limit,
                         image_size=image_size, channels=channels, strict=strict, stream=stream)
+
+
+# A run folder is untrusted input: its recorded data path is followed only when it is what a run
+# can have been trained on. The walk of a folder stops early, so "dataset": "/" is refused at once
+# rather than walking the whole file system.
+MAX_RUN_FOLDER_ENTRIES = 1_000_000
+_MAX_OTHER_ENTRIES = 1000
+
+
+def _check_run_source(source, meta: dict) -> None:
+    """DataError unless the run's recorded dataset is a named source, a data file, or a folder of images."""
+    hint = "pass --dataset to say which data to use"
+    for key in ("dataset", "data_dir", "label_column"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise DataError(f"the run's config.json records {key} {meta[key]!r}, which is not a name or a path; {hint}")
+    if source in NAMED_SOURCES:
+        return
+    path = Path(source).expanduser()
+    if path.is_file() and path.suffix.lower() in USER_SUFFIXES:
+        return
+    if not path.is_dir():
+        what = "does not exist here" if not path.exists() else "is not a .npy, .npz, .csv or .parquet file nor a folder"
+        raise DataError(f"the run was trained on {source}, which {what}; {hint}")
+    _check_image_folder(path, hint)
+
+
+def _check_image_folder(root: Path, hint: str) -> None:
+    """Walk ``root`` (no symlinks followed) and stop as soon as it is plainly not a folder of images."""
+    from .images import IMAGE_SUFFIXES
+
+    images = others = 0
+    stack = [root]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(Path(entry.path))
+                        others += 1
+                    elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+                        images += 1
+                    else:
+                        others += 1
+                    if images + others > MAX_RUN_FOLDER_ENTRIES or (others > _MAX_OTHER_ENTRIES and others > images):
+                        raise DataError(f"the run was trained on {root}, which is not a folder of images of a size "
+                                        f"vaekit would have trained on; {hint}")
+        except PermissionError:
+            others += 1

@@ -33,16 +33,30 @@ _CODES = {dt.newbyteorder("="): code for code, dt in _DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
+# A gzip stream may legitimately inflate to ~1000x its size (a file of zeros), but no real IDX file
+# comes near that; an inflated size above this ratio (and above the floor, so that tiny files of
+# zeros still read) is a corrupt header or a decompression bomb, refused before it is inflated.
+MAX_GZIP_RATIO = 100
+MIN_INFLATE_CAP = 64 << 20
+_IDX_MAGIC_LEN = 4
+
+
 def _read_bytes(path: Path) -> bytes:
-    """The file's content, gunzipped if it is gzip; DataError if it is missing or corrupt."""
+    """The file's content, gunzipped if it is gzip; DataError if it is missing or corrupt.
+
+    The inflated size is bounded before it is allocated: the IDX header (read first) says how many
+    bytes follow, that size must be plausible for the compressed file, and inflating stops one byte
+    past it, so neither a lying header nor a bomb behind a small header can exhaust memory.
+    """
     try:
         with open(path, "rb") as f:
             head = f.read(2)
             f.seek(0)
             if head != _GZIP_MAGIC:
                 return f.read()
+            cap = max(MIN_INFLATE_CAP, MAX_GZIP_RATIO * os.fstat(f.fileno()).st_size)
             with gzip.GzipFile(fileobj=f) as gz:
-                return gz.read()
+                return _inflate_bounded(gz, path, cap)
     except FileNotFoundError:
         raise DataError(f"IDX file not found: {path}; check the path or pass --data-dir") from None
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
@@ -51,8 +65,28 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError(
             f"corrupt gzip in IDX file {path} ({e}); delete it and download it again"
         ) from None
+    except MemoryError:
+        raise DataError(f"{path}: not enough memory to read this IDX file") from None
     except OSError as e:
         raise DataError(f"cannot read IDX file {path}: {e}") from None
+
+
+def _inflate_bounded(gz: gzip.GzipFile, path: Path, cap: int) -> bytes:
+    """The gzip stream's bytes, read no further than its IDX header says (+1 to detect extra bytes)."""
+    head = gz.read(_IDX_MAGIC_LEN)
+    if len(head) < _IDX_MAGIC_LEN or head[2] not in _DTYPES:
+        return head + gz.read(MIN_INFLATE_CAP)  # not IDX: read_idx names the problem from these bytes
+    dims = gz.read(4 * head[3])
+    if len(dims) < 4 * head[3]:
+        return head + dims
+    shape = struct.unpack(f">{head[3]}I", dims)
+    need = int(np.prod(shape, dtype=object)) * _DTYPES[head[2]].itemsize
+    if need > cap:
+        raise DataError(
+            f"{path}: IDX header {shape} claims {need} bytes, more than {cap} for a {path.stat().st_size}-byte gzip "
+            "file; the file is corrupt or a decompression bomb, download it again"
+        )
+    return head + dims + gz.read(need + 1)
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:

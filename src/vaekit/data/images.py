@@ -10,16 +10,18 @@ Conventions follow torchvision's ImageFolder, which most users already know:
   shorter side to N and crops the centre N x N; without it all images must already share one size.
   ``channels`` is 1 (grey) or 3 (RGB); by default 1 when every file is grey, else 3.
 
-Files that Pillow cannot decode (a corrupt JPEG, a text file named .png) are skipped with one
-warning line each, or rejected when ``strict=True``. Decoding runs in worker processes for large
+Files that Pillow cannot decode (a corrupt JPEG, a text file named .png) or that are larger than
+:data:`MAX_IMAGE_PIXELS` (a decompression bomb: a small file that claims 30000 x 30000 pixels) are
+skipped with one warning line each, or rejected when ``strict=True``. Decoding runs in worker processes for large
 folders, so that a 2-core machine decodes on both cores.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,13 @@ _DEEP_MODES = {"I", "I;16", "I;16B", "I;16L", "F"}
 _GREY_MODES = {"1", "L", "LA"} | _DEEP_MODES
 # Below this many files a process pool costs more to start than it saves.
 _POOL_MIN_FILES = 2000
+# The largest image vaekit decodes (8192 x 8192): far above what a VAE trains on, far below the
+# gigabytes a crafted file of a few kilobytes can claim. Checked from the header, before decoding.
+MAX_IMAGE_PIXELS = 1 << 26
+
+
+class ImageTooLarge(ValueError):
+    """An image whose header claims more pixels than :data:`MAX_IMAGE_PIXELS`."""
 
 
 @dataclass(frozen=True)
@@ -81,9 +90,7 @@ def decode_image(path: Path, channels: int | None, image_size: int | None) -> np
     shorter side to that many pixels (Lanczos) and crops the centre square.
     Raises OSError/ValueError from Pillow for a file it cannot decode.
     """
-    from PIL import Image
-
-    with Image.open(path) as im:
+    with _open_image(path) as im:
         im.load()
         c = channels or (1 if _is_grey(im) else 3)
         # 16-bit and float grey images keep their depth; everything else becomes 8-bit L or RGB.
@@ -100,6 +107,28 @@ def decode_image(path: Path, channels: int | None, image_size: int | None) -> np
     if deep:
         return np.clip(arr.astype(np.float32) / np.float32(scale), 0, 1)[None]
     return arr[None].copy() if c == 1 else arr.transpose(2, 0, 1).copy()
+
+
+@contextlib.contextmanager
+def _open_image(path: Path) -> Iterator:
+    """Pillow's image of ``path``, refused with :class:`ImageTooLarge` when its header claims too many pixels.
+
+    Pillow's own guard warns (DecompressionBombWarning) from 89 megapixels and raises only from
+    twice that; both, and our lower limit, become the one ValueError that callers skip or report.
+    """
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageTooLarge(f"too many pixels to decode safely ({e})") from None
+    with im:
+        w, h = im.size
+        if w * h > MAX_IMAGE_PIXELS:
+            raise ImageTooLarge(f"{w} x {h} pixels, more than the {MAX_IMAGE_PIXELS} vaekit decodes")
+        yield im
 
 
 def _is_grey(im) -> bool:
@@ -125,10 +154,8 @@ def _resize_crop(im, size: int):
 
 def _probe(path: Path) -> tuple[tuple[int, int], bool] | str:
     """(width, height), is_grey from the file's header; an error string when Pillow cannot read it."""
-    from PIL import Image
-
     try:
-        with Image.open(path) as im:
+        with _open_image(path) as im:
             return im.size, _is_grey(im)
     except (OSError, ValueError, SyntaxError) as e:  # Pillow's UnidentifiedImageError is an OSError
         return f"{type(e).__name__}: {e}"

@@ -10,7 +10,9 @@ A file is looked up in this order (:func:`fetch`):
 
 Downloads go to a temporary file in the cache folder, are checked against the SHA-256 below, and
 only then renamed into place with :func:`os.replace` (atomic), so an interrupted or corrupted
-download never leaves a file that a later run would trust.
+download never leaves a file that a later run would trust. Only https URLs are fetched (plain http
+only from this machine itself, a local mirror), and no file may exceed :data:`MAX_DOWNLOAD_BYTES`:
+a hostile mirror or a man in the middle can neither fill the disk nor be trusted by accident.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +36,9 @@ __all__ = ["RemoteFile", "DatasetSource", "SOURCES", "cache_dir", "fetch", "down
 
 _CHUNK = 1 << 20  # bytes per read while downloading and hashing
 _TIMEOUT_S = 60.0
+# The largest dataset file is binarized MNIST's training set (~40 MB); nothing legitimate is larger.
+MAX_DOWNLOAD_BYTES = 256 << 20
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,9 @@ SOURCES: dict[str, DatasetSource] = {
             "test_images": RemoteFile("t10k-images-idx3-ubyte.gz", "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
             "test_labels": RemoteFile("t10k-labels-idx1-ubyte.gz", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
         },
-        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        # Zalando's S3 bucket over https (its website endpoint speaks only http), then the repository.
+        mirrors=("https://s3.eu-central-1.amazonaws.com/fashion-mnist/",
+                 "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"),
         contents="the Fashion-MNIST IDX gzip files (Zalando Research)",
     ),
     "frey-face": DatasetSource(
@@ -203,12 +211,24 @@ def fetch(
     return download_file(urls, cached, remote.sha256)
 
 
+def _check_url(url: str) -> None:
+    """ValueError unless ``url`` is https, or http to this machine (a local mirror, never the network)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK):
+        return
+    raise ValueError(f"refused: only https URLs are downloaded (got {parts.scheme or 'no'} scheme)")
+
+
 def _download_one(url: str, tmp: Path, desc: str) -> str:
-    """Stream ``url`` into ``tmp``; return its SHA-256. Raises OSError/URLError on failure."""
+    """Stream ``url`` into ``tmp``; return its SHA-256. Raises OSError/URLError/ValueError on failure."""
+    _check_url(url)
     h = hashlib.sha256()
     with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as resp, open(tmp, "wb") as out:
+        _check_url(resp.geturl() if hasattr(resp, "geturl") else url)  # a redirect may not downgrade to http
         length = resp.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
+        if total is not None and total > MAX_DOWNLOAD_BYTES:
+            raise OSError(f"the server offers {total} bytes, more than the {MAX_DOWNLOAD_BYTES} cap")
         done = 0
         with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not sys.stderr.isatty()) as bar:
             while block := resp.read(_CHUNK):
@@ -216,6 +236,8 @@ def _download_one(url: str, tmp: Path, desc: str) -> str:
                 h.update(block)
                 done += len(block)
                 bar.update(len(block))
+                if done > MAX_DOWNLOAD_BYTES:
+                    raise OSError(f"stopped after {done} bytes, more than the {MAX_DOWNLOAD_BYTES} cap")
         if total is not None and done != total:
             raise OSError(f"connection closed after {done} of {total} bytes")
     return h.hexdigest()
