@@ -113,6 +113,53 @@ def _wrong_shape_weights(tmp: Path) -> list[str]:
     return _mutate_config(tmp, lambda c: c["model"].update(latent_dim=c["model"]["latent_dim"] + 1))
 
 
+def _raw_config(tmp: Path, edit: Callable[[str], str]) -> list[str]:
+    """A copy of the trained run whose config.json text is rewritten (for what json.dumps cannot write)."""
+    args = _mutate_config(tmp, lambda c: None)
+    cfg = tmp / "edited" / "config.json"
+    cfg.write_text(edit(cfg.read_text()))
+    return args
+
+
+def _nan_weight(tmp: Path) -> list[str]:
+    from safetensors.torch import load_file, save_file
+
+    args = _mutate_config(tmp, lambda c: None)
+    weights = tmp / "edited" / "model.safetensors"
+    state = load_file(str(weights))
+    state[sorted(state)[0]][0] = float("nan")
+    save_file(state, str(weights))
+    return args
+
+
+def _run_trained_on(tmp: Path, dataset: str) -> list[str]:
+    """A copy of the trained run whose config.json says it was trained on ``dataset``; no --dataset given."""
+    args = _mutate_config(tmp, lambda c: c.setdefault("run", {}).update(dataset=dataset))
+    return args[: args.index("--dataset")] + args[args.index("--dataset") + 2 :]
+
+
+def _png_header(path: Path, width: int, height: int) -> None:
+    """A tiny PNG whose header claims width x height pixels (a decompression bomb for a decoder)."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(64))) + chunk(b"IEND", b""))
+
+
+def _bomb_folder(tmp: Path) -> Path:
+    d = _folder(tmp, [(8, 8)] * 3)
+    _png_header(d / "huge.png", 30000, 30000)
+    return d
+
+
+def _wide_csv(tmp: Path) -> str:
+    n = 1_000_000
+    return _csv(tmp, ",".join(f"c{i}" for i in range(n)) + "\n" + ",".join("0" for _ in range(n)) + "\n", "wide.csv")
+
+
 CASES = [
     Case("missing data file", lambda t: [*TRAIN, "--dataset", str(t / "nope.csv"), "--out", str(t / "out")]),
     Case("a folder where a data file belongs", lambda t: [*TRAIN, "--dataset", str((t / "d.csv").mkdir() or t / "d.csv"), "--out", str(t / "out")]),
@@ -166,6 +213,19 @@ CASES = [
     Case("samples written as .jpg", lambda t: ["sample", str(_run(t)), "--out", str(t / "out" / "s.jpg")]),
     Case("explore: a model folder that does not exist", lambda t: ["explore", str(t / "no-run"), "--no-browser", "--port", "0"]),
     Case("explore: data of another shape than the model's", lambda t: ["explore", str(_run(t)), "--dataset", _npy(t, np.random.default_rng(0).random((10, 9)).astype(np.float32), "nine.npy"), "--no-browser", "--port", "0"]),
+    Case("config.json with latent_dim 10^9 (nothing is allocated)", lambda t: _mutate_config(t, lambda c: c["model"].update(latent_dim=10**9))),
+    Case("config.json with hidden sizes [60000, 60000] (nothing is allocated)", lambda t: _mutate_config(t, lambda c: c["model"].update(hidden=[60000, 60000]))),
+    Case("config.json with latent_dim 2.5", lambda t: _mutate_config(t, lambda c: c["model"].update(latent_dim=2.5))),
+    Case("config.json with true where a size belongs", lambda t: _mutate_config(t, lambda c: c["model"].update(latent_dim=True))),
+    Case("config.json with 1e400", lambda t: _raw_config(t, lambda text: text.replace('"label_scale": 30.0', '"label_scale": 1e400'))),
+    Case("config.json nested 100 000 levels deep", lambda t: _raw_config(t, lambda text: "[" * 100_000 + "]" * 100_000)),
+    Case("a NaN weight in a model folder", _nan_weight),
+    Case("a run whose recorded dataset is / (no walk of the file system)", lambda t: _run_trained_on(t, "/")),
+    Case("a run whose recorded dataset no longer exists", lambda t: _run_trained_on(t, str(t / "gone.csv"))),
+    Case("a 30000 x 30000 PNG with --strict", lambda t: [*TRAIN, "--strict", "--dataset", str(_bomb_folder(t)), "--out", str(t / "out")]),
+    Case("a gzip IDX of a few KB whose header claims 3 GB", lambda t: [*TRAIN, "--dataset", "mnist", "--data-dir", str(_mnist_dir(t, images=gzip.compress(struct.pack(">HBBIII", 0, 8, 3, 3_000_000, 32, 32) + bytes(3 << 20)))), "--out", str(t / "out")]),
+    Case("a table with a million columns", lambda t: [*TRAIN, "--dataset", _wide_csv(t), "--out", str(t / "out")]),
+    Case("an escape code in a file name", lambda t: [*TRAIN, "--dataset", str(t / "\x1b[2J\x1b[31mred.csv"), "--out", str(t / "out")]),
     Case("explore: a port that is in use", lambda t: ["explore", str(t / "any-run"), "--no-browser", "--port", str(_busy_port())]),
 ]
 
@@ -202,7 +262,80 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(case, tmp_path, caps
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("vaekit") and ": error: " in lines[0], err
     assert "Traceback" not in err
+    assert "\x1b" not in err  # escape codes from file names are shown escaped, never sent to the terminal
     assert new == [], f"left behind: {new}"
     assert not (tmp_path / "pwned").exists()
     if (tmp_path / "out" / "keep.txt").exists():
         assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
+
+
+_PEAK = """
+import resource, sys
+from vaekit.cli import main
+rc = main(sys.argv[1:])
+print(rc, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def _peak_mb(args: list[str]) -> tuple[int, int]:
+    """(exit status, peak resident memory in MB) of one CLI call in a fresh process."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _PEAK, *args], capture_output=True, text=True, timeout=300)
+    rc, peak = out.stdout.split()[-2:]
+    return int(rc), int(peak)
+
+
+@pytest.mark.parametrize("model", [{"latent_dim": 10**6}, {"hidden": [60000, 60000]}], ids=["latent_dim", "hidden"])
+def test_huge_sizes_in_a_small_config_allocate_nothing(model, tmp_path, capsys):
+    """A config.json of a few KB that implies gigabytes of weights is refused before they are built:
+    the process peaks no higher than loading the honest model (plus a margin far below the claim)."""
+    args = _mutate_config(tmp_path, lambda c: c["model"].update(**model))
+    honest = ["encode", str(tmp_path / "trained"), *args[2:]]
+    assert (tmp_path / "edited" / "config.json").stat().st_size < 4096
+    rc_bad, peak_bad = _peak_mb(args)
+    rc_ok, peak_ok = _peak_mb(honest)
+    assert (rc_bad, rc_ok) == (2, 0)
+    assert peak_bad < peak_ok + 200, (peak_bad, peak_ok)
+
+
+def test_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
+    """ENOSPC while writing an output: one line naming the cause, exit 2, no temporary file left."""
+    import errno
+
+    args = ["encode", str(_run(tmp_path)), "--dataset", str(tmp_path / "ok.npy"), "--out", str(tmp_path / "out" / "z.npy")]
+    (tmp_path / "out").mkdir()
+    capsys.readouterr()
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("vaekit: error: the disk is full"), err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    """Only the machine's state (disk, permissions, memory) becomes one line: other OSErrors are bugs."""
+    import errno
+
+    monkeypatch.setattr(np, "save", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EBADF, "Bad file descriptor")))
+    with pytest.raises(OSError):
+        main(["encode", str(_run(tmp_path)), "--dataset", str(tmp_path / "ok.npy"), "--out", str(tmp_path / "z.npy")])
+
+
+def test_escape_codes_are_shown_escaped_in_warnings_too(tmp_path):
+    """A skipped image whose name holds an escape code is named with the code escaped."""
+    import warnings
+
+    d = _folder(tmp_path, [(8, 8)] * 12)
+    (d / "\x1b]0;owned\x07.png").write_text("not an image")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([*TRAIN, "--dataset", str(d), "--out", str(tmp_path / "run"), "--batch-size", "4"]) == 0
+    # main installs vaekit's one-line format: what the terminal would show.
+    shown = "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in caught)
+    assert "\\x1b]0;owned\\x07.png" in shown and "\x1b" not in shown and "\x07" not in shown
