@@ -71,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        return args.func(args)
+        from ..fileio import cleanup_on_signals
+
+        with cleanup_on_signals():  # SIGTERM/SIGHUP remove temporary files and keep resumable state
+            return args.func(args)
     except KeyboardInterrupt:
         print("vaekit: interrupted", file=sys.stderr)
         return 130
