@@ -208,16 +208,27 @@ def restore(resume: dict, model: nn.Module, opt: torch.optim.Optimizer, stopper:
     """Load a checkpoint into the model, optimizer, random states and early stopping.
 
     Returns (epoch, step) to continue from, the history so far and the running sums of the
-    unfinished epoch.
+    unfinished epoch. A checkpoint whose tensors do not fit this model and optimizer (another
+    run's, or an edited one) is a one-line ModelFileError, not a traceback.
     """
-    model.load_state_dict(resume["model"])
-    opt.load_state_dict(resume["optimizer"])
-    torch.set_rng_state(resume["rng"]["cpu"])
-    cuda_states = [resume["rng"][f"cuda{i}"] for i in range(len(resume["rng"])) if f"cuda{i}" in resume["rng"]]
-    if cuda_states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda_states[: torch.cuda.device_count()])
-    if stopper is not None and "early_stopping" in resume:
-        stopper.load_state(*resume["early_stopping"])
+    from .errors import ModelFileError
+
+    try:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        torch.set_rng_state(resume["rng"]["cpu"])
+        cuda_states = [resume["rng"][f"cuda{i}"] for i in range(len(resume["rng"])) if f"cuda{i}" in resume["rng"]]
+        if cuda_states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(cuda_states[: torch.cuda.device_count()])
+        if stopper is not None and "early_stopping" in resume:
+            stopper.load_state(*resume["early_stopping"])
+            own, best = model.state_dict(), stopper.best_state
+            if best is not None and (best.keys() != own.keys() or any(best[k].shape != own[k].shape for k in own)):
+                raise ValueError("its best weights (early stopping) do not match the model")
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
+        reason = " ".join(str(e).split())[:300]
+        raise ModelFileError(f"the checkpoint does not fit this run's model and optimizer ({reason}); "
+                             "start the run again without --resume") from None
     sums = {k: v.to(device) for k, v in resume["sums"].items()}
     return resume["epoch"], resume["step"], list(resume["history"]), sums
 
