@@ -1,7 +1,9 @@
 """``vaekit train``: train a model and write a run folder (config, weights, metrics, log, figures, report).
 
-The run is written into ``.RUN.partial`` beside ``RUN`` and renamed into place when it is complete;
-an interrupted run keeps its checkpoint there for ``--resume``.
+The run is written into ``.RUN.partial`` beside ``RUN`` and renamed into place as soon as its model
+is saved; the report and figures are drawn into the published folder after that (their temporary
+files in ``.RUN.finishing``). An interrupted run keeps its checkpoint in ``.RUN.partial`` for
+``--resume``. ``.RUN.lock`` beside it keeps a second writer out while the run goes on.
 """
 
 from __future__ import annotations
@@ -182,31 +184,20 @@ def _leave_distributed() -> None:
 
 
 def cmd_train(args) -> int:
-    from ..checkpoint import read_checkpoint
-    from ..fileio import publish_dir, staging_dir
+    from ..fileio import lock_folder, remove_stale_temps, staging_dir
 
     if args.preset == "list":
         return _list_presets()
     resume = None
     if args.resume:
-        out = Path(args.resume)
-        staging = staging_dir(out)
-        if not staging.exists():
-            if (out / "model.safetensors").exists():
-                raise error(f"{out} already finished training; start a new run with --out")
-            raise error(f"nothing to resume at {out}: no unfinished run folder {staging.name} beside it")
-        resume = read_checkpoint(staging)
-        saved = resume["extra"].get("argv")
-        if not saved:
-            raise error(f"the checkpoint in {staging} does not record its command; start the run again")
-        args = _parser().parse_args(saved)
-        args.argv, args.resume = saved, str(out)
+        args, resume = _resume(args)
+        if resume is None:  # a trained model waiting in its staging folder was published
+            return 0
     elif not args.out:
         raise error("say where to write the run: --out RUN_DIR (or --resume RUN_DIR to continue one)")
     out = Path(args.out)
     rank = _init_distributed(args)
-    if not resume and out.exists() and not args.overwrite and (not out.is_dir() or any(out.iterdir())):
-        raise error(f"{out} already exists; choose another --out or pass --overwrite to replace it")
+    _check_out_free(out, args, resume)
     est = make_estimator(args)
     est.check_params()  # bad options fail before any data is read
     if args.val_split and (args.val_split == args.split or args.split == "all"):
@@ -220,27 +211,281 @@ def cmd_train(args) -> int:
         _train_into(args, est, data, None, resume=resume, val=val)
         _leave_distributed()
         return 0
-    if not resume:
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-    try:
-        _train_into(args, est, data, staging, resume=resume, val=val)
-        publish_dir(staging, out)
-    except BaseException as e:
-        from ..train import TrainingDiverged
-
-        has_checkpoint = (staging / "checkpoint.safetensors").exists()
-        if has_checkpoint and isinstance(e, (TrainingDiverged, KeyboardInterrupt)):
-            print(f"vaekit: the last good checkpoint is kept in {staging}; continue with `vaekit train --resume {out}`", file=sys.stderr)
+    # One writer per run folder, from here until its report is written: a second `train --out` (or
+    # --resume) of the same folder is refused instead of interleaving with this one.
+    with lock_folder(out):
+        _check_out_free(out, args, resume)  # again, now that no other writer can change it
+        if resume:
+            if not (staging / "checkpoint.safetensors").exists():
+                raise error(f"{staging} changed while this run started; run the command again")
+            remove_stale_temps(staging)  # a SIGKILL mid-checkpoint leaves one; it must not be published
         else:
-            shutil.rmtree(staging, ignore_errors=True)  # nothing half-written survives a failure
-        raise
-    _leave_distributed()  # a no-op unless started by torchrun
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+        try:
+            _train_into(args, est, data, staging, resume=resume, val=val)
+            _publish(staging, out)
+        except BaseException as e:
+            _after_failure(e, staging, out)
+            raise
+        _leave_distributed()  # a no-op unless started by torchrun
+        # The model is in place: a kill or a failure from here on loses only the report and figures.
+        _finish(args, est, data, out)
     written = ["config.json", "model.safetensors", "metrics.csv", "train.log"]
     written += [] if args.no_figures else ["samples.png", "reconstructions.png"]
     written += [] if args.no_report else ["report.html"]
     say(args, f"wrote {out}/ ({', '.join(f for f in written if (out / f).exists())})")
     return 0
+
+
+def _occupied(out: Path) -> bool:
+    return out.exists() and (not out.is_dir() or any(out.iterdir()))
+
+
+def _check_out_free(out: Path, args, resume) -> None:
+    """A run never replaces a folder unless --overwrite was typed (for a resumed run: typed again now)."""
+    if not _occupied(out) or args.overwrite:
+        return
+    if resume:
+        raise error(f"{out} already exists: resuming .{out.name}.partial would replace it; move it away, "
+                    "or pass --overwrite with --resume to replace it")
+    raise error(f"{out} already exists; choose another --out or pass --overwrite to replace it")
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Move the trained run into place, without its checkpoint or any stray temporary file."""
+    from ..fileio import publish_dir, remove_stale_temps
+
+    # The model was saved before this: the checkpoint goes only once the model replacing it is on disk.
+    (staging / "checkpoint.safetensors").unlink(missing_ok=True)
+    remove_stale_temps(staging)
+    publish_dir(staging, out)
+
+
+def _trained(staging: Path) -> bool:
+    """Whether a staging folder holds a finished model (saved with its run section) that was not moved into place."""
+    from ..errors import VaekitError
+    from ..fileio import read_json
+
+    if not (staging / "model.safetensors").is_file():
+        return False
+    try:
+        cfg = read_json(staging / "config.json")
+    except VaekitError:
+        return False
+    return isinstance(cfg, dict) and isinstance(cfg.get("run"), dict)
+
+
+def _after_failure(e: BaseException, staging: Path, out: Path) -> None:
+    """Keep a failed run's resumable state (its last checkpoint, or a trained model) and say how to
+    go on; remove the staging folder only when nothing in it can be resumed. Raises the one-line
+    error for a bad input or a failed write (disk full); returns for the caller to re-raise otherwise."""
+    from ..errors import ModelFileError, VaekitError
+
+    if not (staging / "checkpoint.safetensors").exists() and not _trained(staging):
+        shutil.rmtree(staging, ignore_errors=True)  # nothing half-written survives a failure
+        if isinstance(e, OSError):
+            raise error(f"could not write {e.filename or staging}: {e.strerror or e}; no checkpoint had been written, "
+                        "nothing was kept") from None
+        return
+    hint = (f"the last good checkpoint is kept in {staging}" if (staging / "checkpoint.safetensors").exists()
+            else f"the trained model is kept in {staging}") + f"; continue with `vaekit train --resume {out}`"
+    if isinstance(e, OSError):
+        raise error(f"could not write {e.filename or staging}: {e.strerror or e}; {hint} once that is fixed") from None
+    if isinstance(e, ModelFileError):  # the checkpoint itself is unusable: resuming it again cannot help
+        return
+    if isinstance(e, VaekitError):
+        raise error(f"{e}; {hint}") from None
+    print(f"vaekit: {hint}", file=sys.stderr)  # interrupted (Ctrl-C, SIGTERM, SIGHUP) or a bug
+
+
+def _finish(args, est, data, out: Path) -> None:
+    """report.html and the figures of a published run, their temporary files kept outside it."""
+    from ..fileio import finishing_dir, temporaries_in
+
+    side = finishing_dir(out)
+    side.mkdir(exist_ok=True)
+    try:
+        with temporaries_in(out, side):
+            if not args.no_report:
+                _write_report(args, out, data)
+            if not args.no_figures:
+                try:
+                    _write_figures(args, est, data, out)
+                except Exception as e:  # noqa: BLE001 - the trained model matters more than its figures
+                    print(f"vaekit: warning: figures not written ({type(e).__name__}: {e})", file=sys.stderr)
+    finally:
+        shutil.rmtree(side, ignore_errors=True)
+
+
+# -- --resume: DIR's own checkpoint, into DIR, with only the typed flags that make sense ----------
+
+# Flags that may be typed with --resume: how long the run goes on, and what it prints or writes
+# beside the model. Anything else would change what the checkpoint's numbers mean, so it is refused.
+RESUME_FLAGS = ("epochs", "max_minutes", "checkpoint_every", "checkpoint_minutes", "quiet", "no_figures", "no_report",
+                "tensorboard", "tensorboard_images", "threads", "overwrite")
+# What a recorded command may not decide: where the run is written (DIR alone decides), where else
+# files go, and what would run instead of training. Dropped from the recorded command on resume.
+_NOT_FROM_CHECKPOINT = ("out", "resume", "tensorboard", "overwrite", "config", "preset", "help")
+
+
+def _resume_target(path: Path) -> Path:
+    """The run folder DIR stands for: DIR itself, or X when DIR is the staging folder .X.partial."""
+    name = path.name
+    if name.startswith(".") and name.endswith(".partial") and len(name) > len("..partial"):
+        return path.parent / name[1 : -len(".partial")]
+    return path
+
+
+def _flag(parser: argparse.ArgumentParser, dest: str) -> str:
+    action = next(a for a in parser._actions if a.dest == dest)  # noqa: SLF001 - argparse has no public list
+    return next((s for s in action.option_strings if s.startswith("--")), dest)
+
+
+def _typed(argv: list[str], make_parser=train_parser) -> dict:
+    """The options a command line gives explicitly (dest -> value), defaults left out."""
+    p = make_parser()
+    for a in p._actions:  # noqa: SLF001
+        a.default = argparse.SUPPRESS
+    dests = {a.dest for a in p._actions}  # noqa: SLF001
+    return {k: v for k, v in vars(p.parse_args(argv[1:])).items() if k in dests}
+
+
+def _as_tokens(parser: argparse.ArgumentParser, given: dict) -> list[str]:
+    """Options as command-line tokens (``--flag=value``, so a value starting with '-' stays a value)."""
+    tokens = []
+    for dest, value in given.items():
+        action = next(a for a in parser._actions if a.dest == dest)  # noqa: SLF001
+        flag = _flag(parser, dest)
+        if action.nargs == 0:
+            tokens += [flag] if value else []
+        else:
+            tokens.append(f"{flag}={','.join(map(str, value)) if isinstance(value, list) else value}")
+    return tokens
+
+
+def _without(argv: list[str], dests: tuple[str, ...], parser: argparse.ArgumentParser) -> list[str]:
+    """``argv`` without the options whose destination is in ``dests`` (and their values)."""
+    by_flag = {s: a for a in parser._actions for s in a.option_strings}  # noqa: SLF001
+    kept, i = [], 0
+    while i < len(argv):
+        name = argv[i].split("=", 1)[0]
+        action = by_flag.get(name)
+        if action is None and name.startswith("--"):  # argparse accepts unique prefixes (--tensorb)
+            hits = {by_flag[f] for f in by_flag if f.startswith(name)}
+            action = hits.pop() if len(hits) == 1 else None
+        n = 2 if action is not None and action.nargs != 0 and "=" not in argv[i] else 1
+        if action is None or action.dest not in dests:
+            kept += argv[i : i + n]
+        i += n
+    return kept
+
+
+def _stored_parser(where: Path) -> argparse.ArgumentParser:
+    """The train parser, whose errors name the checkpoint instead of exiting as if the user typed them."""
+    parser = train_parser()
+
+    def fail(message: str):
+        raise error(f"the checkpoint in {where} records a command vaekit cannot run ({parser._explain(message)}); "  # noqa: SLF001
+                    "start the run again without --resume")
+
+    parser.error = fail
+    return parser
+
+
+def _resume(args) -> tuple[argparse.Namespace, dict | None]:
+    """The options and checkpoint of `train --resume DIR`.
+
+    DIR alone says which run is resumed and where it is published: its staging folder
+    ``.DIR.partial`` holds the checkpoint, and the finished run goes to DIR whatever the recorded
+    command says (a renamed ``.runA.partial`` resumed as runB becomes runB; a folder already at
+    DIR is replaced only with --overwrite typed now). The recorded command is data: parsed and
+    checked like typed flags, its output paths (--out, --tensorboard, --overwrite) dropped.
+    Flags typed with --resume are applied when listed in RESUME_FLAGS, refused otherwise.
+    Returns (options, checkpoint), or (options, None) when DIR's staging folder held a trained
+    model, which is then published.
+    """
+    from ..checkpoint import read_checkpoint
+    from ..fileio import staging_dir
+
+    out = _resume_target(Path(args.resume))
+    staging = staging_dir(out)
+    parser = train_parser()
+    typed = _typed(args.argv)
+    if "out" in typed and Path(typed["out"]).resolve() != out.resolve():
+        raise error(f"--out cannot be given with --resume: {out} is resumed into itself; drop --out {typed['out']}")
+    refused = [_flag(parser, d) for d in typed if d not in (*RESUME_FLAGS, "resume", "out")]
+    if refused:
+        raise error(f"{', '.join(refused)} cannot change when resuming (the run keeps the options it started with); "
+                    f"drop {'it' if len(refused) == 1 else 'them'}, or start a new run with --out")
+    if not staging.is_dir():
+        _nothing_to_resume(out, staging)
+    if not (staging / "checkpoint.safetensors").exists() and _trained(staging):
+        return _publish_trained(args, staging, out, typed), None
+    resume = read_checkpoint(staging)
+    saved = resume["extra"].get("argv")
+    if not saved:
+        raise error(f"the checkpoint in {staging} does not record its command; start the run again")
+    if saved[0] != "train":
+        raise error(f"the checkpoint in {staging} records a command that is not `vaekit train`; start the run again without --resume")
+    stored = _stored_parser(staging)
+    recorded = _typed(saved, lambda: _stored_parser(staging))
+    argv = ["train", *_without(saved[1:], _NOT_FROM_CHECKPOINT, stored), f"--out={out}",
+            *_as_tokens(parser, {d: v for d, v in typed.items() if d in RESUME_FLAGS})]
+    new = stored.parse_args(argv[1:])
+    # Whatever the recorded command held: DIR is the output, the typed flags decide the rest.
+    new.argv, new.resume, new.out = argv, str(out), str(out)
+    new.tensorboard, new.overwrite = typed.get("tensorboard"), typed.get("overwrite", False)
+    if "tensorboard" in recorded and "tensorboard" not in typed:
+        say(new, f"note: the resumed run writes no TensorBoard files; pass --tensorboard {recorded['tensorboard']} to continue them")
+    _check_more_epochs(new, resume, typed)
+    return new, resume
+
+
+def _check_more_epochs(args, resume: dict, typed: dict) -> None:
+    """A typed --epochs must leave the epochs already begun standing."""
+    begun = resume["epoch"] if resume["step"] else resume["epoch"] - 1
+    if "epochs" in typed and typed["epochs"] < begun:
+        raise error(f"--epochs {typed['epochs']} is fewer than the {begun} epochs this run has already begun; "
+                    f"pass --epochs {begun} or more")
+
+
+def _nothing_to_resume(out: Path, staging: Path):
+    if (out / "model.safetensors").exists():
+        if _report_unfinished(out):
+            raise error(f"{out} is already trained but its report was not finished; write it with `vaekit report {out}`")
+        raise error(f"{out} already finished training; start a new run with --out")
+    raise error(f"nothing to resume at {out}: no unfinished run folder {staging.name} beside it")
+
+
+def _report_unfinished(out: Path) -> bool:
+    """Whether a published run stopped while its report was drawn (left its finishing folder, or
+    lacks report.html although its recorded command did not say --no-report)."""
+    from ..errors import VaekitError
+    from ..fileio import finishing_dir, read_json
+
+    if finishing_dir(out).exists():
+        return True
+    if (out / "report.html").exists():
+        return False
+    try:
+        argv = (read_json(out / "config.json").get("run") or {}).get("argv")
+    except (VaekitError, AttributeError):
+        return False
+    return isinstance(argv, list) and "--no-report" not in argv
+
+
+def _publish_trained(args, staging: Path, out: Path, typed: dict) -> argparse.Namespace:
+    """A run stopped after its model was saved and before it was moved into place: move it now."""
+    from ..fileio import lock_folder, publish_dir, remove_stale_temps
+
+    args.overwrite = typed.get("overwrite", False)
+    with lock_folder(out):
+        _check_out_free(out, args, resume=True)
+        remove_stale_temps(staging)
+        publish_dir(staging, out)
+    say(args, f"{staging.name} held a trained model: moved it to {out}/; write its report with `vaekit report {out}`")
+    return args
 
 
 def _list_presets() -> int:
@@ -337,8 +582,7 @@ def _train_into(args, est, data, run: Path | None, resume: dict | None = None, v
         if tracker is not None:
             tracker.close()
     est.verbose = False
-    (run / "checkpoint.safetensors").unlink(missing_ok=True)  # the finished model replaces it
-    est.save(run)
+    est.save(run)  # the checkpoint stays until the run is published (see _publish)
     cfg = read_json(run / "config.json")
     cfg["run"] = {
         "dataset": args.dataset, "data_dir": args.data_dir, "label_column": args.label_column, "val_split": args.val_split,
@@ -347,10 +591,6 @@ def _train_into(args, est, data, run: Path | None, resume: dict | None = None, v
         "n_train_examples": len(data), "classes": data.classes, "command": "vaekit " + " ".join(args.argv),
     }
     write_json(run / "config.json", cfg)
-    if not getattr(args, "no_report", False):
-        _write_report(args, run, data)
-    if not args.no_figures:
-        _write_figures(args, est, data, run)
 
 
 def _write_figures(args, est, data, run: Path) -> None:
