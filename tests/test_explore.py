@@ -7,10 +7,12 @@ The page itself is driven in a real browser in test_explore_browser.py.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import io
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,8 +20,10 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -35,12 +39,18 @@ from vaekit.explore.png import encode_png
 
 
 @contextlib.contextmanager
-def serving(explorer: Explorer):
-    server = ExploreServer(explorer, "127.0.0.1", 0)
+def serving(explorer: Explorer, **limits):
+    with serving_server(explorer, **limits) as server:
+        yield server.url.rstrip("/")
+
+
+@contextlib.contextmanager
+def serving_server(explorer, **limits):
+    server = ExploreServer(explorer, "127.0.0.1", 0, **limits)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield server.url.rstrip("/")
+        yield server
     finally:
         server.shutdown()
         server.server_close()
@@ -415,3 +425,228 @@ def test_the_command_binds_localhost_and_stops_cleanly_on_a_signal(explore_run, 
     assert "stopped" in out
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+# -- trust: names from a run folder are data, every answer is guarded, connections are bounded ------
+
+XSS = '<img src=x onerror="document.title=\'pwned\'">'
+
+
+def response(url: str, path: str, method: str = "GET", raw: bytes | None = None) -> tuple[int, dict, bytes]:
+    """(status, headers with lower-case names, body) of one request; ``raw`` sends those bytes as the request."""
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    if raw is not None:
+        with socket.create_connection((host, port), timeout=10) as sock:
+            sock.sendall(raw)
+            resp = http.client.HTTPResponse(sock)
+            resp.begin()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    try:
+        conn.request(method, path)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def test_a_class_name_holding_html_is_served_only_as_json_data(explore_run, tmp_path):
+    # The names come from the run folder's config.json, as `vaekit train` records a CSV's labels or an image folder's subfolders.
+    _, _, run = explore_run
+    crafted = tmp_path / "crafted"
+    shutil.copytree(run, crafted)
+    cfg = json.loads((crafted / "config.json").read_text())
+    names = [XSS, "</option><script>alert(1)</script>", "a & b"] + [str(k) for k in range(3, 10)]
+    cfg["run"] = {**cfg.get("run", {}), "classes": names}
+    (crafted / "config.json").write_text(json.dumps(cfg))
+    ex = Explorer.from_run(crafted, limit=300)
+    assert ex.classes == names
+    with serving(ex) as u:
+        status, headers, body = response(u, "/info")
+        assert status == 200 and headers["content-type"] == "application/json" and headers["x-content-type-options"] == "nosniff"
+        assert json.loads(body)["classes"] == names  # the exact strings, as data
+        assert b"<" not in body and b">" not in body and b"&" not in body  # escaped: no byte of it reads as markup
+        for path in ("/", "/app.js", "/app.css"):  # the page's own files hold no name
+            assert b"onerror" not in response(u, path)[2]
+        # a name echoed in an error is data too: JSON escaped, or plain text the browser may not sniff
+        status, headers, body = response(u, "/example?i=" + urllib.parse.quote(XSS))
+        assert status == 400 and headers["content-type"] == "application/json" and b"<" not in body
+        assert XSS[:20] in json.loads(body)["error"]  # the message quotes the first 20 characters
+        status, headers, body = response(u, "/" + urllib.parse.quote(XSS))
+        assert status == 404 and headers["content-type"].startswith("text/plain") and headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_page_has_no_inline_script_or_style_for_the_csp_to_allow(url):
+    page = response(url, "/")[2].decode()
+    assert re.findall(r"<script[^>]*>", page) == ['<script src="/app.js">']
+    assert not re.search(r"\son\w+\s*=", page) and " style=" not in page and "javascript:" not in page
+    script = response(url, "/app.js")[2].decode()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in script, sink
+
+
+@pytest.mark.parametrize("path, method, raw, status", [
+    ("/", "GET", None, 200),
+    ("/app.js", "GET", None, 200),
+    ("/app.css", "GET", None, 200),
+    ("/info", "GET", None, 200),
+    ("/codes", "GET", None, 200),
+    ("/example?i=1", "GET", None, 200),
+    ("/image?i=1", "GET", None, 200),
+    ("/decode?z=0,0", "GET", None, 200),
+    ("/decode.json?z=0,0", "GET", None, 200),
+    ("/interpolate?a=1&b=2&steps=3", "GET", None, 200),
+    ("/decode?z=x", "GET", None, 400),
+    ("/decode.json?z=x", "GET", None, 400),
+    ("/nope", "GET", None, 404),
+    ("/info", "POST", None, 501),
+    ("", "", b"GET /a b HTTP/1.1\r\n\r\n", 400),  # http.server's own refusal: a malformed request line
+    ("", "", b"GET /info HTTP/1.1\r\nHost: evil.example\r\n\r\n", 403),
+])
+def test_every_answer_carries_the_csp_and_nosniff(url, path, method, raw, status):
+    got, headers, body = response(url, path, method, raw)
+    assert got == status, body
+    csp = {d.split()[0]: d.split()[1:] for d in headers["content-security-policy"].split("; ")}
+    assert csp["script-src"] == ["'self'"] and csp["default-src"] == ["'none'"]  # no inline script, nothing from elsewhere
+    assert csp["object-src"] == ["'none'"] and csp["base-uri"] == ["'none'"] and csp["frame-ancestors"] == ["'none'"]
+    assert "'unsafe-inline'" not in headers["content-security-policy"] and "'unsafe-eval'" not in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    if status != 200:
+        assert body.count(b"\n") == 1, body  # one line, not http.server's HTML error page
+
+
+@pytest.fixture(scope="module")
+def table_explorer():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 6)).astype(np.float32) * 3 + 10
+    est = vaekit.VAE(latent_dim=2, hidden=(16,), likelihood="gaussian", standardize=True, epochs=2, batch_size=50, seed=0,
+                     device="cpu").fit(X)
+    return Explorer(est, Dataset(X, None, "table"))
+
+
+@pytest.mark.parametrize("z, says", [
+    ("3.4e38,3.4e38", "decodes to infinite or NaN"),  # finite, but the decoder's float32 arithmetic overflows
+    ("0,0;3.4e38,3.4e38", "decodes to infinite or NaN"),  # one such code among several
+    ("3.5e38,0", "NaN and infinite values cannot be decoded"),  # beyond float32
+    ("1e999,0", "NaN and infinite values cannot be decoded"),
+    ("nan,0", "NaN and infinite values cannot be decoded"),
+    ("-inf,0", "NaN and infinite values cannot be decoded"),
+])
+def test_extreme_codes_get_a_400_with_one_line_of_json(table_explorer, z, says):
+    with serving(table_explorer) as u:
+        status, headers, body = response(u, "/decode.json?z=" + z)
+        assert status == 400 and headers["content-type"] == "application/json", body
+        assert body.count(b"\n") == 1 and says in json.loads(body)["error"], body
+        assert response(u, "/decode.json?z=1e5,-1e5")[0] == 200  # large but decodable: the numbers, and the server still answers
+
+
+def test_an_idle_connection_is_closed_after_the_timeout(vae):
+    with serving(vae, idle_timeout=0.5) as u:
+        for request in (b"", b"GET /info HTTP/1.1\r\n"):  # nothing at all, or a request never finished
+            with socket.create_connection((urlsplit(u).hostname, urlsplit(u).port), timeout=10) as sock:
+                sock.sendall(request)
+                start = time.monotonic()
+                assert sock.recv(100) == b""  # closed by the server, without an answer
+                assert 0.4 < time.monotonic() - start < 5
+        # a kept-alive connection is closed once it has been idle as long
+        conn = http.client.HTTPConnection(urlsplit(u).hostname, urlsplit(u).port, timeout=10)
+        conn.request("GET", "/info")
+        assert conn.getresponse().read()
+        start = time.monotonic()
+        assert conn.sock.recv(100) == b""
+        assert 0.4 < time.monotonic() - start < 5
+        conn.close()
+
+
+def test_many_idle_connections_do_not_keep_a_request_waiting(vae):
+    threads_before = threading.active_count()
+    socks = []
+    with serving_server(vae, idle_timeout=60, max_connections=32) as server:
+        u = server.url
+        try:
+            for k in range(300):  # idle sockets, every other one a slowloris with half a request
+                socks.append(socket.create_connection(("127.0.0.1", server.server_port), timeout=10))
+                if k % 2:
+                    socks[-1].sendall(b"GET /info HTTP/1.1\r\nHost: 127")
+            time.sleep(0.3)
+            start = time.monotonic()
+            status, _, body = get(u + "info")
+            took = time.monotonic() - start
+            assert status == 200 and json.loads(body)["model"]["code_dim"] == 2
+            assert took < 2.0, f"a request behind 300 idle sockets took {took:.2f} s"
+            assert len(server.connections) <= 32
+            assert threading.active_count() - threads_before <= 32 + 2  # one thread per admitted connection, plus the server's
+        finally:
+            for sock in socks:
+                sock.close()
+
+
+class _Slow:
+    """A stand-in explorer whose /info waits until released: connections that stay busy."""
+
+    def __init__(self):
+        self.release = threading.Event()
+
+    def info(self):
+        self.release.wait(10)
+        return {"ok": True}
+
+
+def test_when_every_connection_is_busy_a_new_one_gets_503_at_once():
+    slow = _Slow()
+    with serving(slow, max_connections=2) as u:
+        waiting = [threading.Thread(target=get, args=(u + "/info",)) for _ in range(2)]
+        for t in waiting:
+            t.start()
+        time.sleep(0.3)
+        start = time.monotonic()
+        status, headers, body = response(u, "/app.js")
+        assert status == 503 and time.monotonic() - start < 3
+        assert headers["x-content-type-options"] == "nosniff" and "content-security-policy" in headers and headers["retry-after"] == "1"
+        assert body.count(b"\n") == 1 and b"retry" in body
+        slow.release.set()
+        for t in waiting:
+            t.join()
+        assert response(u, "/app.js")[0] == 200  # places freed
+
+
+_FD_LIMITED_SERVER = """
+import resource, sys
+from vaekit.explore.server import ExploreServer
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+server = ExploreServer(None, "127.0.0.1", 0, idle_timeout=60, max_connections=int(sys.argv[1]))
+print(server.server_port, flush=True)
+server.serve_forever(poll_interval=0.05)
+"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads a process's CPU time from /proc (Linux)")
+@pytest.mark.parametrize("cap", [64, 1000])  # the default, and a cap above the 256 file descriptors: accept() hits EMFILE
+def test_with_256_file_descriptors_300_idle_sockets_neither_starve_nor_spin_the_server(cap):
+    proc = subprocess.Popen([sys.executable, "-c", _FD_LIMITED_SERVER, str(cap)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    socks = []
+    try:
+        port = int(proc.stdout.readline())
+        for _ in range(300):
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        time.sleep(1.0)  # let it take them in (and, for the high cap, run out of descriptors)
+        start = time.monotonic()
+        status, _, _ = get(f"http://127.0.0.1:{port}/app.js")
+        took = time.monotonic() - start
+        assert status == 200 and took < 3.0, f"took {took:.2f} s"
+        cpu, wall = _cpu_seconds(proc.pid), time.monotonic()
+        time.sleep(1.0)
+        used = (_cpu_seconds(proc.pid) - cpu) / (time.monotonic() - wall)
+        assert used < 0.3, f"the idle server used {used:.0%} of a CPU"  # it spun at 97 % before
+    finally:
+        for sock in socks:
+            sock.close()
+        proc.kill()
+        proc.wait()

@@ -327,3 +327,72 @@ def test_every_kind_of_model_gets_a_working_page(browser, explore_run, kind):
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- trust: what a run folder names is shown as text, and the page runs under its CSP ---------------
+
+# Each payload, were it parsed as HTML, would run script that records itself in window.__pwned.
+PAYLOADS = ['<img src=x onerror="(window.__pwned = window.__pwned || []).push(1)">',
+            '</option><img src=x onerror="(window.__pwned = window.__pwned || []).push(2)">',
+            '<svg onload="(window.__pwned = window.__pwned || []).push(3)">&amp;']
+# Records every CSP violation before the page's own script runs (devtools' script is exempt from the CSP).
+WATCH_CSP = ("window.__csp = []; document.addEventListener('securitypolicyviolation', "
+             "(e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));")
+
+
+@pytest.fixture
+def csp_watch(browser):
+    token = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH_CSP})
+    yield
+    browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": token["identifier"]})
+    browser.get_log("browser")  # drop what this test provoked, so later tests see only their own messages
+
+
+def test_the_page_runs_under_its_csp_without_a_violation(browser, page_url, csp_watch):
+    browser.get(page_url)
+    wait_for(browser, "return document.body.dataset.ready === '1'", "the page to start")
+    settle(browser)
+    browser.find_element("id", "interpolate").click()  # the data: URLs of the strips
+    wait_for(browser, "const i = document.getElementById('interp-strip'); return i.complete && i.naturalWidth > 0", "the strip")
+    assert browser.execute_script("return window.__csp") == []
+    logged = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert not logged, logged
+
+
+def test_class_and_run_names_holding_html_are_shown_as_text_and_run_nothing(browser, explorer, tmp_path, csp_watch):
+    names = [PAYLOADS[k % len(PAYLOADS)] + f" #{k}" for k in range(10)]
+    crafted = Explorer(explorer.est, _ten_classes(explorer), name=PAYLOADS[0], classes=names)
+    server = ExploreServer(crafted, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        browser.get(server.url)
+        wait_for(browser, "return document.body.dataset.ready === '1'", "the page with crafted names to start")
+        settle(browser)
+        present = [names[k] for k in np.unique(crafted.y)]
+        legend = browser.execute_script("return [...document.querySelectorAll('#legend span')].map((s) => s.textContent)")
+        assert legend == present  # the raw strings, character for character
+        options = browser.execute_script("return [...document.getElementById('a-class').options].map((o) => o.text)")
+        assert options == present
+        assert browser.execute_script("return document.getElementById('run-name').textContent") == PAYLOADS[0]
+        assert browser.title == f"vaekit explore: {PAYLOADS[0]}"
+        numbers = browser.find_element("id", "ex-numbers").text
+        assert names[int(crafted.y[0])] in numbers  # the selected example's label row
+        assert not browser.find_elements("css selector", "#legend img, #legend svg, select img, #ex-numbers img, header img")
+        time.sleep(0.3)  # an <img src=x> would have failed to load by now
+        assert browser.execute_script("return window.__pwned === undefined")
+        assert browser.execute_script("return window.__csp") == []  # nothing was even tried
+        # And the CSP is the second wall: markup that does reach the page runs no inline handler.
+        browser.execute_script("document.body.insertAdjacentHTML('beforeend', arguments[0]);", PAYLOADS[0])
+        wait_for(browser, "return window.__csp.length > 0", "the CSP to refuse the inline handler")
+        assert browser.execute_script("return window.__pwned === undefined")
+        assert any(v.startswith("script-src") for v in browser.execute_script("return window.__csp"))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _ten_classes(explorer):
+    """The explorer's data, labelled as they are (digits 0-9), for a model that has ten class names."""
+    from vaekit.data import Dataset
+
+    return Dataset(explorer.X, explorer.y, "digits")
