@@ -15,7 +15,9 @@ is ``vaekit/cli/explore.py``. The HTTP API, which the page uses and scripts may 
 - ``GET /decode.json?z=...[&label=K]``: E[x|z] as numbers (tables);
 - ``GET /interpolate?a=I|class:K&b=J|class:K&steps=N[&label=K]``: a strip of decoded images.
 
-A bad request gets status 400 and one line of text that names the problem and the fix.
+A bad request gets status 400 and one line that names the problem and the fix (``{"error": ...}``
+from the JSON routes, plain text from the others). What the server trusts, its CSP and its
+connection limits: ``server.py`` and ``connections.py``.
 """
 
 from __future__ import annotations
