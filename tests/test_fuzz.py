@@ -276,3 +276,24 @@ def test_mutated_model_folders_give_one_line_at_the_command_line(originals, tmp_
         assert rc in (0, 2), what
         if rc == 2:
             assert len(err.splitlines()) == 1 and err.startswith("vaekit: error: "), (what, err)
+
+
+@pytest.mark.parametrize("kind", ["model", "detector", "checkpoint"])
+def test_a_nan_weight_is_refused_naming_the_tensor(kind, originals, tmp_path):
+    """NaN/Inf weights fail closed everywhere: a model folder, the model inside a detector, a checkpoint."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from vaekit.errors import ModelFileError
+
+    source = originals["root"] / ("ckpt" if kind == "checkpoint" else kind)
+    shutil.copytree(source, tmp_path / kind)
+    file = next(p for p in (tmp_path / kind).rglob("*.safetensors") if p.name in ("model.safetensors", "checkpoint.safetensors"))
+    state = load_file(str(file))
+    with safe_open(str(file), framework="pt") as f:
+        metadata = f.metadata()
+    name = next(k for k in sorted(state) if "weight" in k)
+    state[name].view(-1)[0] = float("inf")
+    save_file(state, str(file), metadata=metadata)
+    with pytest.raises(ModelFileError, match=f"tensor {name} holds NaN or Inf"):
+        _numbers(kind, tmp_path / kind / ("checkpoint.safetensors" if kind == "checkpoint" else ""), originals)
