@@ -4,6 +4,7 @@ never unpickled."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -21,7 +22,7 @@ from vaekit.checkpoint import read_checkpoint
 from vaekit.cli import main
 from vaekit.errors import ModelFileError
 
-ARGS = ["--limit", "3000", "--epochs", "3", "--no-figures", "--quiet", "--seed", "3",
+ARGS = ["--limit", "3000", "--epochs", "3", "--no-figures", "--no-report", "--quiet", "--seed", "3",
         "--mc-samples", "2", "--binarize", "dynamic", "--batch-size", "64"]
 
 
@@ -29,6 +30,18 @@ def _cli(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     return subprocess.Popen([sys.executable, "-m", "vaekit", "train", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _position(staging: Path) -> tuple[int, int]:
+    """(epoch, step) of the checkpoint in ``staging``, (0, 0) while there is none; reads only its metadata."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(staging / "checkpoint.safetensors"), framework="pt") as f:
+            meta = json.loads(f.metadata()["vaekit"])
+    except Exception:  # noqa: BLE001 - not written yet (the rename is atomic, so never half-written)
+        return (0, 0)
+    return meta["epoch"], meta["step"]
 
 
 @pytest.mark.slow
@@ -39,19 +52,21 @@ def test_sigkill_mid_epoch_then_resume_gives_bitwise_identical_weights(tmp_path)
     run = tmp_path / "run"
     staging = tmp_path / ".run.partial"
     proc = _cli("--out", str(run), *ARGS, "--checkpoint-every", "5")
-    # Wait for the first epoch to end, then a little more so the kill lands inside epoch 2.
-    deadline = time.time() + 120
-    while not (staging / "metrics.csv").exists():
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.time() < deadline, "training did not reach its first epoch end"
-        time.sleep(0.02)
-    time.sleep(0.2)
+    # Kill as soon as a checkpoint from inside epoch 2 (or later) is on disk. Waiting on the
+    # checkpoint itself, not on a clock, keeps this right under load: a fixed sleep after the first
+    # epoch's metrics.csv could land before the epoch-end checkpoint was written (another process
+    # holding the CPU), and the resumed run then started from inside epoch 1.
+    deadline = time.time() + 900  # generous: two busy processes beside it slow the run several-fold
+    while _position(staging) < (2, 1):
+        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()}"
+        assert time.time() < deadline, "training did not reach a checkpoint inside epoch 2"
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.wait(timeout=600)
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed; make it longer"
     assert not run.exists()
     ckpt = read_checkpoint(staging)
-    assert ckpt["epoch"] >= 2  # it stopped after the first epoch, mid-run
+    assert (ckpt["epoch"], ckpt["step"]) >= (2, 1)  # it stopped inside epoch 2 or later, mid-epoch or at an epoch's end
 
     assert main(["train", "--resume", str(run)]) == 0
     a = load_file(str(tmp_path / "ref" / "model.safetensors"))
