@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_bad_inputs import CASES  # noqa: E402
 
 from vaekit.cli import main  # noqa: E402
+from vaekit.cli.common import printable  # noqa: E402
 
 
 def run(case) -> tuple[int, str, str]:
@@ -28,7 +29,7 @@ def run(case) -> tuple[int, str, str]:
                 rc = main(args)
             except SystemExit as e:  # argparse's own checks exit through it
                 rc = e.code
-        shown = " ".join(a if not a.startswith(d) else "…" + a[len(d):] for a in args)
+        shown = printable(" ".join(a if not a.startswith(d) else "…" + a[len(d):] for a in args))  # no raw escape codes in the doc
         return rc, shown, err.getvalue().strip().replace(d, "…")
 
 
