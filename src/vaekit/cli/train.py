@@ -281,17 +281,15 @@ def _after_failure(e: BaseException, staging: Path, out: Path) -> None:
     go on; remove the staging folder only when nothing in it can be resumed. Raises the one-line
     error for a bad input or a failed write (disk full); returns for the caller to re-raise otherwise."""
     from ..errors import ModelFileError, VaekitError
+    from .common import os_error_message
 
     if not (staging / "checkpoint.safetensors").exists() and not _trained(staging):
         shutil.rmtree(staging, ignore_errors=True)  # nothing half-written survives a failure
-        if isinstance(e, OSError):
-            raise error(f"could not write {e.filename or staging}: {e.strerror or e}; no checkpoint had been written, "
-                        "nothing was kept") from None
-        return
+        return  # main shows a disk-full or permission error as one line
     hint = (f"the last good checkpoint is kept in {staging}" if (staging / "checkpoint.safetensors").exists()
             else f"the trained model is kept in {staging}") + f"; continue with `vaekit train --resume {out}`"
-    if isinstance(e, OSError):
-        raise error(f"could not write {e.filename or staging}: {e.strerror or e}; {hint} once that is fixed") from None
+    if isinstance(e, OSError) and os_error_message(e) is not None:  # disk full, no permission: the machine's state
+        raise error(f"{os_error_message(e)}; {hint} once that is fixed") from None
     if isinstance(e, ModelFileError):  # the checkpoint itself is unusable: resuming it again cannot help
         return
     if isinstance(e, VaekitError):
