@@ -160,6 +160,58 @@ def _wide_csv(tmp: Path) -> str:
     return _csv(tmp, ",".join(f"c{i}" for i in range(n)) + "\n" + ",".join("0" for _ in range(n)) + "\n", "wide.csv")
 
 
+def _partial(tmp: Path, edit: Callable[[dict], None] | None = None) -> Path:
+    """A run stopped (as by Ctrl-C) right after its first checkpoint: ``.run.partial`` beside ``run``.
+    ``edit(tensors)`` damages the checkpoint's tensors."""
+    import contextlib
+    import io
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from vaekit import checkpoint
+
+    run, real = tmp / "run", checkpoint.Checkpointer.save
+
+    def once(self, *a, **k):
+        real(self, *a, **k)
+        raise KeyboardInterrupt
+
+    checkpoint.Checkpointer.save = once
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # its "interrupted" lines are not the case's output
+            rc = main([*TRAIN, "--dataset", _npy(tmp, np.random.default_rng(0).random((128, 6)).astype(np.float32), "p.npy"),
+                       "--out", str(run), "--epochs", "2", "--batch-size", "32", "--checkpoint-every", "2"])
+    finally:
+        checkpoint.Checkpointer.save = real
+    assert rc == 130
+    if edit is not None:
+        path = tmp / ".run.partial" / "checkpoint.safetensors"
+        with safe_open(str(path), framework="pt") as f:
+            meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+        edit(tensors)
+        save_file(tensors, str(path), metadata=meta)
+    return run
+
+
+def _partial_over_a_folder(tmp: Path) -> Path:
+    """A resumable run whose own name is taken meanwhile by a folder holding a file."""
+    run = _partial(tmp)
+    run.mkdir()
+    (run / "keep.txt").write_text("mine")
+    return run
+
+
+def _locked(out: Path) -> Path:
+    """``out``, locked as by another `vaekit train` writing it (held until the session ends)."""
+    from vaekit.fileio import lock_folder
+
+    held = lock_folder(out)
+    held.__enter__()
+    _HELD.append(held)
+    return out
+
+
 CASES = [
     Case("missing data file", lambda t: [*TRAIN, "--dataset", str(t / "nope.csv"), "--out", str(t / "out")]),
     Case("a folder where a data file belongs", lambda t: [*TRAIN, "--dataset", str((t / "d.csv").mkdir() or t / "d.csv"), "--out", str(t / "out")]),
@@ -193,6 +245,12 @@ CASES = [
     Case("weights whose shapes do not match the config", _wrong_shape_weights),
     Case("output file of an unknown type", lambda t: ["encode", str(_run(t)), "--out", str(t / "out" / "z.txt")]),
     Case("--resume of a run that never started", lambda t: ["train", "--resume", str(t / "never")]),
+    Case("--resume with a flag that would change the run", lambda t: ["train", "--resume", str(_partial(t)), "--lr", "0.5"]),
+    Case("--resume with another --out", lambda t: ["train", "--resume", str(_partial(t)), "--out", str(t / "elsewhere")]),
+    Case("--resume with fewer --epochs than begun", lambda t: ["train", "--resume", str(_partial(t)), "--epochs", "0"]),
+    Case("--resume of a checkpoint with a short random state", lambda t: ["train", "--resume", str(_partial(t, lambda ts: ts.update({"rng.cpu": ts["rng.cpu"][:100]})))]),
+    Case("--resume onto a folder that exists, without --overwrite", lambda t: ["train", "--resume", str(_partial_over_a_folder(t))]),
+    Case("a run folder another vaekit process is writing", lambda t: [*TRAIN, "--out", str(_locked(t / "out"))]),
     Case("a misspelt option", lambda t: ["train", "--epocs", "2", "--out", str(t / "out")]),
     Case("a model that does not exist", lambda t: ["train", "--model", "gan", "--out", str(t / "out")]),
     Case("a real-valued table with the default Bernoulli likelihood", lambda t: [*TRAIN, "--dataset", _csv(t, "a,b\n1.5,-2\n3,4\n0.5,7\n"), "--batch-size", "2", "--out", str(t / "out")]),
