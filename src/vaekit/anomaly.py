@@ -45,7 +45,7 @@ from .anomaly_table import SCALINGS, NotNumericError, TablePreprocessor
 from .errors import ConfigError, DataError, ModelFileError
 
 __all__ = ["VAEDetector", "AutoencoderDetector", "load_detector", "save_detector", "score_partition",
-           "detection_metrics", "NotNumericError", "METHODS"]
+           "detection_metrics", "NotNumericError", "METHODS", "NONFINITE_SCORE", "NonFiniteScoreWarning"]
 
 METHODS = ("combined", "elbo", "likelihood", "reconstruction", "latent", "knn")
 _DENSITY_METHODS = ("elbo", "likelihood")
@@ -65,6 +65,13 @@ _N_REFERENCE = 1024
 # they have (one pass over 200 rows is 2 steps and learns nothing); large tables get this many
 # steps of larger batches instead of more passes, so the cost stops growing with the row count.
 _AUTO_STEPS = 1500
+# The score of a finite row whose score came out NaN or infinite (see _BaseDetector._fail_closed):
+# above every real score, so the row is flagged, yet finite, so ranks, sums and AUCs still work.
+NONFINITE_SCORE = 1e300
+
+
+class NonFiniteScoreWarning(UserWarning):
+    """Rows whose score was NaN/Inf got :data:`NONFINITE_SCORE` (they are flagged as anomalies)."""
 
 
 class _BaseDetector(OutlierMixin, BaseEstimator):
@@ -145,6 +152,10 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
         self.preprocessor_ = pre
         self.estimator_ = self._estimator(*Xf.shape).fit(Xf)
         self.decision_scores_ = self._fit_score_state(Xf)
+        if not np.isfinite(self.decision_scores_).all():
+            bad = int((~np.isfinite(self.decision_scores_)).sum())
+            raise DataError(f"training diverged: {bad} of {len(Xf)} training rows score NaN/Inf, so no threshold can be set; "
+                            "lower lr (--lr) or use scaling='robust'")
         self.threshold_ = float(self.threshold) if self.threshold is not None else S.quantile_threshold(self.decision_scores_, self.contamination)
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
         return self
@@ -219,7 +230,29 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
         return {n: out[:, i] for i, n in enumerate(names)}
 
     def _scores(self, Xs: np.ndarray) -> np.ndarray:
-        return self._combine(self._terms(Xs))
+        return self._fail_closed(self._combine(self._terms(Xs)))
+
+    def _fail_closed(self, s: np.ndarray) -> np.ndarray:
+        """Scores with no NaN or Inf: a NaN compares False with the threshold, so it would read "normal".
+
+        The rows are finite (the preprocessor refuses or imputes NaN/Inf and clips the rest), so
+        a non-finite score means either the model is broken (it then fails on a typical row too:
+        an error) or the row drove the network beyond float32's range, which only a row far
+        outside the training data does: it gets NONFINITE_SCORE and is flagged, with a warning.
+        """
+        bad = ~np.isfinite(s)
+        if not bad.any():
+            return s
+        typical = np.zeros((1, self.preprocessor_.n_outputs), dtype=np.float32)  # every scaled feature at its centre
+        t = self._combine(self._terms(self.estimator_.prepare_X(typical)))
+        if not np.isfinite(t).all():
+            raise ModelFileError(f"this detector scores {int(bad.sum())} of {len(s)} rows, and even a typical row, as NaN/Inf: "
+                                 "its model or saved state is damaged; refit the detector")
+        import warnings
+
+        warnings.warn(f"{int(bad.sum())} of {len(s)} rows drove the network beyond float32's range (NaN/Inf scores); "
+                      f"they get the score {NONFINITE_SCORE:g} and are flagged as anomalies", NonFiniteScoreWarning, stacklevel=3)
+        return np.where(bad, NONFINITE_SCORE, s)
 
     def _combine(self, terms: dict[str, np.ndarray]) -> np.ndarray:
         if self.method != "combined":
@@ -232,6 +265,9 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
         Units depend on ``method``: robust standard units summed over terms ('combined'), nats per
         row ('elbo', 'likelihood'), squared scaled error ('reconstruction'), code-space distance
         ('latent', 'knn'). Deterministic: a row always gets the same score, whatever its batch.
+        Never NaN: a row the network cannot score in float32 gets ``NONFINITE_SCORE`` (flagged,
+        with a :class:`NonFiniteScoreWarning`); a model that cannot score a typical row raises
+        :class:`~vaekit.errors.ModelFileError`.
         """
         self._check_fitted()
         return self._scores(self._transform(X))
@@ -301,7 +337,7 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
         names += ["latent"] if self.method == "latent" else []
         terms = self._terms(Xs, tuple(names))
         index = X.index if isinstance(X, pd.DataFrame) else None
-        cols = {"score": self._combine(terms), "explained": self._per_column_reconstruction(Xs).sum(1), **terms}
+        cols = {"score": self._fail_closed(self._combine(terms)), "explained": self._per_column_reconstruction(Xs).sum(1), **terms}
         return pd.DataFrame(cols, index=index)
 
     def _per_column_reconstruction(self, Xs: np.ndarray) -> np.ndarray:

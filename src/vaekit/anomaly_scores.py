@@ -78,16 +78,29 @@ def knn_distance(model, x: Tensor, reference: Tensor, k: int) -> Tensor:
     return d.topk(min(k, reference.shape[0]), dim=-1, largest=False).values.mean(-1)
 
 
+# The posterior log-variances a score uses: a posterior std between e^-30 and e^10 (22 000) prior
+# units. The encoder's log-variance is linear in the row, so a row far beyond the training data
+# (clipped to +-CLIP scaled units, see anomaly_table.CLIP) can ask for exp(+-1e4): inf in float32,
+# or a std of exactly 0, and either turns the score into NaN. No row the model has seen comes near
+# these bounds, so typical scores are unchanged and such a row keeps a finite, very high score.
+LOG_VAR_MIN, LOG_VAR_MAX = -60.0, 20.0
+
+
+def _posterior_params(model, x: Tensor) -> tuple[Tensor, Tensor]:
+    loc, log_var = model.posterior_params(x, None)
+    return loc, log_var.clamp(LOG_VAR_MIN, LOG_VAR_MAX)
+
+
 def _posterior_draws(model, x: Tensor, eps: Tensor):
     """q(z|x), the K draws z_k = loc + scale * eps_k (K, B, latent), loc and log_var."""
     post = model.config.posterior
-    loc, log_var = model.posterior_params(x, None)
+    loc, log_var = _posterior_params(model, x)
     q = D.posterior(post["family"], loc, log_var, post.get("df", 5.0))
     return q, loc + torch.exp(0.5 * log_var) * eps[:, None, :], loc, log_var  # the reparameterization
 
 
 def _draws(model, x: Tensor, eps: Tensor) -> Tensor:
-    loc, log_var = model.posterior_params(x, None)
+    loc, log_var = _posterior_params(model, x)
     return loc + torch.exp(0.5 * log_var) * eps[:, None, :]  # (K, B, latent): the reparameterization
 
 

@@ -7,7 +7,9 @@ numeric columns. Everything it learns is plain numbers and strings: :meth:`to_js
 :meth:`from_json` save and restore it exactly, without pickle.
 
 Scaling is computed in float64 and only the scaled values are cast to float32, so a column of
-``1e6 + noise of 1e-3`` keeps its noise.
+``1e6 + noise of 1e-3`` keeps its noise. Scaled values are then clipped to ``+-CLIP`` before the
+network sees them: a row with a finite but absurd value (3.4e38, 1e20, or 1e39, beyond float32
+when scoring) is still scored, high, instead of overflowing the network into NaN.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ SCALINGS = ("robust", "standard", "none")
 # compress_tails); 3 is where a normal column's tail ends (0.3% of its rows lie beyond).
 KNEE = 3.0
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Every scaled value is clipped to +-CLIP before the network. With 'standard' scaling no training
+# value of a table under 10^8 rows lies beyond it (a z-score is at most sqrt(n - 1)), and 'robust'
+# compresses tails logarithmically (1e308 becomes 713 units), so the clip only ever touches values
+# far outside the training data; it keeps the network's arithmetic (squares of 1e4 times its weights) well inside
+# float32, so such rows get finite, high scores. With scaling='none' it is 1e4 in the data's units.
+CLIP = 1e4
 
 
 class NotNumericError(DataError, TypeError):
@@ -63,6 +71,8 @@ class TablePreprocessor:
         num = self._check_finite(self._to_float64(num), numeric, fitting=True)
         center, scale = _scaling(num, self.scaling)
         self.center_, self.scale_ = center.tolist(), scale.tolist()
+        if self.scaling != "robust":  # robust scaling compresses tails below the clip
+            _warn_if_clipped(num, center, scale, numeric)
         if cat is not None:
             self.categories_ = {str(c): sorted({str(v) for v in cat[:, j] if not _missing(v)}) for j, c in enumerate(self.categorical)}
         return self._assemble(num, cat)
@@ -107,9 +117,11 @@ class TablePreprocessor:
 
     def _assemble(self, num: np.ndarray, cat) -> np.ndarray:
         if self.center_ is not None and num.shape[1]:
-            num = (num - np.asarray(self.center_)) / np.asarray(self.scale_)
+            with np.errstate(over="ignore"):  # (1e308 - centre) / 0.5 is inf: the clip below bounds it
+                num = (num - np.asarray(self.center_)) / np.asarray(self.scale_)
             if self.scaling == "robust":
                 num = compress_tails(num)
+            num = np.clip(num, -CLIP, CLIP)
         blocks = [num.astype(np.float32)]
         for j, col in enumerate(self.categorical or []):
             blocks.append(self._one_hot(cat[:, j], col))
@@ -195,7 +207,8 @@ class TablePreprocessor:
             raise NotNumericError(f"features must be numeric ({e})") from None
 
     def _check_finite(self, num: np.ndarray, numeric: list, fitting: bool) -> np.ndarray:
-        """NaN and +-inf filled (impute=True) or refused; values beyond float32's range refused."""
+        """NaN and +-inf filled (impute=True) or refused; values beyond float32's range refused in
+        training data (almost surely a data error) and clipped when scoring (see CLIP)."""
         bad = ~np.isfinite(num)
         if self.impute:
             if fitting:
@@ -206,12 +219,12 @@ class TablePreprocessor:
                 num = np.where(bad, np.asarray(self.impute_values_)[None, :], num)
         elif bad.any():
             r, c = np.argwhere(bad)[0]
-            raise DataError(
-                f"X has {int(bad.sum())} NaN or infinite values (first at row {r}, column {numeric[c]!r}: {num[r, c]}); "
-                "clean the data or pass impute=True (--impute) to fill them with the training medians"
-            )
+            fix = ("pass impute=True (--impute) to fill them with the training medians" if fitting else
+                   "refit the detector with impute=True (`vaekit detect fit --impute`) to fill them with the training medians")
+            raise DataError(f"X has {int(bad.sum())} NaN or infinite values (first at row {r}, column {numeric[c]!r}: {num[r, c]}); "
+                            f"clean the data or {fix}")
         huge = np.abs(num) > _FLOAT32_MAX
-        if huge.any():
+        if fitting and huge.any():
             r, c = np.argwhere(huge)[0]
             raise DataError(
                 f"X has {int(huge.sum())} values too large for float32 (|x| > {_FLOAT32_MAX:.3g}; first {num[r, c]:g} at row {r}, "
@@ -277,6 +290,21 @@ def _missing(v) -> bool:
     import pandas as pd
 
     return bool(pd.isna(v))
+
+
+def _warn_if_clipped(num: np.ndarray, center: np.ndarray, scale: np.ndarray, numeric: list) -> None:
+    """Warn when training values reach the clip ('none' on large raw units, or a 'standard' column
+    whose tail lies beyond any z-score a normal table has)."""
+    if not num.shape[1]:
+        return
+    with np.errstate(over="ignore"):
+        far = (np.abs((num - center) / scale) > CLIP).any(0)
+    if far.any():
+        import warnings
+
+        cols = [numeric[j] for j in np.flatnonzero(far)[:5]]
+        warnings.warn(f"training values of columns {cols} lie beyond the +-{CLIP:g} scaled units every value is clipped to, "
+                      "so the detector cannot tell them apart; use scaling='robust' (or rescale those columns)", stacklevel=3)
 
 
 def _scaling(num: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
