@@ -52,7 +52,9 @@ def add_parser(sub) -> None:
                    help="epochs between TensorBoard sample and reconstruction grids (0: none)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it already exists")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
-                   help="continue an interrupted run from its last checkpoint, with its original options")
+                   help="continue an interrupted run from its last checkpoint (in .RUN_DIR.partial), with its original "
+                        "options, into RUN_DIR itself; --epochs, --max-minutes and the output flags (--quiet, --no-report, "
+                        "--tensorboard, ...) may be given again, any other flag is refused")
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
                    help="write a checkpoint every this many steps (0: only at epoch ends when --checkpoint-minutes is set)")
     p.add_argument("--checkpoint-minutes", type=float, default=0.0, metavar="MIN", help="write a checkpoint at least this often, in minutes (0: off)")
