@@ -58,6 +58,10 @@ MODEL_DIR = "model"
 
 # Rows x samples x features kept in memory at once while scoring (about 16 MB of float32).
 _SCORE_BUDGET = 1 << 22
+# Rows per scoring chunk at most. Every chunk is padded to the same row count (see
+# ``estimators.batched(fixed_shape=True)``), so a row's score is bit-identical whatever batch it
+# comes in; the cap keeps the padding cheap when one row is scored alone.
+_MAX_CHUNK = 1024
 # Training codes kept as the neighbour score's reference set: enough for a stable local density,
 # small enough that scoring a row costs one (rows x 1024) distance matrix.
 _N_REFERENCE = 1024
@@ -204,7 +208,7 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
         return self.estimator_.prepare_X(self.preprocessor_.transform(X, who=type(self).__name__))
 
     def _batch_rows(self, n_cols: int, k: int) -> int:
-        return max(1, min(4096, _SCORE_BUDGET // (max(1, k) * max(1, n_cols))))
+        return max(1, min(_MAX_CHUNK, _SCORE_BUDGET // (max(1, k) * max(1, n_cols))))
 
     def _terms(self, Xs: np.ndarray, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
         """The named score terms of prepared rows, float64 (N,) each: one batched pass over Xs."""
@@ -226,7 +230,7 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
         def run(xb):
             return torch.stack([fns[n](model, xb).to(torch.float64) for n in names], -1)
 
-        out = self.estimator_.batched(run, Xs, batch_size=batch).astype(np.float64)
+        out = self.estimator_.batched(run, Xs, batch_size=batch, fixed_shape=True).astype(np.float64)
         return {n: out[:, i] for i, n in enumerate(names)}
 
     def _scores(self, Xs: np.ndarray) -> np.ndarray:
@@ -348,7 +352,8 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
             eps = None if getattr(self, "eps_", None) is None else torch.as_tensor(self.eps_, device=self.estimator_.device_)
             fn = functools.partial(S.per_feature_nll, model, eps=eps)
         k = len(getattr(self, "eps_", ())) or 1
-        return self.estimator_.batched(lambda xb: fn(xb).to(torch.float64), Xs, batch_size=self._batch_rows(Xs.shape[1], k)).astype(np.float64)
+        return self.estimator_.batched(lambda xb: fn(xb).to(torch.float64), Xs, batch_size=self._batch_rows(Xs.shape[1], k),
+                                      fixed_shape=True).astype(np.float64)
 
     # -- fitted attributes kept for 0.1.0 callers ------------------------------------------------
     @property

@@ -30,7 +30,7 @@ def per_feature_nll(model, x: Tensor, eps: Tensor | None = None) -> Tensor:
         return -model.likelihood(_decoder_params(model, model.encode(x))).base_dist.log_prob(x)
     z = _draws(model, x, eps)
     params = _decoder_params(model, z.flatten(0, 1)).view(*z.shape[:2], -1)
-    return -model.likelihood(params).base_dist.log_prob(x).mean(0)
+    return -draws_last(model.likelihood(params).base_dist.log_prob(x)).mean(-1)
 
 
 def per_feature_squared_error(model, x: Tensor) -> Tensor:
@@ -58,7 +58,18 @@ def iw_nll(model, x: Tensor, eps: Tensor) -> Tensor:
     """-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x) in nats (Burda et al. 2016, eq. 8)."""
     q, z, _, _ = _posterior_draws(model, x, eps)
     log_w = model.log_likelihood(z, x) + model.prior().log_prob(z) - q.log_prob(z)
-    return -(torch.logsumexp(log_w, 0) - math.log(log_w.shape[0]))
+    return -(torch.logsumexp(draws_last(log_w), -1) - math.log(log_w.shape[0]))
+
+
+def draws_last(t: Tensor) -> Tensor:
+    """``t`` (K draws, B, ...) as (B, ..., K), contiguous: reduce over the draws with ``dim=-1``.
+
+    A reduction over the leading axis is vectorized across the other elements, and an element's
+    sum order then depends on where it falls in the flat array (a SIMD lane or the scalar tail):
+    a row's score would change in its last bits with its position in the batch. Over the last,
+    contiguous axis every row is summed the same way.
+    """
+    return t.movedim(0, -1).contiguous()
 
 
 def latent_distance(model, x: Tensor, centres: Tensor) -> Tensor:

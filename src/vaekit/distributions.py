@@ -498,4 +498,6 @@ def kl_term(q: Distribution, p: Distribution, z: Tensor | None = None, analytic:
     if z is None:
         raise ValueError("a Monte-Carlo KL needs the posterior samples z")
     est = q.log_prob(z) - p.log_prob(z)
-    return est.mean(0) if z.dim() == 3 else est
+    # The mean over the samples axis taken as a last-axis reduction: each example then sums in the
+    # same order wherever it sits in the batch (see anomaly_scores.draws_last).
+    return est.movedim(0, -1).contiguous().mean(-1) if z.dim() == 3 else est

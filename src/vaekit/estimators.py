@@ -157,15 +157,23 @@ class _Base(BaseEstimator, TransformerMixin):
         if not hasattr(self, "model_"):
             raise ConfigError(f"this {type(self).__name__} is not fitted yet; call fit(X) first or vaekit.load(path)")
 
-    def batched(self, fn: Callable, *arrays, batch_size: int = 2048) -> np.ndarray:
-        """Apply a tensor function to aligned arrays in batches, in eval mode, without gradients."""
+    def batched(self, fn: Callable, *arrays, batch_size: int = 2048, fixed_shape: bool = False) -> np.ndarray:
+        """Apply a tensor function to aligned arrays in batches, in eval mode, without gradients.
+
+        ``fixed_shape=True`` pads the last batch with zero rows to ``batch_size``, so every call of
+        ``fn`` sees the same shape. CPU matrix-product libraries (MKL, oneDNN) choose their kernels,
+        and so the order of their float sums, by the operands' shapes: a row's result can change in
+        the last bits with the batch it is in (seen on AVX-512 machines), while at a fixed shape it
+        depends on the row alone, not on its position or neighbours. Row-wise ``fn`` only.
+        """
         self.model_.eval()
         n = len(arrays[0])
         outs = []
         with torch.no_grad():
             for i in range(0, n, batch_size):
-                args = [None if a is None else torch.as_tensor(a[i : i + batch_size], device=self.device_) for a in arrays]
-                outs.append(fn(*args).float().cpu().numpy())
+                args = [None if a is None else torch.as_tensor(_pad_rows(a[i : i + batch_size], batch_size if fixed_shape else 0),
+                                                               device=self.device_) for a in arrays]
+                outs.append(fn(*args).float().cpu().numpy()[: min(batch_size, n - i)])
         return np.concatenate(outs) if outs else np.empty((0,))
 
     # -- the API -------------------------------------------------------------------------------
@@ -383,3 +391,11 @@ def estimator_class(name: str, where: str | Path = "the model config") -> type[_
         return ESTIMATORS[name]
     except (KeyError, TypeError):
         raise ModelFileError(f"unknown estimator {name!r} in {where}; expected one of {', '.join(ESTIMATORS)}") from None
+
+
+def _pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
+    """``a`` with zero rows appended up to ``rows`` (unchanged when it has that many or more)."""
+    a = np.asarray(a)
+    if len(a) >= rows:
+        return a
+    return np.concatenate([a, np.zeros((rows - len(a), *a.shape[1:]), dtype=a.dtype)])
