@@ -283,6 +283,7 @@ def _after_failure(e: BaseException, staging: Path, out: Path) -> None:
     go on; remove the staging folder only when nothing in it can be resumed. Raises the one-line
     error for a bad input or a failed write (disk full); returns for the caller to re-raise otherwise."""
     from ..errors import ModelFileError, VaekitError
+    from ..train import TrainingDiverged
     from .common import os_error_message
 
     if not (staging / "checkpoint.safetensors").exists() and not _trained(staging):
@@ -294,6 +295,9 @@ def _after_failure(e: BaseException, staging: Path, out: Path) -> None:
         raise error(f"{os_error_message(e)}; {hint} once that is fixed") from None
     if isinstance(e, ModelFileError):  # the checkpoint itself is unusable: resuming it again cannot help
         return
+    if isinstance(e, TrainingDiverged):  # a resumed run repeats the same steps bit for bit, and --lr cannot change
+        raise error(f"{e}; the last good checkpoint is kept in {staging}, but `vaekit train --resume {out}` would "
+                    "diverge again at the same step: start a new run with the change") from None
     if isinstance(e, VaekitError):
         raise error(f"{e}; {hint}") from None
     print(f"vaekit: {hint}", file=sys.stderr)  # interrupted (Ctrl-C, SIGTERM, SIGHUP) or a bug
