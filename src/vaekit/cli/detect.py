@@ -79,6 +79,9 @@ def add_parser(sub) -> None:
     s.add_argument("--id-column", default=None, metavar="COL", help="row identifier column, copied to the output")
     s.add_argument("--explain", type=int, default=0, metavar="N",
                    help="add the N features that contribute most to each row's reconstruction term, with their contributions")
+    s.add_argument("--raw-csv", action="store_true",
+                   help="write ids and feature names exactly as read; by default a text cell starting with = + - @ or a tab "
+                        "gets a leading ' so that spreadsheets do not run it as a formula")
     s.add_argument("--chunk-rows", type=int, default=65536, help="rows read and scored at a time (memory grows with this, not with the file)")
     s.add_argument("--progress", choices=["auto", "always", "never"], default="auto",
                    help="progress bar with rows/s on stderr (auto: when stderr is a terminal)")
@@ -104,14 +107,23 @@ def _suffix(path: Path) -> str:
     return suffix
 
 
-def _frames(path: Path, chunk_rows: int, label_column: str | None, id_column: str | None, categorical: bool):
+# What the NaN/Inf error of a numeric table advises, when fitting and when scoring.
+_FIX_FIT = "clean the data or pass --impute to fill them with the training medians"
+_FIX_SCORE = "clean the data, or refit the detector with `vaekit detect fit --impute` to fill them with the training medians"
+
+
+def _frames(path: Path, chunk_rows: int, label_column: str | None, id_column: str | None, categorical: bool,
+            nonfinite: str | None = _FIX_FIT):
     """Chunks of ``path`` as (features, labels or None, ids or None).
 
     Features are a DataFrame (so that the detector matches columns by name and can one-hot
-    encode text categories) or, for .npy, an array. Numeric-only tables go through
-    vaekit.data.iter_table_chunks and its checks; tables with categorical columns need the raw
-    text, so they are read as DataFrames by the same reader.
+    encode text categories) or, for .npy, an array, in float64: the detector scales in float64
+    and clips what lies beyond float32. Numeric-only tables go through
+    vaekit.data.iter_table_chunks and its checks (NaN/Inf end in ``nonfinite``'s advice, or pass
+    through to the detector's imputation when it is None); tables with categorical columns need
+    the raw text, so they are read as DataFrames by the same reader.
     """
+    import numpy as np
     import pandas as pd
 
     from ..data.tables import iter_table_chunks, table_frames
@@ -120,7 +132,7 @@ def _frames(path: Path, chunk_rows: int, label_column: str | None, id_column: st
     if suffix == ".npy":
         if label_column or id_column:
             raise error(f"{path}: a .npy file has no named columns, so --label-column/--id-column cannot be used; use CSV or Parquet")
-        yield from iter_table_chunks(path, chunk_rows)
+        yield from iter_table_chunks(path, chunk_rows, dtype=np.float64, nonfinite=nonfinite)
         return
     header = _header(path)
     for col in (label_column, id_column):
@@ -130,7 +142,7 @@ def _frames(path: Path, chunk_rows: int, label_column: str | None, id_column: st
         _check_label_type(path, label_column)
     if not categorical:
         names = [c for c in header if c not in (label_column, id_column)]
-        for X, y, ids in iter_table_chunks(path, chunk_rows, label_column, id_column):
+        for X, y, ids in iter_table_chunks(path, chunk_rows, label_column, id_column, dtype=np.float64, nonfinite=nonfinite):
             yield pd.DataFrame(X, columns=names, copy=False), y, ids
         return
     for df in table_frames(path, chunk_rows):
@@ -215,7 +227,8 @@ def cmd_detect_fit(args) -> int:
     det = make_detector(args)
     data = Path(args.data)
     parts, ys = [], []
-    for X, y, _ in _frames(data, 1 << 16, args.label_column, args.id_column, det.categorical is not None):
+    for X, y, _ in _frames(data, 1 << 16, args.label_column, args.id_column, det.categorical is not None,
+                           None if det.impute else _FIX_FIT):
         parts.append(X)
         ys.append(y)
     X = pd.concat(parts, ignore_index=True) if isinstance(parts[0], pd.DataFrame) else np.concatenate(parts)
@@ -271,7 +284,8 @@ def cmd_detect_score(args) -> int:
 
     import numpy as np
 
-    from ..anomaly import detection_metrics, load_detector
+    from ..anomaly import NONFINITE_SCORE, detection_metrics, load_detector
+    from ..csvcells import write_csv
     from ..fileio import atomic_path, write_json
 
     out = Path(args.out)
@@ -290,15 +304,17 @@ def cmd_detect_score(args) -> int:
 
     bar = tqdm(total=_row_count(data), unit="rows", unit_scale=True, disable=not show, desc="scoring", file=sys.stderr)
     scores, labels = [], []
-    n, flagged, t0 = 0, 0, time.perf_counter()
+    n, flagged, overflowed, t0 = 0, 0, 0, time.perf_counter()
     try:
         with atomic_path(out) as tmp, open(tmp, "w", newline="") as f:
-            for X, y, ids in _frames(data, args.chunk_rows, args.label_column, args.id_column, det.categorical is not None):
+            for X, y, ids in _frames(data, args.chunk_rows, args.label_column, args.id_column, det.categorical is not None,
+                                     None if det.preprocessor_.impute else _FIX_SCORE):
                 table = _score_chunk(det, X, ids, y, args)
                 if args.label_column is not None:
                     labels.append(np.asarray(y))
                     scores.append(table["score"].to_numpy())  # kept only for the metrics: 8 bytes a row
-                table.to_csv(f, header=(n == 0), index=False, float_format="%.9g")
+                write_csv(table, f, raw=args.raw_csv, header=(n == 0), float_format="%.9g")
+                overflowed += int((table["score"] >= NONFINITE_SCORE).sum())
                 n += len(table)
                 flagged += int(table["is_anomaly"].sum())
                 bar.update(len(table))
@@ -307,6 +323,9 @@ def cmd_detect_score(args) -> int:
     finally:
         bar.close()
     secs = time.perf_counter() - t0
+    if overflowed:
+        print(f"vaekit: warning: {overflowed} row(s) drove the network beyond float32's range (a NaN/Inf score: values far "
+              f"outside the training data); they are written with score {NONFINITE_SCORE:g} and is_anomaly 1", file=sys.stderr)
     say(args, f"scored {n} rows in {secs:.1f}s ({n / max(secs, 1e-9):,.0f} rows/s), {flagged} flagged; wrote {out}")
     if m is not None:
         m.update(threshold=det.threshold_, n_flagged=flagged)
@@ -319,13 +338,19 @@ def cmd_detect_score(args) -> int:
 
 def _score_chunk(det, X, ids, y, args):
     """One chunk's output rows: id, score, is_anomaly, the --explain columns, the label."""
+    import warnings
+
     import numpy as np
     import pandas as pd
+
+    from ..anomaly import NonFiniteScoreWarning
 
     cols = {}
     if args.id_column is not None:
         cols[args.id_column] = ids
-    s = det.decision_function(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NonFiniteScoreWarning)  # cmd_detect_score sums them up in one line
+        s = det.decision_function(X)
     cols["score"] = s
     cols["is_anomaly"] = (s > det.threshold_).astype(np.int64)
     if args.explain:

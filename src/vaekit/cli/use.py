@@ -33,6 +33,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", required=True, metavar="FILE",
                    help=".npz (arrays z, and y and classes when the data has labels), .csv (columns z0.., and label "
                         "when the data has labels) or .npy (the codes only)")
+    p.add_argument("--raw-csv", action="store_true",
+                   help="write the labels of a .csv exactly as read; by default a label starting with = + - @ or a tab "
+                        "gets a leading ' so that spreadsheets do not run it as a formula")
     p.set_defaults(func=cmd_encode)
 
 
@@ -82,7 +85,7 @@ def cmd_encode(args) -> int:
     y = data.y if getattr(est, "conditional", False) else None
     Z = est.encode(data.X, y)
     out = Path(args.out)
-    write_codes(out, Z, data.y, data.classes)
+    write_codes(out, Z, data.y, data.classes, raw_csv=args.raw_csv)
     labelled = data.y is not None and out.suffix.lower() != ".npy"
     print(f"wrote codes of shape {Z.shape}{' and their labels' if labelled else ''} to {out}")
     if data.y is not None and out.suffix.lower() == ".npy":
@@ -90,10 +93,14 @@ def cmd_encode(args) -> int:
     return 0
 
 
-def write_codes(path: Path, Z, y=None, classes=None) -> None:
-    """Codes with their labels where known: .npz (z, y, classes), .csv (z0.., label) or .npy (z only)."""
+def write_codes(path: Path, Z, y=None, classes=None, raw_csv: bool = False) -> None:
+    """Codes with their labels where known: .npz (z, y, classes), .csv (z0.., label) or .npy (z only).
+
+    A .csv's text labels are spreadsheet-safe unless ``raw_csv`` (see vaekit.csvcells).
+    """
     import numpy as np
 
+    from ..csvcells import write_csv
     from ..fileio import atomic_path
 
     suffix = path.suffix.lower()
@@ -116,4 +123,5 @@ def write_codes(path: Path, Z, y=None, classes=None) -> None:
 
             frame = pd.DataFrame(Z, columns=[f"z{i}" for i in range(Z.shape[1])])
             frame["label"] = [classes[k] for k in y] if classes is not None else y
-            frame.to_csv(tmp, index=False, float_format="%.6g")
+            with open(tmp, "w", newline="") as f:
+                write_csv(frame, f, raw=raw_csv, float_format="%.6g")

@@ -41,10 +41,14 @@ def require_file(path: Path) -> None:
         raise DataError(f"data file not found: {path}; check the path")
 
 
-def check_finite(X: np.ndarray, where: str, row_offset: int = 0, columns: list | None = None) -> None:
+_FIX_NONFINITE = "clean or impute the data before training"
+
+
+def check_finite(X: np.ndarray, where: str, row_offset: int = 0, columns: list | None = None, fix: str = _FIX_NONFINITE) -> None:
     """Raise DataError if ``X`` holds NaN or Inf, naming the count and the first (row, column).
 
-    ``row_offset`` is added to row numbers (for chunks); ``columns`` names the columns of a 2-d X.
+    ``row_offset`` is added to row numbers (for chunks); ``columns`` names the columns of a 2-d X;
+    ``fix`` is the advice that ends the message.
     """
     bad = ~np.isfinite(X)
     if not bad.any():
@@ -56,8 +60,16 @@ def check_finite(X: np.ndarray, where: str, row_offset: int = 0, columns: list |
         col = repr(columns[rest[0]])
     raise DataError(
         f"{where}: {int(bad.sum())} NaN/Inf value(s), first at row {row}, column {col} "
-        f"(value {X[first]}); clean or impute the data before training"
+        f"(value {X[first]}); {fix}"
     )
+
+
+def to_float(arr: np.ndarray, where: str, dtype=np.float32) -> np.ndarray:
+    """:func:`to_float32`, then ``dtype``: float64 keeps values beyond float32's range (1e39) finite."""
+    if dtype == np.float32 or arr.dtype == np.uint8:
+        return to_float32(arr, where).astype(dtype, copy=False)
+    to_float32(arr[:0], where)  # the dtype check alone
+    return arr.astype(dtype, copy=False)
 
 
 def to_float32(arr: np.ndarray, where: str) -> np.ndarray:
@@ -211,8 +223,8 @@ def _check_header(path: Path, columns: pd.Index) -> None:
         )
 
 
-def _features(df: pd.DataFrame, path: Path, row_offset: int) -> np.ndarray:
-    """A DataFrame of feature columns as float32, or DataError naming the first non-numeric cell."""
+def _features(df: pd.DataFrame, path: Path, row_offset: int, dtype=np.float32) -> np.ndarray:
+    """A DataFrame of feature columns as ``dtype``, or DataError naming the first non-numeric cell."""
     for name in df.columns:
         col = df[name]
         if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
@@ -227,7 +239,7 @@ def _features(df: pd.DataFrame, path: Path, row_offset: int) -> np.ndarray:
                 "features must be numbers (drop or encode that column, or pass it as --label-column)"
             )
         df[name] = coerced
-    return df.to_numpy(dtype=np.float32)
+    return df.to_numpy(dtype=dtype)
 
 
 def _label_plan(path: Path, label_column: str) -> list[str] | None:
@@ -253,6 +265,9 @@ def iter_table_chunks(
     chunk_rows: int = 65536,
     label_column: str | None = None,
     id_column: str | None = None,
+    *,
+    dtype=np.float32,
+    nonfinite: str | None = _FIX_NONFINITE,
 ) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
     """Stream a CSV, Parquet or .npy file as ``(X, y, ids)`` chunks of up to ``chunk_rows`` rows.
 
@@ -262,6 +277,10 @@ def iter_table_chunks(
     CSV is read with pandas' ``chunksize``, Parquet batch by batch, .npy through a memory map.
     String labels are listed in a first pass over the label column, so indices agree across chunks.
     Raises :class:`DataError` for the problems listed in the module docstring.
+
+    ``dtype=np.float64`` keeps values beyond float32's range as they are (an anomaly detector
+    clips them itself); ``nonfinite`` is the advice of the NaN/Inf error, or None to let NaN and
+    Inf through (for a caller that imputes them).
     """
     path = Path(path).expanduser()
     if chunk_rows < 1:
@@ -271,17 +290,18 @@ def iter_table_chunks(
     if suffix == ".npy":
         if label_column is not None or id_column is not None:
             raise DataError(f"{path}: a .npy file has no named columns, so label/id columns cannot be used; use CSV or Parquet")
-        yield from _npy_chunks(path, chunk_rows)
+        yield from _npy_chunks(path, chunk_rows, dtype, nonfinite)
         return
     if suffix not in (".csv", ".parquet"):
         raise DataError(f"cannot stream {path}: unsupported type {suffix!r}; use .csv, .parquet or .npy")
 
     classes = _label_plan(path, label_column) if label_column is not None else None
-    yield from _table_chunks(path, chunk_rows, label_column, id_column, classes)
+    yield from _table_chunks(path, chunk_rows, label_column, id_column, classes, dtype, nonfinite)
 
 
 def _table_chunks(
-    path: Path, chunk_rows: int, label_column: str | None, id_column: str | None, classes: list[str] | None
+    path: Path, chunk_rows: int, label_column: str | None, id_column: str | None, classes: list[str] | None,
+    dtype=np.float32, nonfinite: str | None = _FIX_NONFINITE,
 ) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
     suffix = path.suffix.lower()
     offset, seen_any = 0, False
@@ -295,12 +315,13 @@ def _table_chunks(
         ids = df.pop(id_column).to_numpy() if id_column else None
         if df.shape[1] == 0:
             raise DataError(f"{path}: no feature columns left after removing label/id columns")
-        X = _features(df, path, offset)
+        X = _features(df, path, offset, dtype)
         if not np.isfinite(X).all() and suffix == ".csv":
             # A short row shows up as NaN in pandas; say "ragged" when that is the real cause.
             if (err := _ragged_error(path)) is not None:
                 raise err
-        check_finite(X, str(path), offset, list(df.columns))
+        if nonfinite is not None:
+            check_finite(X, str(path), offset, list(df.columns), nonfinite)
         if len(X):
             seen_any = True
             yield X, y, ids
@@ -309,12 +330,13 @@ def _table_chunks(
         raise DataError(f"{path} has no data rows; it needs at least one row below the header")
 
 
-def _npy_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[np.ndarray, None, None]]:
+def _npy_chunks(path: Path, chunk_rows: int, dtype=np.float32, nonfinite: str | None = _FIX_NONFINITE) -> Iterator[tuple[np.ndarray, None, None]]:
     arr = load_npy(path, mmap=True)
     for start in range(0, len(arr), chunk_rows):
-        X = to_float32(np.asarray(arr[start : start + chunk_rows]), str(path))
+        X = to_float(np.asarray(arr[start : start + chunk_rows]), str(path), dtype)
         X = X.reshape(len(X), -1) if X.ndim == 1 else X
-        check_finite(X, str(path), start)
+        if nonfinite is not None:
+            check_finite(X, str(path), start, fix=nonfinite)
         yield X, None, None
 
 
