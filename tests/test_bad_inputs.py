@@ -212,6 +212,16 @@ def _locked(out: Path) -> Path:
     return out
 
 
+def _score_nan_without_impute(tmp: Path) -> list[str]:
+    """A detector fitted without --impute, asked to score a table with a NaN in its second chunk."""
+    rows = np.random.default_rng(0).normal(size=(60, 3))
+    np.savetxt(tmp / "fit.csv", rows, delimiter=",", header="a,b,c", comments="")
+    assert main(["detect", "fit", str(tmp / "fit.csv"), "--out", str(tmp / "det"), "--steps", "2", "--quiet"]) == 0
+    rows[45, 1] = np.nan
+    np.savetxt(tmp / "new.csv", rows, delimiter=",", header="a,b,c", comments="")
+    return ["detect", "score", str(tmp / "det"), str(tmp / "new.csv"), "--chunk-rows", "20", "--out", str(tmp / "s.csv")]
+
+
 CASES = [
     Case("missing data file", lambda t: [*TRAIN, "--dataset", str(t / "nope.csv"), "--out", str(t / "out")]),
     Case("a folder where a data file belongs", lambda t: [*TRAIN, "--dataset", str((t / "d.csv").mkdir() or t / "d.csv"), "--out", str(t / "out")]),
@@ -284,6 +294,8 @@ CASES = [
     Case("a gzip IDX of a few KB whose header claims 3 GB", lambda t: [*TRAIN, "--dataset", "mnist", "--data-dir", str(_mnist_dir(t, images=gzip.compress(struct.pack(">HBBIII", 0, 8, 3, 3_000_000, 32, 32) + bytes(3 << 20)))), "--out", str(t / "out")]),
     Case("a table with a million columns", lambda t: [*TRAIN, "--dataset", _wide_csv(t), "--out", str(t / "out")]),
     Case("an escape code in a file name", lambda t: [*TRAIN, "--dataset", str(t / "\x1b[2J\x1b[31mred.csv"), "--out", str(t / "out")]),
+    Case("detect score: NaN for a detector fitted without --impute", _score_nan_without_impute),
+    Case("detect fit: a value beyond float32 (1e39) in the training table", lambda t: ["detect", "fit", _csv(t, "a,b\n0.1,0.2\n1e39,0.3\n0.2,0.1\n"), "--steps", "2", "--out", str(t / "out" / "det")]),
     Case("explore: a port that is in use", lambda t: ["explore", str(t / "any-run"), "--no-browser", "--port", str(_busy_port())]),
 ]
 
