@@ -21,20 +21,32 @@ else
 TORCH_INSTALL := $(BIN)/pip install -q torch==$(TORCH_VERSION)
 endif
 
-$(BIN)/vaekit: pyproject.toml
+# One .venv for both targets. `setup` (what `make demo` needs) installs torch, then vaekit's core;
+# `setup-test` adds the extras the tests need on top of it. Each finished step leaves a stamp file in
+# .venv, so `make demo` then `make test` installs only the extras, and `make test` alone does both.
+CORE_STAMP := $(VENV)/.vaekit-core
+TEST_STAMP := $(VENV)/.vaekit-dev-dask-spark
+
+$(CORE_STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(TORCH_INSTALL)
-	$(BIN)/pip install -q -e '.[dev,dask,spark]'
-	touch $(BIN)/vaekit
+	$(BIN)/pip install -q -e .
+	touch $(CORE_STAMP)
 
-setup: $(BIN)/vaekit
+$(TEST_STAMP): $(CORE_STAMP)
+	$(BIN)/pip install -q -e '.[dev,dask,spark]'
+	touch $(TEST_STAMP)
+
+setup: $(CORE_STAMP)
+
+setup-test: $(TEST_STAMP)
 
 demo: setup
 	$(BIN)/vaekit train --epochs 30 --out runs/demo --overwrite
 
-test: setup
+test: setup-test
 	$(BIN)/ruff check src tests scripts bench
 	$(BIN)/python -m pytest -q
 
-.PHONY: setup demo test
+.PHONY: setup setup-test demo test

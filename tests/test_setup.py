@@ -51,3 +51,24 @@ def test_torch_is_installed_before_the_package(tmp_path) -> None:
     torch_at = next(i for i, ln in enumerate(out) if "pip install" in ln and "torch==" in ln)
     pkg_at = next(i for i, ln in enumerate(out) if "pip install" in ln and " -e " in ln)
     assert torch_at < pkg_at
+
+
+def _planned_installs(target: str, venv: Path) -> list[str]:
+    out = subprocess.run(["make", "-n", "-B", target, f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return [ln for ln in out.splitlines() if "pip install" in ln and " -e " in ln]
+
+
+def test_demo_installs_the_core_only(tmp_path) -> None:
+    # The demo needs vaekit and its dependencies, not pyspark, selenium, dask or ruff (gigabytes).
+    assert [ln.split()[-1] for ln in _planned_installs("demo", tmp_path / "v")] == ["."]
+
+
+def test_test_adds_the_extras_on_top_of_the_demo_venv(tmp_path) -> None:
+    # `make test` on a demo .venv installs only the extras; alone, the core and then the extras.
+    assert [ln.split()[-1] for ln in _planned_installs("test", tmp_path / "v")] == [".", "'.[dev,dask,spark]'"]
+    venv = tmp_path / "demo-venv"
+    venv.mkdir()
+    (venv / ".vaekit-core").touch()  # what `make demo` leaves behind
+    out = subprocess.run(["make", "-n", "test", f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    installs = [ln for ln in out.splitlines() if "pip install" in ln]
+    assert len(installs) == 1 and "'.[dev,dask,spark]'" in installs[0], out
