@@ -39,3 +39,41 @@ def explore_run(tmp_path_factory):
     est = vaekit.VAE(latent_dim=2, hidden=(128,), epochs=2, seed=0, device="cpu").fit(train.X)
     run = est.save(tmp_path_factory.mktemp("explore") / "vae2d")
     return est, test, run
+
+
+# What `make test` skipped and how to run it: one line per group at the end of the run. A skip whose
+# reason matches no group is listed with its own reason.
+SKIP_GROUPS = (
+    # (name, words in the skip reason, how to enable the group)
+    ("real-data tests", ("real data not found",),
+     "set VAEKIT_SHARED_DATA to the folder holding mnist/, frey-face/ and the other data sets (default: ../shared/data beside the checkout)"),
+    ("browser tests", ("chromium", "selenium"), "apt-get install chromium chromium-driver (selenium comes with make test)"),
+    ("Spark tests", ("spark", "java"), "install a Java 17+ runtime: apt-get install openjdk-17-jre-headless"),
+    ("Dask tests", ("dask",), "pip install 'vaekit[dask]' (make test installs it)"),
+    ("compiled-evaluation tests", ("c++ compiler",), "apt-get install g++"),
+    ("TensorBoard tests", ("tensorboard",), "pip install 'vaekit[tensorboard]' (make test installs it)"),
+)
+
+
+def skip_summary(reasons: list[str]) -> list[str]:
+    """One line per group of skipped tests: how many, and what enables them."""
+    counts: dict[str, int] = {}
+    for reason in reasons:
+        low = reason.lower()
+        name = next((g[0] for g in SKIP_GROUPS if any(w in low for w in g[1])), reason.removeprefix("Skipped: "))
+        counts[name] = counts.get(name, 0) + 1
+    fixes = {g[0]: g[2] for g in SKIP_GROUPS}
+    return [f"{n:3d} {name} skipped: to run them, {fixes[name]}" if name in fixes else f"{n:3d} skipped: {name}"
+            for name, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    reasons = []
+    for rep in terminalreporter.stats.get("skipped", []):
+        longrepr = getattr(rep, "longrepr", None)
+        if isinstance(longrepr, tuple) and len(longrepr) == 3:
+            reasons.append(str(longrepr[2]))
+    if reasons:
+        terminalreporter.section("skipped groups")
+        for line in skip_summary(reasons):
+            terminalreporter.write_line(line)
