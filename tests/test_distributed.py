@@ -24,6 +24,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.under_load
 def test_two_processes_match_one_process(tmp_path):
     # A deterministic model (an autoencoder without noise): the only randomness is the data order,
     # which every rank draws from the same seeded generator, so the runs must agree to float error.

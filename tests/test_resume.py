@@ -45,6 +45,7 @@ def _position(staging: Path) -> tuple[int, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.under_load
 def test_sigkill_mid_epoch_then_resume_gives_bitwise_identical_weights(tmp_path):
     # The reference: the same run, never interrupted.
     assert main(["train", "--out", str(tmp_path / "ref"), *ARGS]) == 0

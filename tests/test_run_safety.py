@@ -197,6 +197,7 @@ def _cli(*args: str) -> subprocess.Popen:
 
 
 @pytest.mark.slow
+@pytest.mark.under_load
 def test_two_trainings_started_at_once_into_one_folder(tmp_path, data):
     out = tmp_path / "same"
     procs = [_cli(*TRAIN, "--dataset", str(data), "--out", str(out), "--epochs", "2") for _ in range(2)]
@@ -314,6 +315,7 @@ def test_sigterm_inside_an_atomic_write_removes_its_temporary_file(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.under_load
 def test_sigterm_during_training_keeps_the_checkpoint_and_no_temporary_file(tmp_path):
     run = tmp_path / "run"
     proc = _cli("train", "--out", str(run), "--limit", "3000", "--epochs", "20", "--no-figures", "--no-report",
