@@ -311,6 +311,10 @@ class VAE(_Base):
     def kl_per_dimension(self, X, y=None) -> np.ndarray:
         """Mean KL(q(z_j|x) || p(z_j)) over the examples X, for each latent dimension j, in nats.
 
+        p(z_j) is the j-th marginal of this model's prior: N(0, 1) (closed form for a normal
+        posterior), or for ``prior='vamp'`` the mixture (1/K) sum_k q(z_j|u_k) (a seeded Monte-Carlo
+        estimate; these need not add up to the ELBO's KL, as the mixture does not factorize). With
+        two stochastic layers no per-dimension marginal is known: a ConfigError says so.
         A dimension with a KL near 0 is inactive: the posterior ignores x there (posterior collapse).
         """
         from .metrics import kl_per_dimension

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributions import Distribution
+from torch.distributions import Categorical, Distribution, MixtureSameFamily, Normal
 
 from . import distributions as D
 from .errors import ConfigError
@@ -35,7 +35,7 @@ class Prior(nn.Module):
 
     kind = ""
     options: dict[str, type] = {}  # the JSON options this kind takes, with their types
-    standard_normal = False  # whether p(z) is N(0, I), as quantile grids and per-dimension KLs assume
+    standard_normal = False  # whether p(z) is N(0, I), as quantile grids assume (and per-dimension KLs summing to the ELBO's)
 
     def __init__(self, latent_dim: int, posterior: dict):
         super().__init__()
@@ -58,6 +58,14 @@ class Prior(nn.Module):
         ``loc`` and ``log_var`` are q's bottom-layer parameters, for closed forms that want them.
         """
         return D.kl_term(q, self(posterior_params), z, analytic=False)
+
+    def marginals(self, posterior_params: PosteriorParams) -> Distribution:
+        """p(z_j) for each dimension j of the code: batch shape (code_dim,), event shape ().
+
+        What ``metrics.kl_per_dimension`` measures each dimension's posterior against. A prior whose
+        one-dimensional marginals are not available refuses with a ConfigError saying why.
+        """
+        raise ConfigError(f"KL per dimension is not available for the {self.kind} prior: its one-dimensional marginals are unknown")
 
     def posterior(self, q1: Distribution) -> Distribution:
         """q(z|x) over the whole code, given q(z1|x) from the encoder (one layer: q1 itself)."""
@@ -90,6 +98,10 @@ class StandardNormalPrior(Prior):
     def forward(self, posterior_params: PosteriorParams | None = None) -> Distribution:
         return D.standard_normal(self.latent_dim, device=self.anchor.device, dtype=self.anchor.dtype)
 
+    def marginals(self, posterior_params: PosteriorParams | None = None) -> Distribution:
+        zeros = torch.zeros(self.latent_dim, device=self.anchor.device, dtype=self.anchor.dtype)
+        return Normal(zeros, torch.ones_like(zeros), validate_args=False)
+
     def kl(self, q, z, loc, log_var, posterior_params=None) -> Tensor:
         if self.family == "normal":  # the hot path: fewer kernels than the registry's Normal-Normal KL
             return D.gaussian_kl_to_standard_normal(loc, log_var)
@@ -113,6 +125,14 @@ class VampPrior(Prior):
         # hardtanh keeps the pseudo-inputs in [0, 1], where the encoder has seen data.
         loc, log_var = posterior_params(F.hardtanh(self.pseudo_inputs, 0.0, 1.0), None)
         return D.mixture_of_posteriors(self.family, loc, log_var, self.df)
+
+    def marginals(self, posterior_params: PosteriorParams) -> Distribution:
+        """p(z_j) = (1/K) sum_k q(z_j | u_k): the mixture's components factorize, so each marginal is
+        the one-dimensional mixture of the components' j-th marginals (batch (D,), K components each)."""
+        loc, log_var = posterior_params(F.hardtanh(self.pseudo_inputs, 0.0, 1.0), None)  # (K, D)
+        comps = D.posterior(self.family, loc.t(), log_var.t(), self.df).base_dist  # batch (D, K)
+        mix = Categorical(logits=torch.zeros(loc.t().shape, device=loc.device, dtype=loc.dtype), validate_args=False)
+        return MixtureSameFamily(mix, comps, validate_args=False)
 
     def spec(self) -> dict:
         return {"kind": self.kind, "n_pseudo_inputs": int(self.pseudo_inputs.shape[0])}
@@ -157,6 +177,11 @@ class TwoLayerPrior(Prior):
 
     def posterior(self, q1: Distribution) -> Distribution:
         return D.ChainDistribution(q1, self.q_top, self.latent_dim, self.top_latent_dim)
+
+    def marginals(self, posterior_params: PosteriorParams | None = None) -> Distribution:
+        raise ConfigError("KL per dimension is not available with two stochastic layers: p(z1_j) is an integral over z2 "
+                          "and q(z2_j|x) one over z1, neither in closed form, and the dimensions are not independent; "
+                          "look at the variance of the codes (active units) instead")
 
     def code(self, loc: Tensor) -> Tensor:
         # [mu1, mu2(mu1)]: the top layer's location at the bottom one's.
