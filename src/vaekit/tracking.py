@@ -3,9 +3,10 @@
 :class:`TensorBoardTracker` is an ``on_epoch`` callback for :meth:`vaekit.VAE.fit` (and
 ``vaekit train --tensorboard DIR``). Per epoch it writes each loss term of the training and
 validation rows (in nats per example, under ``train/`` and ``val/``), the learning rate, the epoch's
-seconds, and, for a VAE, the KL of each latent dimension (``kl_dim/j``, nats: the validation
-split's, as training logs it, else measured on ``X_val``). Every ``image_every`` epochs, and at the
-last, it adds a grid of samples from the prior and of validation reconstructions (originals above
+seconds, and, for a VAE, the KL of each latent dimension to its prior marginal (``kl_dim/j``, nats:
+the validation split's, as training logs it, else measured on ``X_val``; skipped, with a text note
+under ``notes/kl_dim``, for a prior without per-dimension marginals, such as two stochastic
+layers). Every ``image_every`` epochs, and at the last, it adds a grid of samples from the prior and of validation reconstructions (originals above
 reconstructions) for image data.
 
 TensorBoard is an optional extra: ``pip install vaekit[tensorboard]``.
@@ -53,6 +54,7 @@ class TensorBoardTracker:
         self.image_every = image_every
         self.n_images = n_images
         self.epochs = epochs
+        self.kl_skipped: str | None = None  # why the KL per dimension is not logged, once a prior refused it
 
     def __call__(self, row: dict) -> None:
         epoch = int(row["epoch"])
@@ -67,11 +69,16 @@ class TensorBoardTracker:
             split, _, term = key.partition("_")
             tag = f"{split}/{term}" if split in ("train", "val") and term else key
             self.writer.add_scalar(tag, value, epoch)
-        if not kl_logged and self.X_val is not None and hasattr(self.est, "kl_per_dimension"):
+        if not kl_logged and self.X_val is not None and self.kl_skipped is None and hasattr(self.est, "kl_per_dimension"):
             # No validation split (or a learned prior): measure it on the examples given here.
-            kl = self.est.kl_per_dimension(self.X_val, self.y_val)
-            for j, v in enumerate(kl):
-                self.writer.add_scalar(f"kl_dim/{j}", float(v), epoch)
+            try:
+                kl = self.est.kl_per_dimension(self.X_val, self.y_val)
+            except ConfigError as refusal:  # a prior without per-dimension marginals (two layers): no figure
+                self.kl_skipped = str(refusal)
+                self.writer.add_text("notes/kl_dim", f"KL per dimension not logged: {refusal}", epoch)
+            else:
+                for j, v in enumerate(kl):
+                    self.writer.add_scalar(f"kl_dim/{j}", float(v), epoch)
         last = self.epochs is not None and epoch == self.epochs
         if self.image_every and (epoch % self.image_every == 0 or last or epoch == 1):
             self._images(epoch)
