@@ -49,6 +49,8 @@ __all__ = ["VAEDetector", "AutoencoderDetector", "load_detector", "save_detector
 
 METHODS = ("combined", "elbo", "likelihood", "reconstruction", "latent", "knn")
 _DENSITY_METHODS = ("elbo", "likelihood")
+# Likelihoods whose log-density is a sum over the table's columns (what explain splits up).
+DETECTOR_LIKELIHOODS = {"vae": ("gaussian", "bernoulli", "continuous-bernoulli"), "ae": ("gaussian", "bernoulli")}
 PROBA_METHODS = ("linear", "unify")
 FORMAT = "vaekit-detector"
 FORMAT_VERSION = 2
@@ -108,6 +110,12 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
             raise ConfigError(f"unknown proba method {self.proba!r}; choose 'linear' or 'unify'")
         if self.scaling not in SCALINGS:
             raise ConfigError(f"unknown scaling {self.scaling!r}; choose one of {', '.join(SCALINGS)}")
+        # The scores split the reconstruction term over columns (explain), which needs a likelihood
+        # that factorizes over them: not an autoregressive one.
+        likelihoods = DETECTOR_LIKELIHOODS[self._kind]
+        if self.likelihood not in likelihoods:
+            raise ConfigError(f"likelihood {self.likelihood!r} is not available for {type(self).__name__}; "
+                              f"choose one of {', '.join(repr(n) for n in likelihoods)}")
         if self.scaling != "none" and self.likelihood != "gaussian":
             raise ConfigError(f"scaling={self.scaling!r} needs likelihood='gaussian' (scaled data is not in [0, 1]); "
                               "pass scaling='none' for [0, 1] data")
