@@ -235,6 +235,40 @@ class _Base(BaseEstimator, TransformerMixin):
         y = self._prepare_y(y, len(X))
         return self._unscale(self.batched(lambda xb, yb: self.model_.decode(self.model_.encode(xb, yb), yb), X, y))
 
+    def inverse_transform(self, Z, y=None) -> np.ndarray:
+        """Codes back to data space, the inverse of :meth:`transform`: same as :meth:`decode`.
+
+        ``inverse_transform(transform(X))`` is :meth:`reconstruct` (X): through the posterior mean,
+        in the units of the training data.
+        """
+        return self.decode(Z, y)
+
+    def score(self, X, y=None) -> float:
+        """The mean of :meth:`score_samples` over X: higher is better (scikit-learn's convention).
+
+        What ``GridSearchCV`` and ``cross_val_score`` compare when no ``scoring`` is given. For a
+        VAE the mean ELBO per example in nats, for an autoencoder the negative mean reconstruction
+        loss (see each class's ``score_samples``). Seeded by ``seed``: the same model and X give the
+        same number, so candidates are compared on the same draws.
+        """
+        return float(np.mean(self.score_samples(X, y)))
+
+    def _scored(self, X, y) -> tuple[np.ndarray, np.ndarray | None]:
+        """X (and labels) as the model scores them: binarized as ``vaekit evaluate`` does for a model
+        trained on binary images, then checked and scaled like any input."""
+        from .evaluate import binarize_for_eval
+
+        self.check_fitted()
+        X, _ = binarize_for_eval(self, check_array(X))
+        X = self.prepare_X(X)
+        return X, self._prepare_y(y, len(X))
+
+    def _log_jacobian(self) -> float:
+        """log |d x_scaled / d x| per example: what turns a density of scaled data into one of X as given."""
+        if getattr(self, "scaler_mean_", None) is None:
+            return 0.0
+        return -float(np.log(self.scaler_scale_.astype(np.float64)).sum())
+
     def save(self, path: str | Path, part: str = "all") -> Path:
         """Write config.json and model.safetensors into the folder ``path`` (created if needed).
 
@@ -326,6 +360,50 @@ class VAE(_Base):
         kl = kl_per_dimension(self.model_, torch.from_numpy(X).to(dev), None if y is None else torch.from_numpy(y).to(dev))
         return kl.numpy()
 
+    def score_samples(self, X, y=None, *, k: int | None = None, n_samples: int = 1, batch_size: int = 1024) -> np.ndarray:
+        """Each example's ELBO in nats (higher: the model explains it better), shape (N,), float64.
+
+        ``k=None``: the ELBO E_q[log p(x|z)] - KL(q(z|x) || p(z)) with ``n_samples`` draws of z and
+        the closed-form KL where one exists, as training's validation loss computes it (with
+        beta = 1 whatever the model's ``beta``: a lower bound on log p(x), not the training
+        objective). ``k=K``: the importance-weighted estimate of log p(x) with K samples (Burda et al.
+        2015), tighter as K grows; ``vaekit evaluate`` reports it with K = 5000.
+        Data are scored as ``vaekit evaluate`` scores them (one fixed binarization for a model trained
+        on binary images). With ``standardize=True`` the log-density is of X as given (the
+        scaler's log-Jacobian is added), so models with and without it compare. The draws are
+        seeded by ``seed`` and restored after: a fixed model and X give the same numbers every call
+        (a row's draws depend on its position within its batch of ``batch_size``).
+        """
+        from .metrics import iw_log_likelihood
+
+        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+            raise ConfigError(f"k (importance samples) must be None for the ELBO or an integer of at least 1, got {k!r}")
+        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise ConfigError(f"n_samples (draws of z per example) must be an integer of at least 1, got {n_samples!r}")
+        X, y = self._scored(X, y)
+        dev = self.device_
+        Xt, yt = torch.from_numpy(X).to(dev), None if y is None else torch.from_numpy(y).to(dev)
+        if k is not None:
+            out = iw_log_likelihood(self.model_, Xt, yt, k=int(k), seed=self.seed).numpy()
+        else:
+            out = self._elbo(Xt, yt, int(n_samples), batch_size)
+        return out + self._log_jacobian()
+
+    @torch.no_grad()
+    def _elbo(self, X: torch.Tensor, y: torch.Tensor | None, n_samples: int, batch_size: int) -> np.ndarray:
+        model = self.model_
+        was_training = model.training
+        model.eval()
+        out = []
+        with torch.random.fork_rng(devices=[X.device] if X.device.type == "cuda" else []):
+            torch.manual_seed(self.seed)
+            for i in range(0, len(X), batch_size):
+                terms = model.loss(X[i : i + batch_size], None if y is None else y[i : i + batch_size], beta=1.0,
+                                   n_samples=n_samples).terms
+                out.append(terms["elbo"].double().cpu())
+        model.train(was_training)
+        return torch.cat(out).numpy()
+
 
 class Autoencoder(_Base):
     """An undercomplete MLP (or conv) autoencoder, optionally sparse or denoising.
@@ -348,6 +426,22 @@ class Autoencoder(_Base):
             raise ConfigError("this autoencoder has no noise model; create it with noise='gaussian', 'masking' or 'salt-and-pepper'")
         torch.manual_seed(seed)
         return corrupt(torch.as_tensor(check_array(X)), self.noise, self.noise_level).numpy()
+
+    def score_samples(self, X, y=None) -> np.ndarray:
+        """Each example's negative reconstruction loss, shape (N,), float64: higher is a better fit.
+
+        In the model's units (``loss_unit``): minus the binary cross-entropy in nats for
+        ``likelihood='bernoulli'``, minus the squared error summed over features for 'gaussian'
+        (of the scaled data with ``standardize=True``). Through the code of the clean input (no
+        noise, no sparsity penalty): the reconstruction term training reports. Deterministic.
+        """
+        X, y = self._scored(X, y)
+        model = self.model_
+
+        def neg_loss(xb, yb):
+            return -model.reconstruction_error(xb, model._decode_params(model.encode(xb, yb), yb))
+
+        return self.batched(neg_loss, X, y).astype(np.float64)
 
 
 # -- the course's models, as presets of the two families ----------------------------------------
