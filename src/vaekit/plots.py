@@ -216,7 +216,8 @@ def reconstructions_figure(est, X: np.ndarray, y: np.ndarray | None = None, *, n
         title = f"denoising: {est.noise} noise, level {est.noise_level}"
     else:
         rows, labels = [X, est.reconstruct(X, c)], ["original", "reconstruction"]
-        title = "originals (top) and reconstructions through the posterior mean (bottom)"
+        through = "the posterior mean" if has_density(est.model_) else "the encoder"  # an autoencoder has no posterior
+        title = f"originals (top) and reconstructions through {through} (bottom)"
     imgs = np.concatenate([as_images(r, shape) for r in rows])
     return image_grid_figure(imgs, len(X), title=title, row_labels=labels)
 
@@ -588,8 +589,10 @@ def rate_distortion_figure(points: list[dict]):
     for c in np.linspace(y0, y1 + r_hi, 7)[1:-1]:
         ax.plot([0, r_hi], [c, c - r_hi], ls="--", color="0.75", lw=0.8, zorder=0)
         r0 = max(0.0, c - y1)
-        ax.annotate(f"ELBO = {-c:.0f}", xy=(r0, c - r0), xytext=(4, 2), textcoords="offset points", fontsize=7,
-                    color="0.45", ha="left", va="bottom", rotation=0)
+        # Inside the axes: a label above a line that enters at the top edge would sit on the title.
+        top = r0 > 0
+        ax.annotate(f"ELBO = {-c:.0f}", xy=(r0, c - r0), xytext=(4, -3 if top else 2), textcoords="offset points", fontsize=7,
+                    color="0.45", ha="left", va="top" if top else "bottom", rotation=0)
     for i, p in enumerate(vae):
         ax.plot(p["rate"], p["distortion"], "o", ms=8, color=f"C{i % 10}", zorder=3)
         ax.annotate(p["name"], (p["rate"], p["distortion"]), textcoords="offset points", xytext=(6, 6), fontsize=8)

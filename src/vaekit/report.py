@@ -80,7 +80,8 @@ def metrics_rows(r: dict) -> list[tuple[str, str, str]]:
              f"nats per example, k={r['iw_k']} samples on {r['iw_n']} examples"),
             ("test NLL (-IW log p(x))", f"{r['iw_nll']:.3f}", f"nats per example, k={r['iw_k']}"),
         ]
-    rows.append(("reconstruction MSE", f"{r['mse']:.5f}", f"per value ({r['sse']:.3f} summed per example), through the posterior mean"))
+    through = "the posterior mean" if "elbo" in r else "the encoder"  # an autoencoder has no posterior
+    rows.append(("reconstruction MSE", f"{r['mse']:.5f}", f"per value ({r['sse']:.3f} summed per example), through {through}"))
     if "bce" in r:
         rows.append(("reconstruction BCE", f"{r['bce']:.3f}", "nats per example"))
     if "active_units" in r:
@@ -149,7 +150,7 @@ def _figures(est, run: Path, test, metrics: dict | None, classes, gap: dict | No
     if images and test is not None and test.y is not None and not getattr(est, "conditional", False):
         figs += _interpolation_figures(est, test, classes)
     if gap is not None:
-        figs.append(_gap_figure(gap))
+        figs.append(_gap_figure(gap, metrics))
     return figs
 
 
@@ -283,15 +284,23 @@ def _interpolation_figures(est, test, classes) -> list[_Figure]:
     return figs
 
 
-def _gap_figure(gap: dict) -> _Figure:
+def _gap_figure(gap: dict, metrics: dict | None = None) -> _Figure:
     """The ELBO against the importance-weighted log p(x), and the bound against k."""
     from . import plots
 
+    # The figure scores fewer examples than the table (it needs k draws for each k up to its
+    # largest): say so, or the page shows two ELBO / log p(x) pairs with no reason.
+    table = ""
+    if metrics and "iw_k" in metrics:
+        table = (f" It scores the first {gap['n']} test examples with k up to {gap['k'][-1]} to keep the page fast, so its ELBO and "
+                 f"log p(x) differ a little from those of the Numbers table (the ELBO there on {metrics['n']} examples, log p(x) with "
+                 f"k={metrics['iw_k']} on {metrics['iw_n']}); "
+                 "both are estimates of the same quantities.")
     return _Figure(
         "bound", "ELBO, log p(x) and the gap",
         f"Left: E_q[log p(x|z)], −KL and their sum, the ELBO, beside the importance-weighted estimate of log p(x) on {gap['n']} test "
         "examples; log p(x) − ELBO = KL(q(z|x) ‖ p(z|x)), the gap. Right: L_k = E[log (1/k) Σᵢ p(x, zᵢ)/q(zᵢ|x)] against k "
-        "(Burda et al. 2015): L_1 is the ELBO and L_k rises towards log p(x).",
+        "(Burda et al. 2015): L_1 is the ELBO and L_k rises towards log p(x)." + table,
         "A wide gap means q(z|x) fits the true posterior p(z|x) poorly; a curve still rising at the largest k means log p(x) is "
         "higher still. Compare models by log p(x) (a large k: vaekit evaluate --k 5000), not by their ELBO.",
         lambda: plots.bound_gap_figure(gap))
@@ -470,7 +479,7 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
     parts.append('<section id="sec-numbers"><h2>Numbers</h2>')
     if metrics:
         parts.append(f"<p>On the test split of <b>{html.escape(test.name)}</b>. The importance-weighted numbers use "
-                     f"<b>k={metrics.get('iw_k', k)}</b> samples on the first {metrics.get('iw_n', 0)} test examples to keep the "
+                     f"<b>k={metrics.get('iw_k', k)}</b> samples on {_iw_scope([(shown.name, metrics)])} to keep the "
                      f"report fast; for a number to set beside published ones run <code>vaekit evaluate {name} --k 5000</code>.</p>"
                      if "iw_k" in metrics else f"<p>On the test split of <b>{html.escape(test.name)}</b>. "
                      "An autoencoder has no ELBO or likelihood; reconstruction error and probes only.</p>")
@@ -558,11 +567,23 @@ def build_comparison(runs: list[str | Path], out: str | Path, *, k: int = REPORT
 
     table = _comparison_table(loaded, out)
     parts.append('<section id="sec-numbers"><h2>Numbers</h2><p>Per test example, in nats unless marked; each run on its own test '
-                 f"split. The importance-weighted log p(x) uses k={k} samples on {'the first ' + str(iw_limit) if iw_limit else 'all'} "
-                 "test examples to stay fast; run <code>vaekit evaluate RUN --k 5000</code> for numbers to publish.</p>"
+                 f"split. The importance-weighted log p(x) uses k={k} samples on {_iw_scope([(x[0], x[5]) for x in scored])} "
+                 "to stay fast; run <code>vaekit evaluate RUN --k 5000</code> for numbers to publish.</p>"
                  + "\n".join(table) + "</table></section>")
     parts.append("</body></html>\n")
     return _write(parts, out)
+
+
+def _iw_scope(runs: list[tuple[str, dict]]) -> str:
+    """Which test examples the importance-weighted numbers of (name, metrics) pairs use, as they were scored."""
+    used = [(name, m["iw_n"], m["n"]) for name, m in runs if "iw_n" in m]
+    if not used:
+        return "the test examples"
+    if all(n_iw == n for _, n_iw, n in used):
+        return "all the test examples"
+    if len({n_iw for _, n_iw, _ in used}) == 1:
+        return f"the first {used[0][1]} test examples"
+    return "the first " + ", ".join(f"{n_iw} ({html.escape(name)})" for name, n_iw, _ in used) + " test examples"
 
 
 def _comparison_figures(scored: list, notes: list[str]) -> list[_Figure]:

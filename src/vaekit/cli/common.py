@@ -20,8 +20,11 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionH
         # Options whose help already states their default (or whose default is "unset") do not
         # get argparse's "(default: None)" appended.
         text = action.help or ""
-        if "(default" in text or action.default in (None, False):
+        # `is`, not `in`: 0 == False, and a default of 0 (--seed) is worth showing.
+        if "(default" in text or action.default is None or action.default is False or action.default is argparse.SUPPRESS:
             return text
+        if isinstance(action.default, (tuple, list)):  # as the user would type it: 0,1, not (0, 1)
+            return f"{text} (default: {','.join(map(str, action.default))})"
         return super()._get_help_string(action)
 
 
@@ -147,6 +150,30 @@ def say(args, msg: str) -> None:
     """Print ``msg`` unless the command was given --quiet."""
     if not getattr(args, "quiet", False):
         print("\n".join(printable(line) for line in str(msg).split("\n")), flush=True)  # paths may hold escape codes
+
+
+PROGRESS_EVERY = 5.0  # seconds between the plain progress lines written where stderr is not a terminal
+
+
+class ProgressLines:
+    """A plain progress line on stderr every few seconds, for where a bar cannot redraw (logs, CI,
+    notebooks): ``evaluating: 2500/10000 examples, 12 s``. Called as ``report(done, total)``; also
+    writes the last line when the work ends, if it wrote any before."""
+
+    def __init__(self, what: str, unit: str = "examples", every: float | None = None, stream=None, clock=None):
+        import sys
+        import time
+
+        self.what, self.unit, self.every = what, unit, PROGRESS_EVERY if every is None else every
+        self.stream, self.clock = stream or sys.stderr, clock or time.monotonic
+        self.t0 = self.last = self.clock()
+        self.written = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self.clock()
+        if now - self.last >= self.every or (done >= total and self.written):
+            print(f"{self.what}: {done}/{total} {self.unit}, {now - self.t0:.0f} s", file=self.stream, flush=True)
+            self.last, self.written = now, True
 
 
 def run_config(run: Path) -> dict:

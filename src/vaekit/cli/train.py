@@ -144,12 +144,30 @@ def make_estimator(args):
     given = {o.name: getattr(args, o.name) for o in OPTIONS if o.cli_flag and getattr(args, o.name, None) is not None}
     wrong = [BY_NAME[name].cli_flag for name in given if kind not in BY_NAME[name].kinds]
     if wrong:
-        raise error(f"{', '.join(wrong)} does not apply to --model {args.model}; drop it or choose a VAE model")
+        other = next(k for k in KINDS if k != kind)
+        models = ", ".join(m for m, (k, _, _) in MODELS.items() if k == other)
+        family = "autoencoder" if other == "ae" else "VAE"
+        raise error(f"{', '.join(wrong)} does not apply to --model {args.model}; it is for the {family} models "
+                    f"(--model {models}): drop it or choose one of them")
     cls = {"vae": estimators.VAE, "ae": estimators.Autoencoder}[kind]
     est = cls(**{**preset, **given, "verbose": False})
     # A flag whose option does not apply to the model as configured (--pseudo-inputs without
     # --prior vamp) changes nothing; say so rather than let the user believe it took effect.
+    # An autoencoder's sparsity and noise knobs without their penalty or corruption are refused
+    # instead: for autoencoders the --model names the feature (sparse-ae, denoising-ae), so such a
+    # knob means the wrong --model, the same mistake as a flag of the other family. A VAE's knobs
+    # depend on another flag of the same model (--sigma on --likelihood, --pseudo-inputs on --prior)
+    # and are often left on the line while trying its alternatives, so they only warn.
     params = est.get_params()
+    for name in given:
+        opt = BY_NAME[name]
+        if opt.kinds == ("ae",) and opt.when is not None and not opt.when(params):
+            feature, model = ("sparsity", "sparse-ae") if name.startswith("sparsity") else ("noise", "denoising-ae")
+            if params.get(feature):  # --sparsity-target with the l1 penalty
+                raise error(f"{opt.cli_flag} has no effect with --sparsity {params[feature]}; it is the target of --sparsity kl: "
+                            f"add --sparsity kl or drop {opt.cli_flag}")
+            raise error(f"{opt.cli_flag} has no effect on --model {args.model}, which has no --{feature}; "
+                        f"choose --model {model}, add --{feature}, or drop {opt.cli_flag}")
     for name in given if not getattr(args, "quiet", False) else ():
         opt = BY_NAME[name]
         if opt.when is not None and not opt.when(params):
