@@ -194,7 +194,7 @@ def binarize_for_eval(est, X: np.ndarray, seed: int = EVAL_BINARIZE_SEED) -> tup
 
 def evaluate(est, X: np.ndarray, y: np.ndarray | None = None, *, X_train: np.ndarray | None = None,
              y_train: np.ndarray | None = None, k: int = DEFAULT_K, iw_limit: int | None = None,
-             binarize: bool = True, seed: int = 0, batch_size: int = 100, progress: bool = False) -> dict:
+             binarize: bool = True, seed: int = 0, batch_size: int = 100, progress=False) -> dict:
     """All the metrics that apply to a fitted estimator, on the examples X (labels y if any).
 
     VAE: ELBO and its terms, importance-weighted log-likelihood with ``k`` samples (on the first
@@ -202,7 +202,9 @@ def evaluate(est, X: np.ndarray, y: np.ndarray | None = None, *, X_train: np.nda
     error through the posterior mean (the code), and, when ``y`` and ``X_train``/``y_train`` are
     given, the logistic-regression and k-NN probe accuracies on the codes.
     ``binarize``: score a model trained on binarized data on a static binarization of X (see
-    :func:`binarize_for_eval`). Returns a JSON-ready dict; log-likelihoods in nats per example.
+    :func:`binarize_for_eval`). ``progress``: for the importance-weighted estimate, a bar (True) or a
+    function of (done, total), as in :func:`vaekit.metrics.iw_log_likelihood`. Returns a JSON-ready dict;
+    log-likelihoods in nats per example.
     """
     est.check_fitted()
     conditional = bool(getattr(est, "conditional", False))

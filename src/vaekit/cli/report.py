@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import Formatter, add_data_options, error, load_data, positive_int, run_config
+from .common import Formatter, ProgressLines, add_data_options, error, load_data, positive_int, run_config
 
 PLOT_KINDS = ("reconstructions", "samples", "manifold", "latent", "interpolate", "curves")
 
@@ -85,6 +85,8 @@ def add_evaluate_options(p) -> None:
     p.add_argument("--no-probe", action="store_true", help="skip the logistic-regression and k-NN probes")
     p.add_argument("--no-binarize", action="store_true", help="score a model trained on binarized data on the gray levels as given")
     p.add_argument("--seed", type=int, default=0, help="random seed of the Monte-Carlo estimates")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress on stderr (a bar on a terminal, else a line every few seconds); the results are printed")
 
 
 def _load(args):
@@ -157,8 +159,10 @@ def cmd_evaluate(args) -> int:
             Xtr, ytr = tr.X, tr.y
         except VaekitError as e:
             print(f"vaekit: note: no probes, the train split could not be read ({e})")
+    # A bar on a terminal; elsewhere (logs, CI, notebooks) a plain line every few seconds.
+    progress = False if args.quiet else True if sys.stderr.isatty() else ProgressLines(f"evaluating (IW log p(x), k={args.k})")
     r = evaluate(est, ds.X, ds.y, X_train=Xtr, y_train=ytr, k=args.k, iw_limit=args.iw_limit,
-                 binarize=not args.no_binarize, seed=args.seed, progress=sys.stderr.isatty())
+                 binarize=not args.no_binarize, seed=args.seed, progress=progress)
     print(f"{ds.name} ({args.split} split, {len(ds.X)} examples), per example:")
     print("\n".join(format_results(r)))
     if args.json:
