@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
@@ -28,14 +29,22 @@ from .train import TrainConfig, fit
 
 def check_array(X, name: str = "X") -> np.ndarray:
     """X as a float32 array with at least 2 dimensions and only finite values, or a DataError."""
+    if sp.issparse(X):
+        raise DataError(f"{name} is a sparse matrix; sparse input is not supported: pass {name}.toarray()")
+    raw = np.asarray(X)
+    if np.iscomplexobj(raw):
+        raise DataError(f"{name} has complex values: Complex data not supported; pass the real part, or real and imaginary parts as two features")
     try:
-        arr = np.asarray(X, dtype=np.float32)
+        arr = np.ascontiguousarray(raw, dtype=np.float32)  # torch.from_numpy takes no negative strides (X[::-1])
     except (TypeError, ValueError) as e:
         raise DataError(f"{name} must be numeric: {e}") from None
     if arr.ndim < 2:
-        raise DataError(f"{name} must have one row per example (2-D or more), got shape {arr.shape}; reshape with X.reshape(-1, 1) for one feature")
+        raise DataError(f"{name} must have one row per example (2-D or more), got shape {arr.shape}; "
+                        "Reshape your data with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one example")
     if len(arr) == 0:
         raise DataError(f"{name} is empty (shape {arr.shape}); pass at least one example")
+    if arr[0].size == 0:
+        raise DataError(f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required; pass at least one column")
     bad = ~np.isfinite(arr)
     if bad.any():
         first = np.argwhere(bad)[0]
@@ -60,7 +69,7 @@ def check_labels(y, n: int, n_classes: int | None = None) -> np.ndarray:
     return y.astype(np.int64)
 
 
-class _Base(BaseEstimator, TransformerMixin):
+class _Base(TransformerMixin, BaseEstimator):  # mixin first, so scikit-learn sees the transformer tags
     """What the two estimator families share: fitting, batched inference, save/load."""
 
     kind = ""  # the estimator family: "vae" or "ae" (which options of vaekit.options it takes)
@@ -391,16 +400,32 @@ class VAE(_Base):
 
     @torch.no_grad()
     def _elbo(self, X: torch.Tensor, y: torch.Tensor | None, n_samples: int, batch_size: int) -> np.ndarray:
+        """The ELBO of each row as ``model.loss`` computes it, with common random numbers.
+
+        One seeded draw of the posterior family's standard noise eps (n_samples, latent_dim) serves
+        every row, z = loc + scale * eps, so a row's score depends on the row alone (not on its
+        batch or neighbours: scikit-learn's subset invariance) and models compared on the same data
+        see the same noise. With two stochastic layers the upper layer is drawn per batch instead.
+        """
+        from . import distributions as D
+
         model = self.model_
+        cfg = model.config
+        one_layer = cfg.code_dim == cfg.latent_dim
         was_training = model.training
         model.eval()
         out = []
         with torch.random.fork_rng(devices=[X.device] if X.device.type == "cuda" else []):
             torch.manual_seed(self.seed)
+            zeros = torch.zeros(1, cfg.latent_dim, device=X.device)
+            eps = D.posterior(cfg.posterior["family"], zeros, zeros, cfg.posterior.get("df", 5.0)).sample((n_samples,))
             for i in range(0, len(X), batch_size):
-                terms = model.loss(X[i : i + batch_size], None if y is None else y[i : i + batch_size], beta=1.0,
-                                   n_samples=n_samples).terms
-                out.append(terms["elbo"].double().cpu())
+                xb, cb = X[i : i + batch_size], None if y is None else y[i : i + batch_size]
+                loc, log_var = model.posterior_params(xb, cb)
+                q = model._posterior(loc, log_var)
+                z = loc + torch.exp(0.5 * log_var) * eps if one_layer else q.rsample((n_samples,))  # (S, B, code_dim)
+                elbo = model.log_likelihood(z, xb, cb).mean(0) - model.kl(q, z, loc, log_var)
+                out.append(elbo.double().cpu())
         model.train(was_training)
         return torch.cat(out).numpy()
 
