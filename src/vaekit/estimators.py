@@ -380,8 +380,10 @@ class VAE(_Base):
         Data are scored as ``vaekit evaluate`` scores them (one fixed binarization for a model trained
         on binary images). With ``standardize=True`` the log-density is of X as given (the
         scaler's log-Jacobian is added), so models with and without it compare. The draws are
-        seeded by ``seed`` and restored after: a fixed model and X give the same numbers every call
-        (a row's draws depend on its position within its batch of ``batch_size``).
+        seeded by ``seed`` (torch's random state is restored after): a fixed model and X give the
+        same numbers every call. For the ELBO one draw of the noise serves every row (common random
+        numbers), so a row's score does not depend on the rows beside it; the importance-weighted
+        estimate and a two-layer model's upper layer draw afresh for each batch of rows.
         """
         from .metrics import iw_log_likelihood
 
