@@ -21,7 +21,7 @@ from vaekit.cli import main
 from vaekit.errors import ConfigError, DataError, ModelFileError
 
 TINY = dict(n_steps=2, hidden=(4,), latent_dim=2)
-# Scores from one CPU reproduced on another (other SIMD width, other kernel choices): the tolerance
+# Scores saved by the float32-scoring 0.1.0 code, reproduced by the float64 scoring on another CPU: the tolerance
 # docs/anomaly.md promises. On one CPU a row's score is bit-identical (test_same_rows_same_scores_whatever_the_batch).
 CROSS_CPU_RTOL, CROSS_CPU_ATOL = 1e-5, 1e-6
 SMALL = dict(n_steps=100, hidden=(16,), latent_dim=2, batch_size=64)

@@ -31,6 +31,7 @@ loading.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from pathlib import Path
@@ -64,6 +65,19 @@ _SCORE_BUDGET = 1 << 22
 # ``estimators.batched(fixed_shape=True)``), so a row's score is bit-identical whatever batch it
 # comes in; the cap keeps the padding cheap when one row is scored alone.
 _MAX_CHUNK = 1024
+def scoring_model(model: torch.nn.Module) -> torch.nn.Module:
+    """A float64 copy of ``model``, the network every score is computed with (then rounded to float32).
+
+    A float32 matrix product's last bits depend on the kernel the library picks, and on AVX2
+    machines MKL's kernels give a row a different result at another position in the same batch;
+    fixed-shape chunks alone cannot stop that. In float64 those differences are ~1e-16 relative,
+    and rounding each score term to float32 removes them: a row's score is the same whatever its
+    batch, and across CPUs it is the same in all but a rare row one float32 step apart. A fresh
+    copy per call (a detector's network is small) always has the current weights.
+    """
+    return copy.deepcopy(model).double().eval()
+
+
 # Training codes kept as the neighbour score's reference set: enough for a stable local density,
 # small enough that scoring a row costs one (rows x 1024) distance matrix.
 _N_REFERENCE = 1024
@@ -222,7 +236,7 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
         """The named score terms of prepared rows, float64 (N,) each: one batched pass over Xs."""
         names = names or (self._combined_terms if self.method == "combined" else (self.method,))
         dev = self.estimator_.device_
-        state = {a: torch.as_tensor(getattr(self, a), device=dev)
+        state = {a: torch.as_tensor(getattr(self, a), device=dev, dtype=torch.float64)
                  for a in ("eps_", "cluster_centers_", "reference_codes_") if getattr(self, a, None) is not None}
         fns = {
             "reconstruction": lambda m, x: S.reconstruction_error(m, x),
@@ -231,12 +245,12 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
             "latent": lambda m, x: S.latent_distance(m, x, state["cluster_centers_"]),
             "knn": lambda m, x: S.knn_distance(m, x, state["reference_codes_"], int(self.n_neighbors)),
         }
-        model = self.estimator_.model_
+        model = scoring_model(self.estimator_.model_)
         k = int(getattr(self, "n_score_samples", 1)) if any(n in ("elbo", "likelihood") for n in names) else 1
         batch = self._batch_rows(Xs.shape[1] + len(getattr(self, "reference_codes_", ())), k)
 
         def run(xb):
-            return torch.stack([fns[n](model, xb).to(torch.float64) for n in names], -1)
+            return torch.stack([fns[n](model, xb.double()) for n in names], -1)
 
         out = self.estimator_.batched(run, Xs, batch_size=batch, fixed_shape=True).astype(np.float64)
         return {n: out[:, i] for i, n in enumerate(names)}
@@ -353,14 +367,14 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
         return pd.DataFrame(cols, index=index)
 
     def _per_column_reconstruction(self, Xs: np.ndarray) -> np.ndarray:
-        model = self.estimator_.model_
+        model = scoring_model(self.estimator_.model_)
         if self.method == "reconstruction" or self._kind == "ae":
             fn = functools.partial(S.per_feature_squared_error, model)
         else:
-            eps = None if getattr(self, "eps_", None) is None else torch.as_tensor(self.eps_, device=self.estimator_.device_)
+            eps = None if getattr(self, "eps_", None) is None else torch.as_tensor(self.eps_, device=self.estimator_.device_, dtype=torch.float64)
             fn = functools.partial(S.per_feature_nll, model, eps=eps)
         k = len(getattr(self, "eps_", ())) or 1
-        return self.estimator_.batched(lambda xb: fn(xb).to(torch.float64), Xs, batch_size=self._batch_rows(Xs.shape[1], k),
+        return self.estimator_.batched(lambda xb: fn(xb.double()), Xs, batch_size=self._batch_rows(Xs.shape[1], k),
                                       fixed_shape=True).astype(np.float64)
 
     # -- fitted attributes kept for 0.1.0 callers ------------------------------------------------

@@ -74,7 +74,7 @@ def draws_last(t: Tensor) -> Tensor:
 
 def latent_distance(model, x: Tensor, centres: Tensor) -> Tensor:
     """Euclidean distance from encode(x) to the nearest k-means centre of the training codes."""
-    return torch.cdist(model.encode(x), centres).min(-1).values
+    return _distances(model.encode(x), centres).min(-1).values
 
 
 def knn_distance(model, x: Tensor, reference: Tensor, k: int) -> Tensor:
@@ -85,8 +85,17 @@ def knn_distance(model, x: Tensor, reference: Tensor, k: int) -> Tensor:
     part of the reference sample. The mean over k (not the k-th distance) is the smoother choice
     of Angiulli & Pizzuti (2002).
     """
-    d = torch.cdist(model.encode(x), reference)
+    d = _distances(model.encode(x), reference)
     return d.topk(min(k, reference.shape[0]), dim=-1, largest=False).values.mean(-1)
+
+
+def _distances(a: Tensor, b: Tensor) -> Tensor:
+    """Euclidean distances (A, B) from the differences themselves, not ``|a|^2 + |b|^2 - 2 a.b``.
+
+    The matrix-product shortcut cancels catastrophically for near neighbours (the distances that
+    matter here), so its error, and its disagreement between CPUs, is far above float rounding.
+    """
+    return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
 
 
 # The posterior log-variances a score uses: a posterior std between e^-30 and e^10 (22 000) prior
