@@ -191,6 +191,31 @@ def test_a_second_writer_of_the_same_folder_is_refused(tmp_path, data, capsys):
     assert not lock_path(out).exists() and (out / "model.safetensors").exists()
 
 
+def test_a_second_detector_fit_into_the_same_folder_is_refused(tmp_path, capsys):
+    import pandas as pd
+
+    pd.DataFrame(np.random.default_rng(0).normal(size=(200, 3)), columns=list("abc")).to_csv(tmp_path / "t.csv", index=False)
+    fit = ["detect", "fit", str(tmp_path / "t.csv"), "--steps", "5", "--quiet", "--out", str(tmp_path / "det")]
+    with lock_folder(tmp_path / "det"):
+        assert main(fit) == 2
+        assert "being written by another vaekit process" in _one_line_error(capsys)
+        assert not (tmp_path / "det").exists()
+    assert main(fit) == 0 and (tmp_path / "det" / "detector.json").exists()
+    assert not lock_path(tmp_path / "det").exists()
+
+
+def test_a_failed_atomic_write_leaves_no_folder_it_created(tmp_path):
+    target = tmp_path / "new" / "deeper" / "scores.csv"
+    with pytest.raises(RuntimeError), fileio.atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("disk trouble")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(RuntimeError), fileio.atomic_path(tmp_path / "kept" / "s.csv"):
+        raise RuntimeError("disk trouble")
+    assert (tmp_path / "kept").is_dir() and not any((tmp_path / "kept").iterdir())  # a folder the user had stays
+
+
 def _cli(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": SRC}
     return subprocess.Popen([sys.executable, "-m", "vaekit", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -33,11 +33,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (or in the folder :func:`temporaries_in` names);
     on success it replaces ``path`` atomically."""
     path = Path(path)
+    created = [p for p in reversed(path.parent.absolute().parents) if not p.exists()]
+    created += [] if path.parent.exists() else [path.parent.absolute()]
     path.parent.mkdir(parents=True, exist_ok=True)
     home = _TEMP_HOMES.get(path.parent.resolve(), path.parent)
     fd, tmp = tempfile.mkstemp(dir=home, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     _LIVE_TEMPS.add(tmp)
+    ok = False
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:
@@ -47,10 +50,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would surprise users sharing run folders
         os.replace(tmp, path)
         _fsync_dir(path.parent)  # the rename itself survives a power cut: the old file is gone only once the new one is on disk
+        ok = True
     finally:
         _LIVE_TEMPS.discard(tmp)
         if os.path.exists(tmp):
             os.unlink(tmp)
+        for folder in [] if ok else reversed(created):  # a failed write leaves no folder it made behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if still empty
 
 
 def _fsync_dir(folder: Path) -> None:

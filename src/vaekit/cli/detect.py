@@ -215,6 +215,14 @@ def make_detector(args):
 
 
 def cmd_detect_fit(args) -> int:
+    from ..fileio import lock_folder
+
+    # One writer per detector folder: a second `detect fit --out` of the same folder is refused.
+    with lock_folder(args.out):
+        return _detect_fit(args)
+
+
+def _detect_fit(args) -> int:
     import numpy as np
     import pandas as pd
 
