@@ -4,4 +4,5 @@ import sys
 
 from . import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing it (a docs tool inspecting the package) must not run the CLI
+    sys.exit(main())
