@@ -216,6 +216,60 @@ def test_interpolate_refuses_bad_ends(url, query, says):
     assert status == 400 and says in body.decode(), body
 
 
+# -- a drawing of one's own: /encode.json -------------------------------------------------------
+
+
+def pixels_query(x: np.ndarray) -> str:
+    return "x=" + ",".join(repr(float(v)) for v in np.asarray(x).reshape(-1))
+
+
+def test_encode_json_gives_the_encoders_posterior_of_the_pixels(vae, url):
+    from vaekit.explore.limits import DRAW_SAMPLES
+
+    x = vae.X[5:6]  # a known image: the plane's example 5, sent as numbers
+    status, ctype, body = get(url + "/encode.json?" + pixels_query(x))
+    assert status == 200 and ctype == "application/json", body
+    out = json.loads(body)
+    np.testing.assert_allclose(out["mean"], vae.est.encode(x)[0], atol=1e-6)
+    np.testing.assert_allclose(out["mean"], vae.codes[5], atol=1e-6)  # where its dot is on the plane
+    Xt = torch.from_numpy(vae.est.prepare_X(x))
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        q = vae.model.inference(Xt)
+        np.testing.assert_allclose(out["std"], q.stddev[0].numpy(), rtol=1e-5)
+        torch.manual_seed(0)  # the server seeds its draws, so a drawing always shows the same samples
+        np.testing.assert_allclose(out["samples"], q.sample((DRAW_SAMPLES,))[:, 0].numpy(), rtol=1e-5, atol=1e-6)
+    assert out["posterior"] == "normal"
+    # the decoded mean: the URL the page loads is E[x|z = mean]
+    img = png_array(get(url + out["decoded_url"])[2])
+    np.testing.assert_allclose(img, vae.decode(np.array([out["mean"]], np.float32))[0, 0], atol=0.5 / 255 + 1e-6)
+    # a drawing sent with few decimals, as the page sends it, is encoded as those exact pixels
+    drawn = np.round(x, 3)
+    short = "x=" + ",".join(f"{v:.3f}".rstrip("0").rstrip(".") for v in drawn.reshape(-1))  # 0, 0.25, 1
+    again = json.loads(get(url + "/encode.json?" + short)[2])
+    np.testing.assert_allclose(again["mean"], vae.est.encode(drawn.astype(np.float32))[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("query, says", [
+    ("", "give the drawing: x= with 784 comma-separated grey values"),
+    ("x=", "give the drawing"),
+    ("x=" + ",".join(["0"] * 783), "has 784 values (28 x 28), got 783"),
+    ("x=" + ",".join(["0"] * 785), "got 785"),
+    ("x=" + ",".join(["0"] * 783) + ",1.5", "pixel 784 is '1.5'; give grey values from 0 (black) to 1 (white)"),
+    ("x=0.5," + ",".join(["0"] * 783).replace("0", "-0.1", 1), "pixel 2 is '-0.1'"),
+    ("x=nan," + ",".join(["0"] * 783), "pixel 1 is 'nan'"),
+    ("x=inf," + ",".join(["0"] * 783), "pixel 1 is 'inf'"),
+    ("x=1e999," + ",".join(["0"] * 783), "pixel 1 is '1e999'"),
+    ("x=1_0," + ",".join(["0"] * 783), "pixel 1 is '1_0'"),
+    ("x=%200.5," + ",".join(["0"] * 783), "pixel 1 is ' 0.5'"),
+    ("x=," + ",".join(["0"] * 783), "pixel 1 is ''"),
+    ("x=" + ",".join(["0"] * 784) + "&label=3", "label=3 applies only to a conditional model"),
+])
+def test_encode_json_refuses_bad_drawings_with_one_line_of_json(url, query, says):
+    status, ctype, body = get(url + "/encode.json?" + query)
+    assert status == 400 and ctype == "application/json", body
+    assert body.count(b"\n") == 1 and says in json.loads(body)["error"], body
+
+
 @pytest.mark.parametrize("path", ["/nope", "/../../etc/passwd", "/static/../explorer.py", "/app.js/../../../setup.py", "/%2e%2e/pyproject.toml"])
 def test_only_its_own_routes_and_files_are_served(url, path):
     status, _, body = get(url + path)
@@ -299,6 +353,12 @@ def test_a_conditional_model_decodes_one_code_under_every_label(small_digits):
         assert b"label=all decodes one code" in get(u + "/decode?z=0,0;1,1&label=all")[2]
         assert b"no class means here" in get(u + "/interpolate?a=class:1&b=2&label=0")[2]
         assert get(u + "/interpolate?a=0&b=2&label=4")[0] == 200
+        # a drawing is encoded under the label it is drawn as: q(z|x, y)
+        x = small_digits.X[:1]
+        drawn = json.loads(get(u + "/encode.json?x=" + ",".join(repr(float(v)) for v in x.reshape(-1)) + "&label=4")[2])
+        np.testing.assert_allclose(drawn["mean"], est.encode(x, np.array([4]))[0], atol=1e-6)
+        assert drawn["decoded_url"].endswith("&label=4") and get(u + drawn["decoded_url"])[0] == 200
+        assert b"this model is conditional: add label=K" in get(u + "/encode.json?x=" + ",".join(["0"] * 784))[2]
 
 
 def test_a_table_model_gets_values_not_images():
@@ -320,6 +380,8 @@ def test_a_table_model_gets_values_not_images():
         status, _, text = get(u + "/decode?z=0.1,0.2")
         assert status == 400 and b"not images; ask /decode.json" in text
         assert get(u + "/image?i=0")[0] == 400
+        status, _, text = get(u + "/encode.json?x=0,0,0,0,0")
+        assert status == 400 and b"encodes a drawn image, but this model's data are a table" in text
 
 
 def test_an_anomaly_detectors_network_is_explored_on_its_preprocessed_table(tmp_path):

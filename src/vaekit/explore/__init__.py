@@ -14,6 +14,8 @@ is ``vaekit/cli/explore.py``. The HTTP API, which the page uses and scripts may 
 - ``GET /decode?z=z1,...,zd[;z1,...][&label=K|all]``: E[x|z] as a PNG (several codes side by side);
 - ``GET /decode.json?z=...[&label=K]``: E[x|z] as numbers (tables);
 - ``GET /interpolate?a=I|class:K&b=J|class:K&steps=N[&label=K]``: a strip of decoded images.
+- ``GET /encode.json?x=v1,...,vn[&label=K]``: the posterior q(z|x) of a drawn image (grey values in
+  [0, 1]): its mean, std, samples and the URL of its decoded mean, JSON.
 
 A bad request gets status 400 and one line that names the problem and the fix (``{"error": ...}``
 from the JSON routes, plain text from the others). What the server trusts, its CSP and its

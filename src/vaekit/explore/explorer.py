@@ -14,6 +14,7 @@ tabs (threads) can use one model.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import torch
 
 from ..anomaly import CONFIG_FILE as DETECTOR_CONFIG  # what marks a folder written by `vaekit detect fit`
 from ..errors import DataError, VaekitError
-from .limits import ELBO_SAMPLES, IW_K, MAX_CODES, MAX_POINTS, MAX_STEPS, VAE_RANGE
+from .limits import DRAW_SAMPLES, ELBO_SAMPLES, IW_K, MAX_CODES, MAX_POINTS, MAX_STEPS, VAE_RANGE
 from .png import encode_png
 
 
@@ -377,6 +378,64 @@ class Explorer:
         return s
 
 
+    # -- a drawing of one's own ------------------------------------------------------------------
+    def parse_pixels(self, text: str | None) -> np.ndarray:
+        """A drawn image from ``x=v1,v2,...``: one grey value in [0, 1] per value of an example, row by row.
+
+        Strict: exactly as many values as an example has (H x W, times 3 for colour, in the
+        model's own layout), each a plain decimal number (``0``, ``0.5``, ``1``, ``2e-3``) from 0 to 1.
+        Returns shape (1, *example shape), float32; anything else is a RequestError.
+        """
+        if not self.image_shape:
+            raise RequestError(f"/encode.json encodes a drawn image, but this model's data are a table ({self.shape[0]} features)")
+        n = math.prod(self.shape)
+        what = " x ".join(str(s) for s in self.image_shape)
+        if text is None or not text.strip():
+            raise RequestError(f"give the drawing: x= with {n} comma-separated grey values from 0 (black) to 1 (white), "
+                               f"a {what} image row by row")
+        parts = text.split(",")
+        if len(parts) != n:
+            raise RequestError(f"an image of this model has {n} values ({what}), got {len(parts)}; give x=v1,...,v{n}")
+        out = np.empty(n, dtype=np.float32)
+        for j, part in enumerate(parts):
+            v = float(part) if _DECIMAL.fullmatch(part) else math.nan
+            if not 0.0 <= v <= 1.0:  # also NaN: not a plain decimal number
+                raise RequestError(f"pixel {j + 1} is {part[:30]!r}; give grey values from 0 (black) to 1 (white) as plain decimal numbers like 0.5")
+            out[j] = v
+        return out.reshape(1, *self.shape)
+
+    def encode_drawing(self, x: np.ndarray, label: int | None = None) -> dict:
+        """The posterior q(z|x) of one image x (shape (1, *example shape)), as the plane draws it.
+
+        ``mean``: the code, as :meth:`vaekit.VAE.encode` gives it (the dots on the plane are these);
+        VAE: ``std`` per dimension (``None`` where the posterior family has no finite standard
+        deviation) and ``samples``, :data:`DRAW_SAMPLES` draws z ~ q(z|x) (seeded, so the same
+        drawing always shows the same samples). An autoencoder's code is one point: no std, no samples.
+        """
+        c = None if label is None else np.array([label], dtype=np.int64)
+        code = self._locked(self.est.encode, x, c)[0]
+        out: dict = {"mean": [float(v) for v in code], "std": None, "samples": [],
+                     "posterior": self.model.config.posterior["family"] if self.is_vae else None}
+        if not self.is_vae:
+            return out
+        Xt, yt = self._tensors(x, c)
+        with self._lock, torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.model.eval()
+            q = self.model.inference(Xt, yt)
+            try:
+                std = q.stddev[0].double().cpu().numpy()
+                out["std"] = [float(v) if math.isfinite(v) else None for v in std]
+            except (NotImplementedError, AttributeError):  # e.g. two stochastic layers: no closed-form spread
+                pass
+            try:
+                z = q.sample((DRAW_SAMPLES,))[:, 0].double().cpu().numpy()
+                out["samples"] = [[float(v) for v in row] for row in z if np.isfinite(row).all()]
+            except (NotImplementedError, AttributeError):
+                pass
+        return out
+
+
 def _image_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
     """(H, W) or (H, W, 3) when examples of this shape are images, else None (a table).
 
@@ -391,3 +450,7 @@ def _image_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
         if side * side == shape[0] and side >= 8:
             return (side, side)
     return None
+
+
+# A plain decimal number: digits with an optional point and exponent; no sign, no "nan", "inf" or "1_0".
+_DECIMAL = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")

@@ -9,3 +9,4 @@ VAE_RANGE = 3.0  # a VAE's plane and sliders cover at least [-3, 3], 99.7 % of N
 IDLE_TIMEOUT = 5.0  # seconds a connection may wait between reads before it is closed (browsers reopen one)
 MAX_CONNECTIONS = 64  # open connections, one handler thread each; the longest-idle one makes room for a new one
 ADMIT_WAIT = 0.5  # seconds a new connection waits for a place when every connection is busy, then 503
+DRAW_SAMPLES = 16  # draws from a drawing's posterior q(z|x) that /encode.json returns and the plane shows

@@ -98,6 +98,15 @@ def _example(ex: Explorer, q: dict):
     return JSON, out
 
 
+def _encode_json(ex: Explorer, q: dict):
+    """A drawing's posterior: ``x=`` grey values in [0, 1] (``label=K`` for a conditional model)."""
+    x = ex.parse_pixels(_one(q, "x"))
+    label = ex.parse_label(_one(q, "label"))
+    out = ex.encode_drawing(x, label)
+    out["decoded_url"] = "/decode?z=" + ",".join(repr(v) for v in out["mean"]) + ("" if label is None else f"&label={label}")
+    return JSON, out
+
+
 # path -> handler(explorer, query) -> (content type, bytes or a JSON-ready object)
 ROUTES: dict[str, Callable] = {
     "/info": lambda ex, q: (JSON, ex.info()),
@@ -107,11 +116,12 @@ ROUTES: dict[str, Callable] = {
     "/decode": _decode,
     "/decode.json": _decode_json,
     "/interpolate": _interpolate,
+    "/encode.json": _encode_json,
 }
 
 
 # Routes that answer JSON also answer their errors in JSON, {"error": "one line"}, so a script reads both alike.
-JSON_ROUTES = {"/info", "/codes", "/example", "/decode.json"}
+JSON_ROUTES = {"/info", "/codes", "/example", "/decode.json", "/encode.json"}
 
 
 def _json_bytes(obj) -> bytes:
