@@ -25,7 +25,8 @@ endif
 # `setup-test` adds the extras the tests need on top of it. Each finished step leaves a stamp file in
 # .venv, so `make demo` then `make test` installs only the extras, and `make test` alone does both.
 CORE_STAMP := $(VENV)/.vaekit-core
-TEST_STAMP := $(VENV)/.vaekit-dev-dask-spark
+TEST_STAMP := $(VENV)/.vaekit-dev-dask-spark-docs
+DOCS_STAMP := $(VENV)/.vaekit-docs
 
 $(CORE_STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -35,18 +36,29 @@ $(CORE_STAMP): pyproject.toml
 	touch $(CORE_STAMP)
 
 $(TEST_STAMP): $(CORE_STAMP)
-	$(BIN)/pip install -q -e '.[dev,dask,spark]'
+	$(BIN)/pip install -q -e '.[dev,dask,spark,docs]'
 	touch $(TEST_STAMP)
+
+$(DOCS_STAMP): $(CORE_STAMP)
+	$(BIN)/pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
 
 setup: $(CORE_STAMP)
 
 setup-test: $(TEST_STAMP)
 
+setup-docs: $(DOCS_STAMP)
+
 demo: setup
 	$(BIN)/vaekit train --epochs 30 --out runs/demo --overwrite
+
+# The documentation site, built as CI builds it (--strict: a broken link or docstring fails): open site/index.html.
+# (tests/test_docs_site.py builds it too, so make test fails where this would.)
+docs: setup-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
 test: setup-test
 	$(BIN)/ruff check src tests scripts bench
 	$(BIN)/python -m pytest -q
 
-.PHONY: setup setup-test demo test
+.PHONY: setup setup-test setup-docs demo docs test

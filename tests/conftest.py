@@ -75,6 +75,7 @@ SKIP_GROUPS = (
     ("Dask tests", ("dask",), "pip install 'vaekit[dask]' (make test installs it)"),
     ("compiled-evaluation tests", ("c++ compiler",), "apt-get install g++"),
     ("TensorBoard tests", ("tensorboard",), "pip install 'vaekit[tensorboard]' (make test installs it)"),
+    ("documentation-site tests", ("mkdocs",), "pip install -e '.[docs]' (make test installs it)"),
 )
 
 

@@ -65,10 +65,17 @@ def test_demo_installs_the_core_only(tmp_path) -> None:
 
 def test_test_adds_the_extras_on_top_of_the_demo_venv(tmp_path) -> None:
     # `make test` on a demo .venv installs only the extras; alone, the core and then the extras.
-    assert [ln.split()[-1] for ln in _planned_installs("test", tmp_path / "v")] == [".", "'.[dev,dask,spark]'"]
+    assert [ln.split()[-1] for ln in _planned_installs("test", tmp_path / "v")] == [".", "'.[dev,dask,spark,docs]'"]
     venv = tmp_path / "demo-venv"
     venv.mkdir()
     (venv / ".vaekit-core").touch()  # what `make demo` leaves behind
     out = subprocess.run(["make", "-n", "test", f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     installs = [ln for ln in out.splitlines() if "pip install" in ln]
-    assert len(installs) == 1 and "'.[dev,dask,spark]'" in installs[0], out
+    assert len(installs) == 1 and "'.[dev,dask,spark,docs]'" in installs[0], out
+
+
+def test_docs_installs_the_docs_extra_and_builds_strictly(tmp_path) -> None:
+    # `make docs` adds only MkDocs and its plugins to the core .venv, then fails on any warning.
+    assert [ln.split()[-1] for ln in _planned_installs("docs", tmp_path / "v")] == [".", "'.[docs]'"]
+    out = subprocess.run(["make", "-n", "-B", "docs", f"VENV={tmp_path / 'v'}"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert any("mkdocs build --strict" in ln for ln in out.splitlines()), out
