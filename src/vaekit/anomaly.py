@@ -169,7 +169,8 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
         and ``labels_``.
         """
         self.check_params()
-        pre = TablePreprocessor(categorical=self.categorical, impute=self.impute, scaling=self.scaling)
+        pre = TablePreprocessor(categorical=self.categorical, impute=self.impute, scaling=self.scaling,
+                                id_columns=self.id_columns, keep_columns=self.keep_columns)
         Xf = pre.fit_transform(X)
         if len(Xf) < 2:
             raise DataError("cannot fit a detector on 1 sample (one row): it needs at least 2, better hundreds, of mostly normal rows")
@@ -443,6 +444,15 @@ _SHARED_DOC = """
         Columns one-hot encoded with the training categories; unseen categories become all-zero.
     impute : bool
         Fill NaN / infinite numeric values with the training medians (else they are an error).
+    id_columns : 'auto', list of column names, or None
+        'auto' leaves the ID-like columns of a DataFrame out of the features (a different text in
+        every row; different integers in every row that rise or fall row by row, or whose name
+        reads as an identifier such as ``tx_id``: see :func:`vaekit.anomaly_table.id_like_columns`),
+        with a one-line :class:`~vaekit.anomaly_table.IdColumnWarning`. A list leaves out those
+        columns; None leaves out nothing. The columns left out are saved with the detector
+        (``preprocessor_.dropped_columns_``) and ignored when scoring.
+    keep_columns : list of column names or None
+        Columns used as features even if they look ID-like (the command line's ``--keep-column``).
     n_clusters : int
         k of the k-means on training codes ('latent' score).
     n_neighbors : int
@@ -483,7 +493,8 @@ class VAEDetector(_BaseDetector):
 
     def __init__(self, method: str = "combined", contamination: float = 0.01, threshold: float | None = None,
                  latent_dim: int | str = "auto", hidden=(64,), activation: str = "relu", likelihood: str = "gaussian",
-                 scaling: str = "robust", categorical=None, impute: bool = False, n_clusters: int = 8,
+                 scaling: str = "robust", categorical=None, impute: bool = False, id_columns="auto", keep_columns=None,
+                 n_clusters: int = 8,
                  n_neighbors: int = 10, n_score_samples: int = 8, beta: float = 1.0, learn_sigma: bool = True,
                  proba: str = "linear", n_steps: int | str = "auto", batch_size: int | str = "auto", lr: float = 1e-3,
                  weight_decay: float = 0.0, seed: int = 0, random_state: int | None = None, device: str = "cpu",
@@ -498,6 +509,8 @@ class VAEDetector(_BaseDetector):
         self.scaling = scaling
         self.categorical = categorical
         self.impute = impute
+        self.id_columns = id_columns
+        self.keep_columns = keep_columns
         self.n_clusters = n_clusters
         self.n_neighbors = n_neighbors
         self.n_score_samples = n_score_samples
@@ -527,7 +540,8 @@ class AutoencoderDetector(_BaseDetector):
 
     def __init__(self, method: str = "reconstruction", contamination: float = 0.01, threshold: float | None = None,
                  latent_dim: int | str = "auto", hidden=(64,), activation: str = "relu", likelihood: str = "gaussian",
-                 scaling: str = "robust", categorical=None, impute: bool = False, n_clusters: int = 8,
+                 scaling: str = "robust", categorical=None, impute: bool = False, id_columns="auto", keep_columns=None,
+                 n_clusters: int = 8,
                  n_neighbors: int = 10, proba: str = "linear", n_steps: int | str = "auto", batch_size: int | str = "auto",
                  lr: float = 1e-3, weight_decay: float = 0.0, seed: int = 0, random_state: int | None = None,
                  device: str = "cpu", verbose: bool = False):
@@ -541,6 +555,8 @@ class AutoencoderDetector(_BaseDetector):
         self.scaling = scaling
         self.categorical = categorical
         self.impute = impute
+        self.id_columns = id_columns
+        self.keep_columns = keep_columns
         self.n_clusters = n_clusters
         self.n_neighbors = n_neighbors
         self.proba = proba

@@ -6,6 +6,10 @@ the training categories, optionally fills missing values with the training media
 numeric columns. Everything it learns is plain numbers and strings: :meth:`to_json` /
 :meth:`from_json` save and restore it exactly, without pickle.
 
+ID-like columns of a DataFrame (see :func:`id_like_columns`: a row number, a transaction id)
+are left out of the features at fit time, with a one-line :class:`IdColumnWarning`, unless named
+in ``keep_columns``; the columns left out are saved (``dropped_columns_``) and scoring ignores them.
+
 Scaling is computed in float64 and only the scaled values are cast to float32, so a column of
 ``1e6 + noise of 1e-3`` keeps its noise. Scaled values are then clipped to ``+-CLIP`` before the
 network sees them: a row with a finite but absurd value (3.4e38, 1e20, or 1e39, beyond float32
@@ -15,6 +19,8 @@ when scoring) is still scored, high, instead of overflowing the network into NaN
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +44,65 @@ class NotNumericError(DataError, TypeError):
     """A feature cell that is not a number (a TypeError too, as scikit-learn expects)."""
 
 
+class IdColumnWarning(UserWarning):
+    """ID-like columns were left out of a detector's features."""
+
+
+# Fewer rows than this and "every value distinct" says little about a column.
+ID_MIN_ROWS = 20
+_ID_NAME_CAMEL = re.compile(r"[a-z0-9](Id|ID)$")
+
+
+def _looks_like_id_name(name: str) -> bool:
+    return bool(re.search(r"(^|[_\-\s.])(id|uuid|guid|key|index)$", name, re.IGNORECASE)
+                or re.search(r"^(id|uuid|guid)([_\-\s.]|$)", name, re.IGNORECASE) or _ID_NAME_CAMEL.search(name))
+
+
+def id_like_columns(frame, exclude=()) -> dict[str, str]:
+    """ID-like columns of a DataFrame: ``{name: why}``, in column order.
+
+    The rule: the table has at least :data:`ID_MIN_ROWS` rows, the column has no missing value
+    and a different value in every row, and
+
+    - it holds text (a transaction code, a UUID), or
+    - it holds integers that rise (or fall) in every row (a row number, a sequential id), or
+    - it holds integers and its name reads as an identifier (``id``, ``tx_id``, ``customerId``,
+      ``uuid``, ``key``, ``index``).
+
+    A column of unique integers with any other name (an amount in cents) is kept: it may be a real
+    feature. Floats and booleans are never ID-like. Columns named in ``exclude`` are not checked.
+    """
+    import pandas as pd
+
+    out: dict[str, str] = {}
+    if len(frame) < ID_MIN_ROWS:
+        return out
+    skip = {str(c) for c in exclude}
+    for name in frame.columns:
+        if str(name) in skip:
+            continue
+        col = frame[name]
+        if pd.api.types.is_bool_dtype(col) or col.isna().any():
+            continue
+        if pd.api.types.is_integer_dtype(col):
+            kind = "integers"
+        elif pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col):
+            if not all(isinstance(v, str) for v in col.iloc[:1000]):
+                continue
+            kind = "text"
+        else:
+            continue
+        if not col.is_unique:
+            continue
+        if kind == "text":
+            out[str(name)] = "a different text in every row"
+        elif col.is_monotonic_increasing or col.is_monotonic_decreasing:
+            out[str(name)] = "a different integer in every row, in order"
+        elif _looks_like_id_name(str(name)):
+            out[str(name)] = "a different integer in every row, and an identifier's name"
+    return out
+
+
 @dataclass
 class TablePreprocessor:
     """Columns -> float32 matrix: one-hot categories, optional imputation, per-column scaling.
@@ -46,12 +111,19 @@ class TablePreprocessor:
     :func:`robust_scale`, then :func:`compress_tails`),
     ``'standard'`` (mean and standard deviation) or ``'none'``. One-hot columns are never scaled:
     they are 0/1 already, and scaling would turn a rare category into a huge value.
-    Learned state (after :meth:`fit`) ends in ``_``.
+
+    ``id_columns``: ``'auto'`` leaves out the ID-like columns of a DataFrame (:func:`id_like_columns`;
+    an array's columns are never left out), a list leaves out exactly those columns (where present),
+    None leaves out nothing. ``keep_columns`` are never left out as ID-like.
+    Learned state (after :meth:`fit`) ends in ``_``; ``dropped_columns_`` are the columns left out.
     """
 
     categorical: list | None = None
     impute: bool = False
     scaling: str = "robust"
+    id_columns: str | list | None = "auto"
+    keep_columns: list | None = None
+    dropped_columns_: list[str] = field(default_factory=list)
     feature_names_: list[str] | None = None
     numeric_columns_: list = field(default_factory=list)
     categories_: dict[str, list[str]] = field(default_factory=dict)
@@ -170,6 +242,10 @@ class TablePreprocessor:
         if len(X) == 0:
             raise DataError(f"X is empty (0 rows); pass at least one row to {'fit' if fitting else 'score'}")
         if fitting:
+            self.dropped_columns_ = self._id_columns_of(X, names, cats)
+            if self.dropped_columns_:
+                X = X.drop(columns=[c for c in self.dropped_columns_ if c in names])
+                names = [str(c) for c in X.columns]
             self.feature_names_ = names
         elif self.feature_names_ is not None:
             missing = [c for c in self.feature_names_ if c not in names]
@@ -179,12 +255,35 @@ class TablePreprocessor:
             names = list(self.feature_names_)
         unknown = [c for c in cats if c not in names]
         if unknown:
-            raise ConfigError(f"categorical columns {unknown} are not in the data; columns are {names[:20]}")
+            from .data.tables import column_hint
+
+            raise ConfigError(f"categorical column {unknown[0]!r} is not in the data{column_hint(unknown[0], names)}")
         numeric = [c for c in names if c not in cats]
         block = X[numeric]
         fast = all(pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t) for t in block.dtypes)
         num = block.to_numpy(dtype=np.float64 if fast else object) if numeric else np.empty((len(X), 0))
         return num, (X[cats].to_numpy(dtype=object) if cats else None), numeric
+
+    def _id_columns_of(self, X, names: list[str], cats: list) -> list[str]:
+        """The columns to leave out of a DataFrame at fit time (see the class docstring)."""
+        from .data.tables import column_hint
+
+        keep = [str(c) for c in self.keep_columns or []]
+        for c in keep:
+            if c not in names:
+                raise ConfigError(f"keep_columns names {c!r}, which is not in the data{column_hint(c, names)}")
+        if self.id_columns is None:
+            return []
+        if self.id_columns != "auto":
+            if isinstance(self.id_columns, str):
+                raise ConfigError(f"id_columns takes 'auto', a list of column names or None, got {self.id_columns!r}")
+            return [str(c) for c in self.id_columns if str(c) not in keep]
+        found = id_like_columns(X, exclude=[*keep, *map(str, cats)])
+        if found:
+            what = "; ".join(f"{c!r} ({why})" for c, why in found.items())
+            warnings.warn(f"left out ID-like column(s) {what}; pass keep_columns=[...] to use them as features",
+                          IdColumnWarning, stacklevel=6)
+        return list(found)
 
     # -- cells ---------------------------------------------------------------------------------------
     @staticmethod
@@ -239,7 +338,7 @@ class TablePreprocessor:
         if missing.any() and not self.impute:
             raise DataError(
                 f"categorical column {col!r} has {int(missing.sum())} missing values (first at row {int(np.argmax(missing))}); "
-                "fill them or pass impute=True (missing categories are then encoded as all-zero)"
+                "fill them, or fit with impute=True (`vaekit detect fit --impute`; missing categories are then encoded as all-zero)"
             )
         levels = self.categories_[str(col)]
         index = {k: i for i, k in enumerate(levels)}
@@ -254,7 +353,8 @@ class TablePreprocessor:
         """Everything needed to rebuild this fitted preprocessor: JSON types only, floats exact."""
         return {
             "categorical": None if self.categorical is None else list(self.categorical), "impute": bool(self.impute),
-            "scaling": self.scaling, "feature_names": self.feature_names_, "numeric_columns": list(self.numeric_columns_),
+            "scaling": self.scaling, "dropped_columns": list(self.dropped_columns_),
+            "feature_names": self.feature_names_, "numeric_columns": list(self.numeric_columns_),
             "categories": dict(self.categories_), "impute_values": self.impute_values_,
             "center": self.center_, "scale": self.scale_,
         }
@@ -266,6 +366,7 @@ class TablePreprocessor:
         if p.scaling not in SCALINGS:
             raise ValueError(f"unknown scaling {p.scaling!r}")
         p.feature_names_ = None if d["feature_names"] is None else [str(n) for n in d["feature_names"]]
+        p.dropped_columns_ = [str(n) for n in d.get("dropped_columns") or []]  # absent in folders saved before it existed
         p.numeric_columns_ = list(d["numeric_columns"])
         cats = d["categories"] or {}
         if not isinstance(cats, dict) or not all(isinstance(v, list) and all(isinstance(s, str) for s in v) for v in cats.values()):

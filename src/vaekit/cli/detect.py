@@ -47,6 +47,10 @@ def add_parser(sub) -> None:
     f.add_argument("--fit-on", default="all", choices=["all", "normal"],
                    help="all: train on every row (labels only for the report); normal: train on the rows labelled 0 only (needs --label-column)")
     f.add_argument("--id-column", default=None, metavar="COL", help="row identifier column, dropped from the features")
+    f.add_argument("--keep-column", action="append", default=[], metavar="COL",
+                   help="use COL as a feature even though it looks ID-like (repeatable). ID-like columns are left out with a "
+                        "warning: at least 20 rows and a different value in every row, holding text, or integers that rise or "
+                        "fall row by row, or integers under an identifier's name (id, tx_id, customerId, uuid, key, index)")
     f.add_argument("--model", default="vae", choices=["vae", "ae"], help="vae: VAEDetector; ae: AutoencoderDetector")
     f.add_argument("--method", "--score", dest="method", default=None, choices=list(METHODS),
                    help="anomaly score (default: combined for vae, reconstruction for ae); elbo and likelihood need --model vae")
@@ -78,7 +82,9 @@ def add_parser(sub) -> None:
                    help="column of 0/1 labels (1 = anomaly): ROC-AUC, PR-AUC and precision@n are printed and written to FILE's .metrics.json")
     s.add_argument("--id-column", default=None, metavar="COL", help="row identifier column, copied to the output")
     s.add_argument("--explain", type=int, default=0, metavar="N",
-                   help="add the N features that contribute most to each row's reconstruction term, with their contributions")
+                   help="add the N features that contribute most to each row's reconstruction term, with their contributions "
+                        "(columns contribution_I_nats, or contribution_I_sq_units for an autoencoder or --method reconstruction; "
+                        "not in the score's units)")
     s.add_argument("--raw-csv", action="store_true",
                    help="write ids and feature names exactly as read; by default a text cell starting with = + - @ or a tab "
                         "gets a leading ' so that spreadsheets do not run it as a formula")
@@ -113,7 +119,7 @@ _FIX_SCORE = "clean the data, or refit the detector with `vaekit detect fit --im
 
 
 def _frames(path: Path, chunk_rows: int, label_column: str | None, id_column: str | None, categorical: bool,
-            nonfinite: str | None = _FIX_FIT):
+            nonfinite: str | None = _FIX_FIT, drop: tuple[str, ...] | list[str] = ()):
     """Chunks of ``path`` as (features, labels or None, ids or None).
 
     Features are a DataFrame (so that the detector matches columns by name and can one-hot
@@ -121,12 +127,13 @@ def _frames(path: Path, chunk_rows: int, label_column: str | None, id_column: st
     and clips what lies beyond float32. Numeric-only tables go through
     vaekit.data.iter_table_chunks and its checks (NaN/Inf end in ``nonfinite``'s advice, or pass
     through to the detector's imputation when it is None); tables with categorical columns need
-    the raw text, so they are read as DataFrames by the same reader.
+    the raw text, so they are read as DataFrames by the same reader. ``drop`` are columns left out
+    of the features unconverted (ID-like columns, columns the detector does not use).
     """
     import numpy as np
     import pandas as pd
 
-    from ..data.tables import iter_table_chunks, table_frames
+    from ..data.tables import column_hint, iter_table_chunks, table_frames
 
     suffix = _suffix(path)
     if suffix == ".npy":
@@ -135,20 +142,22 @@ def _frames(path: Path, chunk_rows: int, label_column: str | None, id_column: st
         yield from iter_table_chunks(path, chunk_rows, dtype=np.float64, nonfinite=nonfinite)
         return
     header = _header(path)
-    for col in (label_column, id_column):
+    for flag, col in (("--label-column", label_column), ("--id-column", id_column)):
         if col is not None and col not in header:
-            raise error(f"{path}: no column named {col!r}; columns are {header[:20]}")
+            raise error(f"{path}: no column named {col!r} ({flag}){column_hint(col, header)}")
     if label_column is not None:
         _check_label_type(path, label_column)
+    drop = tuple(c for c in drop if c in header and c not in (label_column, id_column))
     if not categorical:
-        names = [c for c in header if c not in (label_column, id_column)]
-        for X, y, ids in iter_table_chunks(path, chunk_rows, label_column, id_column, dtype=np.float64, nonfinite=nonfinite):
+        names = [c for c in header if c not in (label_column, id_column) and c not in drop]
+        for X, y, ids in iter_table_chunks(path, chunk_rows, label_column, id_column, dtype=np.float64, nonfinite=nonfinite,
+                                           drop_columns=drop):
             yield pd.DataFrame(X, columns=names, copy=False), y, ids
         return
     for df in table_frames(path, chunk_rows):
         y = df.pop(label_column).to_numpy() if label_column else None
         ids = df.pop(id_column).to_numpy() if id_column else None
-        yield df, y, ids
+        yield (df.drop(columns=list(drop)) if drop else df), y, ids
 
 
 def _check_label_type(path: Path, column: str) -> None:
@@ -161,7 +170,9 @@ def _check_label_type(path: Path, column: str) -> None:
 
         head = next(pq.ParquetFile(path).iter_batches(batch_size=1000, columns=[column])).to_pandas()[column]
     else:
-        head = pd.read_csv(path, usecols=[column], nrows=1000)[column]
+        from ..data.tables import sniff_delimiter
+
+        head = pd.read_csv(path, usecols=[column], nrows=1000, sep=sniff_delimiter(path))[column]
     if not (pd.api.types.is_numeric_dtype(head) or pd.api.types.is_bool_dtype(head)):
         raise error(f"{path}: label column {column!r} holds text ({head.iloc[0]!r}); anomaly labels must be 0 (normal) or 1 (anomaly)")
 
@@ -176,8 +187,10 @@ def _header(path: Path) -> list[str]:
             return [str(c) for c in pq.ParquetFile(path).schema_arrow.names]
         except Exception as e:  # noqa: BLE001 - any reader failure is a bad file
             raise error(f"{path}: cannot read Parquet ({e}); check that the file is complete") from None
+    from ..data.tables import sniff_delimiter
+
     try:
-        return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+        return [str(c) for c in pd.read_csv(path, nrows=0, sep=sniff_delimiter(path)).columns]
     except (pd.errors.EmptyDataError, UnicodeDecodeError, pd.errors.ParserError) as e:
         raise error(f"{path}: cannot read a CSV header ({e}); the file needs a header row") from None
 
@@ -202,7 +215,8 @@ def make_detector(args):
     cls = VAEDetector if args.model == "vae" else AutoencoderDetector
     params = dict(
         contamination=args.contamination, threshold=args.threshold, categorical=_categorical(args.categorical),
-        impute=args.impute, scaling=args.scaling, latent_dim=args.latent_dim, hidden=tuple(as_sizes(args.hidden)),
+        impute=args.impute, scaling=args.scaling, keep_columns=list(args.keep_column) or None,
+        latent_dim=args.latent_dim, hidden=tuple(as_sizes(args.hidden)),
         n_steps=args.steps, batch_size=args.batch_size, lr=args.lr, n_clusters=args.n_clusters, seed=args.seed, device=args.device,
     )
     if args.method:
@@ -234,9 +248,11 @@ def _detect_fit(args) -> int:
         raise error(f"{out} already exists; choose another --out or pass --overwrite to replace it")
     det = make_detector(args)
     data = Path(args.data)
+    dropped = _id_like_in_file(data, args, det)
+    det.set_params(id_columns=dropped)  # saved with the detector: it leaves exactly these out
     parts, ys = [], []
     for X, y, _ in _frames(data, 1 << 16, args.label_column, args.id_column, det.categorical is not None,
-                           None if det.impute else _FIX_FIT):
+                           None if det.impute else _FIX_FIT, drop=dropped):
         parts.append(X)
         ys.append(y)
     X = pd.concat(parts, ignore_index=True) if isinstance(parts[0], pd.DataFrame) else np.concatenate(parts)
@@ -259,6 +275,37 @@ def _detect_fit(args) -> int:
         say(args, f"training ROC-AUC {_fmt(m['roc_auc'])}, PR-AUC {_fmt(m['pr_auc'])}, precision@{m['n_anomalies']} {_fmt(m['precision_at_n'])}")
     say(args, f"wrote {out}/")
     return 0
+
+
+def _id_like_in_file(path: Path, args, det) -> list[str]:
+    """The ID-like columns of a CSV or Parquet training file (a .npy has none), after checking that the
+    columns named by --categorical and --keep-column exist; a one-line warning names them."""
+    import pandas as pd
+
+    from ..anomaly_table import id_like_columns
+    from ..data.tables import column_hint, table_frames
+
+    if _suffix(path) == ".npy":
+        if args.keep_column or det.categorical:
+            raise error(f"{path}: a .npy file has no named columns, so --keep-column/--categorical cannot be used; use CSV or Parquet")
+        return []
+    header = _header(path)
+    named = (("--label-column", [args.label_column] if args.label_column else []), ("--id-column", [args.id_column] if args.id_column else []),
+             ("--categorical", det.categorical or []), ("--keep-column", args.keep_column))
+    for flag, cols in named:
+        for c in cols:
+            if c not in header:
+                raise error(f"{path}: no column named {c!r} ({flag}){column_hint(c, header)}")
+    skip = {args.label_column, args.id_column, *(det.categorical or []), *args.keep_column} - {None}
+    if not [c for c in header if c not in skip]:
+        return []
+    frame = pd.concat(list(table_frames(path, 1 << 16, [c for c in header if c not in skip])), ignore_index=True)
+    found = id_like_columns(frame, exclude=skip)
+    if found:
+        what = "; ".join(f"{c!r} ({why})" for c, why in found.items())
+        keep = " ".join(f"--keep-column {c}" for c in found)
+        print(f"vaekit: warning: leaving out ID-like column(s) {what}; pass {keep} to use them as features", file=sys.stderr)
+    return list(found)
 
 
 def _select_rows(args, det, X, y):
@@ -294,6 +341,7 @@ def cmd_detect_score(args) -> int:
 
     from ..anomaly import NONFINITE_SCORE, detection_metrics, load_detector
     from ..csvcells import write_csv
+    from ..errors import DataError
     from ..fileio import atomic_path, write_json
 
     out = Path(args.out)
@@ -310,14 +358,22 @@ def cmd_detect_score(args) -> int:
     show = {"always": True, "never": False}.get(args.progress, sys.stderr.isatty() and not args.quiet)
     from tqdm.auto import tqdm
 
+    unused = _unused_columns(det, data, args)
+    if args.explain:
+        say(args, f"note: {_explain_note(det)}")
     bar = tqdm(total=_row_count(data), unit="rows", unit_scale=True, disable=not show, desc="scoring", file=sys.stderr)
     scores, labels = [], []
     n, flagged, overflowed, t0 = 0, 0, 0, time.perf_counter()
     try:
         with atomic_path(out) as tmp, open(tmp, "w", newline="") as f:
             for X, y, ids in _frames(data, args.chunk_rows, args.label_column, args.id_column, det.categorical is not None,
-                                     None if det.preprocessor_.impute else _FIX_SCORE):
-                table = _score_chunk(det, X, ids, y, args)
+                                     None if det.preprocessor_.impute else _FIX_SCORE, drop=unused):
+                try:
+                    table = _score_chunk(det, X, ids, y, args)
+                except DataError as e:
+                    if not n:
+                        raise
+                    raise error(f"{data}, the chunk from row {n} on (rows counted from there): {e}") from None
                 if args.label_column is not None:
                     labels.append(np.asarray(y))
                     scores.append(table["score"].to_numpy())  # kept only for the metrics: 8 bytes a row
@@ -367,12 +423,46 @@ def _score_chunk(det, X, ids, y, args):
         values = contrib.to_numpy()
         top = np.argsort(-values, axis=1, kind="stable")[:, :k]
         names = np.asarray(contrib.columns, dtype=object)
+        unit = explain_unit(det)
         for i in range(k):
             cols[f"feature_{i + 1}"] = names[top[:, i]]
-            cols[f"contribution_{i + 1}"] = np.take_along_axis(values, top[:, i : i + 1], 1)[:, 0]
+            cols[f"contribution_{i + 1}_{unit}"] = np.take_along_axis(values, top[:, i : i + 1], 1)[:, 0]
     if args.label_column is not None:
         cols[args.label_column] = y
     return pd.DataFrame(cols)
+
+
+# The unit of decision_function per score method, in words.
+SCORE_UNITS = {
+    "combined": "robust units (each term minus its training median, over its training spread, summed)",
+    "elbo": "nats", "likelihood": "nats", "reconstruction": "squared scaled units",
+    "latent": "code-space distance", "knn": "code-space distance",
+}
+
+
+def explain_unit(det) -> str:
+    """The unit of --explain's contributions, as it ends their column names: nats or sq_units."""
+    return "sq_units" if det.method == "reconstruction" or det._kind == "ae" else "nats"
+
+
+def _explain_note(det) -> str:
+    """One line saying what --explain's contributions measure, and that the score is in other units."""
+    if explain_unit(det) == "nats":
+        what = "nats: each feature's share of the reconstruction term -E_q[log p(x|z)]"
+    else:
+        what = "squared scaled units: each feature's share of the squared reconstruction error"
+    rel = "the same unit as" if det.method in ("elbo", "likelihood", "reconstruction") else "not on the scale of"
+    return f"contribution_I_{explain_unit(det)} columns are in {what}; {rel} the score, which is in {SCORE_UNITS[det.method]}"
+
+
+def _unused_columns(det, data: Path, args) -> list[str]:
+    """Columns of a CSV or Parquet file that the detector does not use (ID-like columns left out at
+    fit, any others): left unread, so a text column there cannot fail the scoring."""
+    names = det.preprocessor_.feature_names_
+    if names is None or data.suffix.lower() == ".npy":
+        return []
+    used = set(names) | set(det.categorical or [])
+    return [c for c in _header(data) if c not in used and c not in (args.label_column, args.id_column)]
 
 
 def _check_not_features(det, args) -> None:

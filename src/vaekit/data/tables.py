@@ -7,12 +7,18 @@ full load and a streamed load can never disagree about what a file contains or w
 Checks, each a :class:`DataError` that says where and what to do: a header row is required
 (CSV); every feature cell must be numeric (the row and column of the first bad cell are named);
 rows must all have the header's number of fields; no NaN or Inf anywhere (the count and first
-location are named); at least one row and one feature column.
+location are named); at least one row and one feature column. A column name that is not in the
+file is named with the near miss (``did you mean 'fraud'?``, see :func:`column_hint`).
+
+The delimiter of a CSV is sniffed (:func:`sniff_delimiter`): a file whose header has no comma but
+splits on ``;``, a tab or ``|`` is read with that delimiter, with a one-line note.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
+import functools
 import os
 import warnings
 from collections.abc import Iterator
@@ -24,7 +30,8 @@ import pandas as pd
 
 from ..errors import DataError
 
-__all__ = ["iter_table_chunks", "read_table", "check_finite", "encode_labels", "to_float32", "TABLE_SUFFIXES"]
+__all__ = ["iter_table_chunks", "read_table", "check_finite", "encode_labels", "to_float32", "TABLE_SUFFIXES",
+           "column_hint", "sniff_delimiter"]
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".npy")
 
@@ -123,13 +130,78 @@ def encode_labels(values: np.ndarray, classes: list[str] | None, where: str, row
         raise DataError(f"{where}: label {e.args[0]!r} was not seen when the classes were listed; the file changed while reading") from None
 
 
+# ---------------------------------------------------------------- column names and delimiters
+
+
+def column_hint(name: str, columns) -> str:
+    """The end of a "no column named ..." message: the near miss, else the columns (at most 20 shown).
+
+    A name that differs only in case is suggested first (``Fraud`` -> ``'fraud'``), then the
+    closest name by :func:`difflib.get_close_matches`.
+    """
+    names = [str(c) for c in columns]
+    same_case = [c for c in names if c.lower() == str(name).lower()]
+    near = same_case or difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
+    if not near:
+        lowered = {c.lower(): c for c in names}
+        near = [lowered[m] for m in difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.6)]
+    if near:
+        return f"; did you mean {near[0]!r}?"
+    shown = ", ".join(repr(c) for c in names[:20])
+    more = f", ... ({len(names)} columns in all)" if len(names) > 20 else ""
+    return f"; columns are {shown}{more}"
+
+
+_SNIFF_BYTES = 16384
+_DELIMITERS = ";\t|"
+
+
+def sniff_delimiter(path: str | os.PathLike) -> str:
+    """The delimiter of a CSV file: ``,`` unless its header has no comma and splits on ``;``, a tab or ``|``.
+
+    csv.Sniffer looks at the first 16 KB among ``; \\t |``; a header with a comma always means a
+    comma-separated file, so a comma CSV is never re-read another way. The first time a file is
+    found to use another delimiter, a one-line warning says so.
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return ","
+    return _sniff(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _sniff(path: str, mtime_ns: int, size: int) -> str:
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            sample = f.read(_SNIFF_BYTES)
+    except OSError:
+        return ","
+    header = sample.split("\n", 1)[0]
+    if "," in header or not any(d in header for d in _DELIMITERS):
+        return ","
+    if "\n" in sample[:-1]:
+        sample = sample[: sample.rindex("\n")]  # whole lines only
+    try:
+        found = csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
+    except csv.Error:
+        found = max(_DELIMITERS, key=header.count)
+    if found not in header:
+        return ","
+    names = {";": "semicolon", "\t": "tab", "|": "pipe"}
+    warnings.warn(f"{path} is {names[found]}-separated (no comma in its header); reading it with {found!r} as the delimiter",
+                  stacklevel=2)
+    return found
+
+
 # ---------------------------------------------------------------- CSV and Parquet as DataFrames
 
 
 def _first_ragged_row(path: Path) -> tuple[int, int, int] | None:
     """(line number, fields found, fields expected) of the first row unlike the header, or None."""
     with open(path, newline="") as f:
-        reader = csv.reader(f)
+        reader = csv.reader(f, delimiter=sniff_delimiter(path))
         header = next(reader, None)
         if header is None:
             return None
@@ -164,7 +236,7 @@ def _csv_frames(path: Path, chunk_rows: int, usecols: list[str] | None = None) -
         # extra field; it then warns and drops data instead, which we make an error. The warning
         # filter is set around each read, never across a yield, so it cannot leak to the caller.
         with _parser_warnings_as_errors():
-            reader = pd.read_csv(path, chunksize=chunk_rows, index_col=False, usecols=usecols)
+            reader = pd.read_csv(path, chunksize=chunk_rows, index_col=False, usecols=usecols, sep=sniff_delimiter(path))
         with reader:
             while True:
                 with _parser_warnings_as_errors():
@@ -180,8 +252,15 @@ def _csv_frames(path: Path, chunk_rows: int, usecols: list[str] | None = None) -
         raise DataError(f"{path}: not UTF-8 text ({e}); save the CSV as UTF-8") from None
     except ValueError as e:
         if usecols is not None and "Usecols" in str(e):
-            raise DataError(f"{path}: no column named {usecols[0]!r}; check the column name") from None
+            raise DataError(f"{path}: no column named {usecols[0]!r}{_csv_column_hint(path, usecols[0])}") from None
         raise
+
+
+def _csv_column_hint(path: Path, name: str) -> str:
+    try:
+        return column_hint(name, pd.read_csv(path, nrows=0, sep=sniff_delimiter(path)).columns)
+    except Exception:  # noqa: BLE001 - the hint is a courtesy; the error stands without it
+        return "; check the column name"
 
 
 def _parquet_frames(path: Path, chunk_rows: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
@@ -192,7 +271,7 @@ def _parquet_frames(path: Path, chunk_rows: int, columns: list[str] | None = Non
         pf = pq.ParquetFile(path)
         names = pf.schema_arrow.names
         if columns is not None and (missing := [c for c in columns if c not in names]):
-            raise DataError(f"{path}: no column named {missing[0]!r}; columns are {names}")
+            raise DataError(f"{path}: no column named {missing[0]!r}{column_hint(missing[0], names)}")
         if pf.metadata.num_rows == 0:
             yield pd.DataFrame(columns=names if columns is None else columns)
             return
@@ -236,10 +315,22 @@ def _features(df: pd.DataFrame, path: Path, row_offset: int, dtype=np.float32) -
             line = f" (line {row_offset + i + 2})" if path.suffix.lower() == ".csv" else ""
             raise DataError(
                 f"{path}: non-numeric value {col.iloc[i]!r} in column {name!r} at row {row_offset + i}{line}; "
-                "features must be numbers (drop or encode that column, or pass it as --label-column)"
+                f"features must be numbers (drop or encode that column, or pass it as --label-column){_separator_hint(col.iloc[i])}"
             )
         df[name] = coerced
     return df.to_numpy(dtype=dtype)
+
+
+def _separator_hint(value: object) -> str:
+    """Advice for a bad cell that holds a whole line of another delimiter, or a decimal comma."""
+    text = str(value)
+    for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+        if sep in text:
+            return (f"; the cell holds {name}s, so the file looks {name}-separated: give it a header without commas "
+                    "(the delimiter is then detected) or save it as comma-separated")
+    if "," in text and text.replace(",", "", 1).lstrip("+-").isdigit():
+        return "; it looks like a decimal comma: save the numbers with a decimal point"
+    return ""
 
 
 def _label_plan(path: Path, label_column: str) -> list[str] | None:
@@ -268,6 +359,7 @@ def iter_table_chunks(
     *,
     dtype=np.float32,
     nonfinite: str | None = _FIX_NONFINITE,
+    drop_columns: tuple[str, ...] | list[str] = (),
 ) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
     """Stream a CSV, Parquet or .npy file as ``(X, y, ids)`` chunks of up to ``chunk_rows`` rows.
 
@@ -280,7 +372,8 @@ def iter_table_chunks(
 
     ``dtype=np.float64`` keeps values beyond float32's range as they are (an anomaly detector
     clips them itself); ``nonfinite`` is the advice of the NaN/Inf error, or None to let NaN and
-    Inf through (for a caller that imputes them).
+    Inf through (for a caller that imputes them). ``drop_columns`` are left out of ``X`` unread
+    (an ID column of text, a column a detector does not use).
     """
     path = Path(path).expanduser()
     if chunk_rows < 1:
@@ -296,12 +389,12 @@ def iter_table_chunks(
         raise DataError(f"cannot stream {path}: unsupported type {suffix!r}; use .csv, .parquet or .npy")
 
     classes = _label_plan(path, label_column) if label_column is not None else None
-    yield from _table_chunks(path, chunk_rows, label_column, id_column, classes, dtype, nonfinite)
+    yield from _table_chunks(path, chunk_rows, label_column, id_column, classes, dtype, nonfinite, tuple(drop_columns))
 
 
 def _table_chunks(
     path: Path, chunk_rows: int, label_column: str | None, id_column: str | None, classes: list[str] | None,
-    dtype=np.float32, nonfinite: str | None = _FIX_NONFINITE,
+    dtype=np.float32, nonfinite: str | None = _FIX_NONFINITE, drop_columns: tuple[str, ...] = (),
 ) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
     suffix = path.suffix.lower()
     offset, seen_any = 0, False
@@ -310,9 +403,11 @@ def _table_chunks(
             _check_header(path, df.columns)
             for col in (label_column, id_column):
                 if col is not None and col not in df.columns:
-                    raise DataError(f"{path}: no column named {col!r}; columns are {list(df.columns)}")
+                    raise DataError(f"{path}: no column named {col!r}{column_hint(col, df.columns)}")
         y = encode_labels(df.pop(label_column).to_numpy(), classes, str(path), offset) if label_column else None
         ids = df.pop(id_column).to_numpy() if id_column else None
+        if drop_columns:
+            df = df.drop(columns=[c for c in drop_columns if c in df.columns])
         if df.shape[1] == 0:
             raise DataError(f"{path}: no feature columns left after removing label/id columns")
         X = _features(df, path, offset, dtype)
