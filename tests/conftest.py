@@ -68,6 +68,8 @@ def explore_run(tmp_path_factory):
 # reason matches no group is listed with its own reason.
 SKIP_GROUPS = (
     # (name, words in the skip reason, how to enable the group)
+    ("guide code blocks marked not-run", ("marked not-run",),
+     "copy them into a shell or notebook that has what their <!-- not-run: ... --> comment in docs/ names (data, a server, a cluster)"),
     ("real-data tests", ("real data not found",),
      "set VAEKIT_SHARED_DATA to the folder holding mnist/, frey-face/ and the other data sets (default: ../shared/data beside the checkout)"),
     ("browser tests", ("chromium", "selenium"), "apt-get install chromium chromium-driver (selenium comes with make test)"),
