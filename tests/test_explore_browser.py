@@ -95,9 +95,9 @@ def canvas_pixels(driver, element_id: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("L"), dtype=np.float64) / 255.0
 
 
-def decoded_image(driver, shape: tuple[int, int]) -> np.ndarray:
+def decoded_image(driver, shape: tuple[int, int], element_id: str = "decoded") -> np.ndarray:
     """The decoded canvas read back at the centre of each data pixel (it is drawn scaled, unsmoothed)."""
-    c = canvas_pixels(driver, "decoded")
+    c = canvas_pixels(driver, element_id)
     h, w = shape
     s = min(c.shape[0] / h, c.shape[1] / w)
     oy, ox = (c.shape[0] - h * s) / 2, (c.shape[1] - w * s) / 2
@@ -242,6 +242,119 @@ def test_two_tabs_decode_at_once(browser, explorer, page_url):
         browser.switch_to.window(second)
         browser.close()
         browser.switch_to.window(first)
+
+
+def test_a_drawn_digit_puts_its_posterior_on_the_plane_where_the_encoder_says(browser, explorer, tmp_path):
+    """Draw a seven with the pointer: the pixels the page sends are the drawing scaled and centred as
+    MNIST's digits were, the answer is the encoder's posterior of exactly those pixels, and the plane
+    draws it there (ellipses of 1 and 2 sd, the samples, the decoded mean), with the prior's circles
+    and the interpolation path. A screenshot of it goes to $VAEKIT_DRAW_SCREENSHOT when set."""
+    import torch
+    from selenium.webdriver import ActionChains
+    from selenium.webdriver.support.ui import Select
+
+    from vaekit.explore.limits import DRAW_SAMPLES
+
+    if explorer.class_means:  # the path: class mean 1 -> class mean 7, 6 steps
+        for end, k in (("a", "1"), ("b", "7")):
+            Select(browser.find_element("id", f"{end}-kind")).select_by_value("class")
+            Select(browser.find_element("id", f"{end}-class")).select_by_value(k)
+    steps = browser.find_element("id", "steps")
+    steps.clear()
+    steps.send_keys("6")
+    browser.find_element("id", "interpolate").click()
+    wait_for(browser, "const p = window.vaekitExplore.S.path; return p && p.steps === 6", "the interpolation path")
+
+    canvas = browser.find_element("id", "draw")
+    assert canvas.is_displayed()
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", canvas)
+    actions = ActionChains(browser, duration=10).move_to_element_with_offset(canvas, -60, -70).click_and_hold()
+    for _ in range(12):  # the bar of a seven, left to right
+        actions.move_by_offset(10, 0)
+    for _ in range(14):  # and its stem, down to the left
+        actions.move_by_offset(-5, 11)
+    actions.release().perform()
+    wait_for(browser, "const D = window.vaekitExplore.D; return D.result && !D.pending && !D.busy", "the drawing's posterior")
+    assert state(browser, "stats.encodes") >= 1
+
+    # What was sent is the drawing as it stands, scaled and centred like an MNIST digit.
+    sent = np.array(state(browser, "window.vaekitExplore.D.sent"), dtype=np.float64)
+    np.testing.assert_array_equal(sent, state(browser, "window.vaekitExplore.drawingPixels()"))
+    img = sent.reshape(explorer.image_shape)
+    assert img.min() >= 0 and img.max() > 0.9  # white ink on black
+    rows, cols = np.nonzero(img > 0.1)
+    assert 18 <= max(np.ptp(rows), np.ptp(cols)) + 1 <= 22  # the ink's box: 20 pixels on its longer side
+    h, w = img.shape
+    com = ((np.arange(h) + 0.5) @ img.sum(1) / img.sum(), (np.arange(w) + 0.5) @ img.sum(0) / img.sum())
+    assert com == pytest.approx((h / 2, w / 2), abs=0.6)  # its centre of mass at the centre
+
+    # The answer is the encoder's posterior of exactly those pixels.
+    x = sent.astype(np.float32).reshape(1, *explorer.shape)
+    mean = explorer.est.encode(x)[0]
+    with torch.no_grad():
+        std = explorer.model.inference(torch.from_numpy(explorer.est.prepare_X(x))).stddev[0].numpy()
+    drawn = state(browser, "window.vaekitExplore.D.result")
+    np.testing.assert_allclose(drawn["mean"], mean, atol=1e-5)
+    np.testing.assert_allclose(drawn["std"], std, rtol=1e-4)
+
+    # The plane draws it there: the ellipses' centre is the mean, their radii 1 and 2 sd, in the plane's pixels.
+    dx, dy = state(browser, "[S.dimX, S.dimY]")
+    lo, hi = explorer.lo, explorer.hi
+    pw, ph = 560 - 44 - 12, 560 - 12 - 40  # the plane's plotting area inside its margins
+    per_z = np.array([pw / (hi[dx] - lo[dx]), ph / (hi[dy] - lo[dy])])
+
+    def px(z):
+        return 44 + (z[dx] - lo[dx]) * per_z[0], 12 + (hi[dy] - z[dy]) * per_z[1]
+
+    for k in (1, 2):
+        e = browser.find_element("id", f"posterior-{k}sd")
+        cx, cy, rx, ry = (float(e.get_attribute(a)) for a in ("cx", "cy", "rx", "ry"))
+        assert (cx, cy) == pytest.approx(px(mean), abs=0.01)
+        assert (rx, ry) == pytest.approx(k * std[[dx, dy]] * per_z, rel=1e-4)
+    dots = browser.find_elements("css selector", "#drawn-posterior circle.posterior-sample")
+    assert len(dots) == DRAW_SAMPLES
+    got = [(float(c.get_attribute("cx")), float(c.get_attribute("cy"))) for c in dots]
+    np.testing.assert_allclose(got, [px(z) for z in drawn["samples"]], atol=0.01)
+    # ... on screen, over the plane canvas
+    plane = browser.find_element("id", "plane").rect
+    box = browser.find_element("id", "posterior-1sd").rect
+    assert plane["x"] < box["x"] + box["width"] / 2 < plane["x"] + plane["width"]
+    assert plane["y"] < box["y"] + box["height"] / 2 < plane["y"] + plane["height"]
+
+    # Beside the canvas: the drawn input as sent, and the decoded mean E[x | z = mean].
+    np.testing.assert_allclose(decoded_image(browser, explorer.image_shape, "draw-input"), img, atol=1 / 255)
+    np.testing.assert_allclose(decoded_image(browser, explorer.image_shape, "draw-decoded"),
+                               explorer.decode(np.asarray(drawn["mean"], np.float32)[None])[0].reshape(explorer.image_shape), atol=1 / 255)
+
+    # The prior's circles at 1, 2, 3 sd around 0, and the interpolation path between the two ends.
+    if explorer.is_vae and explorer.model.config.standard_normal_prior:
+        circles = browser.find_elements("css selector", "#prior-contours ellipse")
+        assert [int(c.get_attribute("data-sd")) for c in circles] == [1, 2, 3]
+        for r, c in zip((1, 2, 3), circles):
+            assert float(c.get_attribute("cx")) == pytest.approx(px(np.zeros(explorer.code_dim))[0], abs=0.01)
+            assert float(c.get_attribute("rx")) == pytest.approx(r * per_z[0], rel=1e-4)
+    line = browser.find_elements("css selector", "#interp-path line")[-1]
+    a, b = state(browser, "[S.path.a, S.path.b]")
+    if explorer.class_means:
+        np.testing.assert_allclose(a, explorer.class_means[1], atol=1e-4)
+        np.testing.assert_allclose(b, explorer.class_means[7], atol=1e-4)
+    assert [float(line.get_attribute(k)) for k in ("x1", "y1", "x2", "y2")] == pytest.approx([*px(a), *px(b)], abs=0.01)
+    assert len(browser.find_elements("css selector", "#interp-path circle")) == 6
+    caption = browser.find_element("id", "overlay-caption").text
+    assert "±1 sd" in caption and "prior N(0, I)" in caption and "interpolation path" in caption
+
+    browser.execute_script("window.scrollTo(0, 0);")
+    time.sleep(0.2)
+    out = Path(os.environ.get("VAEKIT_DRAW_SCREENSHOT") or tmp_path / "draw.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(out))
+    errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    assert not errors, errors
+
+    browser.find_element("id", "draw-clear").click()  # clear: the drawing and its posterior go
+    assert state(browser, "window.vaekitExplore.D.result") is None
+    assert not browser.find_elements("css selector", "#drawn-posterior *")
+    assert state(browser, "window.vaekitExplore.drawingPixels()") is None
 
 
 def test_no_console_errors_and_a_screenshot(browser, explorer, tmp_path):

@@ -202,6 +202,7 @@ function drawDots() {
     ctx.beginPath(); ctx.arc(x, y, 2.6, 0, 2 * Math.PI); ctx.fill();
   });
   ctx.globalAlpha = 1;
+  drawOverlay();
 }
 function drawPlane() {
   const ctx = plane.getContext("2d");
@@ -406,6 +407,7 @@ async function interpolate() {
     const c = document.createElement("canvas");
     c.width = bmp.width; c.height = bmp.height; c.getContext("2d").drawImage(bmp, 0, 0);
     $("interp-strip").src = c.toDataURL();
+    showPath(steps);
     status("");
   } catch (e) { status(e.message); }
 }
@@ -417,6 +419,202 @@ async function showArithmetic(i) {
   const [x, strip] = await Promise.all([getBitmap(`/image?i=${i}`), getBitmap(`/decode?z=${codes.map(zParam).join(";")}`)]);
   drawBitmap($("arith-x"), x);
   showStrip($("arith-strip"), strip, $("arith-names"), ks.map((k) => className(Number(k))));
+}
+
+// -- drawing your own digit, and the plane's overlay: the prior, the interpolation path, a posterior --
+// The overlay is an SVG laid over the plane canvas (pointer events pass through it to the canvas),
+// so what it draws keeps its coordinates as attributes: the browser test reads the ellipses' cx, cy, rx, ry.
+const SVG_NS = "http://www.w3.org/2000/svg";
+function svgEl(tag, attrs = {}, ...children) {
+  const e = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  e.append(...children);
+  return e;
+}
+// The drawing: its latest posterior (result) and the pixels that were sent for it; gen counts clears.
+const D = { drawing: false, last: null, inked: false, result: null, sent: null, pending: false, busy: false, gen: 0 };
+Object.assign(stats, { encodes: 0, encodeInflight: 0 });
+Object.assign(window.vaekitExplore, { D, drawingPixels });
+
+function drawOverlay() {
+  const o = $("plane-overlay"), notes = [];
+  if (!S.info || S.dimX === S.dimY) { o.replaceChildren(); $("overlay-caption").textContent = ""; return; } // a 1-D code: no plane
+  const d = S.info.dims, w = plane.width - PAD.left - PAD.right, h = plane.height - PAD.top - PAD.bottom;
+  const sx = w / (d[S.dimX].hi - d[S.dimX].lo), sy = h / (d[S.dimY].hi - d[S.dimY].lo); // pixels per unit of z
+  const at = (z) => toPx(z[S.dimX], z[S.dimY]);
+  const clip = svgEl("clipPath", { id: "plot-area" }, svgEl("rect", { x: PAD.left, y: PAD.top, width: w, height: h }));
+  const prior = svgEl("g", { id: "prior-contours" });
+  const m = S.info.model;
+  if (m.standard_normal_prior) {
+    const [cx, cy] = toPx(0, 0);
+    for (const r of [1, 2, 3]) {
+      prior.append(svgEl("ellipse", { cx, cy, rx: r * sx, ry: r * sy, fill: "none", stroke: "#7b8595", "stroke-width": 1, "stroke-dasharray": "5 4", "data-sd": r }),
+        svgEl("text", { x: cx + 3, y: cy - r * sy + 11, fill: "#5d6675", "font-size": 10 }, `${r} sd`)); // inside, below the top
+    }
+    notes.push("Dashed circles: the prior N(0, I) at 1, 2 and 3 sd.");
+  } else if (m.kind === "vae") {
+    notes.push(`The prior (${m.prior}) is not a standard normal: its contours are not drawn.`);
+  }
+  const path = svgEl("g", { id: "interp-path" });
+  if (S.path) {
+    const { a, b, steps } = S.path, [x1, y1] = at(a), [x2, y2] = at(b);
+    path.append(svgEl("line", { x1, y1, x2, y2, stroke: "#fff", "stroke-width": 4 }), svgEl("line", { x1, y1, x2, y2, stroke: "#1d2330", "stroke-width": 1.5 }));
+    for (let k = 0; k < steps; k++) {
+      const t = k / (steps - 1), [x, y] = at(a.map((v, j) => (1 - t) * v + t * b[j]));
+      path.append(svgEl("circle", { cx: x, cy: y, r: 2.5, fill: "#fff", stroke: "#1d2330", "stroke-width": 1.2 }));
+    }
+    path.append(svgEl("text", { x: x1 + 6, y: y1 - 6, fill: "#1d2330", "font-size": 12, "font-weight": 700 }, "a"),
+      svgEl("text", { x: x2 + 6, y: y2 - 6, fill: "#1d2330", "font-size": 12, "font-weight": 700 }, "b"));
+    notes.push(`Line a → b: the interpolation path, its ${steps} codes as open dots.`);
+  }
+  const post = svgEl("g", { id: "drawn-posterior", "data-dims": `${S.dimX},${S.dimY}` });
+  const r = D.result;
+  if (r) {
+    const [cx, cy] = at(r.mean), s = r.std;
+    if (s && s[S.dimX] !== null && s[S.dimY] !== null) {
+      for (const k of [2, 1]) { // a white halo under each, so they read over the dots of any class
+        const e = { cx, cy, rx: k * s[S.dimX] * sx, ry: k * s[S.dimY] * sy };
+        post.append(svgEl("ellipse", { ...e, fill: "none", stroke: "#fff", "stroke-width": 4 }),
+          svgEl("ellipse", { ...e, id: `posterior-${k}sd`, fill: k === 1 ? "rgba(17, 17, 17, 0.12)" : "none", stroke: "#111", "stroke-width": 2, "stroke-dasharray": k === 2 ? "7 4" : "none" }));
+      }
+    }
+    for (const z of r.samples) {
+      const [x, y] = at(z);
+      post.append(svgEl("circle", { cx: x, cy: y, r: 2.4, fill: "#fff", stroke: "#111", "stroke-width": 1.2, class: "posterior-sample" }));
+    }
+    post.append(svgEl("circle", { id: "posterior-mean", cx, cy, r: 4.5, fill: "#111", stroke: "#fff", "stroke-width": 2 }));
+    if (m.kind !== "vae") notes.push("Black dot: the code of your drawing (an autoencoder's encoder gives one point).");
+    else if (s && s[S.dimX] !== null && s[S.dimY] !== null) notes.push(`Black ellipses: the posterior q(z|x) of your drawing, ±1 sd (shaded) and ±2 sd (dashed), with ${r.samples.length} samples from it as white dots.`);
+    else notes.push(`Black dot: the mean of your drawing's posterior; its family (${r.posterior}) has no finite sd to draw.`);
+  }
+  if (m.code_dim > 2 && notes.length) notes.push(`With a ${m.code_dim}-D code these are projected onto the plane's axes z${S.dimX} and z${S.dimY}: each is the marginal on those two dimensions.`);
+  o.replaceChildren(svgEl("defs", {}, clip), svgEl("g", { "clip-path": "url(#plot-area)" }, prior, path, post));
+  $("overlay-caption").textContent = notes.join(" ");
+}
+// The interpolation just shown: its two ends as codes (a class mean or an example's code) and its steps.
+function showPath(steps) {
+  const end = (e) => ($(`${e}-kind`).value === "class" ? S.info.class_means[$(`${e}-class`).value] : S.codes[Number($(`${e}-index`).value)]);
+  const a = end("a"), b = end("b");
+  S.path = a && b ? { a, b, steps } : null;
+  drawOverlay();
+}
+
+function setupDrawing() {
+  const c = $("draw");
+  const pos = (ev) => { const r = c.getBoundingClientRect(); return [(ev.clientX - r.left) * (c.width / r.width), (ev.clientY - r.top) * (c.height / r.height)]; };
+  c.addEventListener("pointerdown", (ev) => { c.setPointerCapture(ev.pointerId); D.drawing = true; D.last = pos(ev); strokeTo(D.last); });
+  c.addEventListener("pointermove", (ev) => { if (D.drawing) { strokeTo(pos(ev)); requestEncode(); } });
+  const end = () => { if (D.drawing) { D.drawing = false; requestEncode(); } };
+  c.addEventListener("pointerup", end);
+  c.addEventListener("pointercancel", end);
+  $("draw-clear").addEventListener("click", clearDrawing);
+  if (S.info.model.conditional) $("label").addEventListener("change", () => { if (D.inked) requestEncode(); }); // q(z|x, y) depends on y
+  const [h, w] = S.info.data.image_shape;
+  $("draw-input-caption").textContent = `what the encoder sees (${h}×${w})`;
+  $("draw-panel").hidden = false;
+  clearDrawing();
+}
+// A thick white stroke with round ends on black, like the pen strokes of MNIST's digits.
+function strokeTo(p) {
+  const c = $("draw"), ctx = c.getContext("2d");
+  Object.assign(ctx, { strokeStyle: "#fff", lineWidth: c.width / 11, lineCap: "round", lineJoin: "round" });
+  ctx.beginPath(); ctx.moveTo(...D.last); ctx.lineTo(...p); ctx.stroke();
+  D.last = p; D.inked = true;
+}
+function clearDrawing() {
+  D.gen += 1; D.inked = false; D.result = null; D.sent = null;
+  for (const id of ["draw", "draw-input", "draw-decoded"]) {
+    const c = $(id), ctx = c.getContext("2d");
+    ctx.fillStyle = "#000"; ctx.fillRect(0, 0, c.width, c.height);
+  }
+  $("draw-readout").textContent = "";
+  drawOverlay();
+}
+
+// The drawing as the model's input, in [0, 1], as MNIST's digits were made: the bounding box of the
+// ink scaled to fit 20×20 of 28×28 (aspect kept; in proportion for other sizes), the centre of mass
+// at the image's centre. Each pixel averages n×n points of the drawing (a box filter). Rounded to 3
+// decimals, the values sent; null when nothing is drawn.
+function drawingPixels() {
+  const c = $("draw"), W = c.width, H = c.height;
+  const rgba = c.getContext("2d").getImageData(0, 0, W, H).data, g = new Float32Array(W * H);
+  let mass = 0, mx = 0, my = 0, x0 = W, x1 = -1, y0 = H, y1 = -1;
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const v = rgba[4 * (y * W + x)] / 255;
+      if (v <= 0) continue;
+      g[y * W + x] = v; mass += v; mx += v * (x + 0.5); my += v * (y + 0.5);
+      if (v > 0.1) { x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); }
+    }
+  }
+  if (x1 < 0) return null;
+  const [h, w] = S.info.data.image_shape;
+  const s = ((20 / 28) * Math.min(h, w)) / Math.max(x1 - x0 + 1, y1 - y0 + 1, W / 6); // image pixels per drawing pixel; a dot is not blown up
+  const cx = mx / mass, cy = my / mass, n = Math.min(16, Math.ceil(1 / s));
+  const out = [];
+  for (let i = 0; i < h; i++) {
+    for (let j = 0; j < w; j++) {
+      let sum = 0;
+      for (let a = 0; a < n; a++) {
+        const py = Math.floor(cy + (i + (a + 0.5) / n - h / 2) / s);
+        if (py < 0 || py >= H) continue;
+        for (let b = 0; b < n; b++) {
+          const px = Math.floor(cx + (j + (b + 0.5) / n - w / 2) / s);
+          if (px >= 0 && px < W) sum += g[py * W + px];
+        }
+      }
+      out.push(Math.round((sum / (n * n)) * 1000) / 1000);
+    }
+  }
+  const shape = S.info.data.shape; // a colour model (3, H, W) gets the grey drawing in each channel
+  return shape.length === 3 && shape[0] === 3 ? out.concat(out, out) : out;
+}
+
+// At most one encode in flight, as with decodes: strokes meanwhile only mark the drawing as changed,
+// and its latest state is sent when the answer arrives.
+function requestEncode() {
+  D.pending = true;
+  if (!D.busy) encodePump();
+}
+async function encodePump() {
+  if (!D.pending) return;
+  D.pending = false;
+  const x = drawingPixels(), gen = D.gen;
+  if (!x) return;
+  D.busy = true;
+  stats.encodeInflight += 1;
+  try {
+    const r = await getJSON(`/encode.json?x=${x.join(",")}${labelParam()}`);
+    if (gen === D.gen) {
+      D.result = r; D.sent = x;
+      showDrawnInput(x);
+      drawOverlay();
+      const s = r.std, dims = r.mean.length <= 4 ? r.mean.map((_, j) => j) : [S.dimX, S.dimY];
+      $("draw-readout").textContent = `μ = (${dims.map((j) => fmt(r.mean[j])).join(", ")})` + (s ? `, σ = (${dims.map((j) => fmt(s[j])).join(", ")})` : "")
+        + (r.mean.length > 4 ? ` on z${S.dimX}, z${S.dimY}` : "");
+      const bmp = await getBitmap(r.decoded_url);
+      if (gen === D.gen) drawBitmap($("draw-decoded"), bmp);
+    }
+    status("");
+  } catch (e) {
+    status(e.message);
+  } finally {
+    stats.encodeInflight -= 1;
+    stats.encodes += 1;
+    D.busy = false;
+  }
+  if (D.pending) encodePump();
+}
+function showDrawnInput(x) {
+  const [h, w] = S.info.data.image_shape, img = new ImageData(w, h);
+  for (let k = 0; k < h * w; k++) {
+    const v = Math.round(x[k] * 255);
+    img.data.set([v, v, v, 255], 4 * k);
+  }
+  const c = document.createElement("canvas");
+  c.width = w; c.height = h;
+  c.getContext("2d").putImageData(img, 0, 0);
+  drawBitmap($("draw-input"), c);
 }
 
 // -- start ---------------------------------------------------------------------------------------
@@ -488,6 +686,7 @@ async function start() {
     selectExample(i);
   });
   $("random-example").addEventListener("click", () => selectExample(Math.floor(Math.random() * d.n)));
+  if (isImage()) setupDrawing();
   buildSliders();
   S.z = S.codes[0].slice();
   drawDots();
