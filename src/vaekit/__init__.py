@@ -4,6 +4,7 @@
     >>> model = vaekit.VAE(latent_dim=2, epochs=5).fit(X)      # X: (N, D) array in [0, 1]
     >>> Z = model.encode(X); x_new = model.sample(16)
     >>> model.save("runs/my-vae"); same = vaekit.load("runs/my-vae")
+    >>> sevens = vaekit.load_pretrained("mnist-cvae").sample(16, label=7)   # models shipped with vaekit
 
 Names are imported lazily so that ``vaekit --help`` does not pay for importing torch.
 """
@@ -24,6 +25,7 @@ _EXPORTS = {
     "load": "io",
     "load_encoder": "io",
     "load_decoder": "io",
+    "load_pretrained": "pretrained",
     "load_dataset": "data",
     "VAEDetector": "anomaly",
     "AutoencoderDetector": "anomaly",

@@ -38,7 +38,9 @@ def load(path: str | Path, device: str = "cpu"):
         raise ModelFileError(f"{path / CONFIG_FILE}: input_shape {list(input_shape)} does not fit the model's {list(model_config.input_shape)}")
     _check_shapes(path, _meta_shapes(model_config, part, version), read_shapes(path, version), input_shape)
     model = build_model(model_config)
-    state = read_weights(path, version)
+    # Half-precision weights (the pretrained models ship as fp16 to stay small) are upcast to
+    # float32 here, the scaler's too, so that a loaded model computes in float32 like a trained one.
+    state = {k: v.float() if v.is_floating_point() and v.element_size() < 4 else v for k, v in read_weights(path, version).items()}
     scaler = (state.pop("scaler.mean", None), state.pop("scaler.scale", None))
     if scaler[1] is not None and not bool((scaler[1] > 0).all()):
         raise ModelFileError(f"{path / WEIGHTS_FILE}: tensor scaler.scale holds values that are not positive; the file is damaged")
