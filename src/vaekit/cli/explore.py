@@ -6,6 +6,7 @@ import argparse
 
 from ..explore.limits import MAX_POINTS
 from .common import Formatter, add_data_options
+from .pretrained import add_pretrained_option, resolve_run
 
 
 def _port(text: str) -> int:
@@ -27,7 +28,9 @@ def add_parser(sub) -> None:
                                    f"The plane shows the first --limit examples of --split (default {MAX_POINTS}). Everything is\n"
                                    "served locally; Ctrl-C or SIGTERM stops the server.\n"
                                    "Example: vaekit explore runs/mnist2d")
-    p.add_argument("run", metavar="RUN_DIR", help="a run folder written by `vaekit train` (or a model saved with model.save)")
+    p.add_argument("run", metavar="RUN_DIR", nargs="?",
+                   help="a run folder written by `vaekit train` (or a model saved with model.save, or --pretrained NAME)")
+    add_pretrained_option(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on; only this machine can connect to 127.0.0.1")
     p.add_argument("--port", type=_port, default=8765, help="port to listen on (0: any free port)")
     p.add_argument("--no-browser", action="store_true", help="print the URL but do not open a browser")
@@ -38,6 +41,7 @@ def add_parser(sub) -> None:
 def cmd_explore(args) -> int:
     from ..explore import Explorer, ExploreServer, serve
 
+    resolve_run(args)
     server = ExploreServer(None, args.host, args.port)  # a busy port fails now, not after the model loads
     try:
         server.explorer = Explorer.from_run(args.run, dataset=args.dataset, data_dir=args.data_dir, split=args.split,

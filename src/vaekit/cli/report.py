@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .common import Formatter, ProgressLines, add_data_options, error, load_data, positive_int, run_config
+from .pretrained import add_pretrained_option, resolve_run
 
 PLOT_KINDS = ("reconstructions", "samples", "manifold", "latent", "interpolate", "curves")
 
@@ -30,7 +31,8 @@ def add_parsers(sub) -> None:
                        description="Score a run on a split: ELBO and its terms, the importance-weighted log-likelihood (test NLL),\n"
                                    "reconstruction error, active units and KL per dimension, and probe accuracies on the codes.\n"
                                    "Log-likelihoods are in nats per example. Example: vaekit evaluate runs/mnist --k 5000")
-    p.add_argument("run", metavar="RUN_DIR", help="a run folder written by `vaekit train`")
+    p.add_argument("run", metavar="RUN_DIR", nargs="?", help="a run folder written by `vaekit train` (or --pretrained NAME)")
+    add_pretrained_option(p)
     add_data_options(p, None, "test")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the numbers to this JSON file")
     add_evaluate_options(p)
@@ -45,8 +47,9 @@ def add_parsers(sub) -> None:
                                    "  interpolate      decoded line between two class-mean codes, plus latent arithmetic\n"
                                    "  curves           training curves from metrics.csv\n"
                                    "Example: vaekit plot runs/mnist2d manifold --out manifold.png")
-    p.add_argument("run", metavar="RUN_DIR", help="a run folder written by `vaekit train`")
+    p.add_argument("run", metavar="RUN_DIR", nargs="?", help="a run folder written by `vaekit train` (or --pretrained NAME)")
     p.add_argument("kind", choices=PLOT_KINDS, help="which figure")
+    add_pretrained_option(p)
     p.add_argument("--out", required=True, metavar="FILE.png", help="PNG file to write")
     add_data_options(p, None, "test")
     p.add_argument("-n", type=positive_int, default=None,
@@ -92,6 +95,7 @@ def add_evaluate_options(p) -> None:
 def _load(args):
     from ..io import load
 
+    resolve_run(args)
     cfg = run_config(Path(args.run))
     est = load(args.run)
     return cfg, est, (lambda: load_data(args, cfg))

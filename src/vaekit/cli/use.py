@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from .common import Formatter, add_data_options, error, images_or_array, load_data, positive_int, run_config, write_array
+from .pretrained import add_pretrained_option, resolve_run
 
 
 def add_parsers(sub) -> None:
     """Register ``sample``, ``reconstruct`` and ``encode`` on the ``vaekit`` subparsers."""
     # -- sample -------------------------------------------------------------------------------
     p = sub.add_parser("sample", help="draw new examples from a trained VAE", formatter_class=Formatter)
-    p.add_argument("run", metavar="RUN_DIR", help="a run folder written by `vaekit train`")
+    p.add_argument("run", metavar="RUN_DIR", nargs="?", help="a run folder written by `vaekit train` (or --pretrained NAME)")
+    add_pretrained_option(p)
     p.add_argument("-n", type=positive_int, default=64, help="number of samples")
     p.add_argument("--label", type=int, default=None, help="class to draw (conditional models only)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
@@ -20,7 +22,8 @@ def add_parsers(sub) -> None:
 
     # -- reconstruct --------------------------------------------------------------------------
     p = sub.add_parser("reconstruct", help="originals above their reconstructions", formatter_class=Formatter)
-    p.add_argument("run", metavar="RUN_DIR", help="a run folder written by `vaekit train`")
+    p.add_argument("run", metavar="RUN_DIR", nargs="?", help="a run folder written by `vaekit train` (or --pretrained NAME)")
+    add_pretrained_option(p)
     add_data_options(p, None, "test")
     p.add_argument("-n", type=positive_int, default=10, help="number of examples shown")
     p.add_argument("--out", required=True, metavar="FILE", help=".png (image grid), .npy or .csv")
@@ -28,7 +31,8 @@ def add_parsers(sub) -> None:
 
     # -- encode -------------------------------------------------------------------------------
     p = sub.add_parser("encode", help="write the codes (posterior means) of a dataset", formatter_class=Formatter)
-    p.add_argument("run", metavar="RUN_DIR", help="a run folder written by `vaekit train`")
+    p.add_argument("run", metavar="RUN_DIR", nargs="?", help="a run folder written by `vaekit train` (or --pretrained NAME)")
+    add_pretrained_option(p)
     add_data_options(p, None, "test")
     p.add_argument("--out", required=True, metavar="FILE",
                    help=".npz (arrays z, and y and classes when the data has labels), .csv (columns z0.., and label "
@@ -43,6 +47,7 @@ def cmd_sample(args) -> int:
     from ..io import load
     from ..models import has_density
 
+    resolve_run(args)
     est = load(args.run)
     if not has_density(est.model_):
         raise error(f"{args.run} holds an autoencoder, which has no prior to sample from; train a VAE (--model vae)")
@@ -59,6 +64,7 @@ def cmd_reconstruct(args) -> int:
 
     from ..io import load
 
+    resolve_run(args)
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".npy", ".csv"):
         raise error(f"cannot write {out}: use a .png (image grid), .npy or .csv file name")
@@ -79,6 +85,7 @@ def cmd_reconstruct(args) -> int:
 def cmd_encode(args) -> int:
     from ..io import load
 
+    resolve_run(args)
     cfg = run_config(Path(args.run))
     est = load(args.run)
     data = load_data(args, cfg)
