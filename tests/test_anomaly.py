@@ -512,11 +512,12 @@ def test_cli_explain_adds_the_top_features(transactions, tmp_path):
     assert main(["detect", "score", str(det_dir), str(d / "num.csv"), "--out", str(out), "--id-column", "tx_id",
                  "--explain", "3", "--chunk-rows", "500", "--quiet"]) == 0
     got = pd.read_csv(out)
-    assert list(got.columns) == ["tx_id", "score", "is_anomaly", "feature_1", "contribution_1", "feature_2",
-                                 "contribution_2", "feature_3", "contribution_3"]
+    # The contributions' unit is in their names: nats for a VAE's ELBO terms, not the score's robust units.
+    assert list(got.columns) == ["tx_id", "score", "is_anomaly", "feature_1", "contribution_1_nats", "feature_2",
+                                 "contribution_2_nats", "feature_3", "contribution_3_nats"]
     ex = load_detector(det_dir).explain(df[[f"f{j}" for j in range(5)]])
     top = np.sort(ex.to_numpy(), axis=1)[:, ::-1][:, :3]
-    np.testing.assert_allclose(got[["contribution_1", "contribution_2", "contribution_3"]], top, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got[["contribution_1_nats", "contribution_2_nats", "contribution_3_nats"]], top, rtol=1e-6, atol=1e-6)
     assert (got["feature_1"] == ex.idxmax(axis=1)).all()
     # The planted anomalies moved f0 and f3: those lead their explanations.
     fraud = df["is_fraud"].to_numpy() == 1

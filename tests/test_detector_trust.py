@@ -271,7 +271,7 @@ def test_cli_score_ids_and_feature_names_are_safe_and_one_row_each(tmp_path, raw
     np.testing.assert_allclose(got["score"], det.decision_function(df.drop(columns="tx")), rtol=1e-6, atol=1e-6)
     names = set(got["feature_1"]) | set(got["feature_2"]) | set(got["feature_3"])
     assert names == ({"=HYPERLINK(\"x\")", "-f", "ok"} if raw else {"'=HYPERLINK(\"x\")", "'-f", "ok"})
-    assert got["score"].dtype == np.float64 and got["contribution_1"].dtype == np.float64
+    assert got["score"].dtype == np.float64 and got["contribution_1_sq_units"].dtype == np.float64
 
 
 def test_cli_score_numeric_ids_stay_numbers(numeric, tmp_path):

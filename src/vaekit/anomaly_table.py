@@ -242,6 +242,7 @@ class TablePreprocessor:
         if len(X) == 0:
             raise DataError(f"X is empty (0 rows); pass at least one row to {'fit' if fitting else 'score'}")
         if fitting:
+            self._check_categorical(cats, names)
             self.dropped_columns_ = self._id_columns_of(X, names, cats)
             if self.dropped_columns_:
                 X = X.drop(columns=[c for c in self.dropped_columns_ if c in names])
@@ -253,16 +254,20 @@ class TablePreprocessor:
                 raise DataError(f"columns {missing[:5]} seen in training are missing; pass the same columns as the training data")
             X = X[self.feature_names_]  # match by name, so column order in a new file does not matter
             names = list(self.feature_names_)
-        unknown = [c for c in cats if c not in names]
-        if unknown:
-            from .data.tables import column_hint
-
-            raise ConfigError(f"categorical column {unknown[0]!r} is not in the data{column_hint(unknown[0], names)}")
+        self._check_categorical(cats, names)
         numeric = [c for c in names if c not in cats]
         block = X[numeric]
         fast = all(pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t) for t in block.dtypes)
         num = block.to_numpy(dtype=np.float64 if fast else object) if numeric else np.empty((len(X), 0))
         return num, (X[cats].to_numpy(dtype=object) if cats else None), numeric
+
+    @staticmethod
+    def _check_categorical(cats: list, names: list[str]) -> None:
+        unknown = [c for c in cats if c not in names]
+        if unknown:
+            from .data.tables import column_hint
+
+            raise ConfigError(f"categorical column {unknown[0]!r} is not in the data{column_hint(unknown[0], names)}")
 
     def _id_columns_of(self, X, names: list[str], cats: list) -> list[str]:
         """The columns to leave out of a DataFrame at fit time (see the class docstring)."""
