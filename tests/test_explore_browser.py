@@ -434,6 +434,25 @@ def test_every_kind_of_model_gets_a_working_page(browser, explore_run, kind):
         if kind == "conditional VAE":
             img = wait_for(browser, "const i = document.getElementById('all-labels-strip'); return i.complete && i.naturalWidth", "the label strip")
             assert img == 10 * 29 - 1
+        assert visible("draw-panel") == (kind != "table")  # a table has nothing to draw
+        if kind != "table":  # a stroke: the drawing's posterior as each kind can show it
+            draw = browser.find_element("id", "draw")
+            browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", draw)
+            ActionChains(browser).move_to_element_with_offset(draw, -40, -60).click_and_hold().move_by_offset(40, 120).release().perform()
+            wait_for(browser, "const D = window.vaekitExplore.D; return D.result && !D.pending && !D.busy", "the drawing's posterior")
+            sent = np.array(state(browser, "window.vaekitExplore.D.sent"), dtype=np.float32).reshape(1, *ex.shape)
+            label = np.array([state(browser, "S.label")]) if kind == "conditional VAE" else None
+            np.testing.assert_allclose(state(browser, "window.vaekitExplore.D.result.mean"), ex.est.encode(sent, label)[0], atol=1e-5)
+            shown = lambda css: len(browser.find_elements("css selector", css))  # noqa: E731
+            caption = browser.find_element("id", "overlay-caption").text
+            if kind == "1-D VAE":  # no plane to draw on, only the decoded mean
+                assert shown("#plane-overlay *") == 0
+            elif kind == "autoencoder":  # a code, one point: no ellipse, no samples
+                assert shown("#posterior-mean") == 1 and shown("#posterior-1sd") == 0 and shown(".posterior-sample") == 0
+                assert "autoencoder" in caption and "prior" not in caption
+            else:
+                assert shown("#posterior-1sd") == shown("#posterior-2sd") == 1 and shown(".posterior-sample") == 16
+                assert ("projected onto the plane's axes" in caption) == (kind == "20-D VAE")
         errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
         assert not errors, errors
         assert browser.find_element("id", "status").text == ""
