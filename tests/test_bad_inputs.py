@@ -222,6 +222,17 @@ def _score_nan_without_impute(tmp: Path) -> list[str]:
     return ["detect", "score", str(tmp / "det"), str(tmp / "new.csv"), "--chunk-rows", "20", "--out", str(tmp / "s.csv")]
 
 
+def _score_empty_category_without_impute(tmp: Path) -> list[str]:
+    """A detector with a categorical column, fitted without --impute, asked to score a row with no category."""
+    rng = np.random.default_rng(0)
+    rows = [f"{a:.4f},{b:.4f},{c}" for a, b, c in zip(rng.normal(size=60), rng.normal(size=60), rng.choice(["x", "y"], 60))]
+    _csv(tmp, "a,b,c\n" + "\n".join(rows) + "\n", "fit.csv")
+    assert main(["detect", "fit", str(tmp / "fit.csv"), "--categorical", "c", "--out", str(tmp / "det"), "--steps", "2", "--quiet"]) == 0
+    rows[45] = rows[45].rsplit(",", 1)[0] + ","
+    _csv(tmp, "a,b,c\n" + "\n".join(rows) + "\n", "new.csv")
+    return ["detect", "score", str(tmp / "det"), str(tmp / "new.csv"), "--chunk-rows", "20", "--out", str(tmp / "s.csv")]
+
+
 CASES = [
     Case("missing data file", lambda t: [*TRAIN, "--dataset", str(t / "nope.csv"), "--out", str(t / "out")]),
     Case("a folder where a data file belongs", lambda t: [*TRAIN, "--dataset", str((t / "d.csv").mkdir() or t / "d.csv"), "--out", str(t / "out")]),
@@ -295,6 +306,9 @@ CASES = [
     Case("a table with a million columns", lambda t: [*TRAIN, "--dataset", _wide_csv(t), "--out", str(t / "out")]),
     Case("an escape code in a file name", lambda t: [*TRAIN, "--dataset", str(t / "\x1b[2J\x1b[31mred.csv"), "--out", str(t / "out")]),
     Case("detect score: NaN for a detector fitted without --impute", _score_nan_without_impute),
+    Case("detect score: an empty category for a detector fitted without --impute", _score_empty_category_without_impute),
+    Case("detect fit: a label column in the wrong case (Fraud for fraud)", lambda t: ["detect", "fit", _csv(t, "a,fraud\n0.1,0\n0.2,1\n0.3,0\n"), "--label-column", "Fraud", "--steps", "2", "--out", str(t / "det")]),
+    Case("detect fit: a --keep-column the table does not have", lambda t: ["detect", "fit", _csv(t, "tx_id,a\n1,0.1\n2,0.2\n"), "--keep-column", "txid", "--steps", "2", "--out", str(t / "det")]),
     Case("detect fit: a value beyond float32 (1e39) in the training table", lambda t: ["detect", "fit", _csv(t, "a,b\n0.1,0.2\n1e39,0.3\n0.2,0.1\n"), "--steps", "2", "--out", str(t / "out" / "det")]),
     Case("explore: a port that is in use", lambda t: ["explore", str(t / "any-run"), "--no-browser", "--port", str(_busy_port())]),
 ]
