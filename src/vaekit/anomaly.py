@@ -434,8 +434,12 @@ _SHARED_DOC = """
         An explicit threshold on ``decision_function`` (e.g. from a validation set).
     latent_dim : int or 'auto'
         Code size; 'auto' is half the input columns, between 2 and 8.
-    hidden, activation : the networks' hidden layer sizes and activation.
-    likelihood : 'gaussian' (real-valued data, no squashing output) or 'bernoulli' (data in [0, 1]).
+    hidden : tuple of int
+        The networks' hidden layer sizes.
+    activation : str
+        The networks' hidden activation.
+    likelihood : 'gaussian' or 'bernoulli'
+        'gaussian' for real-valued data (no squashing output), 'bernoulli' for data in [0, 1].
     scaling : 'robust', 'standard' or 'none'
         Per numeric column, in float64: 'robust' centres on the median, divides by the larger of the
         standard deviation and IQR / 1.349, and compresses values beyond 3 units logarithmically
@@ -462,22 +466,34 @@ _SHARED_DOC = """
     n_steps, batch_size : int or 'auto'
         Optimization steps and rows per step. 'auto': 1500 steps; 128 rows a step, growing to
         1024 for tables over 64k rows (larger tables: larger steps, not more of them).
-    lr, weight_decay : Adam's learning rate and weight decay.
+    lr, weight_decay : float
+        Adam's learning rate and weight decay.
     seed : int
         Fixes weight initialization, batch order, k-means, the reference codes and the Monte-Carlo
         noise. ``random_state`` is the same seed under scikit-learn's and PyOD's name.
-    device : 'cpu', 'cuda' or 'auto'.
+    device : 'cpu', 'cuda' or 'auto'
+        Where the networks train and score.
 
-    Attributes (after fit)
-    ----------------------
-    preprocessor_ : the fitted TablePreprocessor (JSON in detector.json)
-    estimator_ : the fitted vaekit.estimators.VAE / Autoencoder
-    decision_scores_ : (N,) scores of the training rows
+    Attributes
+    ----------
+    preprocessor_ : TablePreprocessor
+        The fitted preprocessor (JSON in detector.json). Set by ``fit``, like every attribute here.
+    estimator_ : VAE or Autoencoder
+        The fitted ``vaekit.estimators.VAE`` / ``Autoencoder``.
+    decision_scores_ : ndarray of shape (N,)
+        Scores of the training rows.
     threshold_ : float
-    labels_ : (N,) 0/1 labels of the training rows
-    n_features_in_, feature_names_in_ (DataFrame input), categories_, cluster_centers_ ('latent'),
-    reference_codes_ ('knn', 'combined'), eps_ (the fixed standard noise of a VAE's Monte-Carlo terms),
-    term_location_, term_scale_ ('combined': each term's training median and scale)
+        The ``decision_function`` value above which a row is an anomaly.
+    labels_ : ndarray of shape (N,)
+        0/1 labels of the training rows.
+    n_features_in_, feature_names_in_, categories_ :
+        The input columns (names for DataFrame input) and the categories of each categorical one.
+    cluster_centers_, reference_codes_ :
+        The k-means centres ('latent') and the saved training codes ('knn', 'combined').
+    eps_ :
+        The fixed standard noise of a VAE's Monte-Carlo terms.
+    term_location_, term_scale_ :
+        'combined': each term's training median and scale.
 """
 
 
