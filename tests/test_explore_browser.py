@@ -357,6 +357,55 @@ def test_a_drawn_digit_puts_its_posterior_on_the_plane_where_the_encoder_says(br
     assert state(browser, "window.vaekitExplore.drawingPixels()") is None
 
 
+def test_too_many_interpolation_steps_are_clamped_in_the_box_and_said_and_the_strip_keeps_its_shape(browser, explorer):
+    settle(browser)
+    limit = browser.execute_script("return window.vaekitExplore.S.info.limits.max_steps")
+    steps = browser.find_element("id", "steps")
+    assert steps.get_attribute("max") == str(limit)
+    old = browser.find_element("id", "interp-strip").get_attribute("src")
+    steps.clear()
+    steps.send_keys("100")
+    browser.find_element("id", "interpolate").click()
+    wait_for(browser, f"const i = document.getElementById('interp-strip'); return i.src !== {old!r} && i.complete && i.naturalWidth > 0",
+             "the interpolation strip")
+    assert steps.get_attribute("value") == str(limit)  # the box shows what the strip holds
+    assert f"at most {limit}" in browser.find_element("id", "status").text
+    w, h, cw, ch = browser.execute_script(
+        "const i = document.getElementById('interp-strip'); return [i.naturalWidth, i.naturalHeight, i.clientWidth, i.clientHeight];")
+    ih, iw = explorer.image_shape[:2]
+    assert (w, h) == (limit * (iw + 1) - 1, ih)
+    assert cw / ch == pytest.approx(w / h, rel=0.02)  # scaled, never squashed sideways: a long strip scrolls
+    steps.clear()
+    steps.send_keys("8")
+    browser.find_element("id", "interpolate").click()
+    wait_for(browser, "return document.getElementById('status').textContent === ''", "the note to clear")
+
+
+def test_a_click_near_a_dot_picks_it(browser, explorer):
+    from selenium.webdriver import ActionChains
+
+    settle(browser)
+    # A click 9 px to the right of the rightmost dot (every other dot is further away): that dot is
+    # picked (it once took a click within 5 px).
+    i = browser.execute_script("""
+        const S = window.vaekitExplore.S, p = S.codes.map((c) => toPx(c[S.dimX], c[S.dimY]));
+        let best = -1;
+        p.forEach(([x, y], i) => { if (y > 20 && y < plane.height - 20 && (best < 0 || x > p[best][0])) best = i; });
+        return p[best][0] + 9 < plane.width && best !== S.selected ? best : -1;""")
+    assert i >= 0, "no dot to click beside"
+    dx, dy = dot_offset(browser, i)
+    ActionChains(browser).move_to_element_with_offset(browser.find_element("id", "plane"), dx + 9, dy).click().perform()
+    wait_for(browser, f"return window.vaekitExplore.S.example && window.vaekitExplore.S.example.index === {i}", "the near dot to be picked")
+    settle(browser)
+
+
+def test_latent_arithmetic_claims_no_style_for_a_2d_code(browser, explorer):
+    hint = browser.find_element("id", "arith-hint").get_attribute("textContent")
+    assert "keeps the style" not in hint
+    if explorer.code_dim <= 2:
+        assert f"{explorer.code_dim}-D code" in hint and "expect other digits" in hint
+
+
 def test_no_console_errors_and_a_screenshot(browser, explorer, tmp_path):
     from selenium.webdriver import ActionChains
     from selenium.webdriver.support.ui import Select

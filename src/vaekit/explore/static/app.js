@@ -220,6 +220,9 @@ function drawPlane() {
   }
   ctx.lineWidth = 1;
 }
+// A hover or click picks the nearest dot within this many canvas pixels: dots are 2-3 px wide, and
+// asking for 5-pixel precision made them hard to hit.
+const PICK_RADIUS = 12;
 function nearest(px, py, radius) {
   let best = -1, bd = radius * radius;
   S.codes.forEach((c, i) => {
@@ -264,15 +267,15 @@ plane.addEventListener("pointerdown", (ev) => {
 plane.addEventListener("pointermove", (ev) => {
   const [px, py] = pointerPos(ev);
   if (S.dragging) { moveTo(px, py); return; }
-  const i = nearest(px, py, 6);
+  const i = nearest(px, py, PICK_RADIUS);
   if (i !== S.hover) { S.hover = i; showTip(i, px, py); }
 });
 plane.addEventListener("pointerup", (ev) => {
   S.dragging = false;
   const [px, py] = pointerPos(ev);
   const moved = S.downAt ? Math.hypot(px - S.downAt[0], py - S.downAt[1]) : 99;
-  const i = nearest(px, py, 5);
-  if (moved < 3 && i >= 0) selectExample(i); // a click on a dot picks that example
+  const i = nearest(px, py, PICK_RADIUS);
+  if (moved < 3 && i >= 0) selectExample(i); // a click on (or near) a dot picks the nearest example
 });
 plane.addEventListener("pointerleave", () => { S.hover = -1; $("tooltip").hidden = true; });
 
@@ -401,14 +404,16 @@ function syncEnds() {
   }
 }
 async function interpolate() {
-  const steps = Math.max(2, Math.min(S.info.limits.max_steps, Number($("steps").value) || 10));
+  const max = S.info.limits.max_steps, asked = Math.round(Number($("steps").value) || 10);
+  const steps = Math.max(2, Math.min(max, asked));
+  if (steps !== asked) $("steps").value = steps; // the box shows what the strip holds
   try {
     const bmp = await getBitmap(`/interpolate?a=${encodeURIComponent(endParam("a"))}&b=${encodeURIComponent(endParam("b"))}&steps=${steps}${labelParam()}`);
     const c = document.createElement("canvas");
     c.width = bmp.width; c.height = bmp.height; c.getContext("2d").drawImage(bmp, 0, 0);
     $("interp-strip").src = c.toDataURL();
     showPath(steps);
-    status("");
+    status(asked > max ? `at most ${max} interpolation steps: showing ${max}` : asked < 2 ? "at least 2 interpolation steps: showing 2" : "");
   } catch (e) { status(e.message); }
 }
 async function showArithmetic(i) {
@@ -680,6 +685,13 @@ async function start() {
   syncEnds();
   $("interpolate").addEventListener("click", interpolate);
   $("arith").hidden = !(isImage() && meanKeys.length >= 2);
+  $("steps").max = info.limits.max_steps; // typing more is clamped to this, with a note (interpolate)
+  $("steps").title = `2 to ${info.limits.max_steps} images`;
+  if (m.code_dim <= 2) {
+    // Two numbers hold the class itself, not a style beside it: the row drifts into other classes.
+    $("arith-hint").textContent = "The selected example moved by each class's mean: z(x) − mean(class of x) + mean(class k). "
+      + `With a ${m.code_dim}-D code the class takes up the code, so expect other digits than k in this row, not x's style kept.`;
+  }
   $("example-index").max = d.n - 1;
   $("example-index").addEventListener("change", () => {
     const i = Math.max(0, Math.min(d.n - 1, Math.round(Number($("example-index").value) || 0)));
