@@ -33,8 +33,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (or in the folder :func:`temporaries_in` names);
     on success it replaces ``path`` atomically."""
     path = Path(path)
-    created = [p for p in reversed(path.parent.absolute().parents) if not p.exists()]
-    created += [] if path.parent.exists() else [path.parent.absolute()]
+    created = _missing_folders(path.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
     home = _TEMP_HOMES.get(path.parent.resolve(), path.parent)
     fd, tmp = tempfile.mkstemp(dir=home, prefix=f".{path.name}.", suffix=".tmp")
@@ -55,9 +54,21 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         _LIVE_TEMPS.discard(tmp)
         if os.path.exists(tmp):
             os.unlink(tmp)
-        for folder in [] if ok else reversed(created):  # a failed write leaves no folder it made behind
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only if still empty
+        if not ok:
+            _remove_if_empty(created)  # a failed write leaves no folder it made behind
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, outermost first."""
+    folder = folder.absolute()
+    return [p for p in [*reversed(folder.parents), folder] if not p.exists()]
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove the folders (as from :func:`_missing_folders`) innermost first, each only if empty."""
+    for folder in reversed(folders):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -154,6 +165,7 @@ def lock_folder(out: str | Path) -> Iterator[Path]:
     import fcntl
 
     path = lock_path(out)
+    created = _missing_folders(path.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -178,6 +190,7 @@ def lock_folder(out: str | Path) -> Iterator[Path]:
             path.unlink(missing_ok=True)  # while still held: nobody can take a lock on a file about to vanish
     finally:
         os.close(fd)
+        _remove_if_empty(created)  # a run that wrote nothing leaves no folder made for its lock
 
 
 def _holder(path: Path) -> str:
