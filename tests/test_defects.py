@@ -64,7 +64,9 @@ def test_early_stopping_state_goes_into_the_checkpoint(tmp_path):
     stopper = EarlyStopping(patience=3)
     assert not stopper.update(5.0, model) and not stopper.update(6.0, model)
     opt = torch.optim.Adam(model.parameters())
-    Checkpointer(tmp_path).save(model, opt, epoch=3, step=0, history=[], sums={}, early_stopping=stopper)
+    # Epoch 3 about to start: the two finished epochs' rows (a checkpoint is checked for them).
+    history = [{"epoch": e, "train_loss": loss, "seconds": 0.1} for e, loss in ((1, 5.0), (2, 6.0))]
+    Checkpointer(tmp_path).save(model, opt, epoch=3, step=0, history=history, sums={}, early_stopping=stopper)
     back = EarlyStopping(patience=3)
     back.load_state(*read_checkpoint(tmp_path)["early_stopping"])
     assert (back.best_loss, back.bad_epochs) == (5.0, 1)
