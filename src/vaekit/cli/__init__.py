@@ -66,11 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    threads = None
     try:
-        if getattr(args, "threads", None):
+        if hasattr(args, "threads"):  # (train --resume may take the count its checkpoint recorded)
             import torch
 
-            torch.set_num_threads(args.threads)
+            threads = torch.get_num_threads()
+            if args.threads:
+                torch.set_num_threads(args.threads)
         from ..fileio import cleanup_on_signals
 
         with cleanup_on_signals():  # SIGTERM/SIGHUP remove temporary files and keep resumable state
@@ -88,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(line, file=sys.stderr)
         return 2
+    finally:
+        if threads is not None:  # main() called from Python (tests, notebooks) leaves the caller's count as it was
+            import torch
+
+            torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":

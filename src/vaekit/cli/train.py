@@ -213,6 +213,10 @@ def cmd_train(args) -> int:
         args, resume = _resume(args)
         if resume is None:  # a trained model waiting in its staging folder was published
             return 0
+        if args.threads:  # the recorded (or typed) count: bitwise resumption needs the same float-sum split
+            import torch
+
+            torch.set_num_threads(args.threads)
     elif not args.out:
         raise error("say where to write the run: --out RUN_DIR (or --resume RUN_DIR to continue one)")
     out = Path(args.out)
