@@ -100,9 +100,9 @@ DATA_CARDS = {
         "Frey Face: 1965 greyscale images (28 x 20) of Brendan Frey's face, from Sam Roweis' data page "
         "(https://cs.nyu.edu/~roweis/data.html, file frey_rawface.mat, SHA-256 "
         "265a83a23adb081755cd3de375509828e690324d1d60f076b8ecebc840d59c64). Credit: Brendan Frey; distributed by "
-        "Sam Roweis. No licence is stated with the data: it is distributed for research and teaching and has been "
-        "used so widely (Kingma & Welling 2014 among others); these weights are derived from it and carry the same "
-        "attribution. The images themselves are not in vaekit."
+        "Sam Roweis. No licence is stated with the data; it is shared for research and teaching and widely used so "
+        "(Kingma & Welling 2014 among others). These weights are derived from it and carry the same attribution; "
+        "the images themselves are not in vaekit."
     ),
 }
 
@@ -204,7 +204,7 @@ def write_card(name: str, spec: dict, command: str, info: dict) -> str:
     dtype = info["dtype"]
     rows = [("test ELBO (nats per example; higher is better)", "elbo"),
             (f"IW log p(x), k = {m16['iw_k']} (on {m16['iw_n']} test examples)", "iw_log_likelihood"),
-            ("E_q[log p(x|z)]", "log_likelihood"), ("KL(q(z|x) || p(z))", "kl")]
+            ("E_q[log p(x\\|z)]", "log_likelihood"), ("KL(q(z\\|x) \\|\\| p(z))", "kl")]  # "\|" is "|" in a Markdown table cell
     table = ["| measure | float32 (as trained) | " + dtype + " (as shipped) |", "|---|---|---|"]
     table += [f"| {label} | {fmt(m32[key])} | {fmt(m16[key])} |" for label, key in rows if key in m16]
     judge = info.get("judge", {})
@@ -305,7 +305,7 @@ def make(name: str, spec: dict, args, judge) -> None:
     info = {
         "fp32": fp32, "fp16": fp16, "dtype": dtype, "pixel_change": change, "epochs": epochs, "train_seconds": seconds,
         "bytes": (dest / "model.safetensors").stat().st_size, "fp32_bytes": (ROOT / out / "model.safetensors").stat().st_size,
-        "machine": machine(), "test_name": "MNIST test digits" if spec["data"] == "mnist" else "Frey Face test split",
+        "machine": machine(), "test_name": "MNIST test digits" if spec["data"] == "mnist" else "Frey Face images",
         "evaluate": f"vaekit evaluate {os.path.relpath(dest, ROOT)} {' '.join(data_args)} --k {args.k} --no-probe",
     }
     if judge is not None:
