@@ -29,8 +29,11 @@ from torch.distributions import Distribution
 from . import distributions as D
 from .errors import ConfigError
 from .nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, conv_depth_for
+from .objectives import LossOutput
+from .objectives import log_importance_weights as log_importance_weights  # re-exported: the IW formula lives with the objectives
 from .options import BY_NAME, options_for
 from .priors import build_prior, check_prior_spec
+from .registry import OBJECTIVES
 
 NOISES = ("gaussian", "masking", "salt-and-pepper")
 SPARSITIES = ("l1", "kl")
@@ -264,20 +267,6 @@ def has_density(model) -> bool:
     return isinstance(model, DensityModel)
 
 
-@dataclass
-class LossOutput:
-    """What every model's ``loss`` returns.
-
-    ``loss`` is the scalar the optimizer minimizes (a mean over the batch). ``terms`` holds named
-    per-example tensors of shape ``(B,)`` (or 0-d for a batch-level penalty) whose batch means are
-    logged; their units are nats per example unless the name says otherwise.
-    """
-
-    loss: Tensor
-    terms: dict[str, Tensor] = field(default_factory=dict)
-    unit: str = "nats/example"  # what the loss and terms are measured in, for logs
-
-
 def _condition(c: Tensor | None, cfg: ModelConfig) -> Tensor | None:
     """What a conditional model's networks see of the labels: ``label_scale`` times their one-hot."""
     if not cfg.n_classes:
@@ -299,23 +288,6 @@ def _make_decoder(cfg, out_shape: tuple[int, ...] | None = None) -> nn.Module:
     if cfg.architecture == "conv":
         return ConvDecoder(cfg.latent_dim, out_shape, cfg.activation, cfg.n_classes, depth=cfg.conv_depth)
     return MLPDecoder(cfg.latent_dim, list(reversed(cfg.hidden)), out_shape, cfg.activation, cfg.n_classes)
-
-
-def log_importance_weights(model: nn.Module, x: Tensor, c: Tensor | None = None, k: int = 1, *,
-                           beta: float = 1.0, q=None, p=None, score=None) -> Tensor:
-    """log w_i = log p(x|z_i) + beta * (log p(z_i) - log q(z_i|x)), z_i ~ q(z|x): shape (k, B), nats.
-
-    Needs only a model's ``inference``, ``log_likelihood`` and ``prior``. With beta = 1, logsumexp over
-    i minus log k is the importance-weighted bound of Burda et al. (2015); the mean over i is a
-    Monte-Carlo ELBO. ``q`` and ``p`` (the prior) may be passed when the caller already has them:
-    evaluation draws many chunks of samples from one posterior, and a VampPrior's p(z) costs an
-    encoder pass over its pseudo-inputs each time it is built. ``score`` stands in for
-    ``model.log_likelihood`` (evaluation passes a compiled one).
-    """
-    q = model.inference(x, c) if q is None else q
-    p = model.prior() if p is None else p
-    z = q.rsample((k,))
-    return (score or model.log_likelihood)(z, x, c) + beta * (p.log_prob(z) - q.log_prob(z))
 
 
 class VAE(nn.Module):
@@ -352,6 +324,11 @@ class VAE(nn.Module):
         """q(z|x, c) as a torch Distribution with event shape (code_dim,)."""
         return self._posterior(*self.posterior_params(x, c))
 
+    def inference_parts(self, x: Tensor, c: Tensor | None = None):
+        """q(z|x, c) and the encoder's (loc, log_var) it was built from (closed-form KLs want them)."""
+        loc, log_var = self.posterior_params(x, c)
+        return self._posterior(loc, log_var), loc, log_var
+
     def generative(self, z: Tensor, c: Tensor | None = None):
         """p(x|z, c) as a torch Distribution with event shape = one example's shape."""
         return self.likelihood(self.decoder(self.latent_prior.bottom(z), _condition(c, self.config)))
@@ -383,28 +360,14 @@ class VAE(nn.Module):
         """E[x | z]: the likelihood's mean, shaped like the data."""
         return self.likelihood.mean(self.decoder(self.latent_prior.bottom(z), _condition(c, self.config)))
 
-    def loss(self, x: Tensor, c: Tensor | None = None, *, beta: float = 1.0, n_samples: int = 1,
-             objective: str = "elbo") -> LossOutput:
-        """Negative training objective and its terms, in nats per example.
+    def loss(self, x: Tensor, c: Tensor | None = None, *, objective: str = "elbo", **options) -> LossOutput:
+        """Negative training objective and its named terms, in nats per example.
 
-        ``objective='elbo'``: the beta-ELBO with L = ``n_samples`` reparameterized samples
-        (Kingma & Welling 2014, eq. 7), terms ``elbo`` (<= 0 for discrete data),
-        ``log_likelihood`` = E_q[log p(x|z)] and ``kl`` (closed form where one exists).
-        ``objective='iwae'``: the importance-weighted bound with k = ``n_samples`` (Burda et al.
-        2015, eq. 8), term ``iwae_bound``; its gradient flows through the normalized weights (the
-        logsumexp is differentiated as a whole; nothing is detached). With k = 1 it is the ELBO.
+        ``objective`` names a function registered in :data:`vaekit.registry.OBJECTIVES` (``elbo``,
+        ``iwae``, ... see vaekit.objectives); ``options`` are the training options it reads
+        (``beta``, ``n_samples``, ...).
         """
-        if objective == "iwae":
-            log_w = log_importance_weights(self, x, c, n_samples, beta=beta)
-            bound = torch.logsumexp(log_w, 0) - math.log(n_samples)
-            return LossOutput(-bound.mean(), {"iwae_bound": bound, "elbo": log_w.mean(0)})
-        loc, log_var = self.posterior_params(x, c)
-        q = self._posterior(loc, log_var)
-        z = q.rsample((n_samples,))  # (L, B, D): the reparameterization trick, z = mu + sigma * eps
-        log_lik = self.log_likelihood(z, x, c).mean(0)
-        kl = self.kl(q, z, loc, log_var)
-        loss = -(log_lik - beta * kl).mean()
-        return LossOutput(loss, {"elbo": log_lik - kl, "log_likelihood": log_lik, "kl": kl})
+        return OBJECTIVES[objective].impl(self, x, c, options)
 
     def forward(self, x: Tensor, c: Tensor | None = None, **kwargs) -> LossOutput:
         # The training step goes through __call__ so that DistributedDataParallel's hooks run.

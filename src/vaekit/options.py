@@ -20,7 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import objectives  # noqa: F401 - registers the training objectives (standard library only)
 from .errors import ConfigError
+from .registry import OBJECTIVES
 
 KINDS = ("vae", "ae")  # the two estimator families: VAE and Autoencoder
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "sigmoid")
@@ -202,8 +204,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("warmup_epochs", "float", 0.0, "linear KL warm-up from 0 to beta over this many epochs (0: off)", kinds=("vae",), target="train", low=0),
     Option("n_samples", "int", 1, "L Monte-Carlo samples of z per example; k for --objective iwae", kinds=("vae",), target="train", low=1,
            flag="--mc-samples"),
-    Option("objective", "str", "elbo", "training objective: the ELBO, or the importance-weighted bound with k = --mc-samples", kinds=("vae",),
-           target="train", choices=("elbo", "iwae")),
+    Option("objective", "str", "elbo", "training objective: " + "; ".join(f"{o.name}: {o.help}" for o in OBJECTIVES), kinds=("vae",),
+           target="train", choices=OBJECTIVES.names()),
     # -- data handling -----------------------------------------------------------------------
     Option("binarize", "str", "none", "for a Bernoulli likelihood: dynamic draws a fresh binary image every time one is used, static once",
            kinds=("vae",), target="train", group="data handling", choices=("none", "dynamic", "static")),

@@ -24,6 +24,7 @@ from .errors import ConfigError, VaekitError
 from .metrics import accumulate_terms, evaluate_loss, format_terms, iw_log_likelihood, kl_per_dimension
 from .models import has_density
 from .options import OPTIONS, check_params
+from .registry import OBJECTIVES
 
 
 class TrainingDiverged(VaekitError):
@@ -49,6 +50,13 @@ TrainConfig = dataclasses.make_dataclass(
     namespace={"validate": _validate, "to_dict": _to_dict, "__module__": __name__,
                "__doc__": "Options of the optimization: every option of vaekit.options with target 'train'."},
 )
+
+
+def objective_options(cfg: TrainConfig, beta: float) -> dict:
+    """What a training step passes to ``model.loss``: the objective's name and the options its
+    registration says it reads (vaekit.registry.OBJECTIVES), with beta as the warm-up has it now."""
+    opts = {key: getattr(cfg, name) for key, name in OBJECTIVES[cfg.objective].options.items()}
+    return {"objective": cfg.objective, **opts, "beta": beta}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -285,8 +293,7 @@ def train_epoch(loop: _Loop, epoch: int, first_step: int, sums: dict[str, Tensor
         within = time.perf_counter() - t0 if loop.world == 1 else 0.0
         beta = _step_lr_and_beta(loop, epoch, step, trained_seconds + within)
         with torch.autocast(loop.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-            kwargs = {"objective": "iwae"} if cfg.objective == "iwae" else {}
-            out = loop.step_model(xb, yb, beta=beta, n_samples=cfg.n_samples, **kwargs)
+            out = loop.step_model(xb, yb, **objective_options(cfg, beta))
         loop.opt.zero_grad(set_to_none=True)
         out.loss.backward()
         if cfg.clip_grad:

@@ -1,0 +1,141 @@
+"""The components a model is composed of, each registered under a name with what it can do.
+
+Standard library only, so that the command line's choices (``--likelihood``, ``--posterior``,
+``--prior``, ``--objective``) come from here without importing torch. Each kind of component has
+one :class:`Registry`; a :class:`Component` says its name, which model families take it
+(``families``), which estimator options it reads (``options``: JSON key -> the option's name in
+``vaekit.options``, where each is declared once), and its capability flags (``flags``), which
+consumers read instead of comparing names: ``LIKELIHOODS["gaussian"].needs_unit_interval``.
+
+Two ways to register, by where the implementation can live:
+
+- **Next to the code**, when the implementation imports nothing heavy at module level: the training
+  objectives (``vaekit.objectives``) are plain functions on tensors and register with
+  ``@OBJECTIVES.register("elbo", ...)``.
+- **Declared here, implemented next to the code**, for components built on torch (likelihoods,
+  posterior families, priors): the declaration below carries every flag the command line and the
+  consumers need; the class or function in ``distributions`` / ``priors`` binds itself with
+  ``@LIKELIHOODS.implements("bernoulli")``. ``tests/test_conformance.py`` checks that every
+  declaration has an implementation and runs the same property tests on all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass
+class Component:
+    """One registered component: its name, families, options and capability flags."""
+
+    kind: str
+    name: str
+    families: tuple[str, ...] = ("vae",)
+    options: dict[str, str] = field(default_factory=dict)  # JSON key -> option name in vaekit.options
+    help: str = ""
+    flags: dict[str, Any] = field(default_factory=dict)
+    impl: Any = None  # the class or function; None until its module is imported
+
+    def __getattr__(self, flag: str):
+        # A capability not declared reads as False: a new flag needs no edit of older components.
+        if flag.startswith("__"):
+            raise AttributeError(flag)
+        return self.__dict__.get("flags", {}).get(flag, False)
+
+    def build(self, *args, **kwargs):
+        if self.impl is None:
+            raise ConfigError(f"the {self.name} {self.kind} is declared but its implementation was not imported")
+        return self.impl(*args, **kwargs)
+
+
+class Registry:
+    """The components of one kind, in registration order (the order of every list a user sees)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Component] = {}
+
+    def declare(self, name: str, **meta) -> Component:
+        """Declare a component whose implementation binds itself later with :meth:`implements`."""
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        entry = self._entries[name] = Component(self.kind, name, **meta)
+        return entry
+
+    def implements(self, name: str) -> Callable:
+        """Decorator: bind a class or function to the declared component ``name``."""
+        def bind(obj):
+            self[name].impl = obj
+            obj.component = self._entries[name]
+            return obj
+        return bind
+
+    def register(self, name: str, **meta) -> Callable:
+        """Decorator: declare and implement in one step (for implementations without heavy imports)."""
+        def add(obj):
+            self.declare(name, **meta)
+            return self.implements(name)(obj)
+        return add
+
+    def __getitem__(self, name: str) -> Component:
+        entry = self._entries.get(name)
+        if entry is None:
+            raise ConfigError(f"unknown {self.kind} {name!r}; choose one of {', '.join(self._entries)}")
+        return entry
+
+    def __contains__(self, name) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Component]:
+        return iter(self._entries.values())
+
+    def names(self, family: str | None = None, **flags) -> tuple[str, ...]:
+        """The names taken by ``family`` (all when None) whose flags have the given values."""
+        return tuple(c.name for c in self if (family is None or family in c.families)
+                     and all(getattr(c, f) == v for f, v in flags.items()))
+
+
+LIKELIHOODS = Registry("likelihood")
+POSTERIORS = Registry("posterior")
+PRIORS = Registry("prior")
+OBJECTIVES = Registry("objective")
+
+# -- likelihoods p(x|z) (implemented in vaekit.distributions) ------------------------------------
+# needs_unit_interval: data must lie in [0, 1]; mlp_only: needs the MLP decoder; sequential_mean: E[x|z] has no closed form, figures show one draw's
+# probabilities; loss_unit: what an autoencoder's reconstruction error is measured in; blur: what to
+# look for in a decoded image (the report's captions).
+LIKELIHOODS.declare(
+    "bernoulli", families=("vae", "ae"), flags={
+        "needs_unit_interval": True, "loss_unit": "nats",
+        "blur": "a Bernoulli decoder draws its mean E[x|z], the probability that each pixel is on, so strokes it is unsure of "
+                "come out gray and blurry: that blur is the mean of many plausible images, not a bug"})
+LIKELIHOODS.declare(
+    "continuous-bernoulli", flags={
+        "needs_unit_interval": True,
+        "blur": "a continuous Bernoulli decoder draws its mean, which is less washed out than a Bernoulli's but still an average"})
+LIKELIHOODS.declare(
+    "gaussian", families=("vae", "ae"), options={"sigma": "sigma", "learn_sigma": "learn_sigma"}, flags={
+        "loss_unit": "squared error",
+        "blur": "a Gaussian decoder's mean is the average of the images that z could stand for (it minimizes squared error), "
+                "so fine detail blurs away"})
+LIKELIHOODS.declare(
+    "autoregressive-bernoulli", options={"ar_hidden": "ar_hidden"}, flags={
+        "needs_unit_interval": True, "mlp_only": True, "sequential_mean": True,
+        "blur": "an autoregressive decoder draws pixels one after another, so its images are sharp draws, not means"})
+
+# -- posterior families q(z|x): location-scale families (implemented in vaekit.distributions) -----
+POSTERIORS.declare("normal")
+POSTERIORS.declare("laplace")
+POSTERIORS.declare("student-t", options={"df": "student_df"})
+POSTERIORS.declare("logistic")
+
+# -- priors p(z) (implemented in vaekit.priors) -------------------------------------------------
+# choice: offered by --prior (two-layer is chosen by --top-latent-dim); standard_normal: p(z) = N(0, I);
+# conditional: available for a conditional model.
+PRIORS.declare("normal", flags={"choice": True, "standard_normal": True, "conditional": True})
+PRIORS.declare("vamp", options={"n_pseudo_inputs": "n_pseudo_inputs"}, flags={"choice": True})
+PRIORS.declare("two-layer", options={"latent_dim": "top_latent_dim", "hidden": "top_hidden"}, flags={"conditional": True})
