@@ -576,7 +576,7 @@ def test_one_row_or_fewer_rows_than_clusters_is_a_clear_error():
 
 
 def test_robust_scaling_bounds_a_rare_value_in_an_almost_constant_column():
-    from vaekit.anomaly_table import KNEE, compress_tails, robust_scale
+    from vaekit.anomaly.table import KNEE, compress_tails, robust_scale
 
     rng = np.random.default_rng(0)
     X = np.column_stack([np.r_[np.zeros(2499), 1.0], rng.standard_t(2, 2500)])
@@ -600,7 +600,7 @@ def test_step_budget_not_epochs():
 
 
 def test_preprocessor_json_round_trip_is_exact():
-    from vaekit.anomaly_table import TablePreprocessor
+    from vaekit.anomaly.table import TablePreprocessor
 
     df = frame(200)
     df.loc[3, "hour"] = np.nan

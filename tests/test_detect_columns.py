@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from vaekit.anomaly import VAEDetector, load_detector
-from vaekit.anomaly_table import IdColumnWarning, TablePreprocessor, id_like_columns
+from vaekit.anomaly.table import IdColumnWarning, TablePreprocessor, id_like_columns
 from vaekit.cli import main
 from vaekit.data.tables import column_hint, read_table, sniff_delimiter
 from vaekit.errors import ConfigError

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vaekit.anomaly import NONFINITE_SCORE, AutoencoderDetector, NonFiniteScoreWarning, VAEDetector, _BaseDetector, load_detector
-from vaekit.anomaly_table import CLIP, SCALINGS
+from vaekit.anomaly import NONFINITE_SCORE, AutoencoderDetector, NonFiniteScoreWarning, VAEDetector, load_detector
+from vaekit.anomaly.detectors import _BaseDetector
+from vaekit.anomaly.table import CLIP, SCALINGS
 from vaekit.cli import main
 from vaekit.csvcells import safe_frame, safe_text
 from vaekit.errors import DataError, ModelFileError

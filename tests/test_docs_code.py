@@ -196,9 +196,9 @@ def test_python_block(block: Block, tmp_path, monkeypatch) -> None:
         pytest.skip(f"code block marked not-run in the guide: {block.not_run}")
     if "dask" in block.code:
         pytest.importorskip("dask.dataframe", reason="dask is not installed: pip install 'vaekit[dask]'")
-    import vaekit.anomaly
+    import vaekit.anomaly.detectors
 
-    monkeypatch.setattr(vaekit.anomaly, "_AUTO_STEPS", 50)
+    monkeypatch.setattr(vaekit.anomaly.detectors, "_AUTO_STEPS", 50)
     monkeypatch.chdir(tmp_path)
     needs = ("df_train", "df_new", '"det"', "transactions")
     namespace = {"__name__": "__docs__", **(given(tmp_path) if any(n in block.code for n in needs) else {})}

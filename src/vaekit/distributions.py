@@ -34,6 +34,8 @@ from torch.distributions import (
 )
 
 from .errors import ConfigError
+from .registry import LIKELIHOODS as _LIKELIHOODS
+from .registry import POSTERIORS as _POSTERIORS
 
 # --------------------------------------------------------------------------------------------
 # Likelihoods p(x | z): the decoder outputs unconstrained numbers, by default one per data
@@ -42,9 +44,16 @@ from .errors import ConfigError
 
 
 class Likelihood(nn.Module):
-    """Turns decoder outputs into p(x|z). Subclasses say whether data must lie in [0, 1]."""
+    """Turns decoder outputs into p(x|z). Each subclass is registered in
+    :data:`vaekit.registry.LIKELIHOODS`, which holds its name, options and capability flags
+    (``component``); it is built as ``cls(event_shape, **its options)``."""
 
-    needs_unit_interval = False
+    component = None  # set by the registration
+
+    @property
+    def needs_unit_interval(self) -> bool:
+        """Whether data must lie in [0, 1] (a flag of the registered component)."""
+        return bool(self.component.needs_unit_interval)
 
     def forward(self, params: Tensor, event_ndims: int | None = None) -> Distribution:  # pragma: no cover - abstract
         """p(x|z) with event shape = the last ``event_ndims`` dims (default: all but the first)."""
@@ -95,10 +104,12 @@ def softplus_sum(logits: Tensor) -> Tensor:
     return total + F.softplus(logits[..., whole:]).sum(-1) if whole < d else total
 
 
+@_LIKELIHOODS.implements("bernoulli")
 class BernoulliLikelihood(Likelihood):
     """Bernoulli on logits (binary cross-entropy): the density view of binary or [0, 1] data."""
 
-    needs_unit_interval = True
+    def __init__(self, event_shape: tuple[int, ...] = ()):
+        super().__init__()
 
     def forward(self, params: Tensor, event_ndims: int | None = None) -> Distribution:
         return _independent(Bernoulli(logits=params, validate_args=False), event_ndims or params.dim() - 1)
@@ -121,6 +132,7 @@ class BernoulliLikelihood(Likelihood):
         return -bce.flatten(-event).sum(-1)
 
 
+@_LIKELIHOODS.implements("continuous-bernoulli")
 class ContinuousBernoulliLikelihood(Likelihood):
     """Continuous Bernoulli (Loaiza-Ganem & Cunningham 2019): a proper density on [0, 1].
 
@@ -128,12 +140,14 @@ class ContinuousBernoulliLikelihood(Likelihood):
     its "nats" are not a log-likelihood; this one is.
     """
 
-    needs_unit_interval = True
+    def __init__(self, event_shape: tuple[int, ...] = ()):
+        super().__init__()
 
     def forward(self, params: Tensor, event_ndims: int | None = None) -> Distribution:
         return _independent(ContinuousBernoulli(logits=params, validate_args=False), event_ndims or params.dim() - 1)
 
 
+@_LIKELIHOODS.implements("gaussian")
 class GaussianLikelihood(Likelihood):
     """Normal with the decoder output as mean and a fixed or learned per-dimension sigma.
 
@@ -185,6 +199,7 @@ class _AutoregressiveBernoulli(Distribution):
 MEAN_PATH_SEED = 0  # the autoregressive likelihood's displayed "mean" follows one fixed draw; see its mean()
 
 
+@_LIKELIHOODS.implements("autoregressive-bernoulli")
 class AutoregressiveBernoulliLikelihood(Likelihood):
     """p(x|z) = prod_d Bernoulli(x_d | x_<d, z): a MADE (Germain et al. 2015) whose hidden layer sees z.
 
@@ -202,10 +217,9 @@ class AutoregressiveBernoulliLikelihood(Likelihood):
     draw (D network passes).
     """
 
-    needs_unit_interval = True
-
-    def __init__(self, event_shape: tuple[int, ...], hidden: int = 500):
+    def __init__(self, event_shape: tuple[int, ...], ar_hidden: int = 500):
         super().__init__()
+        hidden = ar_hidden
         if hidden < 1:
             raise ConfigError(f"the autoregressive likelihood needs at least 1 hidden unit, got {hidden}")
         self.event_shape_ = tuple(event_shape)
@@ -290,21 +304,14 @@ class AutoregressiveBernoulliLikelihood(Likelihood):
         return probs.view(*lead, *self.event_shape_)
 
 
-LIKELIHOODS = ("bernoulli", "continuous-bernoulli", "gaussian", "autoregressive-bernoulli")
+LIKELIHOODS = _LIKELIHOODS.names()  # a view of the registry, in its order
 
 
-def make_likelihood(name: str, event_shape: tuple[int, ...], sigma: float = 1.0, learn_sigma: bool = False,
-                    ar_hidden: int = 500) -> Likelihood:
-    """Build a likelihood by name: one of ``LIKELIHOODS``."""
-    if name == "bernoulli":
-        return BernoulliLikelihood()
-    if name == "continuous-bernoulli":
-        return ContinuousBernoulliLikelihood()
-    if name == "gaussian":
-        return GaussianLikelihood(event_shape, sigma, learn_sigma)
-    if name == "autoregressive-bernoulli":
-        return AutoregressiveBernoulliLikelihood(event_shape, ar_hidden)
-    raise ConfigError(f"unknown likelihood {name!r}; choose one of {', '.join(LIKELIHOODS)}")
+def make_likelihood(name: str, event_shape: tuple[int, ...], **options) -> Likelihood:
+    """The registered likelihood ``name`` for examples of ``event_shape``; ``options`` it does not
+    take (see its registration) are ignored, so one set of estimator options fits every likelihood."""
+    component = _LIKELIHOODS[name]
+    return component.build(event_shape, **{k: v for k, v in options.items() if k in component.options})
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,33 +320,42 @@ def make_likelihood(name: str, event_shape: tuple[int, ...], sigma: float = 1.0,
 # --------------------------------------------------------------------------------------------
 
 
+@_POSTERIORS.implements("logistic")
 def _logistic(loc: Tensor, scale: Tensor) -> Distribution:
     # Logistic = inverse CDF (logit) of a uniform, then shift and scale: reparameterizable.
     base = Uniform(torch.zeros_like(loc), torch.ones_like(loc), validate_args=False)
     return TransformedDistribution(base, [SigmoidTransform().inv, AffineTransform(loc, scale)], validate_args=False)
 
 
-POSTERIORS = ("normal", "laplace", "student-t", "logistic")
+@_POSTERIORS.implements("normal")
+def _normal(loc: Tensor, scale: Tensor) -> Distribution:
+    return Normal(loc, scale, validate_args=False)
+
+
+@_POSTERIORS.implements("laplace")
+def _laplace(loc: Tensor, scale: Tensor) -> Distribution:
+    return Laplace(loc, scale, validate_args=False)
+
+
+@_POSTERIORS.implements("student-t")
+def _student_t(loc: Tensor, scale: Tensor, df: float = 5.0) -> Distribution:
+    return StudentT(torch.as_tensor(df, dtype=loc.dtype, device=loc.device), loc, scale, validate_args=False)
+
+
+POSTERIORS = _POSTERIORS.names()  # a view of the registry, in its order
 
 
 def posterior(name: str, loc: Tensor, log_var: Tensor, df: float = 5.0) -> Distribution:
-    """q(z|x) of the family ``name`` with location ``loc`` and scale ``exp(log_var / 2)``.
+    """q(z|x) of the registered family ``name`` with location ``loc`` and scale ``exp(log_var / 2)``.
 
     For 'normal' the scale is the standard deviation, so ``log_var`` is log sigma^2. For the other
     families it is their own scale parameter (for Laplace, b; for Student-t, sigma; for logistic, s).
+    A family is a function ``(loc, scale, **its options) -> base distribution`` registered in
+    :data:`vaekit.registry.POSTERIORS`; it gets the options its registration names (``df``).
     """
-    scale = torch.exp(0.5 * log_var)
-    if name == "normal":
-        base = Normal(loc, scale, validate_args=False)
-    elif name == "laplace":
-        base = Laplace(loc, scale, validate_args=False)
-    elif name == "student-t":
-        base = StudentT(torch.as_tensor(df, dtype=loc.dtype, device=loc.device), loc, scale, validate_args=False)
-    elif name == "logistic":
-        base = _logistic(loc, scale)
-    else:
-        raise ConfigError(f"unknown posterior {name!r}; choose one of {', '.join(POSTERIORS)}")
-    return _independent(base, 1)
+    family = _POSTERIORS[name]
+    options = {"df": df} if family.options else {}
+    return _independent(family.build(loc, torch.exp(0.5 * log_var), **options), 1)
 
 
 def standard_normal(latent_dim: int, device=None, dtype=None) -> Distribution:
@@ -499,5 +515,5 @@ def kl_term(q: Distribution, p: Distribution, z: Tensor | None = None, analytic:
         raise ValueError("a Monte-Carlo KL needs the posterior samples z")
     est = q.log_prob(z) - p.log_prob(z)
     # The mean over the samples axis taken as a last-axis reduction: each example then sums in the
-    # same order wherever it sits in the batch (see anomaly_scores.draws_last).
+    # same order wherever it sits in the batch (see anomaly.scores.draws_last).
     return est.movedim(0, -1).contiguous().mean(-1) if z.dim() == 3 else est

@@ -1,32 +1,6 @@
-"""Anomaly detectors with the scikit-learn / PyOD interface, built on vaekit's autoencoders.
+"""The detectors: parameters, fit, the scoring engine, the scikit-learn / PyOD API and explanations.
 
-    >>> from vaekit.anomaly import VAEDetector, load_detector
-    >>> det = VAEDetector(contamination=0.01).fit(X_train)   # rows mostly normal; no labels
-    >>> det.decision_function(X_new)      # higher = more anomalous
-    >>> det.predict(X_new)                # 1 = anomaly, 0 = normal (PyOD's convention)
-    >>> det.explain(X_new)                # each feature's share of the reconstruction term
-    >>> det.save("detectors/cards"); same = load_detector("detectors/cards")
-
-A detector is a fitted :class:`~vaekit.anomaly_table.TablePreprocessor` (columns, one-hot
-categories, imputation, robust scaling: JSON), a :class:`vaekit.estimators.VAE` or
-:class:`~vaekit.estimators.Autoencoder` trained on its output, and a score (``method``), higher =
-more anomalous:
-
-- ``'combined'`` (the default): the negative ELBO (an autoencoder: the reconstruction error) plus
-  the distance to the nearest training codes, each first put on the scale of its training scores
-  (median and interquartile range). The density term finds rows far from everything; the
-  neighbour term finds rows in sparse pockets between dense groups, which a global density misses.
-- ``'elbo'``: ``-(E_q[log p(x|z)] - KL(q(z|x) || p(z)))``, nats per row;
-- ``'likelihood'``: ``-log (1/K) sum_k p(x, z_k) / q(z_k|x)`` (Burda et al. 2016, eq. 8), nats;
-- ``'reconstruction'``: ``||x - decode(encode(x))||^2`` in scaled units, through the posterior mean;
-- ``'latent'``: distance from the code to the nearest of ``n_clusters`` k-means centres;
-- ``'knn'``: mean distance from the code to its ``n_neighbors`` nearest training codes.
-
-The Monte-Carlo scores draw their standard noise ``eps`` once at fit time (seeded) and reuse it for
-every row (common random numbers); the neighbour scores use a fixed, saved set of training codes.
-A row's score therefore depends on that row only, never on the batch, chunk or process it is
-scored in: in-memory, streamed and cluster scoring agree and a saved detector scores the same after
-loading.
+The package docstring (``vaekit.anomaly``) says what the scores mean; this module computes them.
 """
 
 from __future__ import annotations
@@ -40,13 +14,9 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin
 
-from . import anomaly_scores as S
-from .anomaly_scores import detection_metrics
-from .anomaly_table import SCALINGS, NotNumericError, TablePreprocessor
-from .errors import ConfigError, DataError, ModelFileError
-
-__all__ = ["VAEDetector", "AutoencoderDetector", "load_detector", "save_detector", "score_partition",
-           "detection_metrics", "NotNumericError", "METHODS", "NONFINITE_SCORE", "NonFiniteScoreWarning"]
+from ..errors import ConfigError, DataError, ModelFileError
+from . import scores as S
+from .table import SCALINGS, TablePreprocessor
 
 METHODS = ("combined", "elbo", "likelihood", "reconstruction", "latent", "knn")
 _DENSITY_METHODS = ("elbo", "likelihood")
@@ -146,7 +116,7 @@ class _BaseDetector(OutlierMixin, BaseEstimator):
 
     def _estimator(self, n_rows: int, n_cols: int):
         """The vaekit estimator this detector trains, with the 'auto' sizes resolved for the table."""
-        from . import estimators
+        from .. import estimators
 
         batch = _auto_batch(n_rows) if self.batch_size == "auto" else int(min(self.batch_size, n_rows))
         steps = _AUTO_STEPS if self.n_steps == "auto" else int(self.n_steps)
@@ -443,7 +413,7 @@ _SHARED_DOC = """
     scaling : 'robust', 'standard' or 'none'
         Per numeric column, in float64: 'robust' centres on the median, divides by the larger of the
         standard deviation and IQR / 1.349, and compresses values beyond 3 units logarithmically
-        (see :func:`vaekit.anomaly_table.robust_scale`); 'standard' is mean / standard deviation.
+        (see :func:`vaekit.anomaly.table.robust_scale`); 'standard' is mean / standard deviation.
     categorical : list of column names (DataFrame) or positions (array), or None
         Columns one-hot encoded with the training categories; unseen categories become all-zero.
     impute : bool
@@ -451,8 +421,8 @@ _SHARED_DOC = """
     id_columns : 'auto', list of column names, or None
         'auto' leaves the ID-like columns of a DataFrame out of the features (a different text in
         every row; different integers in every row that rise or fall row by row, or whose name
-        reads as an identifier such as ``tx_id``: see :func:`vaekit.anomaly_table.id_like_columns`),
-        with a one-line :class:`~vaekit.anomaly_table.IdColumnWarning`. A list leaves out those
+        reads as an identifier such as ``tx_id``: see :func:`vaekit.anomaly.table.id_like_columns`),
+        with a one-line :class:`~vaekit.anomaly.table.IdColumnWarning`. A list leaves out those
         columns; None leaves out nothing. The columns left out are saved with the detector
         (``preprocessor_.dropped_columns_``) and ignored when scoring.
     keep_columns : list of column names or None
@@ -592,6 +562,9 @@ _standard_draws = S.standard_draws  # the name 0.1.0 tests and notebooks importe
 
 # -- save / load: safetensors + JSON, never pickle -------------------------------------------------
 
+
+# -- writing a detector folder (reading it: persistence.py) ----------------------------------------
+
 _TENSOR_ATTRS = (("eps_", "eps"), ("cluster_centers_", "cluster_centers"), ("reference_codes_", "reference_codes"))
 
 
@@ -600,8 +573,8 @@ def save_detector(det: _BaseDetector, path: str | Path) -> Path:
     preprocessor, term scales), detector.safetensors (training scores, noise, codes), model/."""
     from safetensors.torch import save_file
 
-    from . import __version__
-    from .fileio import atomic_path, write_json
+    from .. import __version__
+    from ..fileio import atomic_path, write_json
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -625,142 +598,3 @@ def save_detector(det: _BaseDetector, path: str | Path) -> Path:
 
 def _jsonable(params: dict) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
-
-
-def load_detector(path: str | Path, device: str = "cpu") -> _BaseDetector:
-    """A detector saved by :func:`save_detector` (this version or 0.1.0); nothing is unpickled.
-
-    Every file is checked; a damaged or foreign folder raises :class:`ModelFileError` with one line.
-    """
-    from .fileio import read_json
-    from .io import load
-
-    path = Path(path)
-    where = path / CONFIG_FILE
-    if not where.is_file():
-        raise ModelFileError(f"{path} is not a vaekit detector folder (no {CONFIG_FILE}); write one with `vaekit detect fit --out {path}`")
-    cfg = read_json(where)
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
-        raise ModelFileError(f"{where} is not a vaekit detector config (no \"format\": \"{FORMAT}\")")
-    version = cfg.get("format_version")
-    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
-        raise ModelFileError(f"{where} has format version {version!r}; this vaekit reads 1 to {FORMAT_VERSION}")
-    cls = DETECTORS.get(cfg.get("detector"))
-    if cls is None:
-        raise ModelFileError(f"{where}: unknown detector {cfg.get('detector')!r}; expected one of {', '.join(DETECTORS)}")
-    det = cls()
-    try:
-        _restore_params(det, cfg, version, device)
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ModelFileError(f"{where} is damaged or hand-edited ({type(e).__name__}: {e}); re-save the detector with vaekit") from None
-    det.estimator_ = load(path / MODEL_DIR, device=device)
-    _restore_tensors(det, _read_tensors(path / TENSORS_FILE), path, version)
-    n_model, n_pre = det.estimator_.n_features_in_, det.preprocessor_.n_outputs
-    if n_model != n_pre:
-        raise ModelFileError(f"{path}: the model takes {n_model} inputs but the columns in {CONFIG_FILE} make {n_pre}; "
-                             "the files are from different detectors")
-    det.labels_ = (det.decision_scores_ > det.threshold_).astype(np.int64)
-    return det
-
-
-def _restore_params(det: _BaseDetector, cfg: dict, version: int, device: str) -> None:
-    params = dict(cfg["params"])
-    if version == 1:
-        # 0.1.0 detectors standardized inside the estimator (its saved scaler still does) and
-        # trained for a number of epochs: the preprocessor only selects, imputes and one-hot encodes.
-        params["scaling"] = "standard" if params.pop("standardize", True) else "none"
-        params.pop("epochs", None)
-    known = det.get_params()
-    det.set_params(**{k: (tuple(v) if k == "hidden" else v) for k, v in params.items() if k in known})
-    det.set_params(device=device)
-    det.check_params()
-    det.threshold_ = float(cfg["threshold"])
-    if not math.isfinite(det.threshold_):
-        raise ValueError(f"threshold {det.threshold_} is not finite")
-    det.preprocessor_ = TablePreprocessor.from_json(cfg["preprocessor"] if version > 1 else _v1_preprocessor(cfg, det))
-    terms = cfg.get("combined_terms")
-    if det.method == "combined":
-        if not isinstance(terms, dict) or list(terms["names"]) != list(det._combined_terms):
-            raise ValueError(f"combined_terms must name {list(det._combined_terms)}")
-        det.term_location_ = np.asarray(terms["location"], dtype=np.float64).reshape(len(det._combined_terms))
-        det.term_scale_ = np.asarray(terms["scale"], dtype=np.float64).reshape(len(det._combined_terms))
-        if not (np.isfinite(det.term_location_).all() and (det.term_scale_ > 0).all()):
-            raise ValueError("combined_terms must hold finite locations and positive scales")
-
-
-def _v1_preprocessor(cfg: dict, det: _BaseDetector) -> dict:
-    """The preprocessor JSON equivalent to a 0.1.0 detector.json (imputation medians come from its tensors)."""
-    return {"categorical": det.categorical, "impute": bool(det.impute), "scaling": "none",
-            "feature_names": cfg.get("feature_names"), "numeric_columns": list(cfg["numeric_columns"]),
-            "categories": cfg.get("categories") or {}, "impute_values": [0.0] * len(cfg["numeric_columns"]) if det.impute else None,
-            "center": None, "scale": None}
-
-
-def _restore_tensors(det: _BaseDetector, tensors: dict, path: Path, version: int) -> None:
-    latent = det.estimator_.model_.config.latent_dim
-    det.decision_scores_ = _expect(tensors, "decision_scores", lambda s: len(s) == 1 and s[0] > 0, path).numpy().astype(np.float64)
-    needs = {"eps": det._kind == "vae" and det.method in ("combined", *_DENSITY_METHODS),
-             "cluster_centers": det.method == "latent", "reference_codes": det.method in ("knn", "combined")}
-    if (needs["eps"] or "eps" in tensors) and det._kind == "vae":
-        det.eps_ = _expect(tensors, "eps", lambda s: s == (int(det.n_score_samples), latent), path).numpy()
-    if needs["cluster_centers"]:
-        det.cluster_centers_ = _expect(tensors, "cluster_centers", lambda s: len(s) == 2 and s[1] == latent, path).numpy()
-    if needs["reference_codes"] or "reference_codes" in tensors:
-        det.reference_codes_ = _expect(tensors, "reference_codes", lambda s: len(s) == 2 and s[0] > 0 and s[1] == latent, path).numpy()
-    if version == 1 and det.impute:
-        n = len(det.preprocessor_.numeric_columns_)
-        det.preprocessor_.impute_values_ = _expect(tensors, "impute_values", lambda s: s == (n,), path).numpy().astype(np.float64).tolist()
-
-
-def _read_tensors(file: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    if not file.is_file():
-        raise ModelFileError(f"{file} not found; the detector folder is incomplete")
-    try:
-        return load_file(str(file))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise ModelFileError(f"{file} is not a readable safetensors file ({e}); vaekit never loads pickles, so re-save the detector") from None
-
-
-def _expect(tensors: dict, key: str, shape_ok, path: Path) -> torch.Tensor:
-    t = tensors.get(key)
-    if t is None:
-        raise ModelFileError(f"{path / TENSORS_FILE} lacks the tensor {key!r}; the detector folder is damaged")
-    if not shape_ok(tuple(t.shape)) or not torch.isfinite(t).all():
-        raise ModelFileError(f"{path / TENSORS_FILE}: tensor {key!r} has shape {tuple(t.shape)} or non-finite values that do not fit this detector")
-    return t
-
-
-# -- scoring on a distributed engine ---------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_detector(path: str, stamp: float) -> _BaseDetector:
-    # Keyed on the folder's detector.json modification time, so a folder replaced in place
-    # (`detect fit --overwrite`) is read again rather than served stale.
-    return load_detector(path)
-
-
-def score_partition(detector_dir: str | Path, frame, keep: list[str] | None = None):
-    """Score one pandas partition with a saved detector: a DataFrame with ``keep``'s columns, ``score``, ``is_anomaly``.
-
-    Meant for ``dask.dataframe.map_partitions`` and Spark's ``mapInPandas``: the detector is loaded
-    once per worker process and cached, the features are picked from ``frame`` by their training
-    names (other columns are ignored), and the scores equal ``vaekit detect score``'s row for row.
-    The result keeps ``frame``'s index; ``score`` is float64, ``is_anomaly`` int64 (1 = anomaly).
-    """
-    import pandas as pd
-
-    path = Path(detector_dir).resolve()
-    det = _cached_detector(str(path), (path / CONFIG_FILE).stat().st_mtime if (path / CONFIG_FILE).is_file() else 0.0)
-    out = pd.DataFrame({c: frame[c] for c in keep or []}, index=frame.index)
-    if len(frame) == 0:
-        out["score"] = np.empty(0, dtype=np.float64)
-        out["is_anomaly"] = np.empty(0, dtype=np.int64)
-        return out
-    s = det.decision_function(frame)
-    out["score"] = s
-    out["is_anomaly"] = (s > det.threshold_).astype(np.int64)
-    return out

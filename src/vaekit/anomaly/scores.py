@@ -3,7 +3,7 @@
 Every score is higher = more anomalous and depends on its own row only: the Monte-Carlo scores use
 standard noise ``eps`` drawn once at fit time (common random numbers), the neighbour score a fixed
 reference set of training codes. Each function takes a batch ``x`` (B, features) already
-transformed by the detector's :class:`~vaekit.anomaly_table.TablePreprocessor` and returns (B,).
+transformed by the detector's :class:`~vaekit.anomaly.table.TablePreprocessor` and returns (B,).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import distributions as D
-from .errors import DataError
+from .. import distributions as D
+from ..errors import DataError
 
 
 def per_feature_nll(model, x: Tensor, eps: Tensor | None = None) -> Tensor:
@@ -100,7 +100,7 @@ def _distances(a: Tensor, b: Tensor) -> Tensor:
 
 # The posterior log-variances a score uses: a posterior std between e^-30 and e^10 (22 000) prior
 # units. The encoder's log-variance is linear in the row, so a row far beyond the training data
-# (clipped to +-CLIP scaled units, see anomaly_table.CLIP) can ask for exp(+-1e4): inf in float32,
+# (clipped to +-CLIP scaled units, see anomaly.table.CLIP) can ask for exp(+-1e4): inf in float32,
 # or a std of exactly 0, and either turns the score into NaN. No row the model has seen comes near
 # these bounds, so typical scores are unchanged and such a row keeps a finite, very high score.
 LOG_VAR_MIN, LOG_VAR_MAX = -60.0, 20.0

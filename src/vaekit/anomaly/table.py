@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
 
 SCALINGS = ("robust", "standard", "none")
 # 'robust' scaling compresses values beyond this many scale units logarithmically (see
@@ -265,13 +265,13 @@ class TablePreprocessor:
     def _check_categorical(cats: list, names: list[str]) -> None:
         unknown = [c for c in cats if c not in names]
         if unknown:
-            from .data.tables import column_hint
+            from ..data.tables import column_hint
 
             raise ConfigError(f"categorical column {unknown[0]!r} is not in the data{column_hint(unknown[0], names)}")
 
     def _id_columns_of(self, X, names: list[str], cats: list) -> list[str]:
         """The columns to leave out of a DataFrame at fit time (see the class docstring)."""
-        from .data.tables import column_hint
+        from ..data.tables import column_hint
 
         keep = [str(c) for c in self.keep_columns or []]
         for c in keep:

@@ -282,7 +282,7 @@ def _id_like_in_file(path: Path, args, det) -> list[str]:
     columns named by --categorical and --keep-column exist; a one-line warning names them."""
     import pandas as pd
 
-    from ..anomaly_table import id_like_columns
+    from ..anomaly.table import id_like_columns
     from ..data.tables import column_hint, table_frames
 
     if _suffix(path) == ".npy":

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..anomaly import CONFIG_FILE as DETECTOR_CONFIG  # what marks a folder written by `vaekit detect fit`
+from ..anomaly.detectors import CONFIG_FILE as DETECTOR_CONFIG  # what marks a folder written by `vaekit detect fit`
 from ..errors import DataError, VaekitError
 from .limits import DRAW_SAMPLES, ELBO_SAMPLES, IW_K, MAX_CODES, MAX_POINTS, MAX_STEPS, VAE_RANGE
 from .png import encode_png
