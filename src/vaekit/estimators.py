@@ -24,6 +24,7 @@ from .errors import ConfigError, DataError, ModelFileError
 from .modelfile import PART_PREFIXES, write_model
 from .models import ModelConfig, build_model, config_from_params
 from .options import check_params, make_init, options_for
+from .registry import LIKELIHOODS
 from .train import TrainConfig, fit
 
 
@@ -86,8 +87,9 @@ class _Base(TransformerMixin, BaseEstimator):  # mixin first, so scikit-learn se
         # stand-in input shape (the real shape is checked against the model when fit sees data).
         self._model_config((1, 28, 28) if params["architecture"] == "conv" else (784,), 10 if self._conditional else 0, params)
         self._train_config(params).validate()
-        if params["standardize"] and params["likelihood"] != "gaussian":
-            raise ConfigError("standardize=True needs likelihood='gaussian': standardized data is not in [0, 1]")
+        if params["standardize"] and LIKELIHOODS[params["likelihood"]].needs_unit_interval:
+            real = " or ".join(f"likelihood='{n}'" for n in LIKELIHOODS.names(self.kind, needs_unit_interval=False))
+            raise ConfigError(f"standardize=True needs {real}: standardized data is not in [0, 1]")
         return params
 
     def _model_config(self, input_shape: tuple[int, ...], n_classes: int, params: dict | None = None) -> ModelConfig:
@@ -121,7 +123,7 @@ class _Base(TransformerMixin, BaseEstimator):  # mixin first, so scikit-learn se
             self.scaler_scale_ = np.where(std > 0, std, 1.0).astype(np.float32)
         if getattr(self, "scaler_mean_", None) is not None:
             X = (X - self.scaler_mean_) / self.scaler_scale_
-        if self.likelihood in ("bernoulli", "continuous-bernoulli", "autoregressive-bernoulli"):
+        if LIKELIHOODS[self.likelihood].needs_unit_interval:
             lo, hi = float(X.min()), float(X.max())
             if lo < 0 or hi > 1:
                 fix = ("rescale the columns to [0, 1] (e.g. divide pixels by 255), or for real-valued features use "
@@ -155,7 +157,7 @@ class _Base(TransformerMixin, BaseEstimator):  # mixin first, so scikit-learn se
     @property
     def loss_unit(self) -> str:
         """What the loss, its terms and the training curves are measured in, per example."""
-        return "squared error per example" if self.kind == "ae" and self.likelihood == "gaussian" else "nats per example"
+        return f"{LIKELIHOODS[self.likelihood].loss_unit} per example" if self.kind == "ae" else "nats per example"
 
     @property
     def device_(self) -> torch.device:

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from .errors import ConfigError, DataError
 from .metrics import DEFAULT_K, evaluate_loss, iw_log_likelihood, kl_per_dimension
 from .models import has_density
+from .registry import LIKELIHOODS
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2015), section 5.2
 EVAL_BINARIZE_SEED = 0
@@ -250,7 +251,7 @@ def evaluate(est, X: np.ndarray, y: np.ndarray | None = None, *, X_train: np.nda
 def format_results(r: dict) -> list[str]:
     """The lines ``vaekit evaluate`` prints: every number with its unit."""
     lines = [f"  binarization       {r['binarization']}"]
-    unit = "squared error/example" if (r["model"] == "autoencoder" and r["likelihood"] == "gaussian") else "nats/example"
+    unit = f"{LIKELIHOODS[r['likelihood']].loss_unit}/example" if r["model"] == "autoencoder" else "nats/example"
     lines.append(f"  training loss      {r['loss']:12.4f} {unit}  (the model's own objective" + (", = -ELBO)" if "elbo" in r else ")"))
     for name in ("reconstruction", "sparsity"):
         if name in r:

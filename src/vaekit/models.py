@@ -33,7 +33,7 @@ from .objectives import LossOutput
 from .objectives import log_importance_weights as log_importance_weights  # re-exported: the IW formula lives with the objectives
 from .options import BY_NAME, options_for
 from .priors import build_prior, check_prior_spec
-from .registry import OBJECTIVES
+from .registry import LIKELIHOODS, OBJECTIVES, POSTERIORS, PRIORS
 
 NOISES = ("gaussian", "masking", "salt-and-pepper")
 SPARSITIES = ("l1", "kl")
@@ -76,8 +76,9 @@ class AEConfig:
 
     def __post_init__(self) -> None:
         _normalize_net(self)
-        if self.likelihood not in AE_LIKELIHOODS:
-            raise ConfigError(f"likelihood {self.likelihood!r} is not available for an autoencoder; choose one of {', '.join(AE_LIKELIHOODS)}")
+        if self.likelihood not in LIKELIHOODS.names(self.kind):
+            raise ConfigError(f"likelihood {self.likelihood!r} is not available for an autoencoder; "
+                              f"choose one of {', '.join(LIKELIHOODS.names(self.kind))}")
         if self.sparsity is not None:
             s = _check_component("sparsity", self.sparsity, {"l1": {"weight"}, "kl": {"weight", "target"}})
             if s["kind"] == "kl" and not 0 < s.get("target", 0.05) < 1:
@@ -119,7 +120,7 @@ class VAEConfig:
     @property
     def standard_normal_prior(self) -> bool:
         """Whether p(z) is N(0, I) (one stochastic layer, no learned prior), as quantile grids assume."""
-        return self.prior["kind"] == "normal"
+        return bool(PRIORS[self.prior["kind"]].standard_normal)
 
     @property
     def code_dim(self) -> int:
@@ -128,12 +129,12 @@ class VAEConfig:
 
     def __post_init__(self) -> None:
         _normalize_net(self)
-        lik = _check_component("likelihood", self.likelihood, LIKELIHOOD_OPTIONS, key="name")
-        if lik["name"] == "autoregressive-bernoulli" and self.architecture != "mlp":
-            raise ConfigError("the autoregressive-bernoulli likelihood needs the MLP decoder; use another likelihood or architecture='mlp'")
+        lik = _check_component("likelihood", self.likelihood, _taken(LIKELIHOODS), key="name")
+        if LIKELIHOODS[lik["name"]].mlp_only and self.architecture != "mlp":
+            raise ConfigError(f"the {lik['name']} likelihood needs the MLP decoder; use another likelihood or architecture='mlp'")
         if int(lik.get("ar_hidden", 1)) < 1:
             raise ConfigError(f"ar_hidden must be at least 1, got {lik['ar_hidden']}")
-        _check_component("posterior", self.posterior, {f: ({"df"} if f == "student-t" else set()) for f in D.POSTERIORS}, key="family")
+        _check_component("posterior", self.posterior, _taken(POSTERIORS), key="family")
         check_prior_spec(self.prior, conditional=bool(self.n_classes))
         if self.prior["kind"] == "vamp" and int(self.prior.get("n_pseudo_inputs", 500)) < 1:
             raise ConfigError(f"the VampPrior needs at least 1 pseudo-input, got n_pseudo_inputs={self.prior['n_pseudo_inputs']}")
@@ -143,9 +144,6 @@ class VAEConfig:
 
 
 ModelConfig = AEConfig | VAEConfig
-AE_LIKELIHOODS = ("bernoulli", "gaussian")
-LIKELIHOOD_OPTIONS = {"bernoulli": set(), "continuous-bernoulli": set(), "gaussian": {"sigma", "learn_sigma"},
-                      "autoregressive-bernoulli": {"ar_hidden"}}
 CONFIGS: dict[str, type] = {"ae": AEConfig, "vae": VAEConfig}
 # The flat parameters each kind translates (config_from_params): its options with target "model".
 FLAT_PARAMS = {kind: {o.name for o in options_for(kind, "model")} for kind in ("vae", "ae")}
@@ -168,6 +166,21 @@ def _normalize_net(cfg) -> None:
     cfg.conv_depth = int(cfg.conv_depth)
     if not 2 <= cfg.conv_depth <= 5:
         raise ConfigError(f"conv_depth must be 2 to 5 pooling stages, got {cfg.conv_depth}")
+
+
+def _taken(registry) -> dict[str, set[str]]:
+    """Each registered component's name -> the JSON options it takes."""
+    return {c.name: set(c.options) for c in registry}
+
+
+_CONVERT = {"int": int, "float": float, "bool": bool, "str": str, "sizes": lambda v: [int(h) for h in v]}
+
+
+def component_options(component, params: dict, kind: str = "vae") -> dict:
+    """The JSON options of a registered component, read from the flat parameters (or their
+    declared defaults) and converted to the declared type: ``{"sigma": 1.0, "learn_sigma": False}``."""
+    return {key: _CONVERT[BY_NAME[name].type](params.get(name, BY_NAME[name].default_for(kind)))
+            for key, name in component.options.items()}
 
 
 def _check_component(what: str, spec, allowed: dict[str, set[str]], key: str = "kind") -> dict:
@@ -207,27 +220,20 @@ def config_from_params(kind: str = "vae", input_shape: tuple[int, ...] = (784,),
         return AEConfig(input_shape=input_shape, n_classes=n_classes, likelihood=params.get("likelihood", "bernoulli"),
                         sparsity=sparsity, noise=noise, **net)
     name = params.get("likelihood", "bernoulli")
-    lik = {"name": name}
-    if name == "gaussian":
-        lik.update(sigma=float(params.get("sigma", 1.0)), learn_sigma=bool(params.get("learn_sigma", False)))
-    elif name == "autoregressive-bernoulli":
-        lik["ar_hidden"] = int(params.get("ar_hidden", 500))
+    lik = {"name": name, **component_options(LIKELIHOODS[name], params)}
     family = params.get("posterior", "normal")
-    post = {"family": family, **({"df": float(params.get("student_df", 5.0))} if family == "student-t" else {})}
+    post = {"family": family, **component_options(POSTERIORS[family], params)}
     prior = params.get("prior", "normal")
     top = int(params.get("top_latent_dim", 0) or 0)
     if top < 0:
         raise ConfigError(f"top_latent_dim must be >= 0 (0: one stochastic layer), got {top}")
-    if prior not in ("normal", "vamp"):
-        raise ConfigError(f"unknown prior {prior!r}; choose normal or vamp")
-    if top and prior == "vamp":
-        raise ConfigError("the VampPrior with two stochastic layers is not available; use prior='normal' or top_latent_dim=0")
-    if top:
-        prior_spec = {"kind": "two-layer", "latent_dim": top, "hidden": [int(h) for h in params.get("top_hidden", (100, 100))]}
-    elif prior == "vamp":
-        prior_spec = {"kind": "vamp", "n_pseudo_inputs": int(params.get("n_pseudo_inputs", 500))}
-    else:
-        prior_spec = {"kind": prior}
+    if prior not in PRIORS.names(choice=True):
+        raise ConfigError(f"unknown prior {prior!r}; choose {' or '.join(PRIORS.names(choice=True))}")
+    if top and not PRIORS[prior].standard_normal:  # the second layer replaces N(0, I) on z1
+        raise ConfigError(f"{PRIORS[prior].title or 'the ' + prior + ' prior'} with two stochastic layers is not available; "
+                          "use prior='normal' or top_latent_dim=0")
+    name = "two-layer" if top else prior
+    prior_spec = {"kind": name, **component_options(PRIORS[name], params)}
     if "label_scale" in params:
         net["label_scale"] = float(params["label_scale"])
     return VAEConfig(input_shape=input_shape, n_classes=n_classes, likelihood=lik, posterior=post, prior=prior_spec, **net)
@@ -304,7 +310,7 @@ class VAE(nn.Module):
         self.config = config
         lik = {k: v for k, v in config.likelihood.items() if k != "name"}
         self.encoder = _make_encoder(config, 2 * config.latent_dim)
-        self.likelihood = D.make_likelihood(config.likelihood["name"], config.input_shape, **lik)
+        self.likelihood = LIKELIHOODS[config.likelihood["name"]].build(config.input_shape, **lik)
         self.decoder = _make_decoder(config, self.likelihood.param_shape(config.input_shape))
         # Registered last, so that parameters keep the order of format 1 (optimizer states in checkpoints).
         self.latent_prior = build_prior(config.prior, latent_dim=config.latent_dim, posterior=config.posterior,
@@ -454,7 +460,7 @@ class Autoencoder(nn.Module):
             penalty = weight * bernoulli_kl(sparsity.get("target", 0.05), code.mean(0)).sum()
             terms["sparsity"] = penalty  # a batch-level penalty: rho_hat is a mean over the batch
             loss = loss + penalty
-        unit = "nats/example" if cfg.likelihood == "bernoulli" else "squared error/example"
+        unit = LIKELIHOODS[cfg.likelihood].loss_unit + "/example"
         return LossOutput(loss, terms, unit)
 
     def forward(self, x: Tensor, c: Tensor | None = None, **kwargs) -> LossOutput:

@@ -22,12 +22,10 @@ from typing import Any
 
 from . import objectives  # noqa: F401 - registers the training objectives (standard library only)
 from .errors import ConfigError
-from .registry import OBJECTIVES
+from .registry import LIKELIHOODS, OBJECTIVES, POSTERIORS, PRIORS, Registry
 
 KINDS = ("vae", "ae")  # the two estimator families: VAE and Autoencoder
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "sigmoid")
-VAE_LIKELIHOODS = ("bernoulli", "continuous-bernoulli", "gaussian", "autoregressive-bernoulli")
-AE_LIKELIHOODS = ("bernoulli", "gaussian")
 
 
 def as_sizes(value) -> tuple[int, ...]:
@@ -147,8 +145,9 @@ class Option:
         return value
 
 
-def _gaussian(p):
-    return p.get("likelihood") == "gaussian"
+def _read_by(registry: Registry, choice: str, name: str) -> Callable[[dict], bool]:
+    """``when`` for an option of a component: the chosen ``choice`` (e.g. the likelihood) reads it."""
+    return lambda p: isinstance(p.get(choice), str) and p[choice] in registry and name in registry[p[choice]].options.values()
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -163,19 +162,20 @@ OPTIONS: tuple[Option, ...] = (
            extra={"cli": {"mlp": "--model vae", "conv": "--model conv-vae"}}),
     Option("likelihood", "str", "bernoulli", "decoder distribution p(x|z); for autoencoders gaussian means squared error; "
            "autoregressive-bernoulli: pixels depend on earlier pixels and z through a MADE, VAEs only",
-           choices={"vae": VAE_LIKELIHOODS, "ae": AE_LIKELIHOODS}),
+           choices={kind: LIKELIHOODS.names(kind) for kind in KINDS}),
     Option("sigma", "float", 1.0, "fixed sigma of the Gaussian likelihood (its initial value with --learn-sigma)", kinds=("vae",), low=0,
-           low_open=True, when=_gaussian),
-    Option("learn_sigma", "bool", False, "learn a per-dimension sigma for the Gaussian likelihood", kinds=("vae",), when=_gaussian),
+           low_open=True, when=_read_by(LIKELIHOODS, "likelihood", "sigma")),
+    Option("learn_sigma", "bool", False, "learn a per-dimension sigma for the Gaussian likelihood", kinds=("vae",),
+           when=_read_by(LIKELIHOODS, "likelihood", "learn_sigma")),
     Option("ar_hidden", "int", 500, "hidden units of the autoregressive-bernoulli likelihood's MADE", kinds=("vae",), low=1,
-           when=lambda p: p.get("likelihood") == "autoregressive-bernoulli"),
-    Option("posterior", "str", "normal", "posterior family q(z|x)", kinds=("vae",), choices=("normal", "laplace", "student-t", "logistic")),
+           when=_read_by(LIKELIHOODS, "likelihood", "ar_hidden")),
+    Option("posterior", "str", "normal", "posterior family q(z|x)", kinds=("vae",), choices=POSTERIORS.names()),
     Option("student_df", "float", 5.0, "degrees of freedom of the Student-t posterior", kinds=("vae",), low=0, low_open=True,
-           when=lambda p: p.get("posterior") == "student-t"),
+           when=_read_by(POSTERIORS, "posterior", "student_df")),
     Option("prior", "str", "normal", "p(z): N(0, I) or the VampPrior, a mixture of q(z|u_k) over learned pseudo-inputs", kinds=("vae",),
-           choices=("normal", "vamp")),
+           choices=PRIORS.names(choice=True)),
     Option("n_pseudo_inputs", "int", 500, "number K of VampPrior pseudo-inputs", kinds=("vae",), low=1, flag="--pseudo-inputs",
-           when=lambda p: p.get("prior") == "vamp"),
+           when=_read_by(PRIORS, "prior", "n_pseudo_inputs")),
     Option("top_latent_dim", "int", 0, "> 0 adds a second stochastic layer z2 of this size above z1 (q(z2|z1), p(z1|z2)); 0: one layer",
            kinds=("vae",), low=0),
     Option("top_hidden", "sizes", (100, 100), "hidden sizes of the MLPs between z1 and z2", kinds=("vae",), metavar="SIZES",

@@ -20,6 +20,7 @@ import numpy as np
 from .errors import ConfigError
 from .fileio import atomic_path
 from .models import has_density
+from .registry import LIKELIHOODS
 
 
 def _pyplot():
@@ -173,7 +174,7 @@ def sample_caption(est) -> str:
     """What a drawn sample shows: E[x|z] for z from the prior, or, for an autoregressive decoder
     (no closed-form mean), each pixel's probability given the pixels drawn before it."""
     prior = "N(0, I)" if est.model_.config.standard_normal_prior else "p(z)"
-    if est.likelihood == "autoregressive-bernoulli":
+    if LIKELIHOODS[est.likelihood].sequential_mean:
         return f"P(x_d = 1 | x_<d, z) along one draw, z ~ {prior}"
     return f"E[x|z], z ~ {prior}"
 
@@ -211,7 +212,7 @@ def reconstructions_figure(est, X: np.ndarray, y: np.ndarray | None = None, *, n
     c = None if y is None or not getattr(est, "conditional", False) else np.asarray(y)[idx]
     if getattr(est, "noise", None):
         noisy = est.corrupt(X, seed=seed)
-        denoised = est.reconstruct(np.clip(noisy, 0, 1) if est.likelihood == "bernoulli" else noisy, c)
+        denoised = est.reconstruct(np.clip(noisy, 0, 1) if LIKELIHOODS[est.likelihood].needs_unit_interval else noisy, c)
         rows, labels = [X, noisy, denoised], ["clean", "corrupted", "denoised"]
         title = f"denoising: {est.noise} noise, level {est.noise_level}"
     else:

@@ -22,6 +22,7 @@ from torch.distributions import Categorical, Distribution, MixtureSameFamily, No
 from . import distributions as D
 from .errors import ConfigError
 from .nets import mlp
+from .registry import PRIORS
 
 PosteriorParams = Callable[..., tuple[Tensor, Tensor]]
 
@@ -33,9 +34,21 @@ class Prior(nn.Module):
     whole code (larger when the prior adds a layer above z1).
     """
 
-    kind = ""
-    options: dict[str, type] = {}  # the JSON options this kind takes, with their types
-    standard_normal = False  # whether p(z) is N(0, I), as quantile grids assume (and per-dimension KLs summing to the ELBO's)
+    component = None  # the registration (vaekit.registry.PRIORS): name, options, flags
+
+    @property
+    def kind(self) -> str:
+        return self.component.name
+
+    @property
+    def standard_normal(self) -> bool:
+        """Whether p(z) is N(0, I), as quantile grids assume (and per-dimension KLs summing to the ELBO's)."""
+        return bool(self.component.standard_normal)
+
+    @classmethod
+    def build(cls, options: dict, *, latent_dim: int, posterior: dict, input_shape: tuple[int, ...], activation: str) -> Prior:
+        """The prior from its JSON options and the model's shapes (what :func:`build_prior` calls)."""
+        return cls(latent_dim, posterior, **options)
 
     def __init__(self, latent_dim: int, posterior: dict):
         super().__init__()
@@ -84,11 +97,9 @@ class Prior(nn.Module):
         return {"kind": self.kind}
 
 
+@PRIORS.implements("normal")
 class StandardNormalPrior(Prior):
     """p(z) = N(0, I). The KL is in closed form where one exists (Kingma & Welling 2014, app. B)."""
-
-    kind = "normal"
-    standard_normal = True
 
     def __init__(self, latent_dim: int, posterior: dict):
         super().__init__(latent_dim, posterior)
@@ -108,11 +119,13 @@ class StandardNormalPrior(Prior):
         return D.kl_term(q, self(), z, analytic=self.analytic)
 
 
+@PRIORS.implements("vamp")
 class VampPrior(Prior):
     """p(z) = (1/K) sum_k q(z | u_k) over K learned pseudo-inputs u_k (Tomczak & Welling 2018)."""
 
-    kind = "vamp"
-    options = {"n_pseudo_inputs": int}
+    @classmethod
+    def build(cls, options, *, latent_dim, posterior, input_shape, activation) -> Prior:
+        return cls(latent_dim, posterior, input_shape=input_shape, **options)
 
     def __init__(self, latent_dim: int, posterior: dict, *, input_shape: tuple[int, ...], n_pseudo_inputs: int = 500):
         super().__init__(latent_dim, posterior)
@@ -138,6 +151,7 @@ class VampPrior(Prior):
         return {"kind": self.kind, "n_pseudo_inputs": int(self.pseudo_inputs.shape[0])}
 
 
+@PRIORS.implements("two-layer")
 class TwoLayerPrior(Prior):
     """Two stochastic layers (Burda et al. 2015, section 5): p(z2) p(z1|z2), posterior q(z1|x) q(z2|z1).
 
@@ -145,8 +159,10 @@ class TwoLayerPrior(Prior):
     posterior's family) and z2 -> p(z1|z2) (Normal); p(z2) = N(0, I).
     """
 
-    kind = "two-layer"
-    options = {"latent_dim": int, "hidden": tuple}
+    @classmethod
+    def build(cls, options, *, latent_dim, posterior, input_shape, activation) -> Prior:
+        return cls(latent_dim, posterior, activation=activation, top_latent_dim=options.get("latent_dim", 2),
+                   hidden=tuple(options.get("hidden", (100, 100))))
 
     def __init__(self, latent_dim: int, posterior: dict, *, activation: str = "relu", top_latent_dim: int = 2,
                  hidden: tuple[int, ...] = (100, 100)):
@@ -194,29 +210,23 @@ class TwoLayerPrior(Prior):
         return {"kind": self.kind, "latent_dim": self.top_latent_dim, "hidden": list(self.hidden)}
 
 
-PRIORS: dict[str, type[Prior]] = {p.kind: p for p in (StandardNormalPrior, VampPrior, TwoLayerPrior)}
-
-
 def check_prior_spec(spec: dict, *, conditional: bool = False) -> dict:
-    """``spec`` checked against the closed set of priors: a known kind with only its own options."""
+    """``spec`` checked against the registered priors: a known kind with only its own options."""
     if not isinstance(spec, dict) or spec.get("kind") not in PRIORS:
         kind = spec.get("kind") if isinstance(spec, dict) else spec
-        raise ConfigError(f"unknown prior {kind!r}; choose one of {', '.join(PRIORS)}")
-    cls = PRIORS[spec["kind"]]
-    extra = sorted(set(spec) - {"kind"} - set(cls.options))
+        raise ConfigError(f"unknown prior {kind!r}; choose one of {', '.join(PRIORS.names())}")
+    component = PRIORS[spec["kind"]]
+    extra = sorted(set(spec) - {"kind"} - set(component.options))
     if extra:
-        raise ConfigError(f"the {spec['kind']} prior takes no option {', '.join(extra)}; it takes {', '.join(cls.options) or 'none'}")
-    if cls is VampPrior and conditional:
-        raise ConfigError("the VampPrior is not available for a conditional model; use prior='normal' or conditional=False")
+        raise ConfigError(f"the {spec['kind']} prior takes no option {', '.join(extra)}; it takes {', '.join(component.options) or 'none'}")
+    if conditional and not component.conditional:
+        raise ConfigError(f"{component.title or 'the ' + component.name + ' prior'} is not available for a conditional model; "
+                          "use prior='normal' or conditional=False")
     return spec
 
 
 def build_prior(spec: dict, *, latent_dim: int, posterior: dict, input_shape: tuple[int, ...], activation: str) -> Prior:
-    """The Prior module a JSON spec describes."""
+    """The Prior module a JSON spec describes: the registered class's ``build``."""
     opts = {k: v for k, v in spec.items() if k != "kind"}
-    if spec["kind"] == "vamp":
-        return VampPrior(latent_dim, posterior, input_shape=input_shape, **opts)
-    if spec["kind"] == "two-layer":
-        return TwoLayerPrior(latent_dim, posterior, activation=activation, top_latent_dim=opts.get("latent_dim", 2),
-                             hidden=tuple(opts.get("hidden", (100, 100))))
-    return StandardNormalPrior(latent_dim, posterior)
+    return PRIORS[spec["kind"]].impl.build(opts, latent_dim=latent_dim, posterior=posterior, input_shape=input_shape,
+                                          activation=activation)

@@ -105,9 +105,10 @@ PRIORS = Registry("prior")
 OBJECTIVES = Registry("objective")
 
 # -- likelihoods p(x|z) (implemented in vaekit.distributions) ------------------------------------
-# needs_unit_interval: data must lie in [0, 1]; mlp_only: needs the MLP decoder; sequential_mean: E[x|z] has no closed form, figures show one draw's
-# probabilities; loss_unit: what an autoencoder's reconstruction error is measured in; blur: what to
-# look for in a decoded image (the report's captions).
+# needs_unit_interval: data must lie in [0, 1]; mlp_only: needs the MLP decoder; sequential_mean:
+# E[x|z] has no closed form, figures show one draw's probabilities; loss_unit: what an
+# autoencoder's reconstruction error is measured in; blur: what to look for in a decoded image
+# (the report's captions).
 LIKELIHOODS.declare(
     "bernoulli", families=("vae", "ae"), flags={
         "needs_unit_interval": True, "loss_unit": "nats",
@@ -135,7 +136,7 @@ POSTERIORS.declare("logistic")
 
 # -- priors p(z) (implemented in vaekit.priors) -------------------------------------------------
 # choice: offered by --prior (two-layer is chosen by --top-latent-dim); standard_normal: p(z) = N(0, I);
-# conditional: available for a conditional model.
+# conditional: available for a conditional model; title: its name in messages.
 PRIORS.declare("normal", flags={"choice": True, "standard_normal": True, "conditional": True})
-PRIORS.declare("vamp", options={"n_pseudo_inputs": "n_pseudo_inputs"}, flags={"choice": True})
+PRIORS.declare("vamp", options={"n_pseudo_inputs": "n_pseudo_inputs"}, flags={"choice": True, "title": "the VampPrior"})
 PRIORS.declare("two-layer", options={"latent_dim": "top_latent_dim", "hidden": "top_hidden"}, flags={"conditional": True})

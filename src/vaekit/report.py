@@ -25,6 +25,7 @@ import numpy as np
 from .errors import ConfigError, VaekitError
 from .models import has_density
 from .options import applicable
+from .registry import LIKELIHOODS
 
 REPORT_FILE = "report.html"
 REPORT_K = 100  # importance samples in the report: fast; `vaekit evaluate --k 5000` gives the reportable number
@@ -122,17 +123,8 @@ def _sentence(text: str) -> str:
 
 
 def _decoder_blur(est) -> str:
-    """What to look for in a decoded image, by decoder likelihood."""
-    lik = est.likelihood
-    if lik == "bernoulli":
-        return ("a Bernoulli decoder draws its mean E[x|z], the probability that each pixel is on, so strokes it is unsure of "
-                "come out gray and blurry: that blur is the mean of many plausible images, not a bug")
-    if lik == "continuous-bernoulli":
-        return "a continuous Bernoulli decoder draws its mean, which is less washed out than a Bernoulli's but still an average"
-    if lik == "gaussian":
-        return ("a Gaussian decoder's mean is the average of the images that z could stand for (it minimizes squared error), "
-                "so fine detail blurs away")
-    return "an autoregressive decoder draws pixels one after another, so its images are sharp draws, not means"
+    """What to look for in a decoded image: the decoder likelihood's own caption."""
+    return LIKELIHOODS[est.likelihood].blur
 
 
 def _figures(est, run: Path, test, metrics: dict | None, classes, gap: dict | None) -> list[_Figure]:
@@ -237,7 +229,7 @@ def _generative_figures(est, metrics: dict | None, classes, images: bool) -> lis
     cfg = est.model_.config
     prior = _prior_name(est)
     figs: list[_Figure] = []
-    if est.likelihood == "autoregressive-bernoulli":
+    if LIKELIHOODS[est.likelihood].sequential_mean:
         what = f"z ~ {prior}, then each pixel drawn in turn from P(x_d = 1 | x_<d, z): the generative model run forwards."
     else:
         what = (f"E[x|z] for z drawn from the prior {prior}: the generative model p(x) = ∫ p(x|z) p(z) dz run forwards, "
@@ -508,7 +500,7 @@ def _rd_point(name: str, est, metrics: dict) -> tuple[dict | None, str | None]:
     """A run's place on the rate-distortion plane, or None and the reason it has none."""
     if "kl" in metrics and "log_likelihood" in metrics:
         return {"name": name, "rate": metrics["kl"], "distortion": -metrics["log_likelihood"]}, None
-    if est.likelihood == "bernoulli":
+    if LIKELIHOODS[est.likelihood].loss_unit == "nats":
         # Its reconstruction term is -log p(x|z) of a Bernoulli decoder at the code: a distortion in
         # nats like a VAE's, but with no KL: a point code has no rate this plane can measure.
         return {"name": name, "rate": None, "distortion": metrics["reconstruction"]}, None
@@ -645,7 +637,7 @@ def _comparison_table(loaded: list, out: Path) -> list[str]:
         if m is None:
             rows.append([html.escape(name), "", "", "", "", "", "", "", "", "", "", "not scored", link])
             continue
-        rec = m["log_likelihood"] if is_vae else (-m["reconstruction"] if est.likelihood == "bernoulli" else None)
+        rec = m["log_likelihood"] if is_vae else (-m["reconstruction"] if LIKELIHOODS[est.likelihood].loss_unit == "nats" else None)
         rows.append([
             html.escape(name), "VAE" if is_vae else "autoencoder", html.escape(est.likelihood),
             f"{cfg['params'].get('beta', 1.0):g}" if is_vae else "", str(m["latent_dim"]),
