@@ -203,7 +203,7 @@ def _partial_over_a_folder(tmp: Path) -> Path:
 
 
 def _locked(out: Path) -> Path:
-    """``out``, locked as by another `vaekit train` writing it (held until the session ends)."""
+    """``out``, locked as by another `vaekit train` writing it (held while the case runs)."""
     from vaekit.fileio import lock_folder
 
     held = lock_folder(out)
@@ -314,7 +314,7 @@ CASES = [
 ]
 
 
-_HELD: list = []  # sockets kept listening while a case runs
+_HELD: list = []  # sockets kept listening and folder locks held while a case runs
 
 
 def _busy_port() -> int:
@@ -334,9 +334,22 @@ def run_case(case: Case, tmp: Path, capsys) -> tuple[int, str, list[str]]:
         rc = main(args)
     except SystemExit as e:  # argparse's own checks (unknown option, wrong choice) exit through it
         rc = e.code
+    finally:
+        _release_held()
     err = capsys.readouterr().err.strip()
     new = sorted(str(p.relative_to(tmp)) for p in set(tmp.rglob("*")) - before)
     return rc, err, new
+
+
+def _release_held() -> None:
+    """Close the sockets and locks a case held while it ran (left to exit, a held lock's finalizer
+    runs after the interpreter has torn down ``os`` and prints a traceback)."""
+    while _HELD:
+        held = _HELD.pop()
+        if hasattr(held, "__exit__"):
+            held.__exit__(None, None, None)
+        else:
+            held.close()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
