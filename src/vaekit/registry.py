@@ -105,13 +105,14 @@ PRIORS = Registry("prior")
 OBJECTIVES = Registry("objective")
 
 # -- likelihoods p(x|z) (implemented in vaekit.distributions) ------------------------------------
-# needs_unit_interval: data must lie in [0, 1]; mlp_only: needs the MLP decoder; sequential_mean:
+# needs_unit_interval: data must lie in [0, 1]; discrete: a probability mass over binary data (the
+# conformance suite sums it over all images of a few pixels); mlp_only: needs the MLP decoder; sequential_mean:
 # E[x|z] has no closed form, figures show one draw's probabilities; loss_unit: what an
 # autoencoder's reconstruction error is measured in; blur: what to look for in a decoded image
 # (the report's captions).
 LIKELIHOODS.declare(
     "bernoulli", families=("vae", "ae"), flags={
-        "needs_unit_interval": True, "loss_unit": "nats",
+        "needs_unit_interval": True, "discrete": True, "loss_unit": "nats",
         "blur": "a Bernoulli decoder draws its mean E[x|z], the probability that each pixel is on, so strokes it is unsure of "
                 "come out gray and blurry: that blur is the mean of many plausible images, not a bug"})
 LIKELIHOODS.declare(
@@ -125,7 +126,7 @@ LIKELIHOODS.declare(
                 "so fine detail blurs away"})
 LIKELIHOODS.declare(
     "autoregressive-bernoulli", options={"ar_hidden": "ar_hidden"}, flags={
-        "needs_unit_interval": True, "mlp_only": True, "sequential_mean": True,
+        "needs_unit_interval": True, "discrete": True, "mlp_only": True, "sequential_mean": True,
         "blur": "an autoregressive decoder draws pixels one after another, so its images are sharp draws, not means"})
 
 # -- posterior families q(z|x): location-scale families (implemented in vaekit.distributions) -----
