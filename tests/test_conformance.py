@@ -168,3 +168,11 @@ def test_save_and_load_give_identical_numbers(lik, post, prior, tmp_path):
         torch.manual_seed(3)
         after = log_importance_weights(loaded, x, k=8)
     assert torch.equal(before, after)
+
+
+@pytest.mark.parametrize("lik, post, prior", [c for c in COMBINATIONS if c.values[2].standard_normal])
+def test_per_dimension_kls_add_up_to_the_kl_under_a_standard_normal_prior(lik, post, prior):
+    model = _model(lik, post, prior)
+    q, loc, log_var = model.inference_parts(ALL_IMAGES)
+    z = q.rsample((8,))
+    torch.testing.assert_close(model.kl_dims(q, z).sum(-1), model.kl(q, z, loc, log_var))

@@ -354,6 +354,10 @@ class VAE(nn.Module):
         """KL(q(z|x) || p(z)) per example in nats: closed form where one exists, else Monte-Carlo over z."""
         return self.latent_prior.kl(q, z, loc, log_var, self.posterior_params)
 
+    def kl_dims(self, q, z: Tensor) -> Tensor:
+        """KL(q(z_j|x) || p(z_j)) per example and code dimension, (B, code_dim) nats (see Prior.kl_dims)."""
+        return self.latent_prior.kl_dims(q, z, self.posterior_params)
+
     # -- the shared contract -----------------------------------------------------------------
     def encode(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         """The posterior location (its mean for every family offered), shape (B, code_dim).

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributions import Categorical, Distribution, MixtureSameFamily, Normal
+from torch.distributions import Categorical, Distribution, MixtureSameFamily, Normal, kl_divergence
 
 from . import distributions as D
 from .errors import ConfigError
@@ -79,6 +79,17 @@ class Prior(nn.Module):
         one-dimensional marginals are not available refuses with a ConfigError saying why.
         """
         raise ConfigError(f"KL per dimension is not available for the {self.kind} prior: its one-dimensional marginals are unknown")
+
+    def kl_dims(self, q: Distribution, z: Tensor, posterior_params: PosteriorParams) -> Tensor:
+        """KL(q(z_j|x) || p(z_j)) per example and dimension, shape (B, code_dim), in nats, against
+        :meth:`marginals`: closed form where torch.distributions has one, else Monte-Carlo over the
+        draws ``z`` (L, B, code_dim). Differentiable, for objectives that weigh dimensions (free
+        bits); refuses where the marginals are unknown. Against N(0, I) the row sums are the KL."""
+        p, base = self.marginals(posterior_params), q.base_dist
+        try:
+            return kl_divergence(base, p.expand(base.batch_shape))
+        except NotImplementedError:
+            return (base.log_prob(z) - p.log_prob(z)).mean(0)
 
     def posterior(self, q1: Distribution) -> Distribution:
         """q(z|x) over the whole code, given q(z1|x) from the encoder (one layer: q1 itself)."""
