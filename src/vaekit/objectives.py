@@ -85,3 +85,22 @@ def iwae(model, x: Tensor, c: Tensor | None, options: dict) -> LossOutput:
     log_w = log_importance_weights(model, x, c, k, beta=options.get("beta", 1.0))
     bound = log_w.logsumexp(0) - math.log(k)
     return LossOutput(-bound.mean(), {"iwae_bound": bound, "elbo": log_w.mean(0)})
+
+
+@OBJECTIVES.register("free-bits", options={"beta": "beta", "n_samples": "n_samples", "free_bits": "free_bits"},
+                     help="the ELBO with each latent dimension's batch-mean KL counted as at least --free-bits nats "
+                          "(Kingma et al. 2016)")
+def free_bits(model, x: Tensor, c: Tensor | None, options: dict) -> LossOutput:
+    """-(E_q[log p(x|z)] - beta * sum_j max(lambda, E_batch[KL_j])): the free-bits objective of
+    Kingma et al. (2016, "Improved variational inference with inverse autoregressive flow",
+    eq. 15) with one group per latent dimension. A dimension whose KL, averaged over the batch, is
+    below lambda = ``free_bits`` nats costs lambda and gets no gradient from the KL, so the encoder
+    can use it without being pulled back to the prior (against posterior collapse). Terms:
+    ``free_bits_kl`` (the floored sum, batch-level), and ``elbo``, ``log_likelihood``, ``kl`` as
+    the ELBO has them, per example. Needs the prior's per-dimension marginals (``kl_dims``)."""
+    beta = options.get("beta", 1.0)
+    q, z, log_lik, (loc, log_var) = _draw(model, x, c, options.get("n_samples", 1))
+    floored = model.kl_dims(q, z).mean(0).clamp(min=options.get("free_bits", 0.0)).sum()
+    kl = model.kl(q, z, loc, log_var)
+    loss = -(log_lik.mean() - beta * floored)
+    return LossOutput(loss, {"elbo": log_lik - kl, "log_likelihood": log_lik, "kl": kl, "free_bits_kl": floored})

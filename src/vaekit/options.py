@@ -206,6 +206,8 @@ OPTIONS: tuple[Option, ...] = (
            flag="--mc-samples"),
     Option("objective", "str", "elbo", "training objective: " + "; ".join(f"{o.name}: {o.help}" for o in OBJECTIVES), kinds=("vae",),
            target="train", choices=OBJECTIVES.names()),
+    Option("free_bits", "float", 0.5, "--objective free-bits: nats of KL each latent dimension may use for free (lambda)", kinds=("vae",),
+           target="train", low=0, metavar="LAMBDA", when=_read_by(OBJECTIVES, "objective", "free_bits")),
     # -- data handling -----------------------------------------------------------------------
     Option("binarize", "str", "none", "for a Bernoulli likelihood: dynamic draws a fresh binary image every time one is used, static once",
            kinds=("vae",), target="train", group="data handling", choices=("none", "dynamic", "static")),
