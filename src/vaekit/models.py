@@ -439,11 +439,11 @@ class Autoencoder(nn.Module):
 
     def decode(self, z: Tensor, c: Tensor | None = None) -> Tensor:
         out = self._decode_params(z, c)
-        return torch.sigmoid(out) if self.config.likelihood == "bernoulli" else out
+        return torch.sigmoid(out) if LIKELIHOODS[self.config.likelihood].needs_unit_interval else out
 
     def reconstruction_error(self, x: Tensor, params: Tensor) -> Tensor:
         """Per-example reconstruction loss from decoder outputs (see class docstring for units)."""
-        if self.config.likelihood == "bernoulli":
+        if LIKELIHOODS[self.config.likelihood].needs_unit_interval:  # logits against data in [0, 1]
             return F.binary_cross_entropy_with_logits(params, x, reduction="none").flatten(1).sum(-1)
         return (params - x).pow(2).flatten(1).sum(-1)
 
