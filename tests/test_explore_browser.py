@@ -406,6 +406,74 @@ def test_latent_arithmetic_claims_no_style_for_a_2d_code(browser, explorer):
         assert f"{explorer.code_dim}-D code" in hint and "expect other digits" in hint
 
 
+def test_latent_arithmetic_names_x_and_the_class_each_image_was_moved_to(browser, explorer):
+    settle(browser)
+    if not explorer.class_means or len(explorer.class_means) < 2:
+        pytest.skip("no class means: no latent arithmetic row")
+    wait_for(browser, "return document.getElementById('arith-names').children.length > 0", "the arithmetic row's names")
+    i, label = state(browser, "[S.selected, S.labels[S.selected]]")
+    caption = browser.find_element("id", "arith-x-caption").get_attribute("textContent")
+    # Once read "x: a 0"-like bare names; now x says which example it is and each image its class.
+    assert f"x = example #{i}" in caption and f"label {explorer.classes[label]}" in caption
+    names = [s.get_attribute("textContent") for s in browser.find_elements("css selector", "#arith-names span")]
+    assert names == [f"as {explorer.classes[k]}" for k in sorted(explorer.class_means)]
+
+
+def test_the_posterior_strip_stays_in_its_card_and_no_mark_reaches_its_numbers(browser, explorer):
+    settle(browser)
+    size = browser.get_window_size()
+    try:
+        # A window where the card is narrower than the strip's 420 px (it once ran past the card's edge).
+        browser.set_window_size(size["width"] - (WIDTH - 1300), size["height"])
+        wait_for(browser, "return window.innerWidth <= 1300", "the narrower window")
+        # Means at the axis end and far beyond it (drawn as arrows), every row drawn as active.
+        layout = browser.execute_script("""
+            const S = window.vaekitExplore.S, ex = JSON.parse(JSON.stringify(S.example)), dims = S.info.dims;
+            const far = [2.96, 50, -50, -2.96];
+            S.info.order.forEach((j, r) => { ex.code[j] = far[r % 4]; if (ex.posterior_std) ex.posterior_std[j] = 0.08; });
+            const was = dims.map((d) => d.active);
+            dims.forEach((d) => { d.active = true; });
+            drawPosterior(ex);
+            dims.forEach((d, j) => { d.active = was[j]; });
+            const c = document.getElementById('ex-posterior'), card = document.getElementById('example-panel');
+            const cr = c.getBoundingClientRect(), kr = card.getBoundingClientRect();
+            return {right: cr.right, width: cr.width, cardRight: kr.right - 14, ...Object.fromEntries(
+                Object.entries(c.dataset).map(([k, v]) => [k, Number(v)]))};""")
+        assert layout["right"] <= layout["cardRight"] + 0.5, layout  # inside the card's padding
+        drawn = browser.execute_script("return document.getElementById('ex-posterior').width")
+        assert layout["width"] == pytest.approx(drawn, abs=0.5)  # drawn to fit, not squeezed by the CSS
+        url = browser.execute_script("return document.getElementById('ex-posterior').toDataURL('image/png');")
+        rgb = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"), dtype=np.int32)
+        marks = (rgb[..., 2] - rgb[..., 0]) > 80  # the dots, bars and arrows (#1f77b4); text and grid are grey
+        cols = np.nonzero(marks.any(axis=0))[0]
+        assert cols.size and cols.min() >= layout["axisLeft"] - 9 and cols.max() <= layout["axisRight"] + 8
+        assert cols.max() + 6 <= layout["textLeft"]  # a gap between the furthest arrow and the numbers
+        ink = (rgb[:, layout["textLeft"]:] < 200).any(axis=2)  # and the numbers are there, in their column
+        assert ink.sum() > 50
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+        wait_for(browser, f"return window.innerWidth === {WIDTH}", "the window back")
+        browser.execute_script("drawPosterior(window.vaekitExplore.S.example);")
+
+
+def test_the_prior_circles_labels_sit_at_their_top_right_over_everything_else(browser, explorer):
+    settle(browser)
+    if not (explorer.is_vae and explorer.model.config.standard_normal_prior):
+        pytest.skip("no standard normal prior: no circles")
+    layers = browser.execute_script(
+        "return [...document.querySelector('#plane-overlay g[clip-path]').children].map((g) => g.id);")
+    assert layers[-1] == "prior-labels" and {"prior-contours", "interp-path", "drawn-posterior"} <= set(layers[:-1])
+    assert not browser.find_elements("css selector", "#prior-contours text")  # not under the path and the posterior
+    circles = browser.find_elements("css selector", "#prior-contours ellipse")
+    labels = browser.find_elements("css selector", "#prior-labels text")
+    assert [t.get_attribute("textContent") for t in labels] == ["1 sd", "2 sd", "3 sd"]
+    for c, t in zip(circles, labels):
+        cx, cy, rx, ry = (float(c.get_attribute(k)) for k in ("cx", "cy", "rx", "ry"))
+        x, y = float(t.get_attribute("x")), float(t.get_attribute("y"))
+        assert x > cx + 0.7 * rx and y < cy - 0.7 * ry  # at the top right, just outside the circle
+        assert t.get_attribute("stroke") == "#fff" and t.get_attribute("paint-order") == "stroke"  # on a white halo
+
+
 def test_no_console_errors_and_a_screenshot(browser, explorer, tmp_path):
     from selenium.webdriver import ActionChains
     from selenium.webdriver.support.ui import Select

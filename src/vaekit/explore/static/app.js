@@ -113,7 +113,7 @@ function showStrip(img, bmp, namesEl, names) {
   img.onload = () => {
     const w = img.clientWidth / names.length;
     namesEl.replaceChildren(...names.map((n) => {
-      const s = el("span", {}, n);
+      const s = el("span", { title: n }, n); // a long name is cut short here: the title holds it all
       s.style.width = `${w}px`; // through the CSSOM, which the CSP allows (a style="" attribute it would not)
       return s;
     }));
@@ -361,36 +361,60 @@ function showExample(ex) {
   $("ex-numbers").replaceChildren(...rows);
   drawPosterior(ex);
 }
+// Three columns, so nothing drawn on the axis can reach the numbers: the dimension's name, the axis
+// (the prior's ±2 band, the mean as a dot, ±2 std as a bar), and μ, σ as text. A mean beyond the axis
+// is drawn as an arrow at that end. The canvas is as wide as its card (at most 420 px) and is redrawn
+// when the window is resized. The browser tests read the columns from its data-* attributes.
+const POST_LIM_MAX = 12;
 function drawPosterior(ex) {
   const canvas = $("ex-posterior"), order = S.info.order, n = order.length;
   const rowH = n > 24 ? 10 : 16;
-  canvas.width = 420; canvas.height = n * rowH + 26;
+  const room = canvas.parentElement.clientWidth - 28; // the card's padding: 14 px a side
+  canvas.width = Math.max(240, Math.min(420, room)); canvas.height = n * rowH + 26;
   const ctx = canvas.getContext("2d");
   ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, canvas.width, canvas.height);
-  const x0 = 38, x1 = 300;
+  const mono = "10px ui-monospace, Menlo, monospace";
+  ctx.font = mono;
+  const stdOf = (j) => (ex.posterior_std ? ex.posterior_std[j] : null);
+  const texts = order.map((j) => `μ ${fmt(ex.code[j]).padStart(6)}` + (stdOf(j) !== null ? `  σ ${fmt(stdOf(j))}` : ""));
+  const nameW = Math.max(...order.map((j) => ctx.measureText(`z${j}`).width));
+  const textW = Math.max(...texts.map((t) => ctx.measureText(t).width));
+  const textX = canvas.width - textW - 4; // the numbers' column, right up to the canvas edge
+  const x0 = Math.ceil(nameW) + 12, x1 = Math.floor(textX) - 16; // 16 px: a dot or an arrow at the axis end, and a gap
   let lim = 3;
-  order.forEach((j) => { lim = Math.max(lim, Math.abs(ex.code[j]) + 2 * ((ex.posterior_std && ex.posterior_std[j]) || 0)); });
-  lim = Math.min(lim, 12);
-  const X = (v) => x0 + ((v + lim) / (2 * lim)) * (x1 - x0);
+  order.forEach((j) => { lim = Math.max(lim, Math.abs(ex.code[j]) + 2 * (stdOf(j) || 0)); });
+  lim = Math.min(lim, POST_LIM_MAX);
+  const X = (v) => x0 + ((Math.max(-lim, Math.min(lim, v)) + lim) / (2 * lim)) * (x1 - x0);
+  Object.assign(canvas.dataset, { axisLeft: x0, axisRight: x1, textLeft: Math.floor(textX), lim });
   if (S.info.model.standard_normal_prior) { // the prior N(0, 1): its ±2 band
     ctx.fillStyle = "#eef2f7"; ctx.fillRect(X(-2), 0, X(2) - X(-2), n * rowH);
   }
-  ctx.strokeStyle = "#c9ced6"; ctx.beginPath(); ctx.moveTo(X(0), 0); ctx.lineTo(X(0), n * rowH); ctx.stroke();
-  ctx.font = "10px ui-monospace, Menlo, monospace"; ctx.textBaseline = "middle";
+  ctx.strokeStyle = "#c9ced6"; ctx.lineWidth = 1;
+  ctx.beginPath(); ctx.moveTo(X(0), 0); ctx.lineTo(X(0), n * rowH); ctx.stroke();
+  ctx.beginPath(); ctx.moveTo(x1 + 0.5, 0); ctx.lineTo(x1 + 0.5, n * rowH); ctx.moveTo(x0 - 0.5, 0); ctx.lineTo(x0 - 0.5, n * rowH); ctx.stroke();
+  ctx.textBaseline = "middle";
   order.forEach((j, r) => {
-    const y = r * rowH + rowH / 2, m = ex.code[j], s = ex.posterior_std ? ex.posterior_std[j] : null;
-    const inactive = S.info.dims[j].active === false;
+    const y = r * rowH + rowH / 2, m = ex.code[j], s = stdOf(j);
+    const inactive = S.info.dims[j].active === false, c = inactive ? "#9aa3af" : "#1f77b4";
     ctx.fillStyle = inactive ? "#9aa3af" : "#1d2330";
     ctx.textAlign = "left"; ctx.fillText(`z${j}`, 2, y);
-    ctx.strokeStyle = inactive ? "#9aa3af" : "#1f77b4"; ctx.lineWidth = 2;
-    if (s !== null) { ctx.beginPath(); ctx.moveTo(X(Math.max(m - 2 * s, -lim)), y); ctx.lineTo(X(Math.min(m + 2 * s, lim)), y); ctx.stroke(); }
-    ctx.beginPath(); ctx.arc(X(Math.max(-lim, Math.min(lim, m))), y, 3, 0, 2 * Math.PI); ctx.fillStyle = ctx.strokeStyle; ctx.fill();
-    ctx.fillStyle = "#5d6675"; ctx.fillText(`μ ${fmt(m)}` + (s !== null ? `  σ ${fmt(s)}` : ""), x1 + 8, y);
+    ctx.strokeStyle = c; ctx.fillStyle = c; ctx.lineWidth = 2;
+    if (s !== null) { ctx.beginPath(); ctx.moveTo(X(m - 2 * s), y); ctx.lineTo(X(m + 2 * s), y); ctx.stroke(); }
+    ctx.beginPath();
+    if (Math.abs(m) > lim) { // off the axis: an arrow at that end, pointing on
+      const e = m > 0 ? x1 : x0, d = m > 0 ? 1 : -1;
+      ctx.moveTo(e + 7 * d, y); ctx.lineTo(e - d, y - 5); ctx.lineTo(e - d, y + 5); ctx.closePath();
+    } else {
+      ctx.arc(X(m), y, 3, 0, 2 * Math.PI);
+    }
+    ctx.fill();
+    ctx.fillStyle = "#5d6675"; ctx.fillText(texts[r], textX, y);
   });
   ctx.lineWidth = 1; ctx.fillStyle = "#5d6675"; ctx.textAlign = "center"; ctx.font = "10px system-ui, sans-serif";
   for (const t of niceTicks(-lim, lim)) ctx.fillText(String(+t.toFixed(1)), X(t), n * rowH + 10);
   ctx.fillText(S.info.model.standard_normal_prior ? "shaded: the prior's ±2 std" : "", (x0 + x1) / 2, n * rowH + 21);
 }
+window.addEventListener("resize", () => { if (S.example) drawPosterior(S.example); });
 
 // -- interpolation and latent arithmetic ----------------------------------------------------------
 function endParam(end) {
@@ -423,7 +447,9 @@ async function showArithmetic(i) {
   const codes = ks.map((k) => z.map((v, j) => v - own[j] + means[k][j]));
   const [x, strip] = await Promise.all([getBitmap(`/image?i=${i}`), getBitmap(`/decode?z=${codes.map(zParam).join(";")}`)]);
   drawBitmap($("arith-x"), x);
-  showStrip($("arith-strip"), strip, $("arith-names"), ks.map((k) => className(Number(k))));
+  // Under x: which example it is and its label; under each image: the class it was moved to.
+  $("arith-x-caption").replaceChildren(`x = example #${i}`, el("br"), `label ${className(S.labels[i])}`);
+  showStrip($("arith-strip"), strip, $("arith-names"), ks.map((k) => `as ${className(Number(k))}`));
 }
 
 // -- drawing your own digit, and the plane's overlay: the prior, the interpolation path, a posterior --
@@ -449,12 +475,15 @@ function drawOverlay() {
   const at = (z) => toPx(z[S.dimX], z[S.dimY]);
   const clip = svgEl("clipPath", { id: "plot-area" }, svgEl("rect", { x: PAD.left, y: PAD.top, width: w, height: h }));
   const prior = svgEl("g", { id: "prior-contours" });
+  const priorLabels = svgEl("g", { id: "prior-labels" }); // drawn last, over the path and the posterior
   const m = S.info.model;
   if (m.standard_normal_prior) {
-    const [cx, cy] = toPx(0, 0);
+    const [cx, cy] = toPx(0, 0), diag = Math.SQRT1_2;
     for (const r of [1, 2, 3]) {
-      prior.append(svgEl("ellipse", { cx, cy, rx: r * sx, ry: r * sy, fill: "none", stroke: "#7b8595", "stroke-width": 1, "stroke-dasharray": "5 4", "data-sd": r }),
-        svgEl("text", { x: cx + 3, y: cy - r * sy + 11, fill: "#5d6675", "font-size": 10 }, `${r} sd`)); // inside, below the top
+      prior.append(svgEl("ellipse", { cx, cy, rx: r * sx, ry: r * sy, fill: "none", stroke: "#7b8595", "stroke-width": 1, "stroke-dasharray": "5 4", "data-sd": r }));
+      // At the circle's top right (45°), just outside it, on a white halo so it reads over dots and lines.
+      priorLabels.append(svgEl("text", { x: cx + r * sx * diag + 2, y: cy - r * sy * diag - 3, fill: "#3b4252", "font-size": 11, "font-weight": 600,
+        stroke: "#fff", "stroke-width": 3, "stroke-linejoin": "round", "paint-order": "stroke", "data-sd": r }, `${r} sd`));
     }
     notes.push("Dashed circles: the prior N(0, I) at 1, 2 and 3 sd.");
   } else if (m.kind === "vae") {
@@ -493,7 +522,7 @@ function drawOverlay() {
     else notes.push(`Black dot: the mean of your drawing's posterior; its family (${r.posterior}) has no finite sd to draw.`);
   }
   if (m.code_dim > 2 && notes.length) notes.push(`With a ${m.code_dim}-D code these are projected onto the plane's axes z${S.dimX} and z${S.dimY}: each is the marginal on those two dimensions.`);
-  o.replaceChildren(svgEl("defs", {}, clip), svgEl("g", { "clip-path": "url(#plot-area)" }, prior, path, post));
+  o.replaceChildren(svgEl("defs", {}, clip), svgEl("g", { "clip-path": "url(#plot-area)" }, prior, path, post, priorLabels));
   $("overlay-caption").textContent = notes.join(" ");
 }
 // The interpolation just shown: its two ends as codes (a class mean or an example's code) and its steps.
