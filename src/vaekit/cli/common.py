@@ -230,3 +230,10 @@ def images_or_array(path: Path, images, ncol: int, title: str, image_shape, row_
         save_image_grid(path, images, ncol, title=title, row_labels=row_labels)
     else:
         write_array(path, images)
+
+
+def add_raw_csv_option(p, what: str) -> None:
+    """``--raw-csv``, one declaration for every command that writes text cells into a CSV (see vaekit.csvcells)."""
+    p.add_argument("--raw-csv", action="store_true",
+                   help=f"write {what} exactly as read; by default a text cell starting with = + - @, a tab or a "
+                        "carriage return gets a leading ' so that spreadsheets do not run it as a formula")

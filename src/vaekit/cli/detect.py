@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .common import Formatter, error, say
+from .common import Formatter, add_raw_csv_option, error, say
 
 # The score names, without importing torch for --help (vaekit.anomaly.METHODS is the source;
 # tests/test_anomaly.py checks the two agree).
@@ -85,9 +85,7 @@ def add_parser(sub) -> None:
                    help="add the N features that contribute most to each row's reconstruction term, with their contributions "
                         "(columns contribution_I_nats, or contribution_I_sq_units for an autoencoder or --method reconstruction; "
                         "not in the score's units)")
-    s.add_argument("--raw-csv", action="store_true",
-                   help="write ids and feature names exactly as read; by default a text cell starting with = + - @ or a tab "
-                        "gets a leading ' so that spreadsheets do not run it as a formula")
+    add_raw_csv_option(s, "ids and feature names")
     s.add_argument("--chunk-rows", type=int, default=65536, help="rows read and scored at a time (memory grows with this, not with the file)")
     s.add_argument("--progress", choices=["auto", "always", "never"], default="auto",
                    help="progress bar with rows/s on stderr (auto: when stderr is a terminal)")

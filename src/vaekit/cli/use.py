@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import Formatter, add_data_options, error, images_or_array, load_data, positive_int, run_config, write_array
+from .common import Formatter, add_data_options, add_raw_csv_option, error, images_or_array, load_data, positive_int, run_config, write_array
 from .pretrained import add_pretrained_option, resolve_run
 
 
@@ -37,9 +37,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", required=True, metavar="FILE",
                    help=".npz (arrays z, and y and classes when the data has labels), .csv (columns z0.., and label "
                         "when the data has labels) or .npy (the codes only)")
-    p.add_argument("--raw-csv", action="store_true",
-                   help="write the labels of a .csv exactly as read; by default a label starting with = + - @ or a tab "
-                        "gets a leading ' so that spreadsheets do not run it as a formula")
+    add_raw_csv_option(p, "the labels of a .csv")
     p.set_defaults(func=cmd_encode)
 
 
