@@ -24,7 +24,7 @@ from .errors import ConfigError, DataError, ModelFileError
 from .modelfile import PART_PREFIXES, write_model
 from .models import ModelConfig, build_model, config_from_params
 from .options import check_params, make_init, options_for
-from .registry import LIKELIHOODS
+from .registry import FAMILIES, LIKELIHOODS, PRESETS, Component
 from .train import TrainConfig, fit
 
 
@@ -73,7 +73,12 @@ def check_labels(y, n: int, n_classes: int | None = None) -> np.ndarray:
 class _Base(TransformerMixin, BaseEstimator):  # mixin first, so scikit-learn sees the transformer tags
     """What the two estimator families share: fitting, batched inference, save/load."""
 
-    kind = ""  # the estimator family: "vae" or "ae" (which options of vaekit.options it takes)
+    family: Component  # its entry in vaekit.registry.FAMILIES (set by FAMILIES.implements)
+
+    @property
+    def kind(self) -> str:
+        """The family's name: which options of vaekit.options this estimator takes."""
+        return self.family.name
 
     # -- parameters: declared once in vaekit.options ----------------------------------------------
     def check_params(self) -> dict:
@@ -103,7 +108,12 @@ class _Base(TransformerMixin, BaseEstimator):  # mixin first, so scikit-learn se
 
     @property
     def _conditional(self) -> bool:
-        return bool(getattr(self, "conditional", False))
+        return self.family.conditional and bool(self.conditional)
+
+    @property
+    def is_conditional(self) -> bool:
+        """Whether this estimator takes class labels (``conditional=True`` of a family that offers it)."""
+        return self._conditional
 
     # -- data ----------------------------------------------------------------------------------
     def prepare_X(self, X, *, fitting: bool = False) -> np.ndarray:
@@ -157,7 +167,7 @@ class _Base(TransformerMixin, BaseEstimator):  # mixin first, so scikit-learn se
     @property
     def loss_unit(self) -> str:
         """What the loss, its terms and the training curves are measured in, per example."""
-        return f"{LIKELIHOODS[self.likelihood].loss_unit} per example" if self.kind == "ae" else "nats per example"
+        return "nats per example" if self.family.has_density else f"{LIKELIHOODS[self.likelihood].loss_unit} per example"
 
     @property
     def device_(self) -> torch.device:
@@ -308,6 +318,7 @@ class _Base(TransformerMixin, BaseEstimator):  # mixin first, so scikit-learn se
         return write_model(path, config, state)
 
 
+@FAMILIES.implements("vae", role="estimator")
 class VAE(_Base):
     """A variational autoencoder (Kingma & Welling 2014) with a choice of posterior and likelihood.
 
@@ -317,8 +328,6 @@ class VAE(_Base):
     ``posterior``: 'normal', 'laplace', 'student-t' (``student_df`` degrees of freedom) or 'logistic'.
     ``conditional=True`` makes q(z|x, c) and p(x|z, c) with c a one-hot class label (pass y to fit).
     """
-
-    kind = "vae"
 
     __init__ = make_init("vae", "Store the parameters unchanged (see vaekit.options.OPTIONS for each one).")
 
@@ -344,7 +353,7 @@ class VAE(_Base):
             raise ConfigError(f"number of samples must be at least 1, got {n}")
         y = self.class_labels(label, n)
         seed = self.seed if seed is None else seed
-        if self.model_.config.standard_normal_prior:
+        if self.model_.config.prior_component.standard_normal:
             gen = torch.Generator().manual_seed(seed)
             Z = torch.randn(n, self.model_.config.latent_dim, generator=gen).numpy()
         else:  # a learned prior draws with torch's own stream, seeded here and restored after
@@ -434,6 +443,7 @@ class VAE(_Base):
         return torch.cat(out).numpy()
 
 
+@FAMILIES.implements("ae", role="estimator")
 class Autoencoder(_Base):
     """An undercomplete MLP (or conv) autoencoder, optionally sparse or denoising.
 
@@ -442,8 +452,6 @@ class Autoencoder(_Base):
     (``sparsity_weight * sum_j KL(sparsity_target || rho_hat_j)``). ``noise``: None, 'gaussian',
     'masking' or 'salt-and-pepper' at ``noise_level`` (a denoising autoencoder).
     """
-
-    kind = "ae"
 
     __init__ = make_init("ae", "Store the parameters unchanged (see vaekit.options.OPTIONS for each one).")
 
@@ -476,29 +484,39 @@ class Autoencoder(_Base):
 # -- the course's models, as presets of the two families ----------------------------------------
 
 
-def SparseAutoencoder(sparsity: str = "l1", **kwargs) -> Autoencoder:
-    """An autoencoder with an L1 ('l1') or KL(rho || rho_hat) ('kl') sparsity penalty on its code."""
-    return Autoencoder(sparsity=sparsity, **kwargs)
+def _preset(name: str, **kwargs) -> _Base:
+    """The estimator of a registered preset: its family's class with the preset's parameters, which ``kwargs`` override."""
+    preset = PRESETS[name]
+    return FAMILIES[preset.families[0]].parts["estimator"](**{**preset.params, **kwargs})
 
 
-def DenoisingAutoencoder(noise: str = "masking", noise_level: float = 0.3, **kwargs) -> Autoencoder:
-    """An autoencoder trained to recover x from a corrupted copy (gaussian, masking, salt-and-pepper)."""
-    return Autoencoder(noise=noise, noise_level=noise_level, **kwargs)
+def SparseAutoencoder(**kwargs) -> Autoencoder:
+    """An autoencoder with an L1 (``sparsity='l1'``, the default) or KL(rho || rho_hat) (``'kl'``)
+    sparsity penalty on its code: the ``sparse-ae`` preset."""
+    return _preset("sparse-ae", **kwargs)
 
 
-def ConvVAE(latent_dim: int = 100, batch_size: int = 32, lr: float = 2e-3, **kwargs) -> VAE:
-    """The course's convolutional VAE (two conv + pool blocks, latent 100) for (C, H, W) images.
+def DenoisingAutoencoder(**kwargs) -> Autoencoder:
+    """An autoencoder trained to recover x from a corrupted copy (``noise``: gaussian, masking (the
+    default), salt-and-pepper, at ``noise_level``): the ``denoising-ae`` preset."""
+    return _preset("denoising-ae", **kwargs)
+
+
+def ConvVAE(**kwargs) -> VAE:
+    """The course's convolutional VAE for (C, H, W) images: the ``conv-vae`` preset (latent 100,
+    batch 32, lr 2e-3; vaekit.registry.PRESETS).
 
     It trains with smaller batches and a larger step than the MLP VAE because the conv net needs
     many more steps to leave the blob stage: on the embedded sample, 5 epochs at batch 128 and
     lr 1e-3 gave prior samples that a digit classifier was sure of (p >= 0.9) in 16 % of cases and
     reconstructions it read as their original's digit in 75 %; at 32 and 2e-3, 34 % and 93 %.
     """
-    return VAE(latent_dim=latent_dim, architecture="conv", batch_size=batch_size, lr=lr, **kwargs)
+    return _preset("conv-vae", **kwargs)
 
 
-def ConditionalVAE(latent_dim: int = 4, **kwargs) -> VAE:
-    """A VAE whose encoder and decoder also see a one-hot class label: ``sample(n, label=7)``.
+def ConditionalVAE(**kwargs) -> VAE:
+    """A VAE whose encoder and decoder also see a one-hot class label: ``sample(n, label=7)``; the
+    ``cvae`` preset (latent 4).
 
     The label carries the class, so z only has to hold the style; 4 dimensions are enough for that
     and leave N(0, I) few holes. With 20 on the 5 000-image embedded sample, samples asked for a
@@ -506,10 +524,10 @@ def ConditionalVAE(latent_dim: int = 4, **kwargs) -> VAE:
     longer training as the aggregate posterior drew away from the prior; with 4, 97-100 % for
     every class (docs/tutorials/04-aevb-and-the-conditional-vae.md).
     """
-    return VAE(conditional=True, latent_dim=latent_dim, **kwargs)
+    return _preset("cvae", **kwargs)
 
 
-ESTIMATORS = {"VAE": VAE, "Autoencoder": Autoencoder}
+ESTIMATORS = {f.estimator: f.parts["estimator"] for f in FAMILIES}
 
 
 def estimator_class(name: str, where: str | Path = "the model config") -> type[_Base]:

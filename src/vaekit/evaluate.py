@@ -23,7 +23,6 @@ from torch import Tensor, nn
 
 from .errors import ConfigError, DataError
 from .metrics import DEFAULT_K, evaluate_loss, iw_log_likelihood, kl_per_dimension
-from .models import has_density
 from .registry import LIKELIHOODS
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2015), section 5.2
@@ -45,7 +44,7 @@ def elbo(model: nn.Module, X: Tensor, y: Tensor | None = None, *, batch_size: in
     Returns ``{"elbo", "log_likelihood", "kl"}`` where ``log_likelihood`` is E_q[log p(x|z)] and
     ``elbo = log_likelihood - kl`` (<= 0 for discrete data). Seeded, so a call is repeatable.
     """
-    if not has_density(model):
+    if not model.family.has_density:
         raise ConfigError("the ELBO needs a VAE; an autoencoder has no posterior or prior (use reconstruction_error)")
     terms = loss_terms(model, X, y, batch_size=batch_size, seed=seed)
     return {k: terms[k] for k in ("elbo", "log_likelihood", "kl")}
@@ -78,7 +77,7 @@ def bound_against_k(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k_m
     the Monte-Carlo KL of the same draws, so ``log_likelihood - kl == bound[0]``), and ``n``; all in
     nats per example. ``k_max`` must be a power of two.
     """
-    if not has_density(model):
+    if not model.family.has_density:
         raise ConfigError("the importance-weighted bound needs a VAE; an autoencoder has no posterior or prior")
     if k_max < 1 or k_max & (k_max - 1):
         raise ConfigError(f"k_max must be a power of two (1, 2, 4, ...), got {k_max}")
@@ -209,7 +208,7 @@ def evaluate(est, X: np.ndarray, y: np.ndarray | None = None, *, X_train: np.nda
     """
     est.check_fitted()
     conditional = bool(getattr(est, "conditional", False))
-    is_vae = has_density(est.model_)
+    is_vae = est.model_.family.has_density
     results: dict = {"n": int(len(X)), "model": "vae" if is_vae else "autoencoder",
                      "latent_dim": int(est.model_.config.code_dim), "likelihood": est.likelihood}
     if binarize:
@@ -230,7 +229,7 @@ def evaluate(est, X: np.ndarray, y: np.ndarray | None = None, *, X_train: np.nda
         iw = iw_log_likelihood(est.model_, Xt[:n_iw], None if yt is None else yt[:n_iw], k=k, batch_size=batch_size, seed=seed,
                                 progress=progress)
         results.update({"iw_log_likelihood": float(iw.mean()), "iw_nll": float(-iw.mean()), "iw_k": int(k), "iw_n": int(n_iw)})
-        if est.model_.config.standard_normal_prior:
+        if est.model_.config.prior_component.standard_normal:
             # Per-dimension KLs add up to the ELBO's KL only against a factorized N(0, I) prior.
             kl_dims = kl_per_dimension(est.model_, Xt, yt, seed=seed)
             results["kl_per_dim"] = [float(v) for v in kl_dims]

@@ -14,7 +14,7 @@ import numpy as np
 from .errors import ConfigError, ModelFileError
 from .estimators import estimator_class
 from .modelfile import CONFIG_FILE, WEIGHTS_FILE, part_prefixes, read_config, read_shapes, read_weights
-from .models import build_model, config_from_dict, has_density
+from .models import build_model, config_from_dict
 from .train import resolve_device
 
 
@@ -139,7 +139,7 @@ class Decoder:
         return self._est.decode(Z, y)
 
     def sample(self, n: int = 16, label: int | None = None, seed: int | None = None) -> np.ndarray:
-        if not has_density(self._est.model_):
+        if not self._est.model_.family.has_density:
             raise ConfigError("only a VAE decoder can sample from a prior; an autoencoder's code has none")
         return self._est.sample(n, label=label, seed=seed)
 

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, MixtureSameFamily, kl_divergence
 
 from .errors import ConfigError
-from .models import has_density, log_importance_weights
+from .models import log_importance_weights
 
 DEFAULT_K = 5000  # importance samples of the test log-likelihood (Burda et al. 2015 report k = 5000)
 
@@ -88,7 +88,7 @@ def iw_log_likelihood(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k
     ``len(X) * k >= COMPILE_SAMPLES``, where the 5-25 s the compilation takes is small beside the
     pass. Where compiling fails (no C++ compiler, say), one warning, and the uncompiled pass is used.
     """
-    if not has_density(model):
+    if not model.family.has_density:
         raise ConfigError("the importance-weighted log-likelihood needs a VAE; an autoencoder has no posterior or prior")
     if k < 1:
         raise ConfigError(f"the number of importance samples k must be at least 1, got {k}")
@@ -172,7 +172,7 @@ def kl_per_dimension(model: nn.Module, X: Tensor, y: Tensor | None = None, *, ba
     shape (latent_dim,) on the CPU. Training logs it on the validation split every epoch (one
     encoder pass) under the standard normal prior, so the report can show which units switch on.
     """
-    if not has_density(model):
+    if not model.family.has_density:
         raise ConfigError("KL per dimension needs a VAE; an autoencoder has no posterior or prior")
     was_training = model.training
     model.eval()

@@ -33,7 +33,7 @@ from .objectives import LossOutput
 from .objectives import log_importance_weights as log_importance_weights  # re-exported: the IW formula lives with the objectives
 from .options import BY_NAME, options_for
 from .priors import build_prior, check_prior_spec
-from .registry import LIKELIHOODS, OBJECTIVES, POSTERIORS, PRIORS
+from .registry import FAMILIES, LIKELIHOODS, OBJECTIVES, POSTERIORS, PRIORS, Component
 
 NOISES = ("gaussian", "masking", "salt-and-pepper")
 SPARSITIES = ("l1", "kl")
@@ -46,8 +46,12 @@ SPARSITIES = ("l1", "kl")
 # Models saved before this existed read a bare one-hot: config_from_dict gives them 1.0. The
 # default is the option's (``label_scale``, ``--label-scale``), declared in vaekit.options.
 LABEL_SCALE = BY_NAME["label_scale"].default
+# A model without a prior (a deterministic autoencoder) answers capability questions about p(z) with
+# this component, whose flags all read False.
+NO_PRIOR = Component("prior", "none")
 
 
+@FAMILIES.implements("ae", role="config")
 @dataclass
 class AEConfig:
     """What rebuilds an autoencoder's modules; saved as JSON beside the weights.
@@ -57,7 +61,7 @@ class AEConfig:
     ``noise``: None or ``{"kind": "gaussian" | "masking" | "salt-and-pepper", "level": p}``.
     """
 
-    kind: ClassVar[str] = "ae"
+    family: ClassVar  # its entry in vaekit.registry.FAMILIES (set by the decorator)
     input_shape: tuple[int, ...] = (784,)
     latent_dim: int = 32
     hidden: tuple[int, ...] = (256,)
@@ -69,6 +73,15 @@ class AEConfig:
     likelihood: str = "bernoulli"
     sparsity: dict | None = None
     noise: dict | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.family.name
+
+    @property
+    def prior_component(self):
+        """No prior: every capability flag of it reads False (``cfg.prior_component.standard_normal``)."""
+        return NO_PRIOR
 
     @property
     def code_dim(self) -> int:
@@ -91,7 +104,21 @@ class AEConfig:
     def to_dict(self) -> dict:
         return {"kind": self.kind, **dataclasses.asdict(self)}
 
+    @classmethod
+    def from_params(cls, input_shape: tuple[int, ...], n_classes: int, net: dict, params: dict) -> AEConfig:
+        """The config of flat estimator parameters (see config_from_params)."""
+        sparsity = noise = None
+        if params.get("sparsity"):
+            sparsity = {"kind": params["sparsity"], "weight": params.get("sparsity_weight", 1e-3)}
+            if params["sparsity"] == "kl":
+                sparsity["target"] = params.get("sparsity_target", 0.05)
+        if params.get("noise"):
+            noise = {"kind": params["noise"], "level": params.get("noise_level", 0.3)}
+        return cls(input_shape=input_shape, n_classes=n_classes, likelihood=params.get("likelihood", "bernoulli"),
+                   sparsity=sparsity, noise=noise, **net)
 
+
+@FAMILIES.implements("vae", role="config")
 @dataclass
 class VAEConfig:
     """What rebuilds a VAE's modules; saved as JSON beside the weights.
@@ -104,7 +131,7 @@ class VAEConfig:
     ``{"kind": "two-layer", "latent_dim": 2, "hidden": [100, 100]}`` (see vaekit.priors).
     """
 
-    kind: ClassVar[str] = "vae"
+    family: ClassVar
     input_shape: tuple[int, ...] = (784,)
     latent_dim: int = 20
     hidden: tuple[int, ...] = (400,)
@@ -118,9 +145,13 @@ class VAEConfig:
     prior: dict = field(default_factory=lambda: {"kind": "normal"})
 
     @property
-    def standard_normal_prior(self) -> bool:
-        """Whether p(z) is N(0, I) (one stochastic layer, no learned prior), as quantile grids assume."""
-        return bool(PRIORS[self.prior["kind"]].standard_normal)
+    def kind(self) -> str:
+        return self.family.name
+
+    @property
+    def prior_component(self):
+        """p(z)'s registered component: ``cfg.prior_component.standard_normal`` is "p(z) = N(0, I)"."""
+        return PRIORS[self.prior["kind"]]
 
     @property
     def code_dim(self) -> int:
@@ -142,11 +173,30 @@ class VAEConfig:
     def to_dict(self) -> dict:
         return {"kind": self.kind, **dataclasses.asdict(self)}
 
+    @classmethod
+    def from_params(cls, input_shape: tuple[int, ...], n_classes: int, net: dict, params: dict) -> VAEConfig:
+        """The config of flat estimator parameters: each component with the options it reads."""
+        name = params.get("likelihood", "bernoulli")
+        lik = {"name": name, **component_options(LIKELIHOODS[name], params)}
+        family = params.get("posterior", "normal")
+        post = {"family": family, **component_options(POSTERIORS[family], params)}
+        prior = params.get("prior", "normal")
+        top = int(params.get("top_latent_dim", 0) or 0)
+        if top < 0:
+            raise ConfigError(f"top_latent_dim must be >= 0 (0: one stochastic layer), got {top}")
+        if prior not in PRIORS.names(choice=True):
+            raise ConfigError(f"unknown prior {prior!r}; choose {' or '.join(PRIORS.names(choice=True))}")
+        if top and not PRIORS[prior].standard_normal:  # the second layer replaces N(0, I) on z1
+            raise ConfigError(f"{PRIORS[prior].title or 'the ' + prior + ' prior'} with two stochastic layers is not available; "
+                              "use prior='normal' or top_latent_dim=0")
+        name = "two-layer" if top else prior
+        prior_spec = {"kind": name, **component_options(PRIORS[name], params)}
+        return cls(input_shape=input_shape, n_classes=n_classes, likelihood=lik, posterior=post, prior=prior_spec, **net)
+
 
 ModelConfig = AEConfig | VAEConfig
-CONFIGS: dict[str, type] = {"ae": AEConfig, "vae": VAEConfig}
-# The flat parameters each kind translates (config_from_params): its options with target "model".
-FLAT_PARAMS = {kind: {o.name for o in options_for(kind, "model")} for kind in ("vae", "ae")}
+# The flat parameters each family translates (config_from_params): its options with target "model".
+FLAT_PARAMS = {f.name: {o.name for o in options_for(f.name, "model")} for f in FAMILIES}
 
 
 def _normalize_net(cfg) -> None:
@@ -176,10 +226,10 @@ def _taken(registry) -> dict[str, set[str]]:
 _CONVERT = {"int": int, "float": float, "bool": bool, "str": str, "sizes": lambda v: [int(h) for h in v]}
 
 
-def component_options(component, params: dict, kind: str = "vae") -> dict:
+def component_options(component, params: dict) -> dict:
     """The JSON options of a registered component, read from the flat parameters (or their
     declared defaults) and converted to the declared type: ``{"sigma": 1.0, "learn_sigma": False}``."""
-    return {key: _CONVERT[BY_NAME[name].type](params.get(name, BY_NAME[name].default_for(kind)))
+    return {key: _CONVERT[BY_NAME[name].type](params.get(name, BY_NAME[name].default))
             for key, name in component.options.items()}
 
 
@@ -199,53 +249,27 @@ def config_from_params(kind: str = "vae", input_shape: tuple[int, ...] = (784,),
 
     ``params`` are the estimator's network and latent-side parameters (``latent_dim``, ``hidden``,
     ``likelihood``, ``prior``, ``sparsity``, ...); ones that do not apply to the chosen components
-    are left out of the config.
+    are left out of the config. The family's config class translates its own (``from_params``).
     """
-    if kind not in FLAT_PARAMS:
-        raise ConfigError(f"unknown model kind {kind!r}; expected 'vae' or 'ae'")
+    family = FAMILIES[kind]
     wrong = sorted(set(params) - FLAT_PARAMS[kind])
     if wrong:
-        raise ConfigError(f"{', '.join(wrong)} does not apply to {'an autoencoder' if kind == 'ae' else 'a VAE'}")
+        raise ConfigError(f"{', '.join(wrong)} does not apply to {family.article} {family.title}")
     net = {k: params[k] for k in ("latent_dim", "hidden", "activation", "architecture") if k in params}
     if net.get("architecture") == "conv" and len(input_shape) == 3:
         net["conv_depth"] = conv_depth_for(*input_shape[1:])
-    if kind == "ae":
-        sparsity = noise = None
-        if params.get("sparsity"):
-            sparsity = {"kind": params["sparsity"], "weight": params.get("sparsity_weight", 1e-3)}
-            if params["sparsity"] == "kl":
-                sparsity["target"] = params.get("sparsity_target", 0.05)
-        if params.get("noise"):
-            noise = {"kind": params["noise"], "level": params.get("noise_level", 0.3)}
-        return AEConfig(input_shape=input_shape, n_classes=n_classes, likelihood=params.get("likelihood", "bernoulli"),
-                        sparsity=sparsity, noise=noise, **net)
-    name = params.get("likelihood", "bernoulli")
-    lik = {"name": name, **component_options(LIKELIHOODS[name], params)}
-    family = params.get("posterior", "normal")
-    post = {"family": family, **component_options(POSTERIORS[family], params)}
-    prior = params.get("prior", "normal")
-    top = int(params.get("top_latent_dim", 0) or 0)
-    if top < 0:
-        raise ConfigError(f"top_latent_dim must be >= 0 (0: one stochastic layer), got {top}")
-    if prior not in PRIORS.names(choice=True):
-        raise ConfigError(f"unknown prior {prior!r}; choose {' or '.join(PRIORS.names(choice=True))}")
-    if top and not PRIORS[prior].standard_normal:  # the second layer replaces N(0, I) on z1
-        raise ConfigError(f"{PRIORS[prior].title or 'the ' + prior + ' prior'} with two stochastic layers is not available; "
-                          "use prior='normal' or top_latent_dim=0")
-    name = "two-layer" if top else prior
-    prior_spec = {"kind": name, **component_options(PRIORS[name], params)}
     if "label_scale" in params:
         net["label_scale"] = float(params["label_scale"])
-    return VAEConfig(input_shape=input_shape, n_classes=n_classes, likelihood=lik, posterior=post, prior=prior_spec, **net)
+    return family.parts["config"].from_params(tuple(input_shape), n_classes, net, params)
 
 
 def config_from_dict(d: dict) -> ModelConfig:
     """The config a saved ``model`` section (current format) describes."""
     d = dict(d)
     kind = d.pop("kind", None)
-    if kind not in CONFIGS:
-        raise ConfigError(f"unknown model kind {kind!r}; expected 'vae' or 'ae'")
-    cls = CONFIGS[kind]
+    if kind not in FAMILIES:
+        raise ConfigError(f"unknown model kind {kind!r}; expected one of {', '.join(FAMILIES.names())}")
+    cls = FAMILIES[kind].parts["config"]
     if d.get("n_classes") and "label_scale" not in d:
         d["label_scale"] = 1.0  # a conditional model saved before label_scale existed saw a bare one-hot
     unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
@@ -257,7 +281,8 @@ def config_from_dict(d: dict) -> ModelConfig:
 @runtime_checkable
 class DensityModel(Protocol):
     """A model with a density: the VAE contract that importance sampling, the ELBO, samples from
-    the prior and the likelihood-based anomaly scores need (an autoencoder does not have it)."""
+    the prior and the likelihood-based anomaly scores need (an autoencoder does not have it). A
+    family says whether its models have it: ``model.family.has_density``."""
 
     def inference(self, x: Tensor, c: Tensor | None = None) -> Distribution: ...
 
@@ -266,11 +291,6 @@ class DensityModel(Protocol):
     def prior(self) -> Distribution: ...
 
     def log_likelihood(self, z: Tensor, x: Tensor, c: Tensor | None = None) -> Tensor: ...
-
-
-def has_density(model) -> bool:
-    """Whether ``model`` (a torch module) is a :class:`DensityModel`: the one way to ask "is this a VAE?"."""
-    return isinstance(model, DensityModel)
 
 
 def _condition(c: Tensor | None, cfg: ModelConfig) -> Tensor | None:
@@ -296,6 +316,7 @@ def _make_decoder(cfg, out_shape: tuple[int, ...] | None = None) -> nn.Module:
     return MLPDecoder(cfg.latent_dim, list(reversed(cfg.hidden)), out_shape, cfg.activation, cfg.n_classes)
 
 
+@FAMILIES.implements("vae")
 class VAE(nn.Module):
     """A VAE: encoder -> q(z|x) (a location-scale family), a prior p(z), decoder -> p(x|z).
 
@@ -413,6 +434,7 @@ def bernoulli_kl(rho: float, rho_hat: Tensor) -> Tensor:
     return rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
 
 
+@FAMILIES.implements("ae")
 class Autoencoder(nn.Module):
     """A deterministic autoencoder z = f(x), x_hat = g(z), optionally sparse or denoising.
 
@@ -471,12 +493,9 @@ class Autoencoder(nn.Module):
         return self.loss(x, c, **kwargs)
 
 
-MODEL_CLASSES = {"vae": VAE, "ae": Autoencoder}
-
-
 def build_model(config: ModelConfig) -> nn.Module:
-    """The torch module for a config (the one place that maps a kind to a class)."""
-    return MODEL_CLASSES[config.kind](config)
+    """The torch module for a config: its family's registered class."""
+    return config.family.build(config)
 
 
 def n_parameters(model: nn.Module) -> int:

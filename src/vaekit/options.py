@@ -22,9 +22,14 @@ from typing import Any
 
 from . import objectives  # noqa: F401 - registers the training objectives (standard library only)
 from .errors import ConfigError
-from .registry import LIKELIHOODS, OBJECTIVES, POSTERIORS, PRIORS, Registry
+from .registry import FAMILIES, LIKELIHOODS, OBJECTIVES, POSTERIORS, PRIORS, Registry
 
-KINDS = ("vae", "ae")  # the two estimator families: VAE and Autoencoder
+KINDS = FAMILIES.names()  # the estimator families (vaekit.registry.FAMILIES)
+# Who takes an option: the latent-variable options (prior, posterior, beta, ...) belong to the
+# families with a density, the sparsity and noise knobs to the deterministic ones.
+DENSITY = FAMILIES.names(has_density=True)
+DETERMINISTIC = FAMILIES.names(has_density=False)
+FAMILY_DEFAULT = object()  # the default differs by family: FAMILIES[kind].defaults[name]
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "sigmoid")
 
 
@@ -85,7 +90,7 @@ class Option:
         return None if self.flag is None else (self.flag or "--" + self.name.replace("_", "-"))
 
     def default_for(self, kind: str):
-        return self.default[kind] if isinstance(self.default, dict) else self.default
+        return FAMILIES[kind].defaults[self.name] if self.default is FAMILY_DEFAULT else self.default
 
     def choices_for(self, kind: str) -> tuple | None:
         return self.choices[kind] if isinstance(self.choices, dict) else self.choices
@@ -152,9 +157,9 @@ def _read_by(registry: Registry, choice: str, name: str) -> Callable[[dict], boo
 
 OPTIONS: tuple[Option, ...] = (
     # -- the model ---------------------------------------------------------------------------
-    Option("latent_dim", "int", {"vae": 20, "ae": 32}, "size of the code z (default: 20 for vae, 4 for cvae, 100 for conv-vae, 32 for autoencoders)",
+    Option("latent_dim", "int", FAMILY_DEFAULT, "size of the code z (default: 20 for vae, 4 for cvae, 100 for conv-vae, 32 for autoencoders)",
            low=1),
-    Option("hidden", "sizes", {"vae": (400,), "ae": (256,)},
+    Option("hidden", "sizes", FAMILY_DEFAULT,
            "hidden layer sizes of the MLP encoder, mirrored in the decoder, e.g. 400 or 512,256 (default: 400 for VAEs, 256 for autoencoders)",
            metavar="SIZES", when=lambda p: p.get("architecture") != "conv"),
     Option("activation", "str", "relu", "hidden activation", choices=ACTIVATIONS),
@@ -163,54 +168,54 @@ OPTIONS: tuple[Option, ...] = (
     Option("likelihood", "str", "bernoulli", "decoder distribution p(x|z); for autoencoders gaussian means squared error; "
            "autoregressive-bernoulli: pixels depend on earlier pixels and z through a MADE, VAEs only",
            choices={kind: LIKELIHOODS.names(kind) for kind in KINDS}),
-    Option("sigma", "float", 1.0, "fixed sigma of the Gaussian likelihood (its initial value with --learn-sigma)", kinds=("vae",), low=0,
+    Option("sigma", "float", 1.0, "fixed sigma of the Gaussian likelihood (its initial value with --learn-sigma)", kinds=DENSITY, low=0,
            low_open=True, when=_read_by(LIKELIHOODS, "likelihood", "sigma")),
-    Option("learn_sigma", "bool", False, "learn a per-dimension sigma for the Gaussian likelihood", kinds=("vae",),
+    Option("learn_sigma", "bool", False, "learn a per-dimension sigma for the Gaussian likelihood", kinds=DENSITY,
            when=_read_by(LIKELIHOODS, "likelihood", "learn_sigma")),
-    Option("ar_hidden", "int", 500, "hidden units of the autoregressive-bernoulli likelihood's MADE", kinds=("vae",), low=1,
+    Option("ar_hidden", "int", 500, "hidden units of the autoregressive-bernoulli likelihood's MADE", kinds=DENSITY, low=1,
            when=_read_by(LIKELIHOODS, "likelihood", "ar_hidden")),
-    Option("posterior", "str", "normal", "posterior family q(z|x)", kinds=("vae",), choices=POSTERIORS.names()),
-    Option("student_df", "float", 5.0, "degrees of freedom of the Student-t posterior", kinds=("vae",), low=0, low_open=True,
+    Option("posterior", "str", "normal", "posterior family q(z|x)", kinds=DENSITY, choices=POSTERIORS.names()),
+    Option("student_df", "float", 5.0, "degrees of freedom of the Student-t posterior", kinds=DENSITY, low=0, low_open=True,
            when=_read_by(POSTERIORS, "posterior", "student_df")),
-    Option("prior", "str", "normal", "p(z): N(0, I) or the VampPrior, a mixture of q(z|u_k) over learned pseudo-inputs", kinds=("vae",),
+    Option("prior", "str", "normal", "p(z): N(0, I) or the VampPrior, a mixture of q(z|u_k) over learned pseudo-inputs", kinds=DENSITY,
            choices=PRIORS.names(choice=True)),
-    Option("n_pseudo_inputs", "int", 500, "number K of VampPrior pseudo-inputs", kinds=("vae",), low=1, flag="--pseudo-inputs",
+    Option("n_pseudo_inputs", "int", 500, "number K of VampPrior pseudo-inputs", kinds=DENSITY, low=1, flag="--pseudo-inputs",
            when=_read_by(PRIORS, "prior", "n_pseudo_inputs")),
     Option("top_latent_dim", "int", 0, "> 0 adds a second stochastic layer z2 of this size above z1 (q(z2|z1), p(z1|z2)); 0: one layer",
-           kinds=("vae",), low=0),
-    Option("top_hidden", "sizes", (100, 100), "hidden sizes of the MLPs between z1 and z2", kinds=("vae",), metavar="SIZES",
+           kinds=DENSITY, low=0),
+    Option("top_hidden", "sizes", (100, 100), "hidden sizes of the MLPs between z1 and z2", kinds=DENSITY, metavar="SIZES",
            when=lambda p: bool(p.get("top_latent_dim"))),
-    Option("conditional", "bool", False, "q(z|x, c) and p(x|z, c) with c a one-hot class label (pass y to fit)", kinds=("vae",), target="estimator",
+    Option("conditional", "bool", False, "q(z|x, c) and p(x|z, c) with c a one-hot class label (pass y to fit)", kinds=DENSITY, target="estimator",
            flag=None, extra={"cli": {"True": "--model cvae", "False": "--model vae"}}),
-    Option("n_classes", "int", None, "number of classes of a conditional model (default: from the labels)", kinds=("vae",), target="estimator",
+    Option("n_classes", "int", None, "number of classes of a conditional model (default: from the labels)", kinds=DENSITY, target="estimator",
            low=1, nullable=True,
            flag=None, when=lambda p: bool(p.get("conditional"))),
     Option("label_scale", "float", 30.0, "a conditional model's one-hot label is multiplied by this before the networks see it: "
            "a bare one-hot (1) learns so slowly beside z that the decoder ignores it (vaekit.models.LABEL_SCALE says why)",
-           kinds=("vae",), low=0, low_open=True, when=lambda p: bool(p.get("conditional"))),
-    Option("sparsity", "str", None, "sparse-ae penalty: l1 on the code or KL(rho||rho_hat) (default: l1 for sparse-ae)", kinds=("ae",),
+           kinds=DENSITY, low=0, low_open=True, when=lambda p: bool(p.get("conditional"))),
+    Option("sparsity", "str", None, "sparse-ae penalty: l1 on the code or KL(rho||rho_hat) (default: l1 for sparse-ae)", kinds=DETERMINISTIC,
            choices=("l1", "kl"), nullable=True),
-    Option("sparsity_weight", "float", 1e-3, "lambda (l1) or beta (kl) of the sparsity penalty", kinds=("ae",), low=0,
+    Option("sparsity_weight", "float", 1e-3, "lambda (l1) or beta (kl) of the sparsity penalty", kinds=DETERMINISTIC, low=0,
            when=lambda p: bool(p.get("sparsity"))),
-    Option("sparsity_target", "float", 0.05, "target mean activation rho of the KL penalty", kinds=("ae",), low=0, high=1, low_open=True,
+    Option("sparsity_target", "float", 0.05, "target mean activation rho of the KL penalty", kinds=DETERMINISTIC, low=0, high=1, low_open=True,
            high_open=True,
            when=lambda p: p.get("sparsity") == "kl"),
-    Option("noise", "str", None, "denoising-ae corruption (default: masking for denoising-ae)", kinds=("ae",),
+    Option("noise", "str", None, "denoising-ae corruption (default: masking for denoising-ae)", kinds=DETERMINISTIC,
            choices=("gaussian", "masking", "salt-and-pepper"), nullable=True),
-    Option("noise_level", "float", 0.3, "sigma (gaussian) or probability p (masking, salt-and-pepper)", kinds=("ae",), low=0,
+    Option("noise_level", "float", 0.3, "sigma (gaussian) or probability p (masking, salt-and-pepper)", kinds=DETERMINISTIC, low=0,
            when=lambda p: bool(p.get("noise"))),
     # -- the objective -----------------------------------------------------------------------
-    Option("beta", "float", 1.0, "weight of the KL term (1: the ELBO)", kinds=("vae",), target="train", low=0),
-    Option("warmup_epochs", "float", 0.0, "linear KL warm-up from 0 to beta over this many epochs (0: off)", kinds=("vae",), target="train", low=0),
-    Option("n_samples", "int", 1, "L Monte-Carlo samples of z per example; k for --objective iwae", kinds=("vae",), target="train", low=1,
+    Option("beta", "float", 1.0, "weight of the KL term (1: the ELBO)", kinds=DENSITY, target="train", low=0),
+    Option("warmup_epochs", "float", 0.0, "linear KL warm-up from 0 to beta over this many epochs (0: off)", kinds=DENSITY, target="train", low=0),
+    Option("n_samples", "int", 1, "L Monte-Carlo samples of z per example; k for --objective iwae", kinds=DENSITY, target="train", low=1,
            flag="--mc-samples"),
-    Option("objective", "str", "elbo", "training objective: " + "; ".join(f"{o.name}: {o.help}" for o in OBJECTIVES), kinds=("vae",),
+    Option("objective", "str", "elbo", "training objective: " + "; ".join(f"{o.name}: {o.help}" for o in OBJECTIVES), kinds=DENSITY,
            target="train", choices=OBJECTIVES.names()),
-    Option("free_bits", "float", 0.5, "--objective free-bits: nats of KL each latent dimension may use for free (lambda)", kinds=("vae",),
+    Option("free_bits", "float", 0.5, "--objective free-bits: nats of KL each latent dimension may use for free (lambda)", kinds=DENSITY,
            target="train", low=0, metavar="LAMBDA", when=_read_by(OBJECTIVES, "objective", "free_bits")),
     # -- data handling -----------------------------------------------------------------------
     Option("binarize", "str", "none", "for a Bernoulli likelihood: dynamic draws a fresh binary image every time one is used, static once",
-           kinds=("vae",), target="train", group="data handling", choices=("none", "dynamic", "static")),
+           kinds=DENSITY, target="train", group="data handling", choices=("none", "dynamic", "static")),
     Option("standardize", "bool", False, "standardize features (real-valued tables; needs --likelihood gaussian)", target="estimator",
            group="data handling"),
     # -- optimization ------------------------------------------------------------------------
@@ -218,10 +223,10 @@ OPTIONS: tuple[Option, ...] = (
     # Autoencoders take smaller, larger steps: 10 epochs of the embedded sample at 128 and 1e-3 left
     # a 32-unit code at 18.9 squared error per test image and a masking denoiser 1 dB above its
     # noisy input; at 64 and 3e-3, 9.4 and 3.3 dB (tests/test_course_acceptance.py).
-    Option("batch_size", "int", {"vae": 128, "ae": 64}, "examples per step (default: 128 for vae and cvae, 32 for conv-vae, 64 for autoencoders)",
+    Option("batch_size", "int", FAMILY_DEFAULT, "examples per step (default: 128 for vae and cvae, 32 for conv-vae, 64 for autoencoders)",
            target="train", group="optimization", low=1),
     Option("optimizer", "str", "adam", "optimizer (sgd uses --momentum)", target="train", group="optimization", choices=("adam", "rmsprop", "sgd")),
-    Option("lr", "float", {"vae": 1e-3, "ae": 3e-3}, "learning rate (default: 1e-3 for vae and cvae, 2e-3 for conv-vae, 3e-3 for autoencoders)",
+    Option("lr", "float", FAMILY_DEFAULT, "learning rate (default: 1e-3 for vae and cvae, 2e-3 for conv-vae, 3e-3 for autoencoders)",
            target="train", group="optimization", low=0, low_open=True),
     Option("lr_schedule", "str", "constant",
            "cosine anneals the learning rate to lr * --lr-final over --epochs, or over --max-minutes when that is set",
@@ -239,11 +244,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_minutes", "float", 0.0, "stop after the epoch in which training time passes this budget (0: off)", target="train",
            group="optimization", low=0, metavar="MIN"),
     Option("val_nll_every", "int", 0, "every this many epochs, log the importance-weighted NLL of validation examples in metrics.csv (0: off)",
-           kinds=("vae",), target="train", group="optimization", low=0, metavar="EPOCHS"),
-    Option("val_nll_k", "int", 200, "importance samples for --val-nll-every", kinds=("vae",), target="train", group="optimization", low=1,
+           kinds=DENSITY, target="train", group="optimization", low=0, metavar="EPOCHS"),
+    Option("val_nll_k", "int", 200, "importance samples for --val-nll-every", kinds=DENSITY, target="train", group="optimization", low=1,
            when=lambda p: bool(p.get("val_nll_every"))),
     Option("val_nll_examples", "int", 1000, "validation examples (at most) that --val-nll-every scores; its cost grows with this and k",
-           kinds=("vae",), target="train", group="optimization", low=1, metavar="N", when=lambda p: bool(p.get("val_nll_every"))),
+           kinds=DENSITY, target="train", group="optimization", low=1, metavar="N", when=lambda p: bool(p.get("val_nll_every"))),
     Option("seed", "int", 0, "random seed (a CPU run is reproducible)", target="train", group="optimization"),
     Option("device", "str", "auto", "cpu, cuda or auto (cuda when available)", target="train", group="optimization"),
     Option("precision", "str", "float32", "bf16 runs the forward pass under bfloat16 autocast (faster on CPUs with AVX-512 BF16 and on GPUs)",
@@ -253,16 +258,26 @@ OPTIONS: tuple[Option, ...] = (
 BY_NAME = {o.name: o for o in OPTIONS}
 
 
-def options_for(kind: str, target: str | None = None) -> tuple[Option, ...]:
-    """The options an estimator family takes (in signature order), optionally only one target's."""
-    return tuple(o for o in OPTIONS if kind in o.kinds and (target is None or o.target == target))
+def options_for(kind: str, target: str | None = None, table: tuple[Option, ...] | None = None) -> tuple[Option, ...]:
+    """The options an estimator family takes (in signature order), optionally only one target's.
+
+    ``table`` is another declaration table built from :class:`Option` (the anomaly detectors'),
+    :data:`OPTIONS` by default."""
+    return tuple(o for o in (OPTIONS if table is None else table) if kind in o.kinds and (target is None or o.target == target))
 
 
-def defaults(kind: str) -> dict:
-    return {o.name: o.default_for(kind) for o in options_for(kind)}
+def defaults(kind: str, table: tuple[Option, ...] | None = None) -> dict:
+    return {o.name: o.default_for(kind) for o in options_for(kind, table=table)}
 
 
-def check_params(params: dict, kind: str) -> dict:
+def _subject(kind: str) -> str:
+    """'a VAE', 'an autoencoder', or the kind itself for another table's kinds."""
+    if kind in FAMILIES:
+        return f"{FAMILIES[kind].article} {FAMILIES[kind].title}"
+    return kind
+
+
+def check_params(params: dict, kind: str, table: tuple[Option, ...] | None = None) -> dict:
     """Each parameter checked against its declaration; returns them normalized (sizes as tuples).
 
     Raises a ConfigError that names the Python parameter, its expected values and what it got.
@@ -270,10 +285,11 @@ def check_params(params: dict, kind: str) -> dict:
     checked where the model config is built (vaekit.models.config_from_params).
     """
     out = {}
+    by_name = BY_NAME if table is None else {o.name: o for o in table}
     for name, value in params.items():
-        opt = BY_NAME.get(name)
+        opt = by_name.get(name)
         if opt is None or kind not in opt.kinds:
-            raise ConfigError(f"{name} does not apply to {'a VAE' if kind == 'vae' else 'an autoencoder'}")
+            raise ConfigError(f"{name} does not apply to {_subject(kind)}")
         out[name] = opt.check(value, kind)
     return out
 
@@ -283,16 +299,19 @@ def applicable(params: dict, kind: str) -> list[Option]:
     return [o for o in options_for(kind) if o.when is None or o.when(params)]
 
 
-def make_init(kind: str, doc: str = "") -> Callable:
+def make_init(kind: str, doc: str = "", table: tuple[Option, ...] | None = None) -> Callable:
     """An ``__init__`` that stores the declared parameters unchanged, with a real signature.
 
     Generated as source, as dataclasses does, so that ``inspect.signature`` (and with it
     scikit-learn's ``get_params`` / ``clone``) sees every parameter with its default.
     """
-    opts = options_for(kind)
+    opts = options_for(kind, table=table)
+    for o in opts:  # the names become source: only identifiers may pass
+        if not o.name.isidentifier():
+            raise ValueError(f"option name {o.name!r} is not an identifier")
     args = ", ".join(f"{o.name}=_defaults[{o.name!r}]" for o in opts)
     body = "".join(f"    self.{o.name} = {o.name}\n" for o in opts)
-    namespace = {"_defaults": defaults(kind)}
+    namespace = {"_defaults": defaults(kind, table)}
     exec(f"def __init__(self, {args}):\n{body}", namespace)  # noqa: S102 - source built from the table above
     init = namespace["__init__"]
     init.__doc__ = doc

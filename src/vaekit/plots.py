@@ -19,7 +19,6 @@ import numpy as np
 
 from .errors import ConfigError
 from .fileio import atomic_path
-from .models import has_density
 from .registry import LIKELIHOODS
 
 
@@ -166,14 +165,14 @@ def require_images(est) -> tuple[int, ...]:
 
 
 def _require_vae(est, what: str) -> None:
-    if not has_density(est.model_):
+    if not est.model_.family.has_density:
         raise ConfigError(f"the {what} needs a VAE's prior p(z); an autoencoder's code has none (train with --model vae)")
 
 
 def sample_caption(est) -> str:
     """What a drawn sample shows: E[x|z] for z from the prior, or, for an autoregressive decoder
     (no closed-form mean), each pixel's probability given the pixels drawn before it."""
-    prior = "N(0, I)" if est.model_.config.standard_normal_prior else "p(z)"
+    prior = "N(0, I)" if est.model_.config.prior_component.standard_normal else "p(z)"
     if LIKELIHOODS[est.likelihood].sequential_mean:
         return f"P(x_d = 1 | x_<d, z) along one draw, z ~ {prior}"
     return f"E[x|z], z ~ {prior}"
@@ -217,7 +216,7 @@ def reconstructions_figure(est, X: np.ndarray, y: np.ndarray | None = None, *, n
         title = f"denoising: {est.noise} noise, level {est.noise_level}"
     else:
         rows, labels = [X, est.reconstruct(X, c)], ["original", "reconstruction"]
-        through = "the posterior mean" if has_density(est.model_) else "the encoder"  # an autoencoder has no posterior
+        through = "the posterior mean" if est.model_.family.has_density else "the encoder"  # an autoencoder has no posterior
         title = f"originals (top) and reconstructions through {through} (bottom)"
     imgs = np.concatenate([as_images(r, shape) for r in rows])
     return image_grid_figure(imgs, len(X), title=title, row_labels=labels)
@@ -268,7 +267,7 @@ def manifold_figure(est, *, n: int = 15, dims: tuple[int, int] = (0, 1), label: 
 
     require_images(est)
     _require_vae(est, "manifold figure")
-    if not est.model_.config.standard_normal_prior:
+    if not est.model_.config.prior_component.standard_normal:
         raise ConfigError("the manifold grid walks the quantiles of an N(0, I) prior, and this model's prior is learned or has two "
                           "layers; use `vaekit plot samples` or `vaekit plot latent` instead")
     d = est.model_.config.latent_dim
@@ -303,7 +302,7 @@ def latent_figure(est, X: np.ndarray, y: np.ndarray, *, classes=None, method: st
         keep = np.random.default_rng(seed).choice(len(X), max_points, replace=False)
         X, y = X[keep], y[keep]
     Z = est.encode(X, y if getattr(est, "conditional", False) else None)
-    codes = "posterior means" if has_density(est.model_) else "codes"  # an autoencoder's code is a point, not a mean
+    codes = "posterior means" if est.model_.family.has_density else "codes"  # an autoencoder's code is a point, not a mean
     if Z.shape[1] == 2:
         P, axes = Z, ("z0", "z1")
         how = codes

@@ -39,6 +39,7 @@ class Component:
     help: str = ""
     flags: dict[str, Any] = field(default_factory=dict)
     impl: Any = None  # the class or function; None until its module is imported
+    parts: dict[str, Any] = field(default_factory=dict)  # further implementations by role (a family's "config", "estimator")
 
     def __getattr__(self, flag: str):
         # A capability not declared reads as False: a new flag needs no edit of older components.
@@ -55,8 +56,9 @@ class Component:
 class Registry:
     """The components of one kind, in registration order (the order of every list a user sees)."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, attr: str = "component"):
         self.kind = kind
+        self.attr = attr  # the attribute an implementation gets pointing at its entry: ``VAE.family``
         self._entries: dict[str, Component] = {}
 
     def declare(self, name: str, **meta) -> Component:
@@ -66,11 +68,21 @@ class Registry:
         entry = self._entries[name] = Component(self.kind, name, **meta)
         return entry
 
-    def implements(self, name: str) -> Callable:
-        """Decorator: bind a class or function to the declared component ``name``."""
+    def implements(self, name: str, role: str = "impl") -> Callable:
+        """Decorator: bind a class or function to the declared component ``name``.
+
+        ``role`` "impl" is the implementation :meth:`Component.build` calls; a family has further
+        parts (its "config" class, its scikit-learn "estimator"), kept in ``Component.parts``. Every
+        part gets an attribute (``attr``, e.g. ``family``) pointing back at the entry, so that a
+        consumer holding a model, a config or an estimator asks ``obj.family.has_density``.
+        """
         def bind(obj):
-            self[name].impl = obj
-            obj.component = self._entries[name]
+            entry = self[name]
+            if role == "impl":
+                entry.impl = obj
+            else:
+                entry.parts[role] = obj
+            setattr(obj, self.attr, entry)
             return obj
         return bind
 
@@ -99,6 +111,8 @@ class Registry:
                      and all(getattr(c, f) == v for f, v in flags.items()))
 
 
+FAMILIES = Registry("family", attr="family")
+PRESETS = Registry("preset", attr="preset")
 LIKELIHOODS = Registry("likelihood")
 POSTERIORS = Registry("posterior")
 PRIORS = Registry("prior")
@@ -141,3 +155,47 @@ POSTERIORS.declare("logistic")
 PRIORS.declare("normal", flags={"choice": True, "standard_normal": True, "conditional": True})
 PRIORS.declare("vamp", options={"n_pseudo_inputs": "n_pseudo_inputs"}, flags={"choice": True, "title": "the VampPrior"})
 PRIORS.declare("two-layer", options={"latent_dim": "top_latent_dim", "hidden": "top_hidden"}, flags={"conditional": True})
+
+# -- model families (implemented in vaekit.models; estimators in vaekit.estimators) ---------------
+# has_density: a prior, a posterior and a likelihood, so an ELBO, an importance-weighted NLL, samples
+# from p(z) and likelihood-based anomaly scores exist; conditional: takes class labels (the
+# estimator's ``conditional`` option); estimator: its scikit-learn class's name (in config.json);
+# title / plural / article: its name in messages and help;
+# defaults: the per-family defaults of shared options (vaekit.options reads them; they were measured
+# per family: tests/test_course_acceptance.py).
+FAMILIES.declare("vae", help="variational autoencoder", flags={
+    "has_density": True, "conditional": True, "estimator": "VAE", "title": "VAE", "plural": "VAEs", "article": "a",
+    "defaults": {"latent_dim": 20, "hidden": (400,), "batch_size": 128, "lr": 1e-3}})
+FAMILIES.declare("ae", help="deterministic autoencoder", flags={
+    "estimator": "Autoencoder", "title": "autoencoder", "plural": "autoencoders", "article": "an",
+    "defaults": {"latent_dim": 32, "hidden": (256,), "batch_size": 64, "lr": 3e-3}})
+
+# -- presets: a family with some options set (``--model``); params win over the family's defaults --
+# and lose to what the user gives. The order is --model's order; the last preset whose params all
+# match an estimator's is the --model that describes it (cli.config).
+PRESETS.declare("ae", families=("ae",), help="undercomplete MLP autoencoder", flags={"params": {}})
+PRESETS.declare("sparse-ae", families=("ae",), help="sparse autoencoder (L1 or --sparsity kl)", flags={"params": {"sparsity": "l1"},
+                "needs": "sparsity"})
+PRESETS.declare("denoising-ae", families=("ae",), help="denoising autoencoder (--noise, --noise-level)",
+                flags={"params": {"noise": "masking"}, "needs": "noise"})
+PRESETS.declare("vae", families=("vae",), help="MLP variational autoencoder", flags={"params": {}})
+# Small batches and lr 2e-3: the conv net needs many more steps than the MLP to leave the blob
+# stage; at 128 and 1e-3, the README's 5 epochs of the embedded sample (175 steps) gave blobs.
+PRESETS.declare("conv-vae", families=("vae",), help="convolutional VAE for images", flags={
+    "params": {"architecture": "conv", "latent_dim": 100, "batch_size": 32, "lr": 2e-3}, "needs": "architecture"})
+# z holds only the style when the label is given: 4 dimensions (see estimators.ConditionalVAE).
+PRESETS.declare("cvae", families=("vae",), help="conditional VAE (needs labels)", flags={
+    "params": {"conditional": True, "latent_dim": 4}, "needs": "conditional"})
+
+
+def family_of(preset: str) -> Component:
+    """The family a preset (a ``--model`` name) belongs to."""
+    return FAMILIES[PRESETS[preset].families[0]]
+
+
+def family_of_estimator(name: str) -> Component:
+    """The family whose estimator class is called ``name`` (as config.json records it)."""
+    for family in FAMILIES:
+        if family.estimator == name:
+            return family
+    raise ConfigError(f"unknown estimator {name!r}; expected one of {', '.join(f.estimator for f in FAMILIES)}")

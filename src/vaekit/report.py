@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, VaekitError
-from .models import has_density
 from .options import applicable
 from .registry import LIKELIHOODS
 
@@ -147,15 +146,15 @@ def _figures(est, run: Path, test, metrics: dict | None, classes, gap: dict | No
 
 
 def _prior_name(est) -> str:
-    return "N(0, I)" if has_density(est.model_) and est.model_.config.standard_normal_prior else "p(z)"
+    return "N(0, I)" if est.model_.family.has_density and est.model_.config.prior_component.standard_normal else "p(z)"
 
 
 def _training_figures(est, run: Path) -> list[_Figure]:
     """The training curves and, against N(0, I), the KL of each latent unit over the epochs."""
     from . import plots
 
-    is_vae = has_density(est.model_)
-    std_prior = is_vae and est.model_.config.standard_normal_prior
+    is_vae = est.model_.family.has_density
+    std_prior = is_vae and est.model_.config.prior_component.standard_normal
     figs: list[_Figure] = []
     rows = plots.read_metrics(run / "metrics.csv") if (run / "metrics.csv").exists() else []
     if rows:
@@ -187,7 +186,7 @@ def _code_figures(est, test, classes, images: bool) -> list[_Figure]:
     """Reconstructions of test images, and the test codes coloured by class."""
     from . import plots
 
-    is_vae = has_density(est.model_)
+    is_vae = est.model_.family.has_density
     figs: list[_Figure] = []
     if images and test is not None:
         if getattr(est, "noise", None):
@@ -223,7 +222,7 @@ def _generative_figures(est, metrics: dict | None, classes, images: bool) -> lis
     """A VAE's samples from the prior, and the manifold grid or latent traversal where the prior is N(0, I)."""
     from . import plots
 
-    if not (images and has_density(est.model_)):
+    if not (images and est.model_.family.has_density):
         return []
     cond = bool(getattr(est, "conditional", False))
     cfg = est.model_.config
@@ -239,7 +238,7 @@ def _generative_figures(est, metrics: dict | None, classes, images: bool) -> lis
                         + _sentence(_decoder_blur(est)) + ".",
                         lambda: plots.samples_figure(est, classes=classes)))
     d = cfg.latent_dim
-    if d >= 2 and cfg.standard_normal_prior:  # the grid walks N(0, I) quantiles
+    if d >= 2 and cfg.prior_component.standard_normal:  # the grid walks N(0, I) quantiles
         dims = (0, 1)
         if d > 2 and metrics and "kl_per_dim" in metrics:
             dims = tuple(int(j) for j in np.argsort(metrics["kl_per_dim"])[::-1][:2])  # the two most used
@@ -261,7 +260,7 @@ def _interpolation_figures(est, test, classes) -> list[_Figure]:
     """The line between two class-mean codes, and latent arithmetic across classes."""
     from . import plots
 
-    is_vae = has_density(est.model_)
+    is_vae = est.model_.family.has_density
     figs: list[_Figure] = []
     present = np.unique(test.y)
     if len(present) >= 2:
@@ -449,7 +448,7 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
     parts.append(f"<h1>vaekit run report: {html.escape(shown.name)}</h1>")
     parts.append(f"<p class=\"meta\">Written {time.strftime('%Y-%m-%d %H:%M')} from <code>{name}</code>. "
                  f"Command: <code>{html.escape(meta.get('command', 'unknown'))}</code></p>")
-    kind = "variational autoencoder" if has_density(est.model_) else "autoencoder"
+    kind = "variational autoencoder" if est.model_.family.has_density else "autoencoder"
     parts.append(f"<p class=\"intro\">This page explains a trained {kind} from top to bottom. Each figure has two lines under it: "
                  "what it shows, with the formula behind it, and what to look for. The numbers follow the figures; the full "
                  "configuration is folded away at the end.</p>")
@@ -585,7 +584,7 @@ def _comparison_figures(scored: list, notes: list[str]) -> list[_Figure]:
     points, left_out = [], []
     for name, _, cfg, est, _, metrics in scored:
         beta = cfg["params"].get("beta", 1.0)
-        label = f"{name} (β = {beta:g})" if has_density(est.model_) else name  # β sets where a run lands
+        label = f"{name} (β = {beta:g})" if est.model_.family.has_density else name  # β sets where a run lands
         p, why = _rd_point(label, est, metrics)
         (points.append(p) if p else left_out.append(why))
     liks = {x[3].likelihood for x in scored if _rd_point(x[0], x[3], x[5])[0]}
@@ -630,7 +629,7 @@ def _comparison_table(loaded: list, out: Path) -> list[str]:
             "IW log p(x)", "active units", "MSE per value", "binarization", "report")
     rows = []
     for name, run, cfg, est, _, m in loaded:
-        is_vae = has_density(est.model_)
+        is_vae = est.model_.family.has_density
         report = run / REPORT_FILE
         link = (f'<a href="{html.escape(Path(os.path.relpath(report.resolve(), out.resolve().parent)).as_posix())}">report</a>'
                 if report.exists() else "")

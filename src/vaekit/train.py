@@ -22,8 +22,7 @@ from .batches import StreamBatches
 from .data.stream import is_streamed
 from .errors import ConfigError, VaekitError
 from .metrics import accumulate_terms, evaluate_loss, format_terms, iw_log_likelihood, kl_per_dimension
-from .models import has_density
-from .options import OPTIONS, check_params
+from .options import DENSITY, OPTIONS, check_params
 from .registry import OBJECTIVES
 
 
@@ -33,7 +32,7 @@ class TrainingDiverged(VaekitError):
 
 def _validate(self) -> None:
     """Check every field against its declaration in vaekit.options; raises a ConfigError."""
-    check_params(dataclasses.asdict(self), "vae")
+    check_params(dataclasses.asdict(self), DENSITY[0])  # a density family takes every training option
     resolve_device(self.device)
 
 
@@ -46,7 +45,8 @@ def _to_dict(self) -> dict:
 # option is one declaration plus its use in this module.
 TrainConfig = dataclasses.make_dataclass(
     "TrainConfig",
-    [(o.name, object, dataclasses.field(default=o.default_for("vae"))) for o in OPTIONS if o.target == "train"],
+    # Defaults of the first density family (the VAE's): an estimator always passes its own.
+    [(o.name, object, dataclasses.field(default=o.default_for(DENSITY[0]))) for o in OPTIONS if o.target == "train"],
     namespace={"validate": _validate, "to_dict": _to_dict, "__module__": __name__,
                "__doc__": "Options of the optimization: every option of vaekit.options with target 'train'."},
 )
@@ -343,11 +343,11 @@ def epoch_row(loop: _Loop, epoch: int, seconds: float, sums: dict[str, Tensor], 
     row.update({f"train_{k}": v for k, v in train_terms.items()})
     if X_val is not None and len(X_val):
         row.update({f"val_{k}": v for k, v in evaluate_loss(model, X_val, y_val, beta=cfg.beta).items()})
-        if has_density(model) and model.config.standard_normal_prior:
+        if model.family.has_density and model.config.prior_component.standard_normal:
             # Which latent units carry information, and from when (one at 0 has collapsed to the prior):
             # one encoder pass; against N(0, I) the per-dimension KLs add up to val_kl.
             row.update({f"val_kl_dim_{j}": float(v) for j, v in enumerate(kl_per_dimension(model, X_val, y_val))})
-        if cfg.val_nll_every and has_density(model) and (epoch % cfg.val_nll_every == 0 or epoch == cfg.epochs):
+        if cfg.val_nll_every and model.family.has_density and (epoch % cfg.val_nll_every == 0 or epoch == cfg.epochs):
             m = cfg.val_nll_examples
             nll = -iw_log_likelihood(model, X_val[:m], None if y_val is None else y_val[:m], k=cfg.val_nll_k, seed=0)
             row["val_iw_nll"] = nll.mean().item()

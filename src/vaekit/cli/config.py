@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..errors import VaekitError
 from ..options import applicable
+from ..registry import PRESETS, family_of_estimator
 from .common import Formatter, error
 
 # Flags a file cannot set: they say what to do with this invocation, not how to train.
@@ -161,12 +162,12 @@ def expand_config(argv: list[str], train_parser: argparse.ArgumentParser) -> lis
 
 
 def _model_choice(cfg: dict) -> str:
-    params = cfg.get("params", {})
-    if cfg.get("estimator") == "Autoencoder":
-        return "ae"
-    if params.get("conditional"):
-        return "cvae"
-    return "conv-vae" if params.get("architecture") == "conv" else "vae"
+    """The --model that describes a saved run: the last preset of its family whose defining
+    parameter (``needs``) has the preset's value; every other option is written out anyway."""
+    params, family = cfg.get("params", {}), family_of_estimator(cfg.get("estimator"))
+    chosen = [p.name for p in PRESETS if p.families[0] == family.name
+              and (not p.needs or params.get(p.needs) == p.params[p.needs])]
+    return chosen[-1]
 
 
 def run_options(cfg: dict) -> dict:
@@ -182,7 +183,7 @@ def run_options(cfg: dict) -> dict:
     for key in ("dataset", "data_dir", "label_column", "image_size", "channels"):
         if run.get(key) is not None:
             out[key] = run[key]
-    kind = "ae" if cfg.get("estimator") == "Autoencoder" else "vae"
+    kind = family_of_estimator(cfg.get("estimator")).name
     # Options that have no effect on this model (a Student-t's degrees of freedom on a Normal
     # posterior) would only be noise in the file.
     for opt in applicable(params, kind):

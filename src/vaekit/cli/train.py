@@ -15,22 +15,13 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..options import BY_NAME, KINDS, OPTIONS, Option
+from ..options import BY_NAME, FAMILY_DEFAULT, KINDS, OPTIONS, Option
+from ..registry import FAMILIES, PRESETS, family_of
 from .common import Formatter, add_data_options, error, load_data, non_negative_int, say, sizes
 from .parser import OneLineParser
 
-MODELS = {
-    # name: (estimator family, preset parameters, help)
-    "ae": ("ae", {}, "undercomplete MLP autoencoder"),
-    "sparse-ae": ("ae", {"sparsity": "l1"}, "sparse autoencoder (L1 or --sparsity kl)"),
-    "denoising-ae": ("ae", {"noise": "masking"}, "denoising autoencoder (--noise, --noise-level)"),
-    "vae": ("vae", {}, "MLP variational autoencoder"),
-    # Small batches and lr 2e-3: the conv net needs many more steps than the MLP to leave the blob
-    # stage; at 128 and 1e-3, the README's 5 epochs of the embedded sample (175 steps) gave blobs.
-    "conv-vae": ("vae", {"architecture": "conv", "latent_dim": 100, "batch_size": 32, "lr": 2e-3}, "convolutional VAE for images"),
-    # z holds only the style when the label is given: 4 dimensions (see estimators.ConditionalVAE).
-    "cvae": ("vae", {"conditional": True, "latent_dim": 4}, "conditional VAE (needs labels)"),
-}
+# --model's choices are the registered presets (vaekit.registry.PRESETS): name -> family, parameters, help.
+MODELS = {p.name: (p.families[0], p.params, p.help) for p in PRESETS}
 def add_parser(sub) -> None:
     """Register ``train`` on the ``vaekit`` subparsers."""
     p = sub.add_parser("train", help="train a model and write a run folder", formatter_class=Formatter,
@@ -99,8 +90,8 @@ def _default_text(opt: Option) -> str:
     if "(default" in opt.help or opt.default is None or opt.default is False:
         return ""
     show = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
-    if isinstance(opt.default, dict):
-        return f" (default: {show(opt.default['vae'])} for VAEs, {show(opt.default['ae'])} for autoencoders)"
+    if opt.default is FAMILY_DEFAULT:
+        return " (default: " + ", ".join(f"{show(f.defaults[opt.name])} for {f.plural}" for f in FAMILIES) + ")"
     if f"({show(opt.default)}:" in opt.help:  # the help already says what the default means: "(0: off)"
         return ""
     return f" (default: {show(opt.default)})"
@@ -112,13 +103,14 @@ def add_estimator_options(p: argparse.ArgumentParser) -> None:
     Every flag defaults to None ("not given"), so that a --model preset and then the estimator's
     own default apply; the help shows the declared default.
     """
-    p.add_argument("--model", default="vae", choices=list(MODELS), help="; ".join(f"{k}: {v[2]}" for k, v in MODELS.items()))
+    p.add_argument("--model", default="vae", choices=PRESETS.names(),
+                   help="; ".join(f"{p.name}: {p.help}" for p in PRESETS))
     groups = {}
     for opt in OPTIONS:
         if not opt.cli_flag:
             continue
         g = groups.get(opt.group) or groups.setdefault(opt.group, p.add_argument_group(opt.group))
-        only = "" if len(opt.kinds) == len(KINDS) else " [VAEs only]" if opt.kinds == ("vae",) else " [autoencoders only]"
+        only = "" if len(opt.kinds) == len(KINDS) else f" [{' and '.join(FAMILIES[k].plural for k in opt.kinds)} only]"
         kw = dict(dest=opt.name, default=None, help=opt.help + _default_text(opt) + only)
         if opt.type == "bool":
             g.add_argument(opt.cli_flag, action="store_true", **kw)
@@ -138,19 +130,18 @@ def make_estimator(args):
     stores under its Python name. Options that were not given are left to the --model preset and
     the estimator's defaults.
     """
-    from .. import estimators
+    from .. import estimators  # noqa: F401 - binds each family's estimator class
 
-    kind, preset, _ = MODELS[args.model]
+    family = family_of(args.model)
     given = {o.name: getattr(args, o.name) for o in OPTIONS if o.cli_flag and getattr(args, o.name, None) is not None}
-    wrong = [BY_NAME[name].cli_flag for name in given if kind not in BY_NAME[name].kinds]
+    wrong = [BY_NAME[name].cli_flag for name in given if family.name not in BY_NAME[name].kinds]
     if wrong:
-        other = next(k for k in KINDS if k != kind)
-        models = ", ".join(m for m, (k, _, _) in MODELS.items() if k == other)
-        family = "autoencoder" if other == "ae" else "VAE"
-        raise error(f"{', '.join(wrong)} does not apply to --model {args.model}; it is for the {family} models "
+        takers = {k for n in given if family.name not in BY_NAME[n].kinds for k in BY_NAME[n].kinds}
+        models = ", ".join(p.name for p in PRESETS if p.families[0] in takers)
+        owners = " and ".join(FAMILIES[k].title for k in sorted(takers))
+        raise error(f"{', '.join(wrong)} does not apply to --model {args.model}; it is for the {owners} models "
                     f"(--model {models}): drop it or choose one of them")
-    cls = {"vae": estimators.VAE, "ae": estimators.Autoencoder}[kind]
-    est = cls(**{**preset, **given, "verbose": False})
+    est = family.parts["estimator"](**{**PRESETS[args.model].params, **given, "verbose": False})
     # A flag whose option does not apply to the model as configured (--pseudo-inputs without
     # --prior vamp) changes nothing; say so rather than let the user believe it took effect.
     # An autoencoder's sparsity and noise knobs without their penalty or corruption are refused
@@ -161,8 +152,9 @@ def make_estimator(args):
     params = est.get_params()
     for name in given:
         opt = BY_NAME[name]
-        if opt.kinds == ("ae",) and opt.when is not None and not opt.when(params):
-            feature, model = ("sparsity", "sparse-ae") if name.startswith("sparsity") else ("noise", "denoising-ae")
+        if not family.has_density and opt.when is not None and not opt.when(params):
+            feature = "sparsity" if name.startswith("sparsity") else "noise"
+            model = next(p.name for p in PRESETS if p.needs == feature)
             if params.get(feature):  # --sparsity-target with the l1 penalty
                 raise error(f"{opt.cli_flag} has no effect with --sparsity {params[feature]}; it is the target of --sparsity kl: "
                             f"add --sparsity kl or drop {opt.cli_flag}")
@@ -228,8 +220,8 @@ def cmd_train(args) -> int:
         raise error(f"--val-split {args.val_split} overlaps the training split --split {args.split}; train on another split")
     data = load_data(args)
     val = _val_data(args)
-    if getattr(est, "conditional", False) and data.y is None:
-        raise error(f"--model cvae needs labels but {args.dataset} has none; pass --label-column for a table")
+    if est.is_conditional and data.y is None:
+        raise error(f"--model {args.model} needs labels but {args.dataset} has none; pass --label-column for a table")
     staging = staging_dir(out)
     if rank != 0:  # only rank 0 writes the run folder
         _train_into(args, est, data, None, resume=resume, val=val)
@@ -531,7 +523,7 @@ def _tracker(args, est, data):
         return None
     from ..tracking import TensorBoardTracker
 
-    y = data.y[:1000] if getattr(est, "conditional", False) and data.y is not None else None
+    y = data.y[:1000] if est.is_conditional and data.y is not None else None
     return TensorBoardTracker(args.tensorboard, est, data.X[:1000], y, image_every=args.tensorboard_images,
                               epochs=getattr(est, "epochs", None))
 
@@ -572,7 +564,7 @@ def _train_into(args, est, data, run: Path | None, resume: dict | None = None, v
             w.writeheader()
             w.writerows(rows)
 
-    conditional = getattr(est, "conditional", False)
+    conditional = est.is_conditional
     labels = data.y if conditional else None
     fit_val = {} if val is None else {"X_val": val.X, "y_val": val.y if conditional else None}
     if run is None:  # a non-zero rank of a distributed run: train, write nothing
@@ -624,13 +616,12 @@ def _write_figures(args, est, data, run: Path) -> None:
     from .. import plots
     from ..data import load_dataset
     from ..errors import ConfigError, DataError
-    from ..models import has_density
 
     try:
         plots.require_images(est)
     except ConfigError:  # tables: nothing to draw
         return
-    if has_density(est.model_):
+    if est.model_.family.has_density:
         plots.save_figure(plots.samples_figure(est, classes=data.classes), run / "samples.png")
     try:
         test = load_dataset(args.dataset, "test", data_dir=args.data_dir, label_column=args.label_column)
@@ -644,7 +635,7 @@ def _write_report(args, run: Path, data) -> None:
     from ..modelfile import read_config
     from ..report import REPORT_K, build_report, report_iw_limit
 
-    if getattr(args, "model", "vae") in ("vae", "conv-vae", "cvae"):
+    if family_of(args.model).has_density:
         n_iw = report_iw_limit(read_config(run)["model"].get("architecture", "mlp"))
         what = f"metrics with k={REPORT_K} importance samples on up to {n_iw} test images"
     else:  # an autoencoder has no importance-weighted estimate

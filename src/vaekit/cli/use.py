@@ -43,11 +43,10 @@ def add_parsers(sub) -> None:
 
 def cmd_sample(args) -> int:
     from ..io import load
-    from ..models import has_density
 
     resolve_run(args)
     est = load(args.run)
-    if not has_density(est.model_):
+    if not est.model_.family.has_density:
         raise error(f"{args.run} holds an autoencoder, which has no prior to sample from; train a VAE (--model vae)")
     x = est.sample(args.n, label=args.label, seed=args.seed)
     ncol = min(8, args.n) if args.n <= 64 else 10

@@ -44,14 +44,13 @@ class Explorer:
                  max_points: int = MAX_POINTS, command: str | None = None, feature_names: list[str] | None = None,
                  split: str | None = None):
         from ..evaluate import active_units, binarize_for_eval, kl_per_dimension, latent_variances
-        from ..models import has_density
 
         est.check_fitted()
         self.est = est
         self.model = est.model_
         self.name = name
         self.command = command
-        self.is_vae = has_density(self.model)
+        self.is_vae = self.model.family.has_density
         self.conditional = bool(getattr(est, "conditional", False))
         self.n_classes = int(getattr(est, "n_classes_", 0)) if self.conditional else 0
         self.code_dim = int(self.model.config.code_dim)
@@ -75,7 +74,7 @@ class Explorer:
         self._X_scored, self.binarization = binarize_for_eval(est, X)
         self.variance = latent_variances(self.codes)
         self.kl = None
-        if self.is_vae and self.model.config.standard_normal_prior:
+        if self.is_vae and self.model.config.prior_component.standard_normal:
             Xt, yt = self._tensors(self._X_scored, y)
             self.kl = self._locked(kl_per_dimension, self.model, Xt, yt)
         self.active = active_units(self.codes) if self.is_vae else None
@@ -264,7 +263,7 @@ class Explorer:
                 "kind": "vae" if self.is_vae else "autoencoder", "architecture": cfg.architecture, "likelihood": self.est.likelihood,
                 "hidden": list(cfg.hidden), "latent_dim": int(cfg.latent_dim), "code_dim": self.code_dim,
                 "conditional": self.conditional, "n_classes": self.n_classes, "prior": self.est.prior if self.is_vae else None,
-                "standard_normal_prior": bool(self.is_vae and cfg.standard_normal_prior),
+                "standard_normal_prior": bool(self.is_vae and cfg.prior_component.standard_normal),
             },
             "data": {
                 "name": self.data_name, "split": self.split, "n": len(self.X), "shape": list(self.shape),
