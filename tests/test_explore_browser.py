@@ -327,7 +327,7 @@ def test_a_drawn_digit_puts_its_posterior_on_the_plane_where_the_encoder_says(br
                                explorer.decode(np.asarray(drawn["mean"], np.float32)[None])[0].reshape(explorer.image_shape), atol=1 / 255)
 
     # The prior's circles at 1, 2, 3 sd around 0, and the interpolation path between the two ends.
-    if explorer.is_vae and explorer.model.config.standard_normal_prior:
+    if explorer.is_vae and explorer.model.config.prior_component.standard_normal:
         circles = browser.find_elements("css selector", "#prior-contours ellipse")
         assert [int(c.get_attribute("data-sd")) for c in circles] == [1, 2, 3]
         for r, c in zip((1, 2, 3), circles):
@@ -458,7 +458,7 @@ def test_the_posterior_strip_stays_in_its_card_and_no_mark_reaches_its_numbers(b
 
 def test_the_prior_circles_labels_sit_at_their_top_right_over_everything_else(browser, explorer):
     settle(browser)
-    if not (explorer.is_vae and explorer.model.config.standard_normal_prior):
+    if not (explorer.is_vae and explorer.model.config.prior_component.standard_normal):
         pytest.skip("no standard normal prior: no circles")
     layers = browser.execute_script(
         "return [...document.querySelector('#plane-overlay g[clip-path]').children].map((g) => g.id);")
