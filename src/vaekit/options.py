@@ -90,7 +90,9 @@ class Option:
         return None if self.flag is None else (self.flag or "--" + self.name.replace("_", "-"))
 
     def default_for(self, kind: str):
-        return FAMILIES[kind].defaults[self.name] if self.default is FAMILY_DEFAULT else self.default
+        if self.default is FAMILY_DEFAULT:
+            return FAMILIES[kind].defaults[self.name]
+        return self.default[kind] if isinstance(self.default, dict) else self.default  # another table's per-kind defaults
 
     def choices_for(self, kind: str) -> tuple | None:
         return self.choices[kind] if isinstance(self.choices, dict) else self.choices
