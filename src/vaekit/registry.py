@@ -123,19 +123,19 @@ OBJECTIVES = Registry("objective")
 # conformance suite sums it over all images of a few pixels); mlp_only: needs the MLP decoder; sequential_mean:
 # E[x|z] has no closed form, figures show one draw's probabilities; loss_unit: what an
 # autoencoder's reconstruction error is measured in; blur: what to look for in a decoded image
-# (the report's captions).
+# (the report's captions); column_sum: log p(x|z) is a sum over the data's columns (an anomaly detector splits it up).
 LIKELIHOODS.declare(
     "bernoulli", families=("vae", "ae"), flags={
-        "needs_unit_interval": True, "discrete": True, "loss_unit": "nats",
+        "needs_unit_interval": True, "discrete": True, "loss_unit": "nats", "column_sum": True,
         "blur": "a Bernoulli decoder draws its mean E[x|z], the probability that each pixel is on, so strokes it is unsure of "
                 "come out gray and blurry: that blur is the mean of many plausible images, not a bug"})
 LIKELIHOODS.declare(
     "continuous-bernoulli", flags={
-        "needs_unit_interval": True,
+        "needs_unit_interval": True, "column_sum": True,
         "blur": "a continuous Bernoulli decoder draws its mean, which is less washed out than a Bernoulli's but still an average"})
 LIKELIHOODS.declare(
     "gaussian", families=("vae", "ae"), options={"sigma": "sigma", "learn_sigma": "learn_sigma"}, flags={
-        "loss_unit": "squared error",
+        "loss_unit": "squared error", "column_sum": True,
         "blur": "a Gaussian decoder's mean is the average of the images that z could stand for (it minimizes squared error), "
                 "so fine detail blurs away"})
 LIKELIHOODS.declare(
