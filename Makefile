@@ -57,8 +57,13 @@ demo: setup
 docs: setup-docs
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
-test: setup-test
+# mypy on the public API as users call it (tests/typecheck/public_api.py) and the standard-library
+# modules ([tool.mypy] in pyproject.toml): about 7 s on a cold cache, 1 s after.
+typecheck: setup-test
+	$(BIN)/mypy
+
+test: setup-test typecheck
 	$(BIN)/ruff check src tests scripts bench
 	$(BIN)/python -m pytest -q
 
-.PHONY: setup setup-test setup-docs demo docs test
+.PHONY: setup setup-test setup-docs demo docs test typecheck

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,6 +27,9 @@ from .models import ModelConfig, build_model, config_from_params
 from .options import check_params, make_init, options_for
 from .registry import FAMILIES, LIKELIHOODS, PRESETS, Component
 from .train import TrainConfig, fit
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 
 def check_array(X, name: str = "X") -> np.ndarray:
@@ -75,6 +79,11 @@ class _Base(TransformerMixin, BaseEstimator):  # mixin first, so scikit-learn se
 
     family: Component  # its entry in vaekit.registry.FAMILIES (set by FAMILIES.implements)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]  # the networks compute in float32, whatever X's dtype
+        return tags
+
     @property
     def kind(self) -> str:
         """The family's name: which options of vaekit.options this estimator takes."""
@@ -122,6 +131,9 @@ class _Base(TransformerMixin, BaseEstimator):  # mixin first, so scikit-learn se
         if getattr(self, "architecture", "mlp") == "conv" and X.ndim == 3:
             X = X[:, None]  # (N, H, W) grayscale images get their channel axis
         if not fitting:
+            if X.ndim == 2 and len(self.input_shape_) == 1 and X.shape[1] != self.input_shape_[0]:
+                raise DataError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.input_shape_[0]} features as input; "
+                                "pass data with the same features as the training data")
             if X.shape[1:] != tuple(self.input_shape_):
                 raise DataError(
                     f"this model was trained on examples of shape {tuple(self.input_shape_)}, got {X.shape[1:]}; "
@@ -200,7 +212,7 @@ class _Base(TransformerMixin, BaseEstimator):  # mixin first, so scikit-learn se
     # -- the API -------------------------------------------------------------------------------
     def fit(self, X, y=None, *, X_val=None, y_val=None, progress: bool | None = None,
             on_epoch: Callable[[dict], None] | None = None, log: Callable[[str], None] | None = None,
-            checkpointer=None, resume: dict | None = None):
+            checkpointer=None, resume: dict | None = None) -> Self:
         """Train on X (and labels y for a conditional model). Returns self.
 
         ``history_`` then holds one dict per epoch with the mean train and validation loss and
@@ -329,7 +341,101 @@ class VAE(_Base):
     ``conditional=True`` makes q(z|x, c) and p(x|z, c) with c a one-hot class label (pass y to fit).
     """
 
-    __init__ = make_init("vae", "Store the parameters unchanged (see vaekit.options.OPTIONS for each one).")
+    if TYPE_CHECKING:  # the signature make_init builds at run time, for type checkers and IDEs
+        # <generated signature VAE: scripts/sync_signatures.py writes this block from vaekit.options.OPTIONS>
+        latent_dim: int
+        hidden: int | tuple[int, ...] | list[int] | str
+        activation: str
+        architecture: str
+        likelihood: str
+        sigma: float
+        learn_sigma: bool
+        ar_hidden: int
+        posterior: str
+        student_df: float
+        prior: str
+        n_pseudo_inputs: int
+        top_latent_dim: int
+        top_hidden: int | tuple[int, ...] | list[int] | str
+        conditional: bool
+        n_classes: int | None
+        label_scale: float
+        beta: float
+        warmup_epochs: float
+        n_samples: int
+        objective: str
+        free_bits: float
+        binarize: str
+        standardize: bool
+        epochs: int
+        batch_size: int
+        optimizer: str
+        lr: float
+        lr_schedule: str
+        lr_final: float
+        momentum: float
+        weight_decay: float
+        clip_grad: float | None
+        val_fraction: float
+        early_stopping: int
+        max_minutes: float
+        val_nll_every: int
+        val_nll_k: int
+        val_nll_examples: int
+        seed: int
+        device: str
+        precision: str
+        verbose: bool
+
+        def __init__(
+            self,
+            latent_dim: int = 20,
+            hidden: int | tuple[int, ...] | list[int] | str = (400,),
+            activation: str = 'relu',
+            architecture: str = 'mlp',
+            likelihood: str = 'bernoulli',
+            sigma: float = 1.0,
+            learn_sigma: bool = False,
+            ar_hidden: int = 500,
+            posterior: str = 'normal',
+            student_df: float = 5.0,
+            prior: str = 'normal',
+            n_pseudo_inputs: int = 500,
+            top_latent_dim: int = 0,
+            top_hidden: int | tuple[int, ...] | list[int] | str = (100, 100),
+            conditional: bool = False,
+            n_classes: int | None = None,
+            label_scale: float = 30.0,
+            beta: float = 1.0,
+            warmup_epochs: float = 0.0,
+            n_samples: int = 1,
+            objective: str = 'elbo',
+            free_bits: float = 0.5,
+            binarize: str = 'none',
+            standardize: bool = False,
+            epochs: int = 10,
+            batch_size: int = 128,
+            optimizer: str = 'adam',
+            lr: float = 0.001,
+            lr_schedule: str = 'constant',
+            lr_final: float = 0.01,
+            momentum: float = 0.9,
+            weight_decay: float = 0.0,
+            clip_grad: float | None = None,
+            val_fraction: float = 0.1,
+            early_stopping: int = 0,
+            max_minutes: float = 0.0,
+            val_nll_every: int = 0,
+            val_nll_k: int = 200,
+            val_nll_examples: int = 1000,
+            seed: int = 0,
+            device: str = 'auto',
+            precision: str = 'float32',
+            verbose: bool = False,
+        ) -> None: ...
+        # </generated signature VAE>
+    else:
+        __init__ = make_init("vae", "Store the parameters unchanged (see vaekit.options.OPTIONS for each one).")
 
     def class_labels(self, label: int | None, n: int) -> np.ndarray | None:
         """``n`` copies of class ``label`` for a conditional model (None otherwise), checked.
@@ -453,7 +559,69 @@ class Autoencoder(_Base):
     'masking' or 'salt-and-pepper' at ``noise_level`` (a denoising autoencoder).
     """
 
-    __init__ = make_init("ae", "Store the parameters unchanged (see vaekit.options.OPTIONS for each one).")
+    if TYPE_CHECKING:  # the signature make_init builds at run time, for type checkers and IDEs
+        # <generated signature Autoencoder: scripts/sync_signatures.py writes this block from vaekit.options.OPTIONS>
+        latent_dim: int
+        hidden: int | tuple[int, ...] | list[int] | str
+        activation: str
+        architecture: str
+        likelihood: str
+        sparsity: str | None
+        sparsity_weight: float
+        sparsity_target: float
+        noise: str | None
+        noise_level: float
+        standardize: bool
+        epochs: int
+        batch_size: int
+        optimizer: str
+        lr: float
+        lr_schedule: str
+        lr_final: float
+        momentum: float
+        weight_decay: float
+        clip_grad: float | None
+        val_fraction: float
+        early_stopping: int
+        max_minutes: float
+        seed: int
+        device: str
+        precision: str
+        verbose: bool
+
+        def __init__(
+            self,
+            latent_dim: int = 32,
+            hidden: int | tuple[int, ...] | list[int] | str = (256,),
+            activation: str = 'relu',
+            architecture: str = 'mlp',
+            likelihood: str = 'bernoulli',
+            sparsity: str | None = None,
+            sparsity_weight: float = 0.001,
+            sparsity_target: float = 0.05,
+            noise: str | None = None,
+            noise_level: float = 0.3,
+            standardize: bool = False,
+            epochs: int = 10,
+            batch_size: int = 64,
+            optimizer: str = 'adam',
+            lr: float = 0.003,
+            lr_schedule: str = 'constant',
+            lr_final: float = 0.01,
+            momentum: float = 0.9,
+            weight_decay: float = 0.0,
+            clip_grad: float | None = None,
+            val_fraction: float = 0.1,
+            early_stopping: int = 0,
+            max_minutes: float = 0.0,
+            seed: int = 0,
+            device: str = 'auto',
+            precision: str = 'float32',
+            verbose: bool = False,
+        ) -> None: ...
+        # </generated signature Autoencoder>
+    else:
+        __init__ = make_init("ae", "Store the parameters unchanged (see vaekit.options.OPTIONS for each one).")
 
     def corrupt(self, X, seed: int = 0) -> np.ndarray:
         """A corrupted copy of X with this model's noise (what a denoising model learns to undo)."""

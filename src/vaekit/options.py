@@ -313,7 +313,7 @@ def make_init(kind: str, doc: str = "", table: tuple[Option, ...] | None = None)
             raise ValueError(f"option name {o.name!r} is not an identifier")
     args = ", ".join(f"{o.name}=_defaults[{o.name!r}]" for o in opts)
     body = "".join(f"    self.{o.name} = {o.name}\n" for o in opts)
-    namespace = {"_defaults": defaults(kind, table)}
+    namespace: dict[str, Any] = {"_defaults": defaults(kind, table)}
     exec(f"def __init__(self, {args}):\n{body}", namespace)  # noqa: S102 - source built from the table above
     init = namespace["__init__"]
     init.__doc__ = doc
@@ -343,7 +343,11 @@ def to_flags(message: str) -> str:
     """
     for opt in sorted(OPTIONS, key=lambda o: -len(o.name)):
         assign = rf"(?<![\w-]){re.escape(opt.name)}=('([^']*)'|[\w.+-]+)"
-        message = re.sub(assign, lambda m, o=opt: _as_flag(o, m.group(2) if m.group(2) is not None else m.group(1), m.group(0)), message)
+
+        def flagged(m: re.Match[str], o: Option = opt) -> str:
+            return _as_flag(o, m.group(2) if m.group(2) is not None else m.group(1), m.group(0))
+
+        message = re.sub(assign, flagged, message)
         if opt.cli_flag:
             bare = rf"(?<![\w-]){re.escape(opt.name)}(?![\w-])" if "_" in opt.name else rf"(?<![\w-]){re.escape(opt.name)}(?= must)"
             message = re.sub(bare, opt.cli_flag, message)

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -43,13 +44,51 @@ def _to_dict(self) -> dict:
 # The options of the optimization (every option declared with target "train"), saved in
 # config.json beside the model's own. Generated from the declarations so that a new training
 # option is one declaration plus its use in this module.
-TrainConfig = dataclasses.make_dataclass(
-    "TrainConfig",
-    # Defaults of the first density family (the VAE's): an estimator always passes its own.
-    [(o.name, object, dataclasses.field(default=o.default_for(DENSITY[0]))) for o in OPTIONS if o.target == "train"],
-    namespace={"validate": _validate, "to_dict": _to_dict, "__module__": __name__,
-               "__doc__": "Options of the optimization: every option of vaekit.options with target 'train'."},
-)
+if TYPE_CHECKING:  # the class make_dataclass builds below, for type checkers and IDEs
+
+    @dataclass
+    class TrainConfig:
+        """Options of the optimization: every option of vaekit.options with target 'train'."""
+
+        # <generated signature TrainConfig: scripts/sync_signatures.py writes this block from vaekit.options.OPTIONS>
+        beta: float = 1.0
+        warmup_epochs: float = 0.0
+        n_samples: int = 1
+        objective: str = 'elbo'
+        free_bits: float = 0.5
+        binarize: str = 'none'
+        epochs: int = 10
+        batch_size: int = 128
+        optimizer: str = 'adam'
+        lr: float = 0.001
+        lr_schedule: str = 'constant'
+        lr_final: float = 0.01
+        momentum: float = 0.9
+        weight_decay: float = 0.0
+        clip_grad: float | None = None
+        val_fraction: float = 0.1
+        early_stopping: int = 0
+        max_minutes: float = 0.0
+        val_nll_every: int = 0
+        val_nll_k: int = 200
+        val_nll_examples: int = 1000
+        seed: int = 0
+        device: str = 'auto'
+        precision: str = 'float32'
+        # </generated signature TrainConfig>
+
+        def validate(self) -> None: ...
+
+        def to_dict(self) -> dict: ...
+
+else:
+    TrainConfig = dataclasses.make_dataclass(
+        "TrainConfig",
+        # Defaults of the first density family (the VAE's): an estimator always passes its own.
+        [(o.name, object, dataclasses.field(default=o.default_for(DENSITY[0]))) for o in OPTIONS if o.target == "train"],
+        namespace={"validate": _validate, "to_dict": _to_dict, "__module__": __name__,
+                   "__doc__": "Options of the optimization: every option of vaekit.options with target 'train'."},
+    )
 
 
 def objective_options(cfg: TrainConfig, beta: float) -> dict:
