@@ -20,10 +20,11 @@ from vaekit.anomaly import AutoencoderDetector, VAEDetector
 from vaekit.cli import build_parser
 from vaekit.cli.config import _model_choice
 from vaekit.cli.train import make_estimator
+from vaekit.errors import ConfigError
 from vaekit.io import load
 from vaekit.models import DensityModel
 from vaekit.options import FAMILY_DEFAULT, OPTIONS, options_for
-from vaekit.registry import FAMILIES, PRESETS
+from vaekit.registry import FAMILIES, LIKELIHOODS, PRESETS, PRIORS
 
 FAMILY_PARAMS = [pytest.param(f, id=f.name) for f in FAMILIES]
 PRESET_PARAMS = [pytest.param(p, id=p.name) for p in PRESETS]
@@ -118,3 +119,55 @@ def test_a_preset_builds_its_familys_estimator_and_is_recovered_from_a_saved_run
 def test_the_python_presets_are_the_registered_ones(factory, preset):
     from_cli = make_estimator(build_parser().parse_args(["train", "--model", preset, "--out", "x"])).get_params()
     assert {**factory().get_params(), "verbose": False} == from_cli
+
+
+# -- consumers of the components: each registered component either works in them or is refused ---
+# with a ConfigError. These would have caught a per-dimension KL that ignored the prior, a tracker
+# that crashed on a prior without per-dimension marginals, and detectors that took any likelihood.
+
+
+def _prior_params(prior) -> dict:
+    """Estimator parameters that select ``prior``: by --prior when it is a choice, else by its own options."""
+    small = {"top_latent_dim": 1, "top_hidden": (4,), "n_pseudo_inputs": 3}
+    return {"prior": prior.name, **{o: small[o] for o in prior.options.values() if o in small}} if prior.choice else \
+        {o: small[o] for o in prior.options.values()}
+
+
+@pytest.mark.parametrize("prior", [pytest.param(p, id=p.name) for p in PRIORS])
+def test_every_prior_gives_its_per_dimension_kl_or_refuses_and_the_tracker_copes(prior, tmp_path):
+    est = _fit(FAMILIES["vae"], **_prior_params(prior))  # the family the priors belong to
+    assert est.model_.config.prior_component is prior
+    X = _data(30)
+    try:
+        kl = est.kl_per_dimension(X)
+    except ConfigError:
+        kl = None
+    else:
+        assert kl.shape == (est.model_.config.code_dim,) and (kl > -0.05).all()
+    pytest.importorskip("tensorboard")
+    from vaekit.tracking import TensorBoardTracker
+
+    tracker = TensorBoardTracker(tmp_path / "tb", est, X, image_every=0)
+    tracker({"epoch": 1, "train_loss": 1.0})  # an epoch without a validation split's KL: the tracker measures it
+    tracker.close()
+    assert (tracker.kl_skipped is None) == (kl is not None)
+
+
+@pytest.mark.parametrize("detector", [VAEDetector, AutoencoderDetector], ids=lambda d: d.__name__)
+@pytest.mark.parametrize("lik", [pytest.param(c, id=c.name) for c in LIKELIHOODS])
+def test_every_likelihood_is_scored_and_explained_by_a_detector_or_refused(detector, lik):
+    # Data in [0, 1] left unscaled, so that a likelihood that needs the unit interval meets no other rule first.
+    scaling = {"scaling": "none"} if lik.needs_unit_interval else {}
+    det = detector(likelihood=lik.name, n_steps=20, hidden=(4,), latent_dim=2, random_state=0, **scaling)
+    X = _data(60, 3)
+    try:
+        det.check_params()
+    except ConfigError as refusal:
+        assert "likelihood" in str(refusal)
+        with pytest.raises(ConfigError, match="likelihood"):
+            det.fit(X)
+        return
+    det.fit(X)
+    assert np.isfinite(det.decision_function(X[:5])).all()
+    shares = det.explain(X[:5])
+    assert np.asarray(shares).shape[0] == 5
