@@ -29,19 +29,32 @@ scored in: in-memory, streamed and cluster scoring agree and a saved detector sc
 loading.
 """
 
-from .detectors import (
-           METHODS,
-           NONFINITE_SCORE,
-           AutoencoderDetector,
-           NonFiniteScoreWarning,
-           VAEDetector,
-           _standard_draws,  # noqa: F401 - the name 0.1.0's notebooks imported
-           save_detector,
-)
-from .engines import score_partition
-from .persistence import load_detector
-from .scores import detection_metrics
-from .table import NotNumericError
+from __future__ import annotations
+
+import importlib
+
+# Public name -> its module, imported on first use: `vaekit detect --help` reads the detectors'
+# option table (vaekit.anomaly.options) without paying for torch.
+_EXPORTS = {
+    "VAEDetector": "detectors", "AutoencoderDetector": "detectors", "METHODS": "options", "NONFINITE_SCORE": "scoring",
+    "NonFiniteScoreWarning": "scoring", "_standard_draws": "detectors", "save_detector": "writer", "load_detector": "persistence",
+    "score_partition": "engines", "detection_metrics": "scores", "NotNumericError": "table",
+}
+_SUBMODULES = ("base", "detectors", "engines", "explain", "options", "persistence", "scores", "scoring", "table", "writer")
 
 __all__ = ["VAEDetector", "AutoencoderDetector", "load_detector", "save_detector", "score_partition",
            "detection_metrics", "NotNumericError", "METHODS", "NONFINITE_SCORE", "NonFiniteScoreWarning"]
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES))

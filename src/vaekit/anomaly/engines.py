@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .detectors import CONFIG_FILE, _BaseDetector
+from .detectors import _BaseDetector
 from .persistence import load_detector
+from .writer import CONFIG_FILE
 
 # -- scoring on a distributed engine ---------------------------------------------------------------
 

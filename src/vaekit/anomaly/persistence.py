@@ -1,5 +1,5 @@
-"""Reading detector folders (written by :func:`vaekit.anomaly.detectors.save_detector`): this version's
-format 2 and 0.1.0's format 1, every file checked before use. Nothing is unpickled."""
+"""Detector folders: reading them (this version's format 2 and 0.1.0's format 1, every file
+checked before use; nothing is unpickled) and, from :mod:`~vaekit.anomaly.writer`, writing them."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import numpy as np
 import torch
 
 from ..errors import ModelFileError
-from .detectors import _DENSITY_METHODS, CONFIG_FILE, DETECTORS, FORMAT, FORMAT_VERSION, MODEL_DIR, TENSORS_FILE, _BaseDetector
+from .detectors import DETECTORS, _BaseDetector
+from .options import DENSITY_METHODS
 from .table import TablePreprocessor
+from .writer import CONFIG_FILE, FORMAT, FORMAT_VERSION, MODEL_DIR, TENSORS_FILE, save_detector  # noqa: F401 - save and load in one place
 
 
 def load_detector(path: str | Path, device: str = "cpu") -> _BaseDetector:
@@ -86,9 +88,10 @@ def _v1_preprocessor(cfg: dict, det: _BaseDetector) -> dict:
 def _restore_tensors(det: _BaseDetector, tensors: dict, path: Path, version: int) -> None:
     latent = det.estimator_.model_.config.latent_dim
     det.decision_scores_ = _expect(tensors, "decision_scores", lambda s: len(s) == 1 and s[0] > 0, path).numpy().astype(np.float64)
-    needs = {"eps": det._kind == "vae" and det.method in ("combined", *_DENSITY_METHODS),
+    density = det.family.has_density
+    needs = {"eps": density and det.method in ("combined", *DENSITY_METHODS),
              "cluster_centers": det.method == "latent", "reference_codes": det.method in ("knn", "combined")}
-    if (needs["eps"] or "eps" in tensors) and det._kind == "vae":
+    if (needs["eps"] or "eps" in tensors) and density:
         det.eps_ = _expect(tensors, "eps", lambda s: s == (int(det.n_score_samples), latent), path).numpy()
     if needs["cluster_centers"]:
         det.cluster_centers_ = _expect(tensors, "cluster_centers", lambda s: len(s) == 2 and s[1] == latent, path).numpy()

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from .options import SCALINGS  # declared with the detectors' options
 
-SCALINGS = ("robust", "standard", "none")
 # 'robust' scaling compresses values beyond this many scale units logarithmically (see
 # compress_tails); 3 is where a normal column's tail ends (0.3% of its rows lie beyond).
 KNEE = 3.0

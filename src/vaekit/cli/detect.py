@@ -13,11 +13,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from .common import Formatter, add_raw_csv_option, error, say
-
-# The score names, without importing torch for --help (vaekit.anomaly.METHODS is the source;
-# tests/test_anomaly.py checks the two agree).
-METHODS = ("combined", "elbo", "likelihood", "reconstruction", "latent", "knn")
+from ..anomaly.options import DETECTOR_OPTIONS, KINDS, METHODS, WRAPS  # noqa: F401 - METHODS: the CLI's choices, importable here
+from .common import Formatter, add_raw_csv_option, error, say, sizes
 
 
 def _int_or_auto(text: str):
@@ -47,29 +44,7 @@ def add_parser(sub) -> None:
     f.add_argument("--fit-on", default="all", choices=["all", "normal"],
                    help="all: train on every row (labels only for the report); normal: train on the rows labelled 0 only (needs --label-column)")
     f.add_argument("--id-column", default=None, metavar="COL", help="row identifier column, dropped from the features")
-    f.add_argument("--keep-column", action="append", default=[], metavar="COL",
-                   help="use COL as a feature even though it looks ID-like (repeatable). ID-like columns are left out with a "
-                        "warning: at least 20 rows and a different value in every row, holding text, or integers that rise or "
-                        "fall row by row, or integers under an identifier's name (id, tx_id, customerId, uuid, key, index)")
-    f.add_argument("--model", default="vae", choices=["vae", "ae"], help="vae: VAEDetector; ae: AutoencoderDetector")
-    f.add_argument("--method", "--score", dest="method", default=None, choices=list(METHODS),
-                   help="anomaly score (default: combined for vae, reconstruction for ae); elbo and likelihood need --model vae")
-    f.add_argument("--contamination", type=float, default=0.01,
-                   help="expected share of anomalies in the training data; sets the threshold as a quantile of the training scores")
-    f.add_argument("--threshold", type=float, default=None, help="explicit score threshold (overrides --contamination)")
-    f.add_argument("--categorical", default=None, metavar="A,B",
-                   help="comma-separated columns to one-hot encode (unseen categories score as all-zero)")
-    f.add_argument("--impute", action="store_true", help="fill NaN/Inf with the training medians instead of failing")
-    f.add_argument("--scaling", default="robust", choices=["robust", "standard", "none"],
-                   help="per-column scaling of the numeric features (robust: median, max(std, IQR/1.349), compressed tails)")
-    f.add_argument("--latent-dim", type=_int_or_auto, default="auto", help="size of the code z (auto: half the columns, 2 to 8)")
-    f.add_argument("--hidden", default="64", metavar="SIZES", help="hidden layer sizes, e.g. 64 or 128,64")
-    f.add_argument("--steps", type=_int_or_auto, default="auto", help="optimization steps (auto: 1500 whatever the table's size)")
-    f.add_argument("--batch-size", type=_int_or_auto, default="auto", help="rows per training step (auto: 128, up to 1024 for large tables)")
-    f.add_argument("--lr", type=float, default=1e-3, help="learning rate (Adam)")
-    f.add_argument("--n-clusters", type=int, default=8, help="k-means centres of the training codes (--method latent)")
-    f.add_argument("--seed", type=int, default=0, help="random seed (a CPU run is reproducible)")
-    f.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    add_detector_options(f)
     f.add_argument("--quiet", action="store_true", help="print nothing but errors")
     f.set_defaults(func=cmd_detect_fit)
 
@@ -92,6 +67,49 @@ def add_parser(sub) -> None:
     s.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     s.add_argument("--quiet", action="store_true", help="print nothing but errors")
     s.set_defaults(func=cmd_detect_score)
+
+
+def _model_name(kind: str) -> str:
+    """A detector class's ``--model`` name: the name of the model family it wraps."""
+    return WRAPS[kind].name
+
+
+def _per_kind_text(opt) -> str:
+    """What the help says of an option whose default or choices differ by detector: each one's default,
+    and the choices only some take (as ``elbo and likelihood need --model vae``)."""
+    text = ""
+    if isinstance(opt.default, dict):
+        text = " (default: " + ", ".join(f"{opt.default[k]} for {_model_name(k)}" for k in KINDS) + ")"
+    if isinstance(opt.choices, dict):
+        for kind in KINDS:
+            only = [c for c in opt.choices[kind] if not all(c in opt.choices[k] for k in KINDS)]
+            if only:
+                text += f"; {' and '.join(only)} need{'s' if len(only) == 1 else ''} --model {_model_name(kind)}"
+    return text
+
+
+def add_detector_options(p: argparse.ArgumentParser) -> None:
+    """``--model`` and one flag per detector option that has one, derived from
+    vaekit.anomaly.options.DETECTOR_OPTIONS: its help, its default (shown by the formatter), its choices."""
+    p.add_argument("--model", default=_model_name(KINDS[0]), choices=[_model_name(k) for k in KINDS],
+                   help="; ".join(f"{_model_name(k)}: {k}" for k in KINDS))
+    for opt in DETECTOR_OPTIONS:
+        if not opt.cli_flag:
+            continue
+        per_kind = isinstance(opt.default, dict)
+        kw = dict(dest=opt.name, default=None if per_kind else opt.default, help=opt.help + _per_kind_text(opt))
+        if opt.type == "bool":
+            p.add_argument(opt.cli_flag, *opt.extra.get("aliases", ()), action="store_true", **kw)
+            continue
+        if opt.extra.get("action"):
+            kw["action"] = opt.extra["action"]
+        else:
+            kw["type"] = _int_or_auto if opt.extra.get("auto") else {"int": int, "float": float, "sizes": sizes}.get(opt.type, str)
+        if opt.choices is not None:
+            kw["choices"] = opt.all_choices()
+        else:
+            kw["metavar"] = opt.metavar or opt.cli_flag.lstrip("-").upper().replace("-", "_")
+        p.add_argument(opt.cli_flag, *opt.extra.get("aliases", ()), **kw)
 
 
 def _missing_action(p: argparse.ArgumentParser) -> int:
@@ -196,30 +214,34 @@ def _header(path: Path) -> list[str]:
 # -- commands --------------------------------------------------------------------------------------
 
 
-def _categorical(text: str | None) -> list[str] | None:
+def _columns(text: str | None, flag: str) -> list[str] | None:
     if not text:
         return None
     cols = [c.strip() for c in text.split(",") if c.strip()]
     if not cols:
-        raise error(f"--categorical takes column names separated by commas, got {text!r}")
+        raise error(f"{flag} takes column names separated by commas, got {text!r}")
     return cols
 
 
-def make_detector(args):
-    """The detector that a `vaekit detect fit` option set describes (library objects only)."""
-    from ..anomaly import AutoencoderDetector, VAEDetector
+def _param(opt, value):
+    """A flag's value as the detector's parameter: sizes as a tuple, columns as a list."""
     from ..options import as_sizes
 
-    cls = VAEDetector if args.model == "vae" else AutoencoderDetector
-    params = dict(
-        contamination=args.contamination, threshold=args.threshold, categorical=_categorical(args.categorical),
-        impute=args.impute, scaling=args.scaling, keep_columns=list(args.keep_column) or None,
-        latent_dim=args.latent_dim, hidden=tuple(as_sizes(args.hidden)),
-        n_steps=args.steps, batch_size=args.batch_size, lr=args.lr, n_clusters=args.n_clusters, seed=args.seed, device=args.device,
-    )
-    if args.method:
-        params["method"] = args.method
-    det = cls(**params)
+    if opt.type == "sizes":
+        return tuple(as_sizes(value))
+    if opt.type == "columns":
+        return (list(value) or None) if isinstance(value, list) else _columns(value, opt.cli_flag)
+    return value
+
+
+def make_detector(args):
+    """The detector that a `vaekit detect fit` option set describes (library objects only): each
+    flag stores under its parameter's name; one not given (None) leaves the detector's default."""
+    from ..anomaly.detectors import DETECTORS
+
+    kind = next(k for k in KINDS if _model_name(k) == args.model)
+    params = {o.name: _param(o, getattr(args, o.name)) for o in DETECTOR_OPTIONS if o.cli_flag and getattr(args, o.name) is not None}
+    det = DETECTORS[kind](**params)
     det.check_params()  # bad options fail before any data is read
     if args.fit_on == "normal" and args.label_column is None:
         raise error("--fit-on normal trains on the rows labelled 0, so it needs --label-column COL")
@@ -284,17 +306,17 @@ def _id_like_in_file(path: Path, args, det) -> list[str]:
     from ..data.tables import column_hint, table_frames
 
     if _suffix(path) == ".npy":
-        if args.keep_column or det.categorical:
+        if det.keep_columns or det.categorical:
             raise error(f"{path}: a .npy file has no named columns, so --keep-column/--categorical cannot be used; use CSV or Parquet")
         return []
     header = _header(path)
     named = (("--label-column", [args.label_column] if args.label_column else []), ("--id-column", [args.id_column] if args.id_column else []),
-             ("--categorical", det.categorical or []), ("--keep-column", args.keep_column))
+             ("--categorical", det.categorical or []), ("--keep-column", det.keep_columns or []))
     for flag, cols in named:
         for c in cols:
             if c not in header:
                 raise error(f"{path}: no column named {c!r} ({flag}){column_hint(c, header)}")
-    skip = {args.label_column, args.id_column, *(det.categorical or []), *args.keep_column} - {None}
+    skip = {args.label_column, args.id_column, *(det.categorical or []), *(det.keep_columns or [])} - {None}
     if not [c for c in header if c not in skip]:
         return []
     frame = pd.concat(list(table_frames(path, 1 << 16, [c for c in header if c not in skip])), ignore_index=True)
@@ -440,7 +462,7 @@ SCORE_UNITS = {
 
 def explain_unit(det) -> str:
     """The unit of --explain's contributions, as it ends their column names: nats or sq_units."""
-    return "sq_units" if det.method == "reconstruction" or det._kind == "ae" else "nats"
+    return "nats" if det.explains_in_nats else "sq_units"
 
 
 def _explain_note(det) -> str:
