@@ -17,7 +17,7 @@ which ``explain`` splits up). Standard library only, so that ``vaekit --help`` s
 from __future__ import annotations
 
 from ..errors import ConfigError
-from ..options import ACTIVATIONS, Option, check_params, options_for
+from ..options import ACTIVATIONS, Option, check_params, defaults, options_for
 from ..registry import LIKELIHOODS, family_of_estimator
 
 KINDS = ("VAEDetector", "AutoencoderDetector")
@@ -144,11 +144,12 @@ def check_detector_params(params: dict, kind: str) -> dict:
     if params.get("threshold") is not None:
         checked.pop("contamination", None)  # an explicit threshold makes contamination unused
     out = check_params(checked, kind, table=DETECTOR_OPTIONS)
-    if out.get("scaling") != "none" and out.get("likelihood") != "gaussian":
+    p = {**defaults(kind, table=DETECTOR_OPTIONS), **out}  # the rules read a parameter not given at its default
+    if p["scaling"] != "none" and p["likelihood"] != "gaussian":
         # Scaled data is not in [0, 1], where a Bernoulli's data must lie.
-        raise ConfigError(f"scaling={out['scaling']!r} needs likelihood='gaussian' (scaled data is not in [0, 1]); "
+        raise ConfigError(f"scaling={p['scaling']!r} needs likelihood='gaussian' (scaled data is not in [0, 1]); "
                           "pass scaling='none' for [0, 1] data")
-    rs, seed = out.get("random_state"), out.get("seed", 0)
+    rs, seed = p["random_state"], p["seed"]
     if rs is not None and seed != 0 and int(rs) != int(seed):
         raise ConfigError(f"seed={seed} and random_state={rs} disagree; they are two names for one seed, pass one of them")
     return out
