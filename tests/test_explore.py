@@ -36,6 +36,7 @@ from vaekit.data import Dataset
 from vaekit.evaluate import active_units
 from vaekit.explore import Explorer, ExploreServer, RequestError
 from vaekit.explore.png import encode_png
+from vaekit.explore.routes import parse_codes
 
 
 @contextlib.contextmanager
@@ -107,7 +108,9 @@ def test_info_orders_dimensions_by_kl_and_their_kl_adds_up_to_the_elbo_term(vae,
     status, ctype, body = get(url + "/info")
     assert status == 200 and ctype == "application/json"
     info = json.loads(body)
-    assert info["model"]["kind"] == "vae" and info["model"]["code_dim"] == 2 and info["plane"] == [0, 1]
+    caps = info["capabilities"]
+    assert caps["density"] and caps["posterior_spread"] and caps["prior_contours"] and caps["title"] == "VAE"
+    assert info["model"]["code_dim"] == 2 and info["plane"] == [0, 1]
     kl = [d["kl"] for d in info["dims"]]
     assert info["order"] == sorted(range(2), key=lambda j: -kl[j]) and info["ordered_by"] == "kl"
     # KL(q || N(0, I)) factorizes, so the per-dimension KLs add up to the ELBO's KL term, averaged over x.
@@ -322,7 +325,9 @@ def test_an_autoencoder_gets_the_page_without_the_prior(small_digits):
     est = vaekit.Autoencoder(latent_dim=3, hidden=(64,), epochs=1, batch_size=32, device="cpu").fit(small_digits.X)
     ex = Explorer(est, small_digits)
     info = ex.info()
-    assert info["model"]["kind"] == "autoencoder" and info["ordered_by"] == "variance"
+    caps = info["capabilities"]
+    assert not (caps["density"] or caps["posterior_spread"] or caps["prior_contours"]) and caps["prior"] is None
+    assert caps["title"] == "autoencoder" and info["ordered_by"] == "variance"
     assert all(d["kl"] is None and d["active"] is None for d in info["dims"])
     var = [d["variance"] for d in info["dims"]]
     assert [var[j] for j in info["order"]] == sorted(var, reverse=True)
@@ -338,7 +343,7 @@ def test_an_autoencoder_gets_the_page_without_the_prior(small_digits):
 def test_a_conditional_model_decodes_one_code_under_every_label(small_digits):
     est = vaekit.ConditionalVAE(latent_dim=2, hidden=(64,), epochs=1, n_classes=10, batch_size=32, device="cpu").fit(small_digits.X, small_digits.y)
     ex = Explorer(est, small_digits)
-    assert ex.info()["model"]["conditional"] and ex.info()["class_means"] == {}
+    assert ex.info()["capabilities"]["conditional"] and ex.info()["class_means"] == {}
     z = np.array([[0.5, -0.5]], dtype=np.float32)
     with serving(ex) as u:
         img = png_array(get(u + "/decode?z=0.5,-0.5&label=all")[2])
@@ -420,7 +425,26 @@ def test_a_20d_model_puts_its_two_most_used_dimensions_on_the_plane(explore_run)
     assert info["plane"] == list(np.argsort(-kl)[:2]) and len(info["order"]) == 20
     assert [d["active"] for d in info["dims"]] == active_units(ex.codes).tolist()
     with pytest.raises(RequestError, match="has 20 values, got 2"):
-        ex.parse_codes("0,0")
+        parse_codes("0,0", ex.code_dim)
+
+
+@pytest.mark.parametrize("params, expect", [
+    # A prior other than N(0, I): a density to show, but no circles or band, and its title in the caption.
+    ({"prior": "vamp", "n_pseudo_inputs": 5}, {"density": True, "prior_contours": False, "kl_per_dimension": False, "prior": "the VampPrior"}),
+    # A likelihood whose mean has no closed form: the page says what its decoded images are.
+    ({"likelihood": "autoregressive-bernoulli", "ar_hidden": 8},
+     {"density": True, "prior_contours": True, "decoded": "the pixel probabilities along one draw from p(x|z)"}),
+])
+def test_capabilities_come_from_the_models_components(small_digits, params, expect):
+    from vaekit.registry import LIKELIHOODS
+
+    est = vaekit.VAE(latent_dim=2, hidden=(16,), epochs=1, batch_size=32, device="cpu", **params).fit(small_digits.X[:64])
+    ex = Explorer(est, small_digits.subset(slice(0, 64)))
+    caps = ex.info()["capabilities"]
+    assert {k: caps[k] for k in expect} == expect
+    assert caps["decoded_note"] == LIKELIHOODS[est.likelihood].blur
+    assert (ex.info()["ordered_by"] == "kl") == caps["kl_per_dimension"]
+    assert len(ex.example(0)["posterior_std"]) == 2 and "elbo" in ex.example(0)
 
 
 # -- the command -----------------------------------------------------------------------------------

@@ -181,12 +181,12 @@ def test_a_slider_moves_one_latent_dimension(browser, explorer):
     z0 = np.array(state(browser, "S.z"))
     slider = browser.find_elements("css selector", "#sliders input[type=range]")[0]
     j = int(slider.get_attribute("data-dim"))
-    assert j == explorer.order[0]  # the first slider is the dimension with the most KL
+    assert j == explorer.facts.order[0]  # the first slider is the dimension with the most KL
     slider.send_keys(Keys.ARROW_RIGHT * 60)
     settle(browser)
     z1 = np.array(state(browser, "S.z"))
-    step = (explorer.hi[j] - explorer.lo[j]) / 400
-    assert z1[j] - z0[j] == pytest.approx(min(60 * step, explorer.hi[j] - z0[j]), rel=0.05)
+    step = (explorer.facts.hi[j] - explorer.facts.lo[j]) / 400
+    assert z1[j] - z0[j] == pytest.approx(min(60 * step, explorer.facts.hi[j] - z0[j]), rel=0.05)
     others = [k for k in range(explorer.code_dim) if k != j]
     np.testing.assert_allclose(z1[others], z0[others])
     assert np.abs(decoded_image(browser, explorer.image_shape) - before_img).max() > 0.05
@@ -299,7 +299,7 @@ def test_a_drawn_digit_puts_its_posterior_on_the_plane_where_the_encoder_says(br
 
     # The plane draws it there: the ellipses' centre is the mean, their radii 1 and 2 sd, in the plane's pixels.
     dx, dy = state(browser, "[S.dimX, S.dimY]")
-    lo, hi = explorer.lo, explorer.hi
+    lo, hi = explorer.facts.lo, explorer.facts.hi
     pw, ph = 560 - 44 - 12, 560 - 12 - 40  # the plane's plotting area inside its margins
     per_z = np.array([pw / (hi[dx] - lo[dx]), ph / (hi[dy] - lo[dy])])
 
@@ -327,7 +327,7 @@ def test_a_drawn_digit_puts_its_posterior_on_the_plane_where_the_encoder_says(br
                                explorer.decode(np.asarray(drawn["mean"], np.float32)[None])[0].reshape(explorer.image_shape), atol=1 / 255)
 
     # The prior's circles at 1, 2, 3 sd around 0, and the interpolation path between the two ends.
-    if explorer.is_vae and explorer.model.config.prior_component.standard_normal:
+    if explorer.caps.prior_contours:
         circles = browser.find_elements("css selector", "#prior-contours ellipse")
         assert [int(c.get_attribute("data-sd")) for c in circles] == [1, 2, 3]
         for r, c in zip((1, 2, 3), circles):
@@ -458,7 +458,7 @@ def test_the_posterior_strip_stays_in_its_card_and_no_mark_reaches_its_numbers(b
 
 def test_the_prior_circles_labels_sit_at_their_top_right_over_everything_else(browser, explorer):
     settle(browser)
-    if not (explorer.is_vae and explorer.model.config.prior_component.standard_normal):
+    if not explorer.caps.prior_contours:
         pytest.skip("no standard normal prior: no circles")
     layers = browser.execute_script(
         "return [...document.querySelector('#plane-overlay g[clip-path]').children].map((g) => g.id);")

@@ -3,9 +3,12 @@
     >>> from vaekit.explore import Explorer, ExploreServer, serve
     >>> serve(ExploreServer(Explorer.from_run("runs/mnist2d"), port=8765))   # http://127.0.0.1:8765/
 
-``explorer.py`` computes what the page shows (no HTTP), ``server.py`` serves it and the page's
-files in ``static/`` (plain JavaScript on a canvas, nothing fetched from elsewhere); the command
-is ``vaekit/cli/explore.py``. The HTTP API, which the page uses and scripts may call:
+``explorer.py`` computes what the page shows from typed arguments (no HTTP), with
+``capabilities.py`` (what can be shown of this model, from its family and components),
+``model_calls.py`` (the model through its contract), ``latent.py``, ``info.py``, ``images.py`` and
+``loading.py``; ``routes.py`` parses each request's query into those arguments, and ``server.py``
+serves the routes and the page's files in ``static/`` (plain JavaScript on a canvas, nothing
+fetched from elsewhere); the command is ``vaekit/cli/explore.py``. The HTTP API, which the page uses and scripts may call:
 
 - ``GET /info``: the model, the data and each latent dimension (KL, variance, active, range), JSON;
 - ``GET /codes``: the codes (posterior means) and labels of the examples on the plane, JSON;
@@ -27,7 +30,7 @@ from __future__ import annotations
 import importlib
 
 # Imported lazily, as in vaekit/__init__.py: registering the command must not import torch.
-_EXPORTS = {"Explorer": "explorer", "RequestError": "explorer", "ExploreServer": "server", "serve": "server"}
+_EXPORTS = {"Explorer": "explorer", "RequestError": "errors", "ExploreServer": "server", "serve": "server"}
 __all__ = sorted(_EXPORTS)
 
 

@@ -7,7 +7,7 @@ thread per request lets several tabs share the model (its calls are serialized b
 :class:`~vaekit.explore.explorer.Explorer`). An async framework would buy concurrency that a
 CPU-bound model behind a lock cannot use.
 
-Safety: the server answers only the paths in :data:`ROUTES` and the page's own files, which are
+Safety: the server answers only the paths in :data:`~vaekit.explore.routes.ROUTES` and the page's own files, which are
 read from the package once at start; nothing in a request is ever opened as a file. Bound to a
 loopback address, it also refuses requests whose Host header names another machine, so a web page
 elsewhere cannot reach it through DNS rebinding. Every response carries a strict
@@ -41,6 +41,7 @@ from ..errors import VaekitError
 from .connections import Connections
 from .explorer import Explorer
 from .limits import ADMIT_WAIT, IDLE_TIMEOUT, MAX_CONNECTIONS
+from .routes import JSON, JSON_ROUTES, ROUTES
 
 # path -> (file in vaekit/explore/static, content type)
 STATIC = {
@@ -48,7 +49,6 @@ STATIC = {
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/app.css": ("app.css", "text/css; charset=utf-8"),
 }
-PNG, JSON = "image/png", "application/json"
 TEXT = "text/plain; charset=utf-8"
 
 # Sent with every response. The page's script and style are files from this server, its images
@@ -64,64 +64,6 @@ SECURITY_HEADERS = (
     ("Referrer-Policy", "no-referrer"),
     ("Cross-Origin-Resource-Policy", "same-origin"),
 )
-
-
-def _one(query: dict, name: str) -> str | None:
-    values = query.get(name)
-    return values[0] if values else None
-
-
-def _decode(ex: Explorer, q: dict):
-    return PNG, ex.decode_png(ex.parse_codes(_one(q, "z")), ex.parse_label(_one(q, "label"), allow_all=True))
-
-
-def _decode_json(ex: Explorer, q: dict):
-    Z = ex.parse_codes(_one(q, "z"))
-    X = ex.decode(Z, ex.parse_label(_one(q, "label")))
-    return JSON, {"x": X.reshape(len(X), -1).tolist()}
-
-
-def _interpolate(ex: Explorer, q: dict):
-    a, b = ex.parse_endpoint(_one(q, "a"), "a"), ex.parse_endpoint(_one(q, "b"), "b")
-    steps = ex.parse_steps(_one(q, "steps"))
-    label = ex.parse_label(_one(q, "label"))
-    ex.require_images()
-    return PNG, ex.strip_png(ex.decode(ex.interpolate(a, b, steps), label))
-
-
-def _example(ex: Explorer, q: dict):
-    out = ex.example(ex.parse_index(_one(q, "i")))
-    if ex.image_shape:
-        out["reconstruction_url"] = "/decode?z=" + ",".join(repr(float(v)) for v in out["code"]) + (
-            f"&label={out['label']}" if ex.conditional else "")
-        out["image_url"] = f"/image?i={out['index']}"
-    return JSON, out
-
-
-def _encode_json(ex: Explorer, q: dict):
-    """A drawing's posterior: ``x=`` grey values in [0, 1] (``label=K`` for a conditional model)."""
-    x = ex.parse_pixels(_one(q, "x"))
-    label = ex.parse_label(_one(q, "label"))
-    out = ex.encode_drawing(x, label)
-    out["decoded_url"] = "/decode?z=" + ",".join(repr(v) for v in out["mean"]) + ("" if label is None else f"&label={label}")
-    return JSON, out
-
-
-# path -> handler(explorer, query) -> (content type, bytes or a JSON-ready object)
-ROUTES: dict[str, Callable] = {
-    "/info": lambda ex, q: (JSON, ex.info()),
-    "/codes": lambda ex, q: (JSON, ex.codes_json()),
-    "/example": _example,
-    "/image": lambda ex, q: (PNG, ex.image_png(ex.parse_index(_one(q, "i")))),
-    "/decode": _decode,
-    "/decode.json": _decode_json,
-    "/interpolate": _interpolate,
-    "/encode.json": _encode_json,
-}
-
-
-# Routes that answer JSON also answer their errors in JSON, {"error": "one line"}, so a script reads both alike.
-JSON_ROUTES = {"/info", "/codes", "/example", "/decode.json", "/encode.json"}
 
 
 def _json_bytes(obj) -> bytes:

@@ -35,7 +35,8 @@ const getJSON = async (url) => (await fetchOk(url)).json();
 const getBitmap = async (url) => createImageBitmap(await (await fetchOk(url)).blob());
 const fmt = (v, d = 2) => (v === null || v === undefined ? "–" : Number(v).toFixed(d));
 const zParam = (z) => z.map((v) => v.toFixed(4)).join(",");
-const labelParam = () => (S.info.model.conditional ? `&label=${S.label}` : "");
+const caps = () => S.info.capabilities; // what this model can show (vaekit/explore/capabilities.py)
+const labelParam = () => (caps().conditional ? `&label=${S.label}` : "");
 const isImage = () => S.info.data.kind === "image";
 const className = (k) => (S.info.classes[k] !== undefined ? S.info.classes[k] : String(k));
 const colour = (k) => (k === null || k === undefined ? "#4b5563" : PALETTE[k % PALETTE.length]);
@@ -89,10 +90,10 @@ async function pump() {
 
 async function renderDecoded(job) {
   const q = `z=${zParam(job.z)}`;
-  const lab = S.info.model.conditional ? `&label=${job.label}` : "";
+  const lab = caps().conditional ? `&label=${job.label}` : "";
   if (isImage()) {
     const tasks = [getBitmap(`/decode?${q}${lab}`)];
-    if (S.info.model.conditional) tasks.push(getBitmap(`/decode?${q}&label=all`));
+    if (caps().conditional) tasks.push(getBitmap(`/decode?${q}&label=all`));
     const [bmp, all] = await Promise.all(tasks);
     drawBitmap($("decoded"), bmp);
     if (all) showStrip($("all-labels-strip"), all, $("all-labels-names"), S.info.classes.slice(0, S.info.model.n_classes));
@@ -322,7 +323,7 @@ async function selectExample(i) {
   $("example-index").value = i;
   S.z = S.codes[i].slice();
   if ($("hold").value === "zero") holdOthers();
-  if (S.info.model.conditional && S.labels) { S.label = S.labels[i]; $("label").value = String(S.label); }
+  if (caps().conditional && S.labels) { S.label = S.labels[i]; $("label").value = String(S.label); }
   drawPlane(); syncSliders(); requestDecode();
   try {
     const ex = await getJSON(`/example?i=${i}`);
@@ -347,7 +348,7 @@ const NB = "\u00a0\u00a0"; // indents a term under the ELBO
 function showExample(ex) {
   const rows = [];
   if (ex.label !== null) rows.push(row("label", className(ex.label), ""));
-  if (S.info.model.kind === "vae") {
+  if (caps().density) {
     rows.push(row("ELBO", `${fmt(ex.elbo)} nats`, `reconstruction − KL (${S.info.elbo_samples} draws of z)`));
     rows.push(row([`${NB}E`, el("sub", {}, "q"), "[log p(x|z)]"], `${fmt(ex.log_likelihood)} nats`, "reconstruction"));
     rows.push(row(`${NB}KL(q(z|x)‖p(z))`, `${fmt(ex.kl)} nats`, "what the code costs"));
@@ -386,7 +387,7 @@ function drawPosterior(ex) {
   lim = Math.min(lim, POST_LIM_MAX);
   const X = (v) => x0 + ((Math.max(-lim, Math.min(lim, v)) + lim) / (2 * lim)) * (x1 - x0);
   Object.assign(canvas.dataset, { axisLeft: x0, axisRight: x1, textLeft: Math.floor(textX), lim });
-  if (S.info.model.standard_normal_prior) { // the prior N(0, 1): its ±2 band
+  if (caps().prior_contours) { // the prior N(0, 1): its ±2 band
     ctx.fillStyle = "#eef2f7"; ctx.fillRect(X(-2), 0, X(2) - X(-2), n * rowH);
   }
   ctx.strokeStyle = "#c9ced6"; ctx.lineWidth = 1;
@@ -412,7 +413,7 @@ function drawPosterior(ex) {
   });
   ctx.lineWidth = 1; ctx.fillStyle = "#5d6675"; ctx.textAlign = "center"; ctx.font = "10px system-ui, sans-serif";
   for (const t of niceTicks(-lim, lim)) ctx.fillText(String(+t.toFixed(1)), X(t), n * rowH + 10);
-  ctx.fillText(S.info.model.standard_normal_prior ? "shaded: the prior's ±2 std" : "", (x0 + x1) / 2, n * rowH + 21);
+  ctx.fillText(caps().prior_contours ? "shaded: the prior's ±2 std" : "", (x0 + x1) / 2, n * rowH + 21);
 }
 window.addEventListener("resize", () => { if (S.example) drawPosterior(S.example); });
 
@@ -476,8 +477,8 @@ function drawOverlay() {
   const clip = svgEl("clipPath", { id: "plot-area" }, svgEl("rect", { x: PAD.left, y: PAD.top, width: w, height: h }));
   const prior = svgEl("g", { id: "prior-contours" });
   const priorLabels = svgEl("g", { id: "prior-labels" }); // drawn last, over the path and the posterior
-  const m = S.info.model;
-  if (m.standard_normal_prior) {
+  const m = S.info.model, cap = caps();
+  if (cap.prior_contours) {
     const [cx, cy] = toPx(0, 0), diag = Math.SQRT1_2;
     for (const r of [1, 2, 3]) {
       prior.append(svgEl("ellipse", { cx, cy, rx: r * sx, ry: r * sy, fill: "none", stroke: "#7b8595", "stroke-width": 1, "stroke-dasharray": "5 4", "data-sd": r }));
@@ -486,8 +487,8 @@ function drawOverlay() {
         stroke: "#fff", "stroke-width": 3, "stroke-linejoin": "round", "paint-order": "stroke", "data-sd": r }, `${r} sd`));
     }
     notes.push("Dashed circles: the prior N(0, I) at 1, 2 and 3 sd.");
-  } else if (m.kind === "vae") {
-    notes.push(`The prior (${m.prior}) is not a standard normal: its contours are not drawn.`);
+  } else if (cap.prior) {
+    notes.push(`The prior (${cap.prior}) is not a standard normal: its contours are not drawn.`);
   }
   const path = svgEl("g", { id: "interp-path" });
   if (S.path) {
@@ -517,7 +518,7 @@ function drawOverlay() {
       post.append(svgEl("circle", { cx: x, cy: y, r: 2.4, fill: "#fff", stroke: "#111", "stroke-width": 1.2, class: "posterior-sample" }));
     }
     post.append(svgEl("circle", { id: "posterior-mean", cx, cy, r: 4.5, fill: "#111", stroke: "#fff", "stroke-width": 2 }));
-    if (m.kind !== "vae") notes.push("Black dot: the code of your drawing (an autoencoder's encoder gives one point).");
+    if (!cap.posterior_spread) notes.push("Black dot: the code of your drawing (an autoencoder's encoder gives one point).");
     else if (s && s[S.dimX] !== null && s[S.dimY] !== null) notes.push(`Black ellipses: the posterior q(z|x) of your drawing, ±1 sd (shaded) and ±2 sd (dashed), with ${r.samples.length} samples from it as white dots.`);
     else notes.push(`Black dot: the mean of your drawing's posterior; its family (${r.posterior}) has no finite sd to draw.`);
   }
@@ -542,7 +543,7 @@ function setupDrawing() {
   c.addEventListener("pointerup", end);
   c.addEventListener("pointercancel", end);
   $("draw-clear").addEventListener("click", clearDrawing);
-  if (S.info.model.conditional) $("label").addEventListener("change", () => { if (D.inked) requestEncode(); }); // q(z|x, y) depends on y
+  if (caps().conditional) $("label").addEventListener("change", () => { if (D.inked) requestEncode(); }); // q(z|x, y) depends on y
   const [h, w] = S.info.data.image_shape;
   $("draw-input-caption").textContent = `what the encoder sees (${h}×${w})`;
   $("draw-panel").hidden = false;
@@ -656,21 +657,38 @@ function fillSelect(sel, items, value) {
   sel.replaceChildren(...items.map(([v, text]) => new Option(text, String(v))));
   if (value !== undefined) sel.value = String(value);
 }
-async function start() {
-  const [info, codes] = await Promise.all([getJSON("/info"), getJSON("/codes")]);
-  S.info = info; S.codes = codes.codes; S.labels = codes.labels;
-  const m = info.model, d = info.data;
+// The header, the titles and the panels this model has: read from its capabilities, never its family's name.
+function describeModel(info) {
+  const m = info.model, d = info.data, cap = info.capabilities;
   $("run-name").textContent = info.name;
   document.title = `vaekit explore: ${info.name}`;
-  $("summary").textContent = `${m.kind === "vae" ? (m.conditional ? "conditional VAE" : "VAE") : "autoencoder"}, ${m.code_dim}-D code, `
+  $("summary").textContent = `${cap.conditional ? "conditional " : ""}${cap.title}, ${m.code_dim}-D code, `
     + `${m.architecture === "mlp" ? `MLP ${m.hidden.join("-")}` : "convolutional"}, ${m.likelihood} decoder · `
     + `the first ${d.n} examples of ${d.name}` + (d.split ? ` (${d.split} split)` : "");
   $("command").textContent = info.command ? `trained with: ${info.command}` : "";
+  if (cap.conditional) {
+    $("label-picker").hidden = false; $("all-labels").hidden = false;
+    fillSelect($("label"), info.classes.slice(0, m.n_classes).map((c, k) => [k, c]), 0);
+    $("label").addEventListener("change", () => { S.label = Number($("label").value); requestDecode(); interpolate(); });
+  }
+  if (!isImage()) {
+    $("decoded").classList.add("table");
+    $("interp-panel").hidden = true;
+    $("ex-recon").parentElement.hidden = true;
+    $("ex-original").nextElementSibling.textContent = "";
+    $("ex-original").classList.add("table");
+  }
+  // What a decoded image is and what to look for in it: the likelihood's own words (its registry flags).
+  $("decoded-title").textContent = `Decoded: ${cap.decoded}`;
+  if (isImage() && cap.decoded_note) $("decoded-note").textContent = `What to look for: ${cap.decoded_note}.`;
+  if (!cap.posterior_spread) $("posterior-title").textContent = "Code (the encoder's output) per dimension";
+}
+function setupPlane(info) {
   [S.dimX, S.dimY] = info.plane.length === 2 ? info.plane : [0, 0];
   const dimItems = info.order.map((j) => [j, dimName(j)]);
   fillSelect($("dim-x"), dimItems, S.dimX);
   fillSelect($("dim-y"), dimItems, S.dimY);
-  if (m.code_dim <= 2) $("plane-controls").hidden = true;
+  if (info.model.code_dim <= 2) $("plane-controls").hidden = true;
   for (const id of ["dim-x", "dim-y"]) {
     $(id).addEventListener("change", () => {
       S.dimX = Number($("dim-x").value); S.dimY = Number($("dim-y").value);
@@ -684,25 +702,14 @@ async function start() {
     s.style.setProperty("--c", colour(k)); // the dot's colour, read by app.css
     return s;
   }));
-  if (m.conditional) {
-    $("label-picker").hidden = false; $("all-labels").hidden = false;
-    fillSelect($("label"), info.classes.slice(0, m.n_classes).map((c, k) => [k, c]), 0);
-    $("label").addEventListener("change", () => { S.label = Number($("label").value); requestDecode(); interpolate(); });
-  }
-  if (!isImage()) {
-    $("decoded").classList.add("table");
-    $("interp-panel").hidden = true;
-    $("ex-recon").parentElement.hidden = true;
-    $("ex-original").nextElementSibling.textContent = "";
-    $("ex-original").classList.add("table");
-  }
-  if (m.kind !== "vae") $("posterior-title").textContent = "Code (the encoder's output) per dimension";
-  const meanKeys = Object.keys(info.class_means);
+}
+function setupInterpolation(info) {
+  const meanKeys = Object.keys(info.class_means), n = info.data.n, codeDim = info.model.code_dim;
   for (const end of ["a", "b"]) {
     fillSelect($(`${end}-class`), meanKeys.map((k) => [k, className(Number(k))]));
     $(`${end}-kind`).addEventListener("change", syncEnds);
     $(`${end}-use`).addEventListener("click", () => { $(`${end}-kind`).value = "example"; $(`${end}-index`).value = S.selected; syncEnds(); interpolate(); });
-    $(`${end}-index`).max = d.n - 1;
+    $(`${end}-index`).max = n - 1;
   }
   if (meanKeys.length >= 2) {
     $("a-class").value = meanKeys.includes("1") ? "1" : meanKeys[0];
@@ -716,17 +723,25 @@ async function start() {
   $("arith").hidden = !(isImage() && meanKeys.length >= 2);
   $("steps").max = info.limits.max_steps; // typing more is clamped to this, with a note (interpolate)
   $("steps").title = `2 to ${info.limits.max_steps} images`;
-  if (m.code_dim <= 2) {
+  if (codeDim <= 2) {
     // Two numbers hold the class itself, not a style beside it: the row drifts into other classes.
     $("arith-hint").textContent = "The selected example moved by each class's mean: z(x) − mean(class of x) + mean(class k). "
-      + `With a ${m.code_dim}-D code the class takes up the code, so expect other digits than k in this row, not x's style kept.`;
+      + `With a ${codeDim}-D code the class takes up the code, so expect other digits than k in this row, not x's style kept.`;
   }
-  $("example-index").max = d.n - 1;
+}
+async function start() {
+  const [info, codes] = await Promise.all([getJSON("/info"), getJSON("/codes")]);
+  S.info = info; S.codes = codes.codes; S.labels = codes.labels;
+  const n = info.data.n;
+  describeModel(info);
+  setupPlane(info);
+  setupInterpolation(info);
+  $("example-index").max = n - 1;
   $("example-index").addEventListener("change", () => {
-    const i = Math.max(0, Math.min(d.n - 1, Math.round(Number($("example-index").value) || 0)));
+    const i = Math.max(0, Math.min(n - 1, Math.round(Number($("example-index").value) || 0)));
     selectExample(i);
   });
-  $("random-example").addEventListener("click", () => selectExample(Math.floor(Math.random() * d.n)));
+  $("random-example").addEventListener("click", () => selectExample(Math.floor(Math.random() * n)));
   if (isImage()) setupDrawing();
   buildSliders();
   S.z = S.codes[0].slice();
