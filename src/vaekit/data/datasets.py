@@ -18,6 +18,7 @@ from ..errors import DataError
 from .idx import read_idx
 from .images import read_image_folder
 from .sources import fetch
+from .sprites import DSPRITES_FILE, FACTOR_NAMES, N_SPRITES, SHAPES, SpriteImages, cover_order, factor_classes, read_dsprites_file
 from .stream import STREAM_SHARE, StreamedImages, available_memory, stream_image_folder
 from .tables import (
     check_finite,
@@ -44,6 +45,7 @@ NAMED_SOURCES: dict[str, tuple[str, ...]] = {
     "frey-face": ("train", "test", "all"),
     "digits": ("train", "test", "all"),
     "embedded": ("train", "test", "all"),
+    "sprites": ("train", "test", "all"),
 }
 USER_SUFFIXES = (".npy", ".npz", ".csv", ".parquet")
 _TEST_FRACTION = 0.1
@@ -57,16 +59,23 @@ class Dataset:
     ``classes[k]`` names class index ``k`` of ``y`` where known (digits, Fashion names, or the
     string labels of a user file). For a folder of images streamed from disk, ``X`` is a
     :class:`~vaekit.data.stream.StreamedImages`, which indexes like the array it stands for.
+    ``factors`` (int64 ``(N, K)``) are the ground-truth generative factors' classes where the
+    data has them (sprites: shape, scale, orientation, pos_x, pos_y, named by ``factor_names``).
     """
 
     X: np.ndarray
     y: np.ndarray | None
     name: str
     classes: list[str] | None = None
+    factors: np.ndarray | None = None
+    factor_names: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.y is not None and len(self.y) != len(self.X):
             raise DataError(f"dataset {self.name!r}: {len(self.X)} examples but {len(self.y)} labels; they must match")
+        if self.factors is not None and (self.factors.ndim != 2 or len(self.factors) != len(self.X)):
+            raise DataError(f"dataset {self.name!r}: factors of shape {self.factors.shape} do not match {len(self.X)} examples; "
+                            "need one row of factor classes per example")
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -88,7 +97,8 @@ class Dataset:
     def subset(self, idx: np.ndarray | slice | list[int]) -> Dataset:
         """The examples at ``idx`` (indices, a boolean mask or a slice), same name and classes."""
         X = self.X.subset(idx) if isinstance(self.X, StreamedImages) else self.X[idx]  # a stream stays one
-        return Dataset(X, None if self.y is None else self.y[idx], self.name, self.classes)
+        return Dataset(X, None if self.y is None else self.y[idx], self.name, self.classes,
+                       None if self.factors is None else self.factors[idx], self.factor_names)
 
 
 def binarize(X: np.ndarray, rng: np.random.Generator | int | None = None) -> np.ndarray:
@@ -188,6 +198,47 @@ def _load_embedded(split: str) -> Loaded:
         X = np.concatenate([z[f"x_{p}"] for p in parts])[:, None]
         y = np.concatenate([z[f"y_{p}"] for p in parts]).astype(np.int64)
     return X, y, DIGIT_CLASSES
+
+
+# Sprites are rendered on demand; a split is held in memory as float32 up to this size (the test
+# split, 73 728 images, is 1.2 GB) and streamed beyond it (the training split would be 10.9 GB).
+SPRITES_IN_MEMORY_BYTES = 2 << 30
+
+
+def _find_dsprites(data_dir) -> Path | None:
+    """The published dSprites file in ``data_dir`` or env VAEKIT_DATA_DIR (directly or under sprites/), if there."""
+    for folder in (data_dir, os.environ.get("VAEKIT_DATA_DIR")):
+        if folder:
+            for candidate in (Path(folder).expanduser() / DSPRITES_FILE, Path(folder).expanduser() / "sprites" / DSPRITES_FILE):
+                if candidate.is_file():
+                    return candidate
+    return None
+
+
+def _load_sprites(split: str, data_dir, limit: int | None, stream: bool | None, *, label_column, folder_only) -> Dataset:
+    """The sprites split: a seeded tenth of the grid for test (:func:`_fixed_split`), the rest for train.
+
+    ``limit`` keeps a seeded sample whose first examples cover every factor value
+    (:func:`~vaekit.data.sprites.cover_order`), in grid order. Labels ``y`` are the shape.
+    """
+    if split not in NAMED_SOURCES["sprites"]:
+        raise DataError(f"sprites has no split {split!r}; choose one of {', '.join(NAMED_SOURCES['sprites'])}")
+    if label_column is not None or folder_only != (None, None, False):
+        raise DataError("label_column, image_size, channels and strict do not apply to sprites (64 x 64, one channel, "
+                        "labelled by shape, the factors in Dataset.factors); drop them")
+    idx = _fixed_split(N_SPRITES, split)
+    if limit is not None:
+        idx = np.sort(cover_order(idx, seed=_SPLIT_SEED)[:limit])
+    real = _find_dsprites(data_dir)
+    if real is not None:
+        packed, factors = read_dsprites_file(real, idx)
+        X = SpriteImages(idx, packed)
+    else:
+        X, factors = SpriteImages(idx), factor_classes(idx)
+    if stream is False or (stream is None and X.nbytes <= SPRITES_IN_MEMORY_BYTES):
+        X = X[:]
+    return Dataset(X=X, y=factors[:, 0].copy(), name="sprites", classes=list(SHAPES), factors=factors,
+                   factor_names=list(FACTOR_NAMES))
 
 
 # ------------------------------------------------------------------------------ user files
@@ -315,16 +366,18 @@ def load_dataset(
     ``data_dir``: folder holding the named dataset's files (skips the cache and downloads).
     ``label_column``: for tables, the column with class labels (strings are mapped to indices and
     their names put in ``classes``); for .npz, the name of the label array.
-    ``limit``: keep only the first ``limit`` examples of the split.
+    ``limit``: keep only the first ``limit`` examples of the split (sprites: a seeded sample that covers every factor).
     ``image_size``, ``channels``, ``strict``: for image folders only: resize and centre-crop every
     image to ``image_size`` squared; 1 (grey) or 3 (RGB) channels; fail on an unreadable file
     instead of skipping it with a warning. ``stream``: decode the folder's images on demand instead
     of all at once (:class:`vaekit.data.stream.StreamedImages` stands in for ``X``); None (the
-    default) streams only when the decoded split would not fit in the memory available.
+    default) streams only when the decoded split would not fit in the memory available (sprites: beyond 2 GiB).
     Raises :class:`DataError` for unknown sources or splits, missing files and bad data.
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
         raise DataError(f"limit must be a positive whole number of examples, got {limit!r}")
+    if source == "sprites":  # rendered (vaekit.data.sprites), not read from files: its own loader checks what applies
+        return _load_sprites(split, data_dir, limit, stream, label_column=label_column, folder_only=(image_size, channels, strict))
     is_folder = source not in NAMED_SOURCES and Path(source).expanduser().is_dir()
     if (image_size is not None or channels is not None or strict or stream) and not is_folder:
         raise DataError(f"image_size, channels, strict and stream apply to folders of images, not to {source!r}")
