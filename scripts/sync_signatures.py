@@ -12,7 +12,8 @@ signature this script writes between two marker comments::
 and ``src/vaekit/__init__.pyi`` lists the lazily imported names of ``vaekit.__init__`` for the same reason.
 ``python scripts/sync_signatures.py`` rewrites every block; ``--check`` only reports the stale ones
 (exit 1), as tests/test_signatures.py does. Another table of :class:`vaekit.options.Option` (the
-detectors') takes one more :class:`Block` in :func:`blocks`: ``init_block(path, name, table, kind)``.
+detectors') takes one more :class:`Block` in :func:`blocks`: ``init_block(path, name, table, kind)``
+(and ``params_block`` for a TypedDict of the parameters, which factory functions' ``**kwargs`` take).
 """
 
 from __future__ import annotations
@@ -53,10 +54,15 @@ def parameters(table: Iterable[Option], kind: str) -> list[str]:
     return [f"{o.name}: {annotation(o)} = {o.default_for(kind)!r}" for o in table if kind in o.kinds]
 
 
+def attribute_lines(table: Iterable[Option], kind: str) -> list[str]:
+    """``name: type`` for each option of ``kind``: the attributes an estimator stores, or a TypedDict's keys."""
+    return [f"{o.name}: {annotation(o)}" for o in table if kind in o.kinds]
+
+
 def init_lines(table: Iterable[Option], kind: str) -> list[str]:
     """The attributes an estimator stores and its ``__init__`` signature, as ``make_init`` builds them."""
     table = tuple(table)
-    attrs = [f"{o.name}: {annotation(o)}" for o in table if kind in o.kinds]
+    attrs = attribute_lines(table, kind)
     params = [f"    {p}," for p in parameters(table, kind)]
     return attrs + ["", "def __init__(", "    self,", *params, ") -> None: ..."]
 
@@ -82,6 +88,11 @@ def init_block(path: str, name: str, table: Callable[[], tuple[Option, ...]], ki
     return Block(ROOT / path, name, lambda: init_lines(table(), kind))
 
 
+def params_block(path: str, name: str, table: Callable[[], tuple[Option, ...]], kind: str) -> Block:
+    """The keys of a ``TypedDict(total=False)`` of the parameters, for ``**kwargs: Unpack[...]`` (the presets)."""
+    return Block(ROOT / path, name, lambda: attribute_lines(table(), kind))
+
+
 def _options() -> tuple[Option, ...]:
     from vaekit.options import OPTIONS
 
@@ -99,6 +110,8 @@ def blocks() -> list[Block]:
     return [
         init_block("src/vaekit/estimators.py", "VAE", _options, "vae"),
         init_block("src/vaekit/estimators.py", "Autoencoder", _options, "ae"),
+        params_block("src/vaekit/estimators.py", "VAEParams", _options, "vae"),
+        params_block("src/vaekit/estimators.py", "AutoencoderParams", _options, "ae"),
         Block(ROOT / "src/vaekit/train.py", "TrainConfig", lambda: fields_lines(_options(), _density_kind(), "train")),
         Block(ROOT / "src/vaekit/__init__.pyi", "exports", exports_lines),
     ]

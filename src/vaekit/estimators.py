@@ -29,7 +29,89 @@ from .registry import FAMILIES, LIKELIHOODS, PRESETS, Component
 from .train import TrainConfig, fit
 
 if TYPE_CHECKING:
-    from typing_extensions import Self  # typing.Self from Python 3.11
+    from typing_extensions import Self, TypedDict, Unpack  # in typing from Python 3.11 / 3.12
+
+    class VAEParams(TypedDict, total=False):
+        """The parameters of :class:`VAE`, for the presets' ``**kwargs``."""
+
+        # <generated signature VAEParams: scripts/sync_signatures.py writes this block from vaekit.options.OPTIONS>
+        latent_dim: int
+        hidden: int | tuple[int, ...] | list[int] | str
+        activation: str
+        architecture: str
+        likelihood: str
+        sigma: float
+        learn_sigma: bool
+        ar_hidden: int
+        posterior: str
+        student_df: float
+        prior: str
+        n_pseudo_inputs: int
+        top_latent_dim: int
+        top_hidden: int | tuple[int, ...] | list[int] | str
+        conditional: bool
+        n_classes: int | None
+        label_scale: float
+        beta: float
+        warmup_epochs: float
+        n_samples: int
+        objective: str
+        free_bits: float
+        binarize: str
+        standardize: bool
+        epochs: int
+        batch_size: int
+        optimizer: str
+        lr: float
+        lr_schedule: str
+        lr_final: float
+        momentum: float
+        weight_decay: float
+        clip_grad: float | None
+        val_fraction: float
+        early_stopping: int
+        max_minutes: float
+        val_nll_every: int
+        val_nll_k: int
+        val_nll_examples: int
+        seed: int
+        device: str
+        precision: str
+        verbose: bool
+        # </generated signature VAEParams>
+
+    class AutoencoderParams(TypedDict, total=False):
+        """The parameters of :class:`Autoencoder`, for the presets' ``**kwargs``."""
+
+        # <generated signature AutoencoderParams: scripts/sync_signatures.py writes this block from vaekit.options.OPTIONS>
+        latent_dim: int
+        hidden: int | tuple[int, ...] | list[int] | str
+        activation: str
+        architecture: str
+        likelihood: str
+        sparsity: str | None
+        sparsity_weight: float
+        sparsity_target: float
+        noise: str | None
+        noise_level: float
+        standardize: bool
+        epochs: int
+        batch_size: int
+        optimizer: str
+        lr: float
+        lr_schedule: str
+        lr_final: float
+        momentum: float
+        weight_decay: float
+        clip_grad: float | None
+        val_fraction: float
+        early_stopping: int
+        max_minutes: float
+        seed: int
+        device: str
+        precision: str
+        verbose: bool
+        # </generated signature AutoencoderParams>
 
 
 def check_array(X, name: str = "X") -> np.ndarray:
@@ -658,19 +740,19 @@ def _preset(name: str, **kwargs) -> _Base:
     return FAMILIES[preset.families[0]].parts["estimator"](**{**preset.params, **kwargs})
 
 
-def SparseAutoencoder(**kwargs) -> Autoencoder:
+def SparseAutoencoder(**kwargs: Unpack[AutoencoderParams]) -> Autoencoder:
     """An autoencoder with an L1 (``sparsity='l1'``, the default) or KL(rho || rho_hat) (``'kl'``)
     sparsity penalty on its code: the ``sparse-ae`` preset."""
     return _preset("sparse-ae", **kwargs)
 
 
-def DenoisingAutoencoder(**kwargs) -> Autoencoder:
+def DenoisingAutoencoder(**kwargs: Unpack[AutoencoderParams]) -> Autoencoder:
     """An autoencoder trained to recover x from a corrupted copy (``noise``: gaussian, masking (the
     default), salt-and-pepper, at ``noise_level``): the ``denoising-ae`` preset."""
     return _preset("denoising-ae", **kwargs)
 
 
-def ConvVAE(**kwargs) -> VAE:
+def ConvVAE(**kwargs: Unpack[VAEParams]) -> VAE:
     """The course's convolutional VAE for (C, H, W) images: the ``conv-vae`` preset (latent 100,
     batch 32, lr 2e-3; vaekit.registry.PRESETS).
 
@@ -682,7 +764,7 @@ def ConvVAE(**kwargs) -> VAE:
     return _preset("conv-vae", **kwargs)
 
 
-def ConditionalVAE(**kwargs) -> VAE:
+def ConditionalVAE(**kwargs: Unpack[VAEParams]) -> VAE:
     """A VAE whose encoder and decoder also see a one-hot class label: ``sample(n, label=7)``; the
     ``cvae`` preset (latent 4).
 
