@@ -95,3 +95,28 @@ def test_train_writes_the_report(tmp_path):
     assert "k=100" in page and "Learned manifold" in page
     # Written in the staging folder, but named after the run the user asked for.
     assert "partial" not in page and f"vaekit evaluate {run} --k 5000" in page
+
+
+@pytest.mark.parametrize("shape, image", [((1, 28, 28), True), ((3, 32, 32), True), ((784,), True), ((64,), True),
+                                          ((16,), False), ((10,), False), ((28, 28), False)])
+def test_one_rule_says_which_examples_are_images(shape, image):
+    # Figures, the report, TensorBoard grids and .png outputs all ask this one rule: a flat vector of
+    # 4, 9 or 16 features is a table, not a picture.
+    from vaekit.plots import is_image_shape
+
+    assert is_image_shape(shape) is image
+
+
+def test_captions_read_the_components(runs, monkeypatch):
+    # The prior writes its own symbol into the captions, and the family its own words: no name compared.
+    from vaekit import plots
+    from vaekit.io import load
+    from vaekit.registry import PRIORS
+
+    vae, ae = load(runs / "vae2d"), load(runs / "ae")
+    assert plots.sample_caption(vae) == "E[x|z], z ~ N(0, I)"
+    monkeypatch.setitem(PRIORS["normal"].flags, "symbol", "p₀(z)")
+    assert plots.sample_caption(vae) == "E[x|z], z ~ p₀(z)"
+    assert plots.prior_symbol(ae) == "p(z)"  # an autoencoder has no prior
+    assert (vae.family.code_from, ae.family.code_from) == ("the posterior mean", "the encoder")
+    assert plots.density_preset() == "vae"

@@ -89,3 +89,17 @@ def test_missing_tensorboard_is_a_one_line_error(monkeypatch, tmp_path) -> None:
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # what an absent package looks like
     with pytest.raises(vaekit.errors.ConfigError, match=r"pip install 'vaekit\[tensorboard\]'"):
         TensorBoardTracker(tmp_path, vaekit.VAE())
+
+
+def test_flat_square_examples_get_image_grids(tmp_path, digits) -> None:
+    # A flat 784-vector is a 28 x 28 image by the rule the figures use (vaekit.plots.is_image_shape).
+    X, _ = digits
+    flat = X.reshape(len(X), -1)
+    est = vaekit.VAE(latent_dim=2, hidden=(32,), epochs=1, batch_size=100)
+    tracker = TensorBoardTracker(tmp_path / "tb", est, flat[:50], image_every=1, n_images=9, epochs=1)
+    est.fit(flat, on_epoch=tracker)
+    tracker.close()
+    acc = _read(tmp_path / "tb")
+    assert set(acc.Tags()["images"]) == {"samples", "reconstructions"}
+    img = acc.Images("samples")[0]
+    assert img.height == 3 * 29 + 1 and img.width == 3 * 29 + 1

@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .fileio import atomic_path
-from .registry import LIKELIHOODS
+from .registry import LIKELIHOODS, PRESETS, Component, family_of
 
 
 def _pyplot():
@@ -154,28 +154,60 @@ def save_image_grid(path: str | Path, images: np.ndarray, ncol: int, *, title: s
 # -- the lecture's figures, from a fitted estimator --------------------------------------------
 
 
+MIN_IMAGE_SIDE = 8  # a flat vector shorter than 8 x 8 (4, 9, ... 49 features) is a table, not a picture
+
+
+def is_image_shape(shape) -> bool:
+    """Whether examples of this per-example shape are images: the one rule every figure, grid and page asks.
+
+    (C, H, W) arrays are images; a flat vector is one when its length is the square of a side of at
+    least :data:`MIN_IMAGE_SIDE` pixels (a flattened 28 x 28 digit), since short square tables are not.
+    """
+    shape = tuple(shape)
+    if len(shape) == 3:
+        return True
+    if len(shape) != 1:
+        return False
+    side = math.isqrt(shape[0])
+    return side * side == shape[0] and side >= MIN_IMAGE_SIDE
+
+
 def require_images(est) -> tuple[int, ...]:
     """The per-example shape of a model whose examples are images, or a ConfigError saying they are not."""
     shape = tuple(est.input_shape_)
-    n = math.prod(shape)
-    if len(shape) == 3 or (len(shape) == 1 and math.isqrt(n) ** 2 == n):
+    if is_image_shape(shape):
         return shape
     raise ConfigError(f"this model's examples (shape {shape}) are not images, so they cannot be drawn; "
                       "use `vaekit encode` / `vaekit reconstruct --out FILE.npy` for tables")
 
 
 def _require_vae(est, what: str) -> None:
-    if not est.model_.family.has_density:
-        raise ConfigError(f"the {what} needs a VAE's prior p(z); an autoencoder's code has none (train with --model vae)")
+    if not est.family.has_density:
+        raise ConfigError(f"the {what} needs a VAE's prior p(z); {est.family.article} {est.family.title}'s code has none "
+                          f"(train with --model {density_preset()})")
+
+
+def density_preset() -> str:
+    """The first ``--model`` whose family has a prior to sample from (for messages that say what to train)."""
+    return next(p.name for p in PRESETS if family_of(p.name).has_density)
+
+
+def likelihood(est) -> Component:
+    """The registered decoder likelihood p(x|z) of ``est``: its flags say how to draw and caption its output."""
+    return LIKELIHOODS[est.likelihood]
+
+
+def prior_symbol(est) -> str:
+    """How captions write the model's p(z): the prior's own symbol (N(0, I)), else p(z) (an autoencoder: no prior)."""
+    return est.model_.config.prior_component.symbol or "p(z)"
 
 
 def sample_caption(est) -> str:
     """What a drawn sample shows: E[x|z] for z from the prior, or, for an autoregressive decoder
     (no closed-form mean), each pixel's probability given the pixels drawn before it."""
-    prior = "N(0, I)" if est.model_.config.prior_component.standard_normal else "p(z)"
-    if LIKELIHOODS[est.likelihood].sequential_mean:
-        return f"P(x_d = 1 | x_<d, z) along one draw, z ~ {prior}"
-    return f"E[x|z], z ~ {prior}"
+    if likelihood(est).sequential_mean:
+        return f"P(x_d = 1 | x_<d, z) along one draw, z ~ {prior_symbol(est)}"
+    return f"E[x|z], z ~ {prior_symbol(est)}"
 
 
 def _class_names(classes, n: int) -> list[str]:
@@ -208,29 +240,28 @@ def reconstructions_figure(est, X: np.ndarray, y: np.ndarray | None = None, *, n
     shape = require_images(est)
     idx = pick_examples(len(X), n, y, seed)
     X = np.asarray(X)[idx]
-    c = None if y is None or not getattr(est, "conditional", False) else np.asarray(y)[idx]
+    c = np.asarray(y)[idx] if y is not None and est.is_conditional else None
     if getattr(est, "noise", None):
         noisy = est.corrupt(X, seed=seed)
-        denoised = est.reconstruct(np.clip(noisy, 0, 1) if LIKELIHOODS[est.likelihood].needs_unit_interval else noisy, c)
+        denoised = est.reconstruct(np.clip(noisy, 0, 1) if likelihood(est).needs_unit_interval else noisy, c)
         rows, labels = [X, noisy, denoised], ["clean", "corrupted", "denoised"]
         title = f"denoising: {est.noise} noise, level {est.noise_level}"
     else:
         rows, labels = [X, est.reconstruct(X, c)], ["original", "reconstruction"]
-        through = "the posterior mean" if est.model_.family.has_density else "the encoder"  # an autoencoder has no posterior
-        title = f"originals (top) and reconstructions through {through} (bottom)"
+        title = f"originals (top) and reconstructions through {est.family.code_from} (bottom)"
     imgs = np.concatenate([as_images(r, shape) for r in rows])
     return image_grid_figure(imgs, len(X), title=title, row_labels=labels)
 
 
 def samples_figure(est, *, n: int = 64, ncol: int = 8, seed: int = 0, classes=None):
-    """Samples E[x|z], z ~ N(0, I); a conditional model gets one row per class (``ncol`` each)."""
+    """Samples E[x|z], z ~ p(z); a conditional model gets one row per class (``ncol`` each)."""
     shape = require_images(est)
     _require_vae(est, "samples figure")
-    if getattr(est, "conditional", False):
+    if est.is_conditional:
         k = est.n_classes_
         ncol = max(ncol, 10)
         imgs = np.concatenate([est.sample(ncol, label=c, seed=seed + c) for c in range(k)])
-        return image_grid_figure(as_images(imgs, shape), ncol, title="samples p(x|z, c), z ~ N(0, I), one row per class",
+        return image_grid_figure(as_images(imgs, shape), ncol, title=f"samples p(x|z, c), z ~ {prior_symbol(est)}, one row per class",
                                  row_labels=_class_names(classes, k))
     imgs = est.sample(n, seed=seed)
     return image_grid_figure(as_images(imgs, shape), ncol, title=f"samples from the prior: {sample_caption(est)}")
@@ -301,8 +332,8 @@ def latent_figure(est, X: np.ndarray, y: np.ndarray, *, classes=None, method: st
     if len(X) > max_points:
         keep = np.random.default_rng(seed).choice(len(X), max_points, replace=False)
         X, y = X[keep], y[keep]
-    Z = est.encode(X, y if getattr(est, "conditional", False) else None)
-    codes = "posterior means" if est.model_.family.has_density else "codes"  # an autoencoder's code is a point, not a mean
+    Z = est.encode(X, y if est.is_conditional else None)
+    codes = est.family.codes  # posterior means, or an autoencoder's codes: points, not means
     if Z.shape[1] == 2:
         P, axes = Z, ("z0", "z1")
         how = codes
@@ -374,7 +405,7 @@ def interpolation_figure(est, X: np.ndarray, y: np.ndarray, *, a: int = 1, b: in
     shape = require_images(est)
     if y is None:
         raise ConfigError("interpolating between class means needs labels; pass labels y (or a labelled --dataset)")
-    if getattr(est, "conditional", False):
+    if est.is_conditional:
         raise ConfigError("a conditional model takes the class as an input, so class means of z are not its classes; "
                           "use `vaekit plot ... samples` or `manifold --label K` instead")
     X, y = np.asarray(X), np.asarray(y)
@@ -614,7 +645,7 @@ def reconstructions_compare_figure(ests: list, names: list[str], X: np.ndarray, 
     X = np.asarray(X)[:n]
     rows = [as_images(X, shape)]
     for est in ests:
-        c = None if y is None or not getattr(est, "conditional", False) else np.asarray(y)[:n]
+        c = np.asarray(y)[:n] if y is not None and est.is_conditional else None
         rows.append(as_images(est.reconstruct(X, c), shape))
     return image_grid_figure(np.concatenate(rows), len(X), title="originals (top) and each run's reconstruction",
                              row_labels=["original", *names])

@@ -144,15 +144,17 @@ LIKELIHOODS.declare(
         "blur": "an autoregressive decoder draws pixels one after another, so its images are sharp draws, not means"})
 
 # -- posterior families q(z|x): location-scale families (implemented in vaekit.distributions) -----
-POSTERIORS.declare("normal")
+# kl_formula: KL(q(z_j|x) || N(0, 1)) of one dimension in closed form (the report's caption).
+POSTERIORS.declare("normal", flags={"kl_formula": "½(μ_j² + σ_j² − 1 − log σ_j²) for a Normal posterior"})
 POSTERIORS.declare("laplace")
 POSTERIORS.declare("student-t", options={"df": "student_df"})
 POSTERIORS.declare("logistic")
 
 # -- priors p(z) (implemented in vaekit.priors) -------------------------------------------------
 # choice: offered by --prior (two-layer is chosen by --top-latent-dim); standard_normal: p(z) = N(0, I);
-# conditional: available for a conditional model; title: its name in messages.
-PRIORS.declare("normal", flags={"choice": True, "standard_normal": True, "conditional": True})
+# conditional: available for a conditional model; title: its name in messages; symbol: how captions write
+# it (p(z) when not declared).
+PRIORS.declare("normal", flags={"choice": True, "standard_normal": True, "conditional": True, "symbol": "N(0, I)"})
 PRIORS.declare("vamp", options={"n_pseudo_inputs": "n_pseudo_inputs"}, flags={"choice": True, "title": "the VampPrior"})
 PRIORS.declare("two-layer", options={"latent_dim": "top_latent_dim", "hidden": "top_hidden"}, flags={"conditional": True})
 
@@ -160,14 +162,18 @@ PRIORS.declare("two-layer", options={"latent_dim": "top_latent_dim", "hidden": "
 # has_density: a prior, a posterior and a likelihood, so an ELBO, an importance-weighted NLL, samples
 # from p(z) and likelihood-based anomaly scores exist; conditional: takes class labels (the
 # estimator's ``conditional`` option); estimator: its scikit-learn class's name (in config.json);
-# title / plural / article: its name in messages and help;
+# title / plural / article: its name in messages and help; long_title: its name spelled out (the report's
+# introduction); codes / code_from: what its encoder gives (figures' titles: "posterior means", "through the
+# posterior mean"; an autoencoder's code is a point);
 # defaults: the per-family defaults of shared options (vaekit.options reads them; they were measured
 # per family: tests/test_course_acceptance.py).
 FAMILIES.declare("vae", help="variational autoencoder", flags={
     "has_density": True, "conditional": True, "estimator": "VAE", "title": "VAE", "plural": "VAEs", "article": "a",
+    "long_title": "variational autoencoder", "codes": "posterior means", "code_from": "the posterior mean",
     "defaults": {"latent_dim": 20, "hidden": (400,), "batch_size": 128, "lr": 1e-3}})
 FAMILIES.declare("ae", help="deterministic autoencoder", flags={
     "estimator": "Autoencoder", "title": "autoencoder", "plural": "autoencoders", "article": "an",
+    "long_title": "autoencoder", "codes": "codes", "code_from": "the encoder",
     "defaults": {"latent_dim": 32, "hidden": (256,), "batch_size": 64, "lr": 3e-3}})
 
 # -- presets: a family with some options set (``--model``); params win over the family's defaults --

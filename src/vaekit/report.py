@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import ConfigError, VaekitError
 from .options import applicable
-from .registry import LIKELIHOODS
+from .registry import POSTERIORS
 
 REPORT_FILE = "report.html"
 REPORT_K = 100  # importance samples in the report: fast; `vaekit evaluate --k 5000` gives the reportable number
@@ -121,45 +121,32 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _decoder_blur(est) -> str:
-    """What to look for in a decoded image: the decoder likelihood's own caption."""
-    return LIKELIHOODS[est.likelihood].blur
-
-
 def _figures(est, run: Path, test, metrics: dict | None, classes, gap: dict | None) -> list[_Figure]:
     """Every figure that applies to the model, in reading order."""
     from . import plots
 
-    try:
-        plots.require_images(est)
-        images = True
-    except VaekitError:
-        images = False
+    images = plots.is_image_shape(est.input_shape_)
     figs = _training_figures(est, run)
     figs += _code_figures(est, test, classes, images)
     figs += _generative_figures(est, metrics, classes, images)
-    if images and test is not None and test.y is not None and not getattr(est, "conditional", False):
+    if images and test is not None and test.y is not None and not est.is_conditional:
         figs += _interpolation_figures(est, test, classes)
     if gap is not None:
         figs.append(_gap_figure(gap, metrics))
     return figs
 
 
-def _prior_name(est) -> str:
-    return "N(0, I)" if est.model_.family.has_density and est.model_.config.prior_component.standard_normal else "p(z)"
-
-
 def _training_figures(est, run: Path) -> list[_Figure]:
     """The training curves and, against N(0, I), the KL of each latent unit over the epochs."""
     from . import plots
 
-    is_vae = est.model_.family.has_density
-    std_prior = is_vae and est.model_.config.prior_component.standard_normal
+    has_density = est.family.has_density
+    std_prior = est.model_.config.prior_component.standard_normal  # an autoencoder's (no prior) reads False
     figs: list[_Figure] = []
     rows = plots.read_metrics(run / "metrics.csv") if (run / "metrics.csv").exists() else []
     if rows:
         unit = est.loss_unit
-        if is_vae:
+        if has_density:
             what = ("Each term of the objective per epoch, training batches (solid) and the held-out validation split (dashed): "
                     "loss = −ELBO = −E_q[log p(x|z)] + β·KL(q(z|x) ‖ p(z)), nats per example.")
         else:
@@ -168,13 +155,13 @@ def _training_figures(est, run: Path) -> list[_Figure]:
         figs.append(_Figure("training", "Training curves", what,
                             "Validation rising while training falls is over-fitting; a loss still falling at the last epoch means more "
                             "epochs would help" + ("; a KL that sinks towards 0 while the reconstruction stays poor is posterior collapse."
-                                                   if is_vae else "."),
+                                                   if has_density else "."),
                             lambda: plots.curves_figure(rows, unit=unit)))
         if std_prior and any(k.startswith("val_kl_dim_") for k in rows[0]):
             figs.append(_Figure(
                 "training", "KL per latent dimension",
                 "KL(q(z_j|x) ‖ N(0, 1)) for each latent dimension j, averaged over the validation split after each epoch"
-                + (" (= ½(μ_j² + σ_j² − 1 − log σ_j²) for a Normal posterior)" if getattr(est, "posterior", "normal") == "normal" else "")
+                + (f" (= {formula})" if (formula := POSTERIORS[est.posterior].kl_formula) else "")
                 + "; the dimensions add up to the KL term of the ELBO.",
                 "A unit switches on when its KL leaves 0: from then on it carries information about x. Units that stay at 0 have "
                 "collapsed to the prior and the decoder ignores them; most VAEs use fewer units than they are given.",
@@ -186,7 +173,7 @@ def _code_figures(est, test, classes, images: bool) -> list[_Figure]:
     """Reconstructions of test images, and the test codes coloured by class."""
     from . import plots
 
-    is_vae = est.model_.family.has_density
+    has_density = est.family.has_density
     figs: list[_Figure] = []
     if images and test is not None:
         if getattr(est, "noise", None):
@@ -195,16 +182,16 @@ def _code_figures(est, test, classes, images: bool) -> list[_Figure]:
             look = "The denoised row should recover the clean digit and drop the noise; a copy of the noise means the code is too large."
         else:
             what = ("Test images x (top) and their reconstructions (bottom): the decoder's mean E[x|z] at the posterior mean "
-                    "z = μ(x)." if is_vae else "Test images x (top) and their reconstructions g(f(x)) through the code (bottom).")
-            look = (_sentence(_decoder_blur(est)) + ". " if is_vae else
+                    "z = μ(x)." if has_density else "Test images x (top) and their reconstructions g(f(x)) through the code (bottom).")
+            look = (_sentence(plots.likelihood(est).blur) + ". " if has_density else
                     "An autoencoder's code is a point, with no noise added, so its reconstructions are usually sharper than a VAE's. ")
-            look += "Detail lost in every image says the code is too small" + (" or its KL too costly." if is_vae else ".")
+            look += "Detail lost in every image says the code is too small" + (" or its KL too costly." if has_density else ".")
         figs.append(_Figure("code", "Reconstructions", what, look, lambda: plots.reconstructions_figure(est, test.X, test.y)))
     if test is not None and test.y is not None:
         d = est.model_.config.code_dim
-        prior = _prior_name(est)
+        prior = plots.prior_symbol(est)
         proj = "" if d <= 2 else f" (the first two principal components of the {d}-D codes)"
-        if is_vae:
+        if has_density:
             what = (f"Posterior means μ(x) of test examples{proj}, coloured by class. Together they trace the aggregate posterior "
                     f"q(z) = (1/N) Σₙ q(z|xₙ), which the KL term pulls towards the prior {prior}.")
             look = ("Classes that separate without ever seeing a label mean the code captured them. Empty regions inside the cloud are "
@@ -222,20 +209,20 @@ def _generative_figures(est, metrics: dict | None, classes, images: bool) -> lis
     """A VAE's samples from the prior, and the manifold grid or latent traversal where the prior is N(0, I)."""
     from . import plots
 
-    if not (images and est.model_.family.has_density):
+    if not (images and est.family.has_density):
         return []
-    cond = bool(getattr(est, "conditional", False))
+    cond = est.is_conditional
     cfg = est.model_.config
-    prior = _prior_name(est)
+    prior = plots.prior_symbol(est)
     figs: list[_Figure] = []
-    if LIKELIHOODS[est.likelihood].sequential_mean:
+    if plots.likelihood(est).sequential_mean:
         what = f"z ~ {prior}, then each pixel drawn in turn from P(x_d = 1 | x_<d, z): the generative model run forwards."
     else:
         what = (f"E[x|z] for z drawn from the prior {prior}: the generative model p(x) = ∫ p(x|z) p(z) dz run forwards, "
                 "no training image involved" + ("; one row per class c, decoded with p(x|z, c)." if cond else "."))
     figs.append(_Figure("generative", "Samples from the prior", what,
                         "Samples much worse than the reconstructions mean the aggregate posterior does not fill the prior (holes). "
-                        + _sentence(_decoder_blur(est)) + ".",
+                        + _sentence(plots.likelihood(est).blur) + ".",
                         lambda: plots.samples_figure(est, classes=classes)))
     d = cfg.latent_dim
     if d >= 2 and cfg.prior_component.standard_normal:  # the grid walks N(0, I) quantiles
@@ -260,13 +247,12 @@ def _interpolation_figures(est, test, classes) -> list[_Figure]:
     """The line between two class-mean codes, and latent arithmetic across classes."""
     from . import plots
 
-    is_vae = est.model_.family.has_density
     figs: list[_Figure] = []
     present = np.unique(test.y)
     if len(present) >= 2:
         a, b = (1, 7) if {1, 7} <= set(present.tolist()) else (int(present[0]), int(present[1]))
         figs.append(_Figure(
-            "generative" if is_vae else "code", "Interpolation and latent arithmetic",
+            "generative" if est.family.has_density else "code", "Interpolation and latent arithmetic",
             f"Top: decoded points on the line z = (1 − t)·m_{a} + t·m_{b} between the mean codes of classes {a} and {b}. "
             "Bottom: latent arithmetic z(x) − m_class(x) + m_k, each example re-rendered as every class k.",
             "A smooth morph says the line stays where the decoder was trained; a blot half-way says it crosses a hole. The "
@@ -344,8 +330,8 @@ def _load_run(run: Path, *, test=None, train=None, k: int, iw_limit: int | None,
     metrics = None
     if test is not None:
         try:
-            cond_y = test.y if getattr(est, "conditional", False) else None
-            if getattr(est, "conditional", False) and test.y is None:
+            cond_y = test.y if est.is_conditional else None
+            if est.is_conditional and test.y is None:
                 raise VaekitError("a conditional model needs labelled test data")
             ytr = None if train is None else train.y
             Xtr = None if train is None else train.X[:probe_limit]
@@ -367,7 +353,7 @@ def bound_curve(est, X: np.ndarray, y: np.ndarray | None = None, *, n: int = REP
     Xb, _ = binarize_for_eval(est, np.asarray(X)[:n])
     Xt = torch.from_numpy(est.prepare_X(Xb)).to(est.device_)
     yt = None
-    if getattr(est, "conditional", False):
+    if est.is_conditional:
         yt = torch.from_numpy(np.asarray(y, dtype=np.int64)[:n]).to(est.device_)
     return bound_against_k(est.model_, Xt, yt, k_max=k_max, seed=seed)
 
@@ -434,41 +420,62 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
     run = Path(run)
     cfg, est, test, notes, metrics, classes = _load_run(run, test=test, train=train, k=k, iw_limit=iw_limit,
                                                         probe_limit=probe_limit, progress=progress)
-    meta = cfg.get("run", {})
-    gap = None
-    if metrics and "iw_k" in metrics:
-        try:
-            gap = bound_curve(est, test.X, test.y)
-        except VaekitError as e:
-            notes.append(f"the bound against k could not be computed: {e}")
-
+    gap = _bound_or_note(est, test, metrics, notes)
     shown = Path(shown_as) if shown_as is not None else run
+    parts = _report_opening(est, shown, cfg.get("run", {}))
+    parts += _figure_sections(_draw(_figures(est, run, test, metrics, classes, gap)), notes)
+    parts += _numbers_section(metrics, test, shown, k)
+    parts += _config_section(cfg, est)
+    parts.append("</body></html>\n")
+    return _write(parts, Path(out) if out is not None else run / REPORT_FILE)
+
+
+def _bound_or_note(est, test, metrics: dict | None, notes: list[str]) -> dict | None:
+    """The bound against k (:func:`bound_curve`) for a model scored with importance weights; a note when it fails."""
+    if not (metrics and "iw_k" in metrics):
+        return None
+    try:
+        return bound_curve(est, test.X, test.y)
+    except VaekitError as e:
+        notes.append(f"the bound against k could not be computed: {e}")
+        return None
+
+
+def _report_opening(est, shown: Path, meta: dict) -> list[str]:
+    """The page's head, title, provenance line, and the two paragraphs that say how to read it and explore it."""
     name = html.escape(str(shown))
     parts = _head(f"vaekit report: {shown.name}")
     parts.append(f"<h1>vaekit run report: {html.escape(shown.name)}</h1>")
     parts.append(f"<p class=\"meta\">Written {time.strftime('%Y-%m-%d %H:%M')} from <code>{name}</code>. "
                  f"Command: <code>{html.escape(meta.get('command', 'unknown'))}</code></p>")
-    kind = "variational autoencoder" if est.model_.family.has_density else "autoencoder"
-    parts.append(f"<p class=\"intro\">This page explains a trained {kind} from top to bottom. Each figure has two lines under it: "
-                 "what it shows, with the formula behind it, and what to look for. The numbers follow the figures; the full "
-                 "configuration is folded away at the end.</p>")
+    parts.append(f"<p class=\"intro\">This page explains a trained {est.family.long_title} from top to bottom. Each figure has two "
+                 "lines under it: what it shows, with the formula behind it, and what to look for. The numbers follow the figures; "
+                 "the full configuration is folded away at the end.</p>")
     parts.append(f"<p class=\"explore\">See it move: <code>vaekit explore {name}</code> opens this model in the browser, "
                  "where you can hover over the codes, drag a point through the latent space and watch the decoded image change.</p>")
-    drawn = _draw(_figures(est, run, test, metrics, classes, gap))
+    return parts
+
+
+def _figure_sections(drawn: list, notes: list[str]) -> list[str]:
+    """The contents line, the notes, and one section of :data:`SECTIONS` for each that has a drawn figure."""
     sections = [(key, title, intro, [d for d in drawn if d[0].section == key]) for key, (title, intro) in SECTIONS.items()]
     sections = [s for s in sections if s[3]]
     toc = [f'<a href="#sec-{key}">{html.escape(title)}</a>' for key, title, _, _ in sections]
     toc += ['<a href="#sec-numbers">Numbers</a>', '<a href="#sec-config">Configuration</a>']
-    parts.append(f'<nav>Contents: {" &middot; ".join(toc)}</nav>')
-    for n in notes:
-        parts.append(f'<p class="note">Note: {html.escape(n)}</p>')
+    parts = [f'<nav>Contents: {" &middot; ".join(toc)}</nav>']
+    parts += [f'<p class="note">Note: {html.escape(n)}</p>' for n in notes]
     for key, title, intro, here in sections:
         parts.append(f'<section id="sec-{key}"><h2>{html.escape(title)}</h2><p class="intro">{html.escape(intro)}</p>')
         parts += [_figure_html(*d) for d in here]
         parts.append("</section>")
+    return parts
 
-    parts.append('<section id="sec-numbers"><h2>Numbers</h2>')
+
+def _numbers_section(metrics: dict | None, test, shown: Path, k: int) -> list[str]:
+    """The metrics on the test split, with the scope of the importance-weighted estimate and how to get a publishable one."""
+    parts = ['<section id="sec-numbers"><h2>Numbers</h2>']
     if metrics:
+        name = html.escape(str(shown))
         parts.append(f"<p>On the test split of <b>{html.escape(test.name)}</b>. The importance-weighted numbers use "
                      f"<b>k={metrics.get('iw_k', k)}</b> samples on {_iw_scope([(shown.name, metrics)])} to keep the "
                      f"report fast; for a number to set beside published ones run <code>vaekit evaluate {name} --k 5000</code>.</p>"
@@ -478,13 +485,15 @@ def build_report(run: str | Path, out: str | Path | None = None, *, k: int = REP
     else:
         parts.append("<p>No metrics (no test data).</p>")
     parts.append("</section>")
+    return parts
 
+
+def _config_section(cfg: dict, est) -> list[str]:
+    """The options that apply to the model and the run's data, folded away."""
     rows = config_rows(cfg, est)
-    parts.append(f'<section id="sec-config"><h2>Configuration</h2><details><summary>The {len(rows)} settings that apply to this '
-                 "model (click to open; every option is in config.json)</summary>"
-                 f"{_table(rows, ('setting', 'value', 'meaning'), numbers=False)}</details></section>")
-    parts.append("</body></html>\n")
-    return _write(parts, Path(out) if out is not None else run / REPORT_FILE)
+    return [f'<section id="sec-config"><h2>Configuration</h2><details><summary>The {len(rows)} settings that apply to this '
+            "model (click to open; every option is in config.json)</summary>"
+            f"{_table(rows, ('setting', 'value', 'meaning'), numbers=False)}</details></section>"]
 
 
 def _write(parts: list[str], path: Path) -> Path:
@@ -495,16 +504,22 @@ def _write(parts: list[str], path: Path) -> Path:
     return path
 
 
+def _loss_in_nats(est) -> bool:
+    """Whether the model's loss is a negative log-likelihood in nats (as its estimator's ``loss_unit`` says), so
+    that an autoencoder's reconstruction term sits on the same axis as a VAE's distortion."""
+    return est.loss_unit == "nats per example"
+
+
 def _rd_point(name: str, est, metrics: dict) -> tuple[dict | None, str | None]:
     """A run's place on the rate-distortion plane, or None and the reason it has none."""
     if "kl" in metrics and "log_likelihood" in metrics:
         return {"name": name, "rate": metrics["kl"], "distortion": -metrics["log_likelihood"]}, None
-    if LIKELIHOODS[est.likelihood].loss_unit == "nats":
+    if _loss_in_nats(est):
         # Its reconstruction term is -log p(x|z) of a Bernoulli decoder at the code: a distortion in
         # nats like a VAE's, but with no KL: a point code has no rate this plane can measure.
         return {"name": name, "rate": None, "distortion": metrics["reconstruction"]}, None
-    return None, (f"{name} is an autoencoder with a squared-error loss: its distortion is not in nats, so it is listed in the "
-                  "table but not drawn")
+    return None, (f"{name} is {est.family.article} {est.family.title} whose loss is measured in {est.loss_unit}: its distortion is not in "
+                  "nats, so it is listed in the table but not drawn")
 
 
 def build_comparison(runs: list[str | Path], out: str | Path, *, k: int = REPORT_K, iw_limit: int | None = -1) -> Path:
@@ -584,7 +599,7 @@ def _comparison_figures(scored: list, notes: list[str]) -> list[_Figure]:
     points, left_out = [], []
     for name, _, cfg, est, _, metrics in scored:
         beta = cfg["params"].get("beta", 1.0)
-        label = f"{name} (β = {beta:g})" if est.model_.family.has_density else name  # β sets where a run lands
+        label = f"{name} (β = {beta:g})" if est.family.has_density else name  # β sets where a run lands
         p, why = _rd_point(label, est, metrics)
         (points.append(p) if p else left_out.append(why))
     liks = {x[3].likelihood for x in scored if _rd_point(x[0], x[3], x[5])[0]}
@@ -606,13 +621,7 @@ def _comparison_figures(scored: list, notes: list[str]) -> list[_Figure]:
             lambda: plots.rate_distortion_figure(points)))
     shared = [x for x in scored if x[4] is not None]
     if len(shared) >= 2 and len({x[4].name for x in shared}) == 1:
-        try:
-            for x in shared:
-                plots.require_images(x[3])
-            images = True
-        except VaekitError:
-            images = False
-        if images:
+        if all(plots.is_image_shape(x[3].input_shape_) for x in shared):
             test = shared[0][4]
             figs.append(_Figure(
                 "compare", "Reconstructions side by side",
@@ -629,19 +638,19 @@ def _comparison_table(loaded: list, out: Path) -> list[str]:
             "IW log p(x)", "active units", "MSE per value", "binarization", "report")
     rows = []
     for name, run, cfg, est, _, m in loaded:
-        is_vae = est.model_.family.has_density
+        has_density = est.family.has_density
         report = run / REPORT_FILE
         link = (f'<a href="{html.escape(Path(os.path.relpath(report.resolve(), out.resolve().parent)).as_posix())}">report</a>'
                 if report.exists() else "")
         if m is None:
             rows.append([html.escape(name), "", "", "", "", "", "", "", "", "", "", "not scored", link])
             continue
-        rec = m["log_likelihood"] if is_vae else (-m["reconstruction"] if LIKELIHOODS[est.likelihood].loss_unit == "nats" else None)
+        rec = m["log_likelihood"] if has_density else (-m["reconstruction"] if _loss_in_nats(est) else None)
         rows.append([
-            html.escape(name), "VAE" if is_vae else "autoencoder", html.escape(est.likelihood),
-            f"{cfg['params'].get('beta', 1.0):g}" if is_vae else "", str(m["latent_dim"]),
-            f"{m['elbo']:.2f}" if is_vae else "", "" if rec is None else f"{rec:.2f}",
-            f"{m['kl']:.2f}" if is_vae else "none", f"{m['iw_log_likelihood']:.2f}" if is_vae else "",
+            html.escape(name), est.family.title, html.escape(est.likelihood),
+            f"{cfg['params'].get('beta', 1.0):g}" if has_density else "", str(m["latent_dim"]),
+            f"{m['elbo']:.2f}" if has_density else "", "" if rec is None else f"{rec:.2f}",
+            f"{m['kl']:.2f}" if has_density else "none", f"{m['iw_log_likelihood']:.2f}" if has_density else "",
             f"{m['active_units']} / {m['latent_dim']}" if "active_units" in m else "", f"{m['mse']:.5f}",
             html.escape(m["binarization"].split(" (")[0]), link])
     table = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]

@@ -69,7 +69,7 @@ class TensorBoardTracker:
             split, _, term = key.partition("_")
             tag = f"{split}/{term}" if split in ("train", "val") and term else key
             self.writer.add_scalar(tag, value, epoch)
-        if not kl_logged and self.X_val is not None and self.kl_skipped is None and hasattr(self.est, "kl_per_dimension"):
+        if not kl_logged and self.X_val is not None and self.kl_skipped is None and self.est.family.has_density:
             # No validation split (or a learned prior): measure it on the examples given here.
             try:
                 kl = self.est.kl_per_dimension(self.X_val, self.y_val)
@@ -85,15 +85,15 @@ class TensorBoardTracker:
         self.writer.flush()
 
     def _images(self, epoch: int) -> None:
-        from .plots import as_images, tile
+        from .plots import as_images, is_image_shape, tile
 
         shape = getattr(self.est, "input_shape_", None)
-        if shape is None or len(shape) != 3:  # tables have no picture
+        if shape is None or not is_image_shape(shape):  # tables have no picture
             return
         ncol = int(math.ceil(math.sqrt(self.n_images)))
-        if hasattr(self.est, "sample"):
-            n_classes = getattr(self.est, "n_classes_", 0)
-            if n_classes:  # one row per class, so that a conditional model shows what its label does
+        if self.est.family.has_density:  # an autoencoder has no prior to draw from
+            if self.est.is_conditional:  # one row per class, so that a conditional model shows what its label does
+                n_classes = self.est.n_classes_
                 per = max(1, self.n_images // n_classes)
                 samples = np.concatenate([self.est.sample(per, label=k, seed=epoch) for k in range(n_classes)])
                 ncol = per

@@ -6,7 +6,6 @@ need them, so that ``vaekit --help`` answers at once.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from ..errors import VaekitError
@@ -212,20 +211,14 @@ def write_array(path: Path, arr, header: str | None = None) -> None:
             np.savetxt(tmp, arr.reshape(len(arr), -1), delimiter=",", fmt="%.6g", header=header or "", comments="")
 
 
-def is_square(shape) -> bool:
-    """Whether a flat example of this shape is a square image (784 -> 28 x 28)."""
-    n = math.prod(shape)
-    return len(shape) == 1 and int(math.isqrt(n)) ** 2 == n
-
-
 def images_or_array(path: Path, images, ncol: int, title: str, image_shape, row_labels=None) -> None:
     """A .png grid of images, or (any other suffix) the array itself."""
-    from ..plots import save_image_grid
+    from ..plots import is_image_shape, save_image_grid
 
     if path.suffix.lower() not in (".png", ".npy", ".csv"):
         raise error(f"cannot write {path}: use a .png (image grid), .npy or .csv file name")
     if path.suffix.lower() == ".png":
-        if len(image_shape) != 3 and not is_square(image_shape):
+        if not is_image_shape(image_shape):
             raise error(f"this model's data (shape {tuple(image_shape)}) are not images; write a .npy or .csv instead of {path.name}")
         save_image_grid(path, images, ncol, title=title, row_labels=row_labels)
     else:

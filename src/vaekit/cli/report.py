@@ -152,7 +152,7 @@ def cmd_evaluate(args) -> int:
 
     cfg, est, data = _load(args)
     ds = data()
-    if getattr(est, "conditional", False) and ds.y is None:
+    if est.is_conditional and ds.y is None:
         raise error(f"{args.run} holds a conditional model, which needs labels, but {ds.name} has none; pass --label-column")
     Xtr = ytr = None
     if not args.no_probe and ds.y is not None:

@@ -43,11 +43,13 @@ def add_parsers(sub) -> None:
 
 def cmd_sample(args) -> int:
     from ..io import load
+    from ..plots import density_preset
 
     resolve_run(args)
     est = load(args.run)
-    if not est.model_.family.has_density:
-        raise error(f"{args.run} holds an autoencoder, which has no prior to sample from; train a VAE (--model vae)")
+    if not est.family.has_density:
+        raise error(f"{args.run} holds {est.family.article} {est.family.title}, which has no prior to sample from; "
+                    f"train a VAE (--model {density_preset()})")
     x = est.sample(args.n, label=args.label, seed=args.seed)
     ncol = min(8, args.n) if args.n <= 64 else 10
     title = "samples from the prior" + (f", class {args.label}" if args.label is not None else "")
@@ -69,7 +71,7 @@ def cmd_reconstruct(args) -> int:
     est = load(args.run)
     data = load_data(args, cfg)
     X = data.X[: args.n]
-    y = data.y[: args.n] if getattr(est, "conditional", False) else None
+    y = data.y[: args.n] if est.is_conditional else None
     recon = est.reconstruct(X, y)
     if out.suffix.lower() == ".png":
         images_or_array(out, np.concatenate([X, recon]), len(X), "originals (top) and reconstructions (bottom)", est.input_shape_)
@@ -86,7 +88,7 @@ def cmd_encode(args) -> int:
     cfg = run_config(Path(args.run))
     est = load(args.run)
     data = load_data(args, cfg)
-    y = data.y if getattr(est, "conditional", False) else None
+    y = data.y if est.is_conditional else None
     Z = est.encode(data.X, y)
     out = Path(args.out)
     write_codes(out, Z, data.y, data.classes, raw_csv=args.raw_csv)
