@@ -32,6 +32,18 @@ loading.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what type checkers and IDEs follow; at run time __getattr__ imports each name on first use
+    from .detectors import AutoencoderDetector, VAEDetector
+    from .detectors import _standard_draws as _standard_draws  # the name 0.1.0 notebooks imported
+    from .engines import score_partition
+    from .options import METHODS
+    from .persistence import load_detector
+    from .scores import detection_metrics
+    from .scoring import NONFINITE_SCORE, NonFiniteScoreWarning
+    from .table import NotNumericError
+    from .writer import save_detector
 
 # Public name -> its module, imported on first use: `vaekit detect --help` reads the detectors'
 # option table (vaekit.anomaly.options) without paying for torch.

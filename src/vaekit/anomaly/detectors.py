@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -210,7 +211,67 @@ class VAEDetector(_BaseDetector):
     """ + _SHARED_DOC
 
     family = WRAPS["VAEDetector"]
-    __init__ = make_init("VAEDetector", "The parameters, stored unchanged (see the class docstring).", table=DETECTOR_OPTIONS)
+    if TYPE_CHECKING:  # the signature make_init builds at run time, for type checkers and IDEs
+        # <generated signature VAEDetector: scripts/sync_signatures.py writes this block from vaekit.anomaly.options.DETECTOR_OPTIONS>
+        method: str
+        contamination: float
+        threshold: float | None
+        latent_dim: int | str
+        hidden: int | tuple[int, ...] | list[int] | str
+        activation: str
+        likelihood: str
+        scaling: str
+        categorical: list | tuple | None
+        impute: bool
+        id_columns: list | tuple | str | None
+        keep_columns: list | tuple | None
+        n_clusters: int
+        n_neighbors: int
+        n_score_samples: int
+        beta: float
+        learn_sigma: bool
+        proba: str
+        n_steps: int | str
+        batch_size: int | str
+        lr: float
+        weight_decay: float
+        seed: int
+        random_state: int | None
+        device: str
+        verbose: bool
+
+        def __init__(
+            self,
+            method: str = 'combined',
+            contamination: float = 0.01,
+            threshold: float | None = None,
+            latent_dim: int | str = 'auto',
+            hidden: int | tuple[int, ...] | list[int] | str = (64,),
+            activation: str = 'relu',
+            likelihood: str = 'gaussian',
+            scaling: str = 'robust',
+            categorical: list | tuple | None = None,
+            impute: bool = False,
+            id_columns: list | tuple | str | None = 'auto',
+            keep_columns: list | tuple | None = None,
+            n_clusters: int = 8,
+            n_neighbors: int = 10,
+            n_score_samples: int = 8,
+            beta: float = 1.0,
+            learn_sigma: bool = True,
+            proba: str = 'linear',
+            n_steps: int | str = 'auto',
+            batch_size: int | str = 'auto',
+            lr: float = 0.001,
+            weight_decay: float = 0.0,
+            seed: int = 0,
+            random_state: int | None = None,
+            device: str = 'cpu',
+            verbose: bool = False,
+        ) -> None: ...
+        # </generated signature VAEDetector>
+    else:
+        __init__ = make_init("VAEDetector", "The parameters, stored unchanged (see the class docstring).", table=DETECTOR_OPTIONS)
 
 
 class AutoencoderDetector(_BaseDetector):
@@ -218,7 +279,61 @@ class AutoencoderDetector(_BaseDetector):
     """ + _SHARED_DOC
 
     family = WRAPS["AutoencoderDetector"]
-    __init__ = make_init("AutoencoderDetector", "The parameters, stored unchanged (see the class docstring).", table=DETECTOR_OPTIONS)
+    if TYPE_CHECKING:  # the signature make_init builds at run time, for type checkers and IDEs
+        # <generated signature AutoencoderDetector: scripts/sync_signatures.py writes this block from vaekit.anomaly.options.DETECTOR_OPTIONS>
+        method: str
+        contamination: float
+        threshold: float | None
+        latent_dim: int | str
+        hidden: int | tuple[int, ...] | list[int] | str
+        activation: str
+        likelihood: str
+        scaling: str
+        categorical: list | tuple | None
+        impute: bool
+        id_columns: list | tuple | str | None
+        keep_columns: list | tuple | None
+        n_clusters: int
+        n_neighbors: int
+        proba: str
+        n_steps: int | str
+        batch_size: int | str
+        lr: float
+        weight_decay: float
+        seed: int
+        random_state: int | None
+        device: str
+        verbose: bool
+
+        def __init__(
+            self,
+            method: str = 'reconstruction',
+            contamination: float = 0.01,
+            threshold: float | None = None,
+            latent_dim: int | str = 'auto',
+            hidden: int | tuple[int, ...] | list[int] | str = (64,),
+            activation: str = 'relu',
+            likelihood: str = 'gaussian',
+            scaling: str = 'robust',
+            categorical: list | tuple | None = None,
+            impute: bool = False,
+            id_columns: list | tuple | str | None = 'auto',
+            keep_columns: list | tuple | None = None,
+            n_clusters: int = 8,
+            n_neighbors: int = 10,
+            proba: str = 'linear',
+            n_steps: int | str = 'auto',
+            batch_size: int | str = 'auto',
+            lr: float = 0.001,
+            weight_decay: float = 0.0,
+            seed: int = 0,
+            random_state: int | None = None,
+            device: str = 'cpu',
+            verbose: bool = False,
+        ) -> None: ...
+        # </generated signature AutoencoderDetector>
+    else:
+        __init__ = make_init("AutoencoderDetector", "The parameters, stored unchanged (see the class docstring).", table=DETECTOR_OPTIONS)
 
 
 DETECTORS = {cls.__name__: cls for cls in (VAEDetector, AutoencoderDetector)}

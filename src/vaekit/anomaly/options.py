@@ -95,14 +95,14 @@ DETECTOR_OPTIONS: tuple[DetectorOption, ...] = (
                    "compressed tails)", kinds=KINDS, target=_DET, choices=SCALINGS,
                    extra={"error": "unknown scaling {value!r}; choose one of {choices}"}),
     DetectorOption("categorical", "columns", None, "comma-separated columns to one-hot encode (unseen categories score as all-zero)",
-                   kinds=KINDS, target=_DET, metavar="A,B"),
+                   kinds=KINDS, target=_DET, nullable=True, metavar="A,B"),
     DetectorOption("impute", "bool", False, "fill NaN/Inf with the training medians instead of failing", kinds=KINDS, target=_DET),
-    DetectorOption("id_columns", "columns", "auto", "columns left out of the features", kinds=KINDS, target=_DET, flag=None,
+    DetectorOption("id_columns", "columns", "auto", "columns left out of the features", kinds=KINDS, target=_DET, nullable=True, flag=None,
                    extra={"auto": True}),
     DetectorOption("keep_columns", "columns", None, "use COL as a feature even though it looks ID-like (repeatable). ID-like columns are "
                    "left out with a warning: at least 20 rows and a different value in every row, holding text, or integers that rise or "
                    "fall row by row, or integers under an identifier's name (id, tx_id, customerId, uuid, key, index)",
-                   kinds=KINDS, target=_DET, flag="--keep-column", metavar="COL", extra={"action": "append"}),
+                   kinds=KINDS, target=_DET, nullable=True, flag="--keep-column", metavar="COL", extra={"action": "append"}),
     DetectorOption("n_clusters", "int", 8, "k-means centres of the training codes (--method latent)", kinds=KINDS, target=_DET, low=1),
     DetectorOption("n_neighbors", "int", 10, "neighbours among the saved training codes (knn and combined scores)", kinds=KINDS,
                    target=_DET, low=1, flag=None),

@@ -103,8 +103,168 @@ def id_like_columns(frame, exclude=()) -> dict[str, str]:
     return out
 
 
+class _Columns:
+    """Which columns of a table are features, numeric or categorical (a TablePreprocessor's part)."""
+
+    def _split(self, X, fitting: bool):
+        """(numeric block, categorical block or None, numeric column names or positions)."""
+        import pandas as pd
+
+        cats = list(self.categorical or [])
+        if isinstance(X, pd.DataFrame):
+            return self._split_frame(X, cats, fitting)
+        if hasattr(X, "toarray") or hasattr(X, "tocsr"):
+            raise NotNumericError("sparse input is not supported; pass a dense array (X.toarray()) or a DataFrame")
+        arr = np.asarray(X)
+        if arr.ndim != 2:
+            raise DataError(
+                f"X must be a table of shape (n_rows, n_features), got shape {arr.shape}."
+                " Reshape your data with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one row"
+            )
+        if len(arr) == 0:
+            raise DataError(f"X is empty (0 rows); pass at least one row to {'fit' if fitting else 'score'}")
+        if fitting:
+            self.feature_names_ = None
+        elif self.feature_names_ is not None and cats:
+            raise DataError("this detector was fitted on a DataFrame with categorical columns; pass a DataFrame with the same column names")
+        if cats:
+            bad = [c for c in cats if not (isinstance(c, (int, np.integer)) and 0 <= c < arr.shape[1])]
+            if bad:
+                raise ConfigError(
+                    f"with an array, categorical= takes column positions 0..{arr.shape[1] - 1}, got {bad}"
+                    f"; or pass a pandas DataFrame and column names"
+                )
+        if not fitting and arr.shape[1] != self.n_features_in:
+            return arr, (arr[:, :0] if cats else None), list(range(arr.shape[1]))  # transform() reports the count
+        # Array columns are positions, also for a detector fitted on a DataFrame (as scikit-learn does).
+        numeric = [i for i in range(arr.shape[1]) if i not in cats]
+        return arr[:, numeric], (arr[:, cats] if cats else None), numeric
+
+    def _split_frame(self, X, cats: list, fitting: bool):
+        import pandas as pd
+
+        names = [str(c) for c in X.columns]
+        X = X.set_axis(names, axis=1)
+        if len(X) == 0:
+            raise DataError(f"X is empty (0 rows); pass at least one row to {'fit' if fitting else 'score'}")
+        if fitting:
+            self._check_categorical(cats, names)
+            self.dropped_columns_ = self._id_columns_of(X, names, cats)
+            if self.dropped_columns_:
+                X = X.drop(columns=[c for c in self.dropped_columns_ if c in names])
+                names = [str(c) for c in X.columns]
+            self.feature_names_ = names
+        elif self.feature_names_ is not None:
+            missing = [c for c in self.feature_names_ if c not in names]
+            if missing:
+                raise DataError(f"columns {missing[:5]} seen in training are missing; pass the same columns as the training data")
+            X = X[self.feature_names_]  # match by name, so column order in a new file does not matter
+            names = list(self.feature_names_)
+        self._check_categorical(cats, names)
+        numeric = [c for c in names if c not in cats]
+        block = X[numeric]
+        fast = all(pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t) for t in block.dtypes)
+        num = block.to_numpy(dtype=np.float64 if fast else object) if numeric else np.empty((len(X), 0))
+        return num, (X[cats].to_numpy(dtype=object) if cats else None), numeric
+
+    @staticmethod
+    def _check_categorical(cats: list, names: list[str]) -> None:
+        unknown = [c for c in cats if c not in names]
+        if unknown:
+            from ..data.tables import column_hint
+
+            raise ConfigError(f"categorical column {unknown[0]!r} is not in the data{column_hint(unknown[0], names)}")
+
+    def _id_columns_of(self, X, names: list[str], cats: list) -> list[str]:
+        """The columns to leave out of a DataFrame at fit time (see the class docstring)."""
+        from ..data.tables import column_hint
+
+        keep = [str(c) for c in self.keep_columns or []]
+        for c in keep:
+            if c not in names:
+                raise ConfigError(f"keep_columns names {c!r}, which is not in the data{column_hint(c, names)}")
+        if self.id_columns is None:
+            return []
+        if self.id_columns != "auto":
+            if isinstance(self.id_columns, str):
+                raise ConfigError(f"id_columns takes 'auto', a list of column names or None, got {self.id_columns!r}")
+            return [str(c) for c in self.id_columns if str(c) not in keep]
+        found = id_like_columns(X, exclude=[*keep, *map(str, cats)])
+        if found:
+            what = "; ".join(f"{c!r} ({why})" for c, why in found.items())
+            warnings.warn(f"left out ID-like column(s) {what}; pass keep_columns=[...] to use them as features",
+                          IdColumnWarning, stacklevel=6)
+        return list(found)
+
+
+class _Cells:
+    """The cells of the numeric and categorical blocks: numbers, missing values, one-hot codes (a TablePreprocessor's part)."""
+
+    @staticmethod
+    def _to_float64(num: np.ndarray) -> np.ndarray:
+        if num.dtype.kind in "biuf":
+            return num.astype(np.float64)
+        if num.dtype.kind == "c":
+            raise DataError("Complex data not supported: pass real-valued features (e.g. the real and imaginary parts as two columns)")
+        try:
+            return num.astype(np.float64)
+        except (TypeError, ValueError) as e:
+            for i, v in enumerate(num.reshape(-1)):
+                try:
+                    float(v)
+                except (TypeError, ValueError):
+                    r, c = divmod(i, num.shape[1])
+                    raise NotNumericError(
+                        f"non-numeric value {v!r} at row {r}, feature {c} ({e}); pass numbers, or name the column in categorical="
+                    ) from None
+            raise NotNumericError(f"features must be numeric ({e})") from None
+
+    def _check_finite(self, num: np.ndarray, numeric: list, fitting: bool) -> np.ndarray:
+        """NaN and +-inf filled (impute=True) or refused; values beyond float32's range refused in
+        training data (almost surely a data error) and clipped when scoring (see CLIP)."""
+        bad = ~np.isfinite(num)
+        if self.impute:
+            if fitting:
+                with np.errstate(all="ignore"):
+                    med = np.nanmedian(np.where(bad, np.nan, num), axis=0) if num.shape[1] else np.zeros(0)
+                self.impute_values_ = np.where(np.isfinite(med), med, 0.0).tolist()
+            if bad.any():
+                num = np.where(bad, np.asarray(self.impute_values_)[None, :], num)
+        elif bad.any():
+            r, c = np.argwhere(bad)[0]
+            fix = ("pass impute=True (--impute) to fill them with the training medians" if fitting else
+                   "refit the detector with impute=True (`vaekit detect fit --impute`) to fill them with the training medians")
+            raise DataError(f"X has {int(bad.sum())} NaN or infinite values (first at row {r}, column {numeric[c]!r}: {num[r, c]}); "
+                            f"clean the data or {fix}")
+        huge = np.abs(num) > _FLOAT32_MAX
+        if fitting and huge.any():
+            r, c = np.argwhere(huge)[0]
+            raise DataError(
+                f"X has {int(huge.sum())} values too large for float32 (|x| > {_FLOAT32_MAX:.3g}; first {num[r, c]:g} at row {r}, "
+                f"column {numeric[c]!r}); such a value is almost certainly a data error: fix it, or rescale the column"
+            )
+        return num
+
+    def _one_hot(self, values: np.ndarray, col) -> np.ndarray:
+        import pandas as pd
+
+        missing = pd.isna(values)
+        if missing.any() and not self.impute:
+            raise DataError(
+                f"categorical column {col!r} has {int(missing.sum())} missing values (first at row {int(np.argmax(missing))}); "
+                "fill them, or fit with impute=True (`vaekit detect fit --impute`; missing categories are then encoded as all-zero)"
+            )
+        levels = self.categories_[str(col)]
+        index = {k: i for i, k in enumerate(levels)}
+        onehot = np.zeros((len(values), len(levels)), dtype=np.float32)
+        pos = np.fromiter((-1 if m else index.get(str(v), -1) for v, m in zip(values, missing)), dtype=np.int64, count=len(values))
+        hit = pos >= 0  # unseen or missing categories stay all-zero rather than failing in production
+        onehot[np.nonzero(hit)[0], pos[hit]] = 1.0
+        return onehot
+
+
 @dataclass
-class TablePreprocessor:
+class TablePreprocessor(_Columns, _Cells):
     """Columns -> float32 matrix: one-hot categories, optional imputation, per-column scaling.
 
     ``scaling``: ``'robust'`` (median and the larger of std and IQR / 1.349, see
@@ -198,160 +358,6 @@ class TablePreprocessor:
         for j, col in enumerate(self.categorical or []):
             blocks.append(self._one_hot(cat[:, j], col))
         return np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
-
-    # -- columns ------------------------------------------------------------------------------------
-    def _split(self, X, fitting: bool):
-        """(numeric block, categorical block or None, numeric column names or positions)."""
-        import pandas as pd
-
-        cats = list(self.categorical or [])
-        if isinstance(X, pd.DataFrame):
-            return self._split_frame(X, cats, fitting)
-        if hasattr(X, "toarray") or hasattr(X, "tocsr"):
-            raise NotNumericError("sparse input is not supported; pass a dense array (X.toarray()) or a DataFrame")
-        arr = np.asarray(X)
-        if arr.ndim != 2:
-            raise DataError(
-                f"X must be a table of shape (n_rows, n_features), got shape {arr.shape}."
-                " Reshape your data with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one row"
-            )
-        if len(arr) == 0:
-            raise DataError(f"X is empty (0 rows); pass at least one row to {'fit' if fitting else 'score'}")
-        if fitting:
-            self.feature_names_ = None
-        elif self.feature_names_ is not None and cats:
-            raise DataError("this detector was fitted on a DataFrame with categorical columns; pass a DataFrame with the same column names")
-        if cats:
-            bad = [c for c in cats if not (isinstance(c, (int, np.integer)) and 0 <= c < arr.shape[1])]
-            if bad:
-                raise ConfigError(
-                    f"with an array, categorical= takes column positions 0..{arr.shape[1] - 1}, got {bad}"
-                    f"; or pass a pandas DataFrame and column names"
-                )
-        if not fitting and arr.shape[1] != self.n_features_in:
-            return arr, (arr[:, :0] if cats else None), list(range(arr.shape[1]))  # transform() reports the count
-        # Array columns are positions, also for a detector fitted on a DataFrame (as scikit-learn does).
-        numeric = [i for i in range(arr.shape[1]) if i not in cats]
-        return arr[:, numeric], (arr[:, cats] if cats else None), numeric
-
-    def _split_frame(self, X, cats: list, fitting: bool):
-        import pandas as pd
-
-        names = [str(c) for c in X.columns]
-        X = X.set_axis(names, axis=1)
-        if len(X) == 0:
-            raise DataError(f"X is empty (0 rows); pass at least one row to {'fit' if fitting else 'score'}")
-        if fitting:
-            self._check_categorical(cats, names)
-            self.dropped_columns_ = self._id_columns_of(X, names, cats)
-            if self.dropped_columns_:
-                X = X.drop(columns=[c for c in self.dropped_columns_ if c in names])
-                names = [str(c) for c in X.columns]
-            self.feature_names_ = names
-        elif self.feature_names_ is not None:
-            missing = [c for c in self.feature_names_ if c not in names]
-            if missing:
-                raise DataError(f"columns {missing[:5]} seen in training are missing; pass the same columns as the training data")
-            X = X[self.feature_names_]  # match by name, so column order in a new file does not matter
-            names = list(self.feature_names_)
-        self._check_categorical(cats, names)
-        numeric = [c for c in names if c not in cats]
-        block = X[numeric]
-        fast = all(pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t) for t in block.dtypes)
-        num = block.to_numpy(dtype=np.float64 if fast else object) if numeric else np.empty((len(X), 0))
-        return num, (X[cats].to_numpy(dtype=object) if cats else None), numeric
-
-    @staticmethod
-    def _check_categorical(cats: list, names: list[str]) -> None:
-        unknown = [c for c in cats if c not in names]
-        if unknown:
-            from ..data.tables import column_hint
-
-            raise ConfigError(f"categorical column {unknown[0]!r} is not in the data{column_hint(unknown[0], names)}")
-
-    def _id_columns_of(self, X, names: list[str], cats: list) -> list[str]:
-        """The columns to leave out of a DataFrame at fit time (see the class docstring)."""
-        from ..data.tables import column_hint
-
-        keep = [str(c) for c in self.keep_columns or []]
-        for c in keep:
-            if c not in names:
-                raise ConfigError(f"keep_columns names {c!r}, which is not in the data{column_hint(c, names)}")
-        if self.id_columns is None:
-            return []
-        if self.id_columns != "auto":
-            if isinstance(self.id_columns, str):
-                raise ConfigError(f"id_columns takes 'auto', a list of column names or None, got {self.id_columns!r}")
-            return [str(c) for c in self.id_columns if str(c) not in keep]
-        found = id_like_columns(X, exclude=[*keep, *map(str, cats)])
-        if found:
-            what = "; ".join(f"{c!r} ({why})" for c, why in found.items())
-            warnings.warn(f"left out ID-like column(s) {what}; pass keep_columns=[...] to use them as features",
-                          IdColumnWarning, stacklevel=6)
-        return list(found)
-
-    # -- cells ---------------------------------------------------------------------------------------
-    @staticmethod
-    def _to_float64(num: np.ndarray) -> np.ndarray:
-        if num.dtype.kind in "biuf":
-            return num.astype(np.float64)
-        if num.dtype.kind == "c":
-            raise DataError("Complex data not supported: pass real-valued features (e.g. the real and imaginary parts as two columns)")
-        try:
-            return num.astype(np.float64)
-        except (TypeError, ValueError) as e:
-            for i, v in enumerate(num.reshape(-1)):
-                try:
-                    float(v)
-                except (TypeError, ValueError):
-                    r, c = divmod(i, num.shape[1])
-                    raise NotNumericError(
-                        f"non-numeric value {v!r} at row {r}, feature {c} ({e}); pass numbers, or name the column in categorical="
-                    ) from None
-            raise NotNumericError(f"features must be numeric ({e})") from None
-
-    def _check_finite(self, num: np.ndarray, numeric: list, fitting: bool) -> np.ndarray:
-        """NaN and +-inf filled (impute=True) or refused; values beyond float32's range refused in
-        training data (almost surely a data error) and clipped when scoring (see CLIP)."""
-        bad = ~np.isfinite(num)
-        if self.impute:
-            if fitting:
-                with np.errstate(all="ignore"):
-                    med = np.nanmedian(np.where(bad, np.nan, num), axis=0) if num.shape[1] else np.zeros(0)
-                self.impute_values_ = np.where(np.isfinite(med), med, 0.0).tolist()
-            if bad.any():
-                num = np.where(bad, np.asarray(self.impute_values_)[None, :], num)
-        elif bad.any():
-            r, c = np.argwhere(bad)[0]
-            fix = ("pass impute=True (--impute) to fill them with the training medians" if fitting else
-                   "refit the detector with impute=True (`vaekit detect fit --impute`) to fill them with the training medians")
-            raise DataError(f"X has {int(bad.sum())} NaN or infinite values (first at row {r}, column {numeric[c]!r}: {num[r, c]}); "
-                            f"clean the data or {fix}")
-        huge = np.abs(num) > _FLOAT32_MAX
-        if fitting and huge.any():
-            r, c = np.argwhere(huge)[0]
-            raise DataError(
-                f"X has {int(huge.sum())} values too large for float32 (|x| > {_FLOAT32_MAX:.3g}; first {num[r, c]:g} at row {r}, "
-                f"column {numeric[c]!r}); such a value is almost certainly a data error: fix it, or rescale the column"
-            )
-        return num
-
-    def _one_hot(self, values: np.ndarray, col) -> np.ndarray:
-        import pandas as pd
-
-        missing = pd.isna(values)
-        if missing.any() and not self.impute:
-            raise DataError(
-                f"categorical column {col!r} has {int(missing.sum())} missing values (first at row {int(np.argmax(missing))}); "
-                "fill them, or fit with impute=True (`vaekit detect fit --impute`; missing categories are then encoded as all-zero)"
-            )
-        levels = self.categories_[str(col)]
-        index = {k: i for i, k in enumerate(levels)}
-        onehot = np.zeros((len(values), len(levels)), dtype=np.float32)
-        pos = np.fromiter((-1 if m else index.get(str(v), -1) for v, m in zip(values, missing)), dtype=np.int64, count=len(values))
-        hit = pos >= 0  # unseen or missing categories stay all-zero rather than failing in production
-        onehot[np.nonzero(hit)[0], pos[hit]] = 1.0
-        return onehot
 
     # -- JSON ------------------------------------------------------------------------------------------
     def to_json(self) -> dict:
