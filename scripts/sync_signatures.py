@@ -32,7 +32,8 @@ if str(SRC) not in sys.path:  # run from a checkout without installing
 
 from vaekit.options import Option  # noqa: E402 - after the path set-up above
 
-TYPES = {"int": "int", "float": "float", "str": "str", "bool": "bool", "sizes": "int | tuple[int, ...] | list[int] | str"}
+TYPES = {"int": "int", "float": "float", "str": "str", "bool": "bool", "sizes": "int | tuple[int, ...] | list[int] | str",
+         "columns": "list | tuple"}  # column names or positions (the anomaly detectors')
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Block:
 
 def annotation(opt: Option) -> str:
     """The Python type of an option's values (what ``Option.check`` accepts, numpy scalars aside)."""
-    return TYPES[opt.type] + (" | None" if opt.nullable else "")
+    return TYPES[opt.type] + (" | str" if opt.extra.get("auto") else "") + (" | None" if opt.nullable else "")  # 'auto': sized at fit
 
 
 def parameters(table: Iterable[Option], kind: str) -> list[str]:
@@ -99,6 +100,12 @@ def _options() -> tuple[Option, ...]:
     return OPTIONS
 
 
+def _detector_options() -> tuple[Option, ...]:
+    from vaekit.anomaly.options import DETECTOR_OPTIONS
+
+    return DETECTOR_OPTIONS
+
+
 def _density_kind() -> str:
     from vaekit.options import DENSITY
 
@@ -112,6 +119,8 @@ def blocks() -> list[Block]:
         init_block("src/vaekit/estimators.py", "Autoencoder", _options, "ae"),
         params_block("src/vaekit/estimators.py", "VAEParams", _options, "vae"),
         params_block("src/vaekit/estimators.py", "AutoencoderParams", _options, "ae"),
+        init_block("src/vaekit/anomaly/detectors.py", "VAEDetector", _detector_options, "VAEDetector"),
+        init_block("src/vaekit/anomaly/detectors.py", "AutoencoderDetector", _detector_options, "AutoencoderDetector"),
         Block(ROOT / "src/vaekit/train.py", "TrainConfig", lambda: fields_lines(_options(), _density_kind(), "train")),
         Block(ROOT / "src/vaekit/__init__.pyi", "exports", exports_lines),
     ]
