@@ -539,21 +539,9 @@ def build_comparison(runs: list[str | Path], out: str | Path, *, k: int = REPORT
     names = [Path(r).name or str(r) for r in runs]
     if len(set(names)) < len(names):
         names = [str(r) for r in runs]
-    datasets: dict = {}
-    loaded = []
-    notes: list[str] = []
-    for name, run in zip(names, runs):
-        cfg, est, test, run_notes, metrics, _ = _load_run(Path(run), k=k, iw_limit=iw_limit, probe_limit=None, probes=False,
-                                                          datasets=datasets)
-        notes += [f"{name}: {n}" for n in run_notes]
-        loaded.append((name, Path(run), cfg, est, test, metrics))
+    loaded, notes = _load_runs(names, runs, k=k, iw_limit=iw_limit)
     scored = [x for x in loaded if x[5] is not None]
-    if len({x[4].name for x in scored}) > 1:
-        notes.append("these runs were scored on different test sets (" + ", ".join(sorted({x[4].name for x in scored}))
-                     + "); their numbers are not on one scale")
-    if len({x[5]["binarization"].split(" ")[0] for x in scored}) > 1:
-        notes.append("the runs score different binarizations of the test images (see the table); log-likelihoods of binary and "
-                     "gray-level data are not comparable")
+    notes += _scale_notes(scored)
     figs = _comparison_figures(scored, notes)
     drawn = _draw(figs)
 
@@ -578,6 +566,32 @@ def build_comparison(runs: list[str | Path], out: str | Path, *, k: int = REPORT
                  + "\n".join(table) + "</table></section>")
     parts.append("</body></html>\n")
     return _write(parts, out)
+
+
+def _load_runs(names: list[str], runs: list, *, k: int, iw_limit: int | None) -> tuple[list[tuple], list[str]]:
+    """(name, folder, config, estimator, test split, metrics) of each run, scored without probes, and the notes
+    their loading left; runs on one dataset read it once."""
+    datasets: dict = {}
+    loaded = []
+    notes: list[str] = []
+    for name, run in zip(names, runs):
+        cfg, est, test, run_notes, metrics, _ = _load_run(Path(run), k=k, iw_limit=iw_limit, probe_limit=None, probes=False,
+                                                          datasets=datasets)
+        notes += [f"{name}: {n}" for n in run_notes]
+        loaded.append((name, Path(run), cfg, est, test, metrics))
+    return loaded, notes
+
+
+def _scale_notes(scored: list[tuple]) -> list[str]:
+    """Why the scored runs' numbers may not be on one scale: different test sets, or different binarizations."""
+    notes = []
+    if len({x[4].name for x in scored}) > 1:
+        notes.append("these runs were scored on different test sets (" + ", ".join(sorted({x[4].name for x in scored}))
+                     + "); their numbers are not on one scale")
+    if len({x[5]["binarization"].split(" ")[0] for x in scored}) > 1:
+        notes.append("the runs score different binarizations of the test images (see the table); log-likelihoods of binary and "
+                     "gray-level data are not comparable")
+    return notes
 
 
 def _iw_scope(runs: list[tuple[str, dict]]) -> str:
