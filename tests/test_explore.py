@@ -313,6 +313,20 @@ def test_several_clients_at_once_get_the_right_images(vae, url):
         np.testing.assert_allclose(results[i], expect[i], atol=0.5 / 255 + 1e-6)
 
 
+def test_sample_json_draws_codes_from_the_models_prior(vae, url):
+    body = json.loads(get(url + "/sample.json?n=64&seed=3")[2])
+    z = np.array(body["z"])
+    assert z.shape == (64, 2) and body == json.loads(get(url + "/sample.json?n=64&seed=3")[2])  # seeded
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        np.testing.assert_allclose(z, vae.model.prior().sample((64,)).double().numpy(), atol=1e-12)
+    assert np.array(json.loads(get(url + "/sample.json")[2])["z"]).shape == (1, 2)
+    for query, says in (("n=0", "n='0': give a whole number from 1 to 64"), ("n=65", "from 1 to 64"), ("seed=-1", "seed='-1'"),
+                        ("n=x", "n='x'")):
+        status, ctype, body = get(url + "/sample.json?" + query)
+        assert status == 400 and ctype == "application/json" and says in json.loads(body)["error"], body
+
+
 # -- other kinds of models ------------------------------------------------------------------------
 
 
@@ -328,6 +342,7 @@ def test_an_autoencoder_gets_the_page_without_the_prior(small_digits):
     caps = info["capabilities"]
     assert not (caps["density"] or caps["posterior_spread"] or caps["prior_contours"]) and caps["prior"] is None
     assert caps["title"] == "autoencoder" and info["ordered_by"] == "variance"
+    assert caps["decoded_note"] == ""  # the likelihood's caption speaks of a distribution's mean
     assert all(d["kl"] is None and d["active"] is None for d in info["dims"])
     var = [d["variance"] for d in info["dims"]]
     assert [var[j] for j in info["order"]] == sorted(var, reverse=True)
@@ -336,6 +351,8 @@ def test_an_autoencoder_gets_the_page_without_the_prior(small_digits):
     assert "elbo" not in one and "posterior_std" not in one
     assert one["reconstruction"] > 0 and one["unit"] == "nats"
     with serving(ex) as u:
+        status, _, body = get(u + "/sample.json")
+        assert status == 400 and "this autoencoder has no prior p(z)" in json.loads(body)["error"]
         assert get(u + "/decode?z=0,0,0")[0] == 200
         assert get(u + "/interpolate?a=0&b=1&steps=3")[0] == 200
 

@@ -173,6 +173,19 @@ def test_hovering_a_dot_shows_that_example_and_clicking_selects_it(browser, expl
     settle(browser)
 
 
+def test_the_prior_button_decodes_a_code_drawn_from_p_z(browser, explorer):
+    settle(browser)
+    drawn = state(browser, "window.vaekitExplore.stats.decodes")
+    browser.find_element("id", "prior-sample").click()
+    wait_for(browser, f"return window.vaekitExplore.stats.decodes > {drawn}", "the prior draw's decode")
+    settle(browser)
+    z = np.array(state(browser, "S.z"))
+    np.testing.assert_allclose(state(browser, "stats.decodedZ"), z)
+    np.testing.assert_allclose(z, explorer.prior_samples(1, seed=1)[0], atol=1e-9)  # the page's first draw: seed 1
+    expect = explorer.decode(z[None].astype(np.float32))[0].reshape(explorer.image_shape)
+    np.testing.assert_allclose(decoded_image(browser, explorer.image_shape), expect, atol=1 / 255)
+
+
 def test_a_slider_moves_one_latent_dimension(browser, explorer):
     from selenium.webdriver.common.keys import Keys
 
@@ -548,6 +561,7 @@ def test_every_kind_of_model_gets_a_working_page(browser, explore_run, kind):
         assert visible("plane-controls") == (kind in ("autoencoder", "20-D VAE"))  # axes to choose above 2-D
         numbers = browser.find_element("id", "ex-numbers").text
         assert ("ELBO" in numbers) == (kind != "autoencoder")
+        assert visible("prior-sample") == (kind != "autoencoder")  # a prior to draw codes from
         if kind == "conditional VAE":
             img = wait_for(browser, "const i = document.getElementById('all-labels-strip'); return i.complete && i.naturalWidth", "the label strip")
             assert img == 10 * 29 - 1

@@ -19,6 +19,7 @@ fetched from elsewhere); the command is ``vaekit/cli/explore.py``. The HTTP API,
 - ``GET /interpolate?a=I|class:K&b=J|class:K&steps=N[&label=K]``: a strip of decoded images.
 - ``GET /encode.json?x=v1,...,vn[&label=K]``: the posterior q(z|x) of a drawn image (grey values in
   [0, 1]): its mean, std, samples and the URL of its decoded mean, JSON.
+- ``GET /sample.json?n=N&seed=S``: N codes drawn from the prior p(z) (a model with a density), JSON.
 
 A bad request gets status 400 and one line that names the problem and the fix (``{"error": ...}``
 from the JSON routes, plain text from the others). What the server trusts, its CSP and its

@@ -21,12 +21,13 @@ class Capabilities:
     title: str  # the family's name in prose: "VAE", "autoencoder"
     conditional: bool  # takes a class label: the label picker, one code decoded under every label
     density: bool  # a prior and a likelihood: per-example ELBO terms and IW log p(x), in nats
+    prior_samples: bool  # codes drawn from p(z), decoded: the generative model run forwards
     posterior_spread: bool  # q(z|x) is a distribution: its std bars, the drawing's ellipses and samples
     prior_contours: bool  # p(z) = N(0, I): its 1, 2, 3 sd circles on the plane and its ±2 band per dimension
     kl_per_dimension: bool  # KL(q(z_j|x) || p(z_j)) per dimension exists in closed form: dimensions ordered by it
     prior: str | None  # p(z) as captions name it; None without a prior
     decoded: str  # what a decoded image is: E[x|z], or the probabilities along one draw where the mean has no closed form
-    decoded_note: str  # what to look for in a decoded image (the likelihood's caption); "" when it declares none
+    decoded_note: str  # what to look for in a decoded image (the likelihood's caption); "" when there is none
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -41,10 +42,13 @@ def capabilities_of(est) -> Capabilities:
         title=family.title,
         conditional=bool(est.is_conditional),
         density=bool(family.has_density),
+        prior_samples=bool(family.has_density),
         posterior_spread=bool(family.has_density),
         prior_contours=bool(prior.standard_normal),
         kl_per_dimension=bool(prior.standard_normal),
         prior=(prior.title or prior.name) if family.has_density else None,
         decoded="the pixel probabilities along one draw from p(x|z)" if likelihood.sequential_mean else "E[x|z]",
-        decoded_note=likelihood.blur or "",
+        # A likelihood's caption speaks of p(x|z)'s mean: an autoencoder's decoder is fitted as one but draws no
+        # distribution, so its point reconstructions get none (as the report's captions do).
+        decoded_note=(likelihood.blur or "") if family.has_density else "",
     )

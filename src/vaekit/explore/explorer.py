@@ -141,6 +141,12 @@ class Explorer:
             out.update(self.calls.posterior(x, c, DRAW_SAMPLES))
         return out
 
+    def prior_samples(self, n: int, seed: int = 0) -> np.ndarray:
+        """n codes drawn from the prior p(z) (the same ``seed``, the same codes), shape (n, code_dim)."""
+        if not self.caps.prior_samples:
+            raise RequestError(f"this {self.caps.title} has no prior p(z) to draw codes from; pick a point on the plane instead")
+        return self.calls.prior_samples(n, seed)
+
     # -- images ----------------------------------------------------------------------------------
     def require_images(self) -> None:
         if not self.image_shape:

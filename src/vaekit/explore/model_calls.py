@@ -87,6 +87,13 @@ class ModelCalls:
             recon = self.est.reconstruct(x, c)
         return out, recon
 
+    def prior_samples(self, n: int, seed: int) -> np.ndarray:
+        """n codes z ~ p(z), drawn from the model's own prior distribution (``model.prior()``) with ``seed``, (n, code_dim)."""
+        with self._lock, torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model.eval()
+            return self.model.prior().sample((n,)).double().cpu().numpy()
+
     def posterior(self, x: np.ndarray, c: np.ndarray | None, n_samples: int) -> dict:
         """q(z|x) of one example: ``std`` per dimension and ``samples``, ``n_samples`` draws z ~ q(z|x) (seeded).
 

@@ -84,6 +84,17 @@ def parse_index(text: str | None, n: int, what: str = "i") -> int:
     return i
 
 
+def parse_count(text: str | None, what: str, lo: int, hi: int, default: int) -> int:
+    """A whole number ``what`` from lo to hi (``default`` when absent), or a RequestError."""
+    try:
+        v = int(text) if text is not None else default
+    except ValueError:
+        v = lo - 1
+    if not lo <= v <= hi:
+        raise RequestError(f"{what}={str(text)[:20]!r}: give a whole number from {lo} to {hi}")
+    return v
+
+
 def parse_steps(text: str | None) -> int:
     """The number of images in an interpolation strip, 2..MAX_STEPS (default 10), or a RequestError."""
     try:
@@ -181,6 +192,13 @@ def _example(ex: Explorer, q: Query):
     return JSON, out
 
 
+def _sample_json(ex: Explorer, q: Query):
+    """Codes z ~ p(z): ``n=`` of them (default 1), ``seed=`` (default 0) picks the draw."""
+    n = parse_count(one(q, "n"), "n", 1, MAX_CODES, 1)
+    seed = parse_count(one(q, "seed"), "seed", 0, 2**31 - 1, 0)
+    return JSON, {"z": ex.prior_samples(n, seed).tolist()}
+
+
 def _encode_json(ex: Explorer, q: Query):
     """A drawing's posterior: ``x=`` grey values in [0, 1] (``label=K`` for a conditional model)."""
     x = parse_pixels(one(q, "x"), ex.shape, ex.image_shape)
@@ -200,7 +218,8 @@ ROUTES: dict[str, Callable] = {
     "/decode.json": _decode_json,
     "/interpolate": _interpolate,
     "/encode.json": _encode_json,
+    "/sample.json": _sample_json,
 }
 
 # Routes that answer JSON also answer their errors in JSON, {"error": "one line"}, so a script reads both alike.
-JSON_ROUTES = {"/info", "/codes", "/example", "/decode.json", "/encode.json"}
+JSON_ROUTES = {"/info", "/codes", "/example", "/decode.json", "/encode.json", "/sample.json"}

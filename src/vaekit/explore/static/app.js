@@ -652,6 +652,16 @@ function showDrawnInput(x) {
   drawBitmap($("draw-input"), c);
 }
 
+// A code drawn from the prior p(z), decoded: the generative model run forwards. Each click draws anew.
+let priorDraws = 0;
+async function samplePrior() {
+  try {
+    const z = (await getJSON(`/sample.json?n=1&seed=${++priorDraws}`)).z[0];
+    S.z = z;
+    drawPlane(); syncSliders(); requestDecode();
+  } catch (e) { status(e.message); }
+}
+
 // -- start ---------------------------------------------------------------------------------------
 function fillSelect(sel, items, value) {
   sel.replaceChildren(...items.map(([v, text]) => new Option(text, String(v))));
@@ -682,6 +692,10 @@ function describeModel(info) {
   $("decoded-title").textContent = `Decoded: ${cap.decoded}`;
   if (isImage() && cap.decoded_note) $("decoded-note").textContent = `What to look for: ${cap.decoded_note}.`;
   if (!cap.posterior_spread) $("posterior-title").textContent = "Code (the encoder's output) per dimension";
+  if (cap.prior_samples) {
+    $("prior-sample").hidden = false;
+    $("prior-sample").addEventListener("click", samplePrior);
+  }
 }
 function setupPlane(info) {
   [S.dimX, S.dimY] = info.plane.length === 2 ? info.plane : [0, 0];
