@@ -159,7 +159,6 @@ def test_standardized_score_is_a_density_of_the_data_as_given():
 SKLEARN_FAILS = {
     "check_n_features_in_after_fitting": "vaekit's DataError names the training shape (docs/bad-inputs.md), not sklearn's wording",
     "check_dtype_object": "every bad input raises DataError (a ValueError), also a non-numeric cell, not TypeError",
-    "check_transformer_preserve_dtypes": "codes are float32, the networks' dtype, whatever the input's dtype",
     "check_fit2d_1sample": "one example is refused by the batch-size rule, whose message names batch_size, not n_samples",
 }
 CHECKED = dict(hidden=(4,), latent_dim=2, epochs=1, batch_size=8, likelihood="gaussian", device="cpu")

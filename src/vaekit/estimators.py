@@ -213,9 +213,6 @@ class _Base(TransformerMixin, BaseEstimator):  # mixin first, so scikit-learn se
         if getattr(self, "architecture", "mlp") == "conv" and X.ndim == 3:
             X = X[:, None]  # (N, H, W) grayscale images get their channel axis
         if not fitting:
-            if X.ndim == 2 and len(self.input_shape_) == 1 and X.shape[1] != self.input_shape_[0]:
-                raise DataError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.input_shape_[0]} features as input; "
-                                "pass data with the same features as the training data")
             if X.shape[1:] != tuple(self.input_shape_):
                 raise DataError(
                     f"this model was trained on examples of shape {tuple(self.input_shape_)}, got {X.shape[1:]}; "
@@ -734,25 +731,32 @@ class Autoencoder(_Base):
 # -- the course's models, as presets of the two families ----------------------------------------
 
 
-def _preset(name: str, **kwargs) -> _Base:
-    """The estimator of a registered preset: its family's class with the preset's parameters, which ``kwargs`` override."""
+def _preset(name: str, positional: dict | None = None, **kwargs) -> _Base:
+    """The estimator of a registered preset: its family's class with the preset's parameters, which the
+    caller's override. ``positional``: the leading arguments 0.1.0's presets took by position (``...``: not given)."""
+    given = {k: v for k, v in (positional or {}).items() if v is not ...}
+    for k in given.keys() & kwargs.keys():
+        raise TypeError(f"{k} was given both by position and by keyword; pass it once")
     preset = PRESETS[name]
-    return FAMILIES[preset.families[0]].parts["estimator"](**{**preset.params, **kwargs})
+    return FAMILIES[preset.families[0]].parts["estimator"](**{**preset.params, **given, **kwargs})
 
 
-def SparseAutoencoder(**kwargs: Unpack[AutoencoderParams]) -> Autoencoder:
+# The presets' leading parameters may also be passed by position, as in 0.1.0 (SparseAutoencoder("kl")); their
+# defaults (``...``) are the preset's own, in vaekit.registry.PRESETS, else the family's.
+def SparseAutoencoder(sparsity: str | None = ..., /, **kwargs: Unpack[AutoencoderParams]) -> Autoencoder:  # type: ignore[assignment]
     """An autoencoder with an L1 (``sparsity='l1'``, the default) or KL(rho || rho_hat) (``'kl'``)
     sparsity penalty on its code: the ``sparse-ae`` preset."""
-    return _preset("sparse-ae", **kwargs)
+    return _preset("sparse-ae", {"sparsity": sparsity}, **kwargs)
 
 
-def DenoisingAutoencoder(**kwargs: Unpack[AutoencoderParams]) -> Autoencoder:
+def DenoisingAutoencoder(noise: str | None = ..., noise_level: float = ..., /,  # type: ignore[assignment]
+                         **kwargs: Unpack[AutoencoderParams]) -> Autoencoder:
     """An autoencoder trained to recover x from a corrupted copy (``noise``: gaussian, masking (the
     default), salt-and-pepper, at ``noise_level``): the ``denoising-ae`` preset."""
-    return _preset("denoising-ae", **kwargs)
+    return _preset("denoising-ae", {"noise": noise, "noise_level": noise_level}, **kwargs)
 
 
-def ConvVAE(**kwargs: Unpack[VAEParams]) -> VAE:
+def ConvVAE(latent_dim: int = ..., batch_size: int = ..., lr: float = ..., /, **kwargs: Unpack[VAEParams]) -> VAE:  # type: ignore[assignment]
     """The course's convolutional VAE for (C, H, W) images: the ``conv-vae`` preset (latent 100,
     batch 32, lr 2e-3; vaekit.registry.PRESETS).
 
@@ -761,10 +765,10 @@ def ConvVAE(**kwargs: Unpack[VAEParams]) -> VAE:
     lr 1e-3 gave prior samples that a digit classifier was sure of (p >= 0.9) in 16 % of cases and
     reconstructions it read as their original's digit in 75 %; at 32 and 2e-3, 34 % and 93 %.
     """
-    return _preset("conv-vae", **kwargs)
+    return _preset("conv-vae", {"latent_dim": latent_dim, "batch_size": batch_size, "lr": lr}, **kwargs)
 
 
-def ConditionalVAE(**kwargs: Unpack[VAEParams]) -> VAE:
+def ConditionalVAE(latent_dim: int = ..., /, **kwargs: Unpack[VAEParams]) -> VAE:  # type: ignore[assignment]
     """A VAE whose encoder and decoder also see a one-hot class label: ``sample(n, label=7)``; the
     ``cvae`` preset (latent 4).
 
@@ -774,7 +778,7 @@ def ConditionalVAE(**kwargs: Unpack[VAEParams]) -> VAE:
     longer training as the aggregate posterior drew away from the prior; with 4, 97-100 % for
     every class (docs/tutorials/04-aevb-and-the-conditional-vae.md).
     """
-    return _preset("cvae", **kwargs)
+    return _preset("cvae", {"latent_dim": latent_dim}, **kwargs)
 
 
 ESTIMATORS = {f.estimator: f.parts["estimator"] for f in FAMILIES}

@@ -27,6 +27,7 @@ codes: np.ndarray = ae.fit_transform(X)
 back: np.ndarray = ae.inverse_transform(codes)
 sparse: Autoencoder = vaekit.SparseAutoencoder(sparsity_weight=1e-2)
 denoising: Autoencoder = vaekit.DenoisingAutoencoder(noise_level=0.2)
+kl_sparse: Autoencoder = vaekit.SparseAutoencoder("kl", epochs=2)  # 0.1.0's positional form
 
 images = X.reshape(64, 1, 2, 4)
 conv: VAE = vaekit.ConvVAE(epochs=1).fit(images)
@@ -55,3 +56,4 @@ not_a_float: str = vae.score(X)  # type: ignore[assignment]
 vae.sample("4")  # type: ignore[arg-type]
 vaekit.ConvVAE(epochs="1")  # type: ignore[arg-type]
 vaekit.SparseAutoencoder(prior="vamp")  # type: ignore[call-arg]
+vaekit.ConditionalVAE("4")  # type: ignore[arg-type]
