@@ -19,7 +19,7 @@ import torch
 
 from .errors import ModelFileError
 from .fileio import atomic_path
-from .modelfile import FORMAT_VERSION, check_finite_tensors, upgrade_state
+from .modelfile import FORMAT_VERSION, check_finite_tensors, save_tensors, upgrade_state
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
@@ -69,8 +69,6 @@ class Checkpointer:
              history: list[dict], sums: dict[str, torch.Tensor], early_stopping=None) -> None:
         """Write the checkpoint atomically. ``early_stopping``: a vaekit.train.EarlyStopping whose
         patience count and best weights a resumed run continues from."""
-        from safetensors.torch import save_file
-
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
         tensors.update(opt_tensors)
@@ -86,7 +84,7 @@ class Checkpointer:
             meta["early_stopping"], best = early_stopping.state()
             tensors.update({f"best.{k}": v for k, v in best.items()})
         with atomic_path(self.path) as tmp:
-            save_file(tensors, str(tmp), metadata={"vaekit": json.dumps(meta)})
+            save_tensors(tmp, tensors, {"vaekit": json.dumps(meta)})
         self._last = time.monotonic()
 
 

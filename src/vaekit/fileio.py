@@ -255,10 +255,15 @@ def _json_default(o):
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
+def json_text(obj) -> str:
+    """``obj`` as vaekit writes JSON files: indented, tuples and NumPy values as lists / numbers."""
+    return json.dumps(obj, indent=2, default=_json_default) + "\n"
+
+
 def write_json(path: str | Path, obj) -> None:
     """Write ``obj`` as indented JSON, atomically (tuples and NumPy values become lists/numbers)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+        tmp.write_text(json_text(obj))
 
 
 # vaekit's own JSON files (configs, detector settings with their column lists) are far smaller;

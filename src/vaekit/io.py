@@ -1,11 +1,22 @@
-"""Loading a saved model folder back: the whole estimator, or only its encoder or decoder.
+"""Run folders: a saved model folder (config.json + model.safetensors) loaded back in one path.
 
-The format itself (file names, version, checks) is in vaekit.modelfile; which class a config
-names is looked up in vaekit.estimators.
+:func:`load` reads in this order, and refuses with one line at the first step that fails:
+
+1. config.json, checked as data and upgraded from an older format (:func:`vaekit.modelfile.read_config`);
+2. the weights file's header: each tensor's name and shape, nothing else (:func:`vaekit.modelfile.read_shapes`);
+3. the model, built under an allocation budget (:func:`sized_build`): a config whose sizes are
+   absurd allocates at most the budget, the rest of its tensors only as shapes on the meta device;
+4. the shapes the config implies against the header's (:func:`check_shapes`): the model is built
+   for real only now when step 3 had to leave some of it on the meta device;
+5. the weights, checked for NaN / Inf, filled in.
+
+The format itself (file names, versions, value checks, the writer) is vaekit.modelfile; which
+estimator class a config names is looked up in vaekit.estimators.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -17,42 +28,37 @@ from .modelfile import CONFIG_FILE, WEIGHTS_FILE, part_prefixes, read_config, re
 from .models import build_model, config_from_dict
 from .train import resolve_device
 
+# What building a model may allocate before its sizes are checked against the weights file:
+# every model vaekit trains on its bundled data (MNIST's autoregressive decoder included, about
+# 3.5 M numbers) fits, so the common load builds once, for real; a larger config builds the rest
+# of its tensors as shapes on the meta device first (slower: meta kernels import torch._dynamo).
+BUILD_BUDGET = 8 << 20  # numbers (32 MB of float32)
+
 
 def load(path: str | Path, device: str = "cpu"):
     """Load a saved model folder: an estimator (``part='all'``) or an :class:`Encoder` / :class:`Decoder`.
 
-    Every size in config.json is checked against the weights file's header before the model is
-    built, so a few bytes of hostile JSON cannot allocate gigabytes.
+    Every size in config.json is checked against the weights file's header before more than
+    :data:`BUILD_BUDGET` numbers are allocated, so a few bytes of hostile JSON cannot allocate gigabytes.
     """
     path = Path(path)
     cfg = read_config(path)
     est = _estimator(cfg, path / CONFIG_FILE)
-    try:
-        model_config = config_from_dict(cfg["model"])
-    except (TypeError, ValueError, AttributeError) as e:  # ConfigError is a ValueError
-        raise ModelFileError(f"{path / CONFIG_FILE} has an invalid model section: {e}") from None
-    version = cfg.get("upgraded_from", cfg["format_version"])
-    part = cfg["part"]
-    input_shape = tuple(cfg["input_shape"])
-    if math.prod(input_shape) != math.prod(model_config.input_shape):
-        raise ModelFileError(f"{path / CONFIG_FILE}: input_shape {list(input_shape)} does not fit the model's {list(model_config.input_shape)}")
-    _check_shapes(path, _meta_shapes(model_config, part, version), read_shapes(path, version), input_shape)
-    model = build_model(model_config)
-    # Half-precision weights (the pretrained models ship as fp16 to stay small) are upcast to
-    # float32 here, the scaler's too, so that a loaded model computes in float32 like a trained one.
-    state = {k: v.float() if v.is_floating_point() and v.element_size() < 4 else v for k, v in read_weights(path, version).items()}
-    scaler = (state.pop("scaler.mean", None), state.pop("scaler.scale", None))
-    if scaler[1] is not None and not bool((scaler[1] > 0).all()):
-        raise ModelFileError(f"{path / WEIGHTS_FILE}: tensor scaler.scale holds values that are not positive; the file is damaged")
-    model.load_state_dict(state, strict=(part == "all"))
-    model.to(resolve_device(device)).eval()
-    est.model_ = model
+    version, part, input_shape = cfg.get("upgraded_from", cfg["format_version"]), cfg["part"], tuple(cfg["input_shape"])
+    found = read_shapes(path, version)
+    model_config = _model_config(cfg, path)
+    model, expected = sized_build(model_config)
+    if part != "all":
+        expected = {k: v for k, v in expected.items() if k.startswith(part_prefixes(part, version))}
+    check_shapes(path, expected, found, input_shape)
+    if model is None:
+        model = build_model(model_config)
+    _fill(est, model, read_weights(path, version), path, strict=(part == "all"))
+    est.model_ = model.to(resolve_device(device)).eval()
     est.input_shape_ = input_shape
     est.n_features_in_ = int(np.prod(est.input_shape_))
     if cfg.get("n_classes"):
         est.n_classes_ = int(cfg["n_classes"])
-    if scaler[0] is not None:
-        est.scaler_mean_, est.scaler_scale_ = scaler[0].numpy(), scaler[1].numpy()
     if part == "encoder":
         return Encoder(est)
     if part == "decoder":
@@ -73,8 +79,62 @@ def _estimator(cfg: dict, where: Path):
     return est
 
 
-def _meta_shapes(model_config, part: str, version: int) -> dict[str, tuple[int, ...]]:
-    """The weight shapes a config implies, from a model built on the meta device (nothing allocated)."""
+def _model_config(cfg: dict, path: Path):
+    """The model section as a config object, its input size the same as the folder's."""
+    try:
+        model_config = config_from_dict(cfg["model"])
+    except (TypeError, ValueError, AttributeError) as e:  # ConfigError is a ValueError
+        raise ModelFileError(f"{path / CONFIG_FILE} has an invalid model section: {e}") from None
+    if math.prod(cfg["input_shape"]) != math.prod(model_config.input_shape):
+        shape = list(cfg["input_shape"])
+        raise ModelFileError(f"{path / CONFIG_FILE}: input_shape {shape} does not fit the model's {list(model_config.input_shape)}")
+    return model_config
+
+
+def _fill(est, model, state: dict, path: Path, strict: bool) -> None:
+    """Put the checked weights into ``model`` and a standardized model's scaler into ``est``."""
+    # Half-precision weights (the pretrained models ship as fp16 to stay small) are upcast to
+    # float32 here, the scaler's too, so that a loaded model computes in float32 like a trained one.
+    state = {k: v.float() if v.is_floating_point() and v.element_size() < 4 else v for k, v in state.items()}
+    mean, scale = state.pop("scaler.mean", None), state.pop("scaler.scale", None)
+    if scale is not None and not bool((scale > 0).all()):
+        raise ModelFileError(f"{path / WEIGHTS_FILE}: tensor scaler.scale holds values that are not positive; the file is damaged")
+    model.load_state_dict(state, strict=strict)
+    if mean is not None:
+        est.scaler_mean_, est.scaler_scale_ = mean.numpy(), scale.numpy()
+
+
+# -- sizes: what a config implies, checked against the weights file's header -------------------
+
+
+def sized_build(model_config, budget: int = BUILD_BUDGET):
+    """``(model, shapes)``: the module a config describes and the shape of each of its weights.
+
+    Tensors are allocated for real until they add up to ``budget`` numbers; those beyond it are
+    made on the meta device (shapes, no memory), and ``model`` is then None: build it once the
+    shapes are checked. Building for real in the common case costs one build instead of two, and
+    avoids the meta device's kernels, which import torch._dynamo (seconds) on first use.
+    """
+    import torch
+
+    rng = torch.get_rng_state()
+    guard = _budget_mode()(budget)
+    try:
+        with guard:
+            model = build_model(model_config)
+        shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    except (RuntimeError, ValueError, TypeError, OverflowError) as e:
+        if not guard.spilled:
+            raise ModelFileError(f"the model section of {CONFIG_FILE} cannot be built: {e}") from None
+        shapes = _meta_shapes(model_config)  # a real and a meta tensor met in some module's __init__
+    if not guard.spilled:
+        return model, shapes
+    torch.set_rng_state(rng)  # the real build to come draws its initial weights as one build would
+    return None, shapes
+
+
+def _meta_shapes(model_config) -> dict[str, tuple[int, ...]]:
+    """The weight shapes a config implies, from a model built wholly on the meta device."""
     import torch
     from torch.distributions import Distribution
 
@@ -89,13 +149,40 @@ def _meta_shapes(model_config, part: str, version: int) -> dict[str, tuple[int, 
         raise ModelFileError(f"the model section of {CONFIG_FILE} cannot be built: {e}") from None
     finally:
         Distribution.set_default_validate_args(validate)
-    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    if part != "all":
-        shapes = {k: v for k, v in shapes.items() if k.startswith(part_prefixes(part, version))}
-    return shapes
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def _check_shapes(path: Path, expected: dict, found: dict, input_shape: tuple[int, ...]) -> None:
+@functools.cache
+def _budget_mode() -> type:
+    """The allocation guard's class, made on first use so that importing this module stays cheap."""
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._device import _device_constructors
+
+    # Constructors handed the data itself allocate no more than the caller already holds.
+    sized = {f for f in _device_constructors() if f.__name__ not in ("tensor", "as_tensor", "asarray")}
+
+    class Budget(TorchFunctionMode):
+        """Tensor constructors allocate for real until ``budget`` numbers are used, then on the meta device."""
+
+        def __init__(self, budget: int):
+            super().__init__()
+            self.left, self.spilled = budget, False
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func in sized and kwargs.get("device") is None:
+                # The same constructor on the meta device says how large its tensor is, allocating nothing.
+                shaped = func(*args, **{**kwargs, "device": "meta"})
+                if self.spilled or shaped.numel() > self.left:
+                    self.spilled = True
+                    return shaped
+                self.left -= shaped.numel()
+            return func(*args, **kwargs)
+
+    return Budget
+
+
+def check_shapes(path: Path, expected: dict, found: dict, input_shape: tuple[int, ...]) -> None:
     """The weights file holds exactly the tensors the config implies, of the same shapes.
 
     The scaler of a standardized model is either absent or both of its tensors, each of one
@@ -113,6 +200,9 @@ def _check_shapes(path: Path, expected: dict, found: dict, input_shape: tuple[in
     for k, shape in found.items():
         if shape != expected[k]:
             raise ModelFileError(f"{path / WEIGHTS_FILE}: tensor {k} has shape {shape} but the config implies {expected[k]}")
+
+
+# -- the halves of a model ---------------------------------------------------------------------
 
 
 class Encoder:

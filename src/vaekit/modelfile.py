@@ -2,19 +2,24 @@
 
 Nothing is ever unpickled. Every file is written to a temporary name in the same folder and renamed
 into place (vaekit.fileio), so a crash never leaves a half-written model behind. This module knows
-the format (names, version, checks); which estimator class a config names is estimators' business.
+the format (names, version, checks, the one writer, format 1's upgrade); building a model from it
+is vaekit.io's, and which estimator class a config names is estimators' business.
+
+torch is imported only by the functions that touch tensors, so that reading a config.json (the
+checks included) costs a quick command no torch import.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import ModelFileError
-from .fileio import atomic_path, read_json, write_json
-from .models import FLAT_PARAMS, config_from_params
+from .fileio import atomic_path, json_text, read_json
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT = "vaekit-model"
 FORMAT_VERSION = 2
@@ -43,19 +48,36 @@ _SECTION_FIELDS = {"likelihood", "posterior", "prior", "sparsity", "noise"}
 _MAX_DEPTH = 32  # a vaekit config nests a few levels; far deeper is not one of ours
 
 
+# -- writing -----------------------------------------------------------------------------------
+
+
 def write_model(path: str | Path, config: dict, state: dict[str, torch.Tensor]) -> Path:
     """Write ``state`` (CPU tensors) as model.safetensors and ``config`` as config.json into ``path``.
 
-    ``config`` gets the format's name and version; returns the folder.
+    ``config`` gets the format's name and version; returns the folder. Both files are complete on
+    disk before either replaces its old version, the weights first: a failure while writing leaves
+    the old pair, and the config (which says what the weights are) is always the last file to change.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path / CONFIG_FILE) as config_tmp, atomic_path(path / WEIGHTS_FILE) as weights_tmp:
+        save_tensors(weights_tmp, state, {"format": FORMAT})
+        config_tmp.write_text(json_text({"format": FORMAT, "format_version": FORMAT_VERSION, **config}))
+    return path
+
+
+def save_tensors(file: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write ``tensors`` (CPU, contiguous) and string ``metadata`` as one safetensors file at ``file``.
+
+    The one safetensors writer (model folders and checkpoints); callers make it atomic with
+    :func:`vaekit.fileio.atomic_path`.
     """
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path / WEIGHTS_FILE) as tmp:
-        save_file(state, str(tmp), metadata={"format": FORMAT})
-    write_json(path / CONFIG_FILE, {"format": FORMAT, "format_version": FORMAT_VERSION, **config})
-    return path
+    save_file(tensors, str(file), metadata=metadata)
+
+
+# -- reading config.json: checked as data, older formats upgraded -----------------------------
 
 
 def read_config(path: str | Path) -> dict:
@@ -178,6 +200,8 @@ def upgrade_config(cfg: dict, where: Path | str = CONFIG_FILE) -> dict:
     translation as an estimator's parameters (:func:`vaekit.models.config_from_params`), so a
     0.1.0 folder builds exactly the modules it was trained with.
     """
+    from .models import FLAT_PARAMS, config_from_params
+
     model = dict(cfg["model"])
     try:
         kind, shape, n_classes = model.pop("kind", "vae"), tuple(model.pop("input_shape")), model.pop("n_classes", 0)
@@ -188,6 +212,9 @@ def upgrade_config(cfg: dict, where: Path | str = CONFIG_FILE) -> dict:
     except (KeyError, TypeError, ValueError) as e:  # ConfigError is a ValueError
         raise ModelFileError(f"{where} has an invalid format-1 model section: {e}") from None
     return {**cfg, "format_version": FORMAT_VERSION, "upgraded_from": cfg.get("format_version", 1), "model": upgraded}
+
+
+# -- reading model.safetensors: the header alone, or the checked tensors -------------------------
 
 
 def upgrade_state(state: dict[str, torch.Tensor], version: int) -> dict[str, torch.Tensor]:
@@ -246,6 +273,8 @@ def read_weights(path: Path, version: int = FORMAT_VERSION) -> dict[str, torch.T
 
 def check_finite_tensors(tensors: dict[str, torch.Tensor], file: Path | str) -> None:
     """A ModelFileError naming the first floating-point tensor that holds NaN or Inf."""
+    import torch
+
     for name, t in tensors.items():
         if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
             raise ModelFileError(

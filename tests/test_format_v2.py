@@ -1,0 +1,82 @@
+"""Folders written in today's format (model format 2) load and give the numbers they gave when written.
+
+tests/fixtures/v2 was written by scripts/make_v2_fixtures.py; expected.json holds what that code
+computed on the first four test images. A change that alters what a saved folder computes fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import vaekit
+from vaekit.checkpoint import read_checkpoint
+from vaekit.data import load_dataset
+from vaekit.evaluate import iw_log_likelihood
+from vaekit.modelfile import FORMAT_VERSION, read_config
+
+FIXTURES = Path(__file__).parent / "fixtures" / "v2"
+EXPECTED = json.loads((FIXTURES / "expected.json").read_text())["numbers"]
+
+
+def _sums(a: np.ndarray) -> np.ndarray:
+    return a.reshape(len(a), -1).sum(1)
+
+
+def _check_numbers(est, want: dict) -> None:
+    X = load_dataset("embedded", "test", limit=4).X
+    np.testing.assert_allclose(est.encode(X), want["encode"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_sums(est.reconstruct(X)), want["reconstruct"], rtol=1e-5, atol=1e-5)
+    got = iw_log_likelihood(est.model_, torch.from_numpy(X), None, k=7, seed=3).numpy()
+    np.testing.assert_allclose(got, want["iw_log_likelihood"], rtol=1e-5)
+    np.testing.assert_allclose(_sums(est.sample(2, seed=4)), want["sample"], rtol=1e-5, atol=1e-5)
+
+
+def test_the_fixture_is_the_current_format():
+    raw = json.loads((FIXTURES / "vae" / "config.json").read_text())
+    assert raw["format_version"] == FORMAT_VERSION == 2
+    assert "upgraded_from" not in read_config(FIXTURES / "vae")
+
+
+def test_a_format_2_run_folder_gives_the_same_numbers():
+    _check_numbers(vaekit.load(FIXTURES / "vae"), EXPECTED["vae"])
+
+
+@pytest.mark.parametrize("part", ["encoder", "decoder"])
+def test_a_format_2_run_re_saved_in_parts_loads_the_same_halves(tmp_path, part):
+    est = vaekit.load(FIXTURES / "vae")
+    est.save(tmp_path / part, part=part)
+    half = vaekit.load(tmp_path / part)
+    X = load_dataset("embedded", "test", limit=4).X
+    if part == "encoder":
+        np.testing.assert_array_equal(half.encode(X), est.encode(X))
+    else:
+        # decode, not sample: a VampPrior's p(z) runs its pseudo-inputs through the encoder, which a
+        # decoder folder does not hold (a defect of the part format, reported; sampling differs).
+        Z = est.encode(X)
+        np.testing.assert_array_equal(half.decode(Z), est.decode(Z))
+
+
+def test_a_format_2_checkpoint_reads_and_resumes_to_the_uninterrupted_model(tmp_path, monkeypatch):
+    from vaekit.cli import main
+
+    ckpt = read_checkpoint(FIXTURES / ".checkpointed.partial")
+    assert ckpt["epoch"] == 1 and ckpt["step"] == 2 and ckpt["history"] == []
+    shutil.copytree(FIXTURES / ".checkpointed.partial", tmp_path / ".checkpointed.partial")
+    monkeypatch.chdir(tmp_path)  # the checkpoint recorded `--out checkpointed`, relative to where it ran
+    assert main(["train", "--resume", "checkpointed"]) == 0
+    want = EXPECTED["checkpointed"]
+    X = load_dataset("embedded", "test", limit=4).X
+    np.testing.assert_allclose(vaekit.load(tmp_path / "checkpointed").encode(X), want["encode"], rtol=1e-4, atol=1e-5)
+
+
+def test_a_format_2_detector_folder_scores_the_same():
+    det = vaekit.load_detector(FIXTURES / "detector")
+    rows = pd.read_csv(FIXTURES / "detector-rows.csv")
+    np.testing.assert_allclose(det.decision_function(rows), EXPECTED["detector"]["decision_function"], rtol=1e-5)
