@@ -181,3 +181,49 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     with atomic_path(target) as tmp:
         tmp.write_text("new")
     assert target.read_text() == "new" and list(tmp_path.iterdir()) == [target]
+
+
+# -- the one load path: sizes checked before the model is built for real -------------------------
+
+
+def test_a_build_over_the_budget_gives_the_same_model_and_shapes(saved_vae):
+    """sized_build under a budget too small for any tensor: shapes only, then one real build that
+    draws the same initial weights (the global generator is left as one build leaves it)."""
+    import torch
+
+    from vaekit import io
+    from vaekit.models import build_model
+
+    est, _ = saved_vae
+    config = est.model_.config
+    torch.manual_seed(0)
+    model, shapes = io.sized_build(config)
+    real = model.state_dict()
+    after_one = torch.get_rng_state()
+    torch.manual_seed(0)
+    spilled, spilled_shapes = io.sized_build(config, budget=0)
+    assert spilled is None and spilled_shapes == shapes == {k: tuple(v.shape) for k, v in real.items()}
+    rebuilt = build_model(config).state_dict()
+    assert torch.equal(torch.get_rng_state(), after_one)
+    assert all(torch.equal(rebuilt[k], real[k]) for k in real)
+
+
+def test_a_config_far_larger_than_its_weights_is_refused_before_it_is_allocated(saved_vae, tmp_path):
+    """A layer of 2**20 x 2**20 (4 TB of float32) reaches the check as a shape only."""
+    _, path = saved_vae
+    bad = _copy(path, tmp_path / "bad")
+    _edit_config(bad, lambda c: c["model"].update(hidden=[1 << 20, 1 << 20]))
+    with pytest.raises(ModelFileError, match="does not match its config"):
+        vaekit.load(bad)
+
+
+def test_reading_a_config_imports_no_torch_and_loading_no_dynamo(saved_vae):
+    """Quick commands pay for neither: config.json is checked without torch, and the sizes are
+    checked without the meta device's kernels (which import torch._dynamo, seconds)."""
+    import subprocess
+    import sys
+
+    _, path = saved_vae
+    code = ("import sys; from vaekit.modelfile import read_config; read_config(sys.argv[1]); assert 'torch' not in sys.modules; "
+            "import vaekit.io; vaekit.io.load(sys.argv[1]); assert 'torch._dynamo' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True)
