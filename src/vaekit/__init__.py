@@ -27,6 +27,7 @@ _EXPORTS = {
     "load_decoder": "io",
     "load_pretrained": "pretrained",
     "load_dataset": "data",
+    "disentanglement_scores": "disentanglement",
     "VAEDetector": "anomaly",
     "AutoencoderDetector": "anomaly",
     "load_detector": "anomaly",

@@ -5,6 +5,7 @@ from .anomaly import AutoencoderDetector as AutoencoderDetector
 from .anomaly import VAEDetector as VAEDetector
 from .anomaly import load_detector as load_detector
 from .data import load_dataset as load_dataset
+from .disentanglement import disentanglement_scores as disentanglement_scores
 from .errors import ConfigError as ConfigError
 from .errors import DataError as DataError
 from .errors import ModelFileError as ModelFileError
