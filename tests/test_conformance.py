@@ -19,12 +19,13 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from torch.distributions import Distribution
 
 from vaekit.errors import ConfigError
 from vaekit.estimators import VAE as VAEEstimator
 from vaekit.io import load
 from vaekit.metrics import iw_log_likelihood, kl_per_dimension
-from vaekit.models import VAEConfig, build_model, component_options
+from vaekit.models import DensityModel, VAEConfig, build_model, component_options
 from vaekit.objectives import log_importance_weights
 from vaekit.registry import LIKELIHOODS, OBJECTIVES, POSTERIORS, PRIORS
 
@@ -173,6 +174,23 @@ def test_save_and_load_give_identical_numbers(lik, post, prior, tmp_path):
 @pytest.mark.parametrize("lik, post, prior", [c for c in COMBINATIONS if c.values[2].standard_normal])
 def test_per_dimension_kls_add_up_to_the_kl_under_a_standard_normal_prior(lik, post, prior):
     model = _model(lik, post, prior)
-    q, loc, log_var = model.inference_parts(ALL_IMAGES)
+    q = model.inference(ALL_IMAGES)
     z = q.rsample((8,))
-    torch.testing.assert_close(model.kl_dims(q, z).sum(-1), model.kl(q, z, loc, log_var))
+    torch.testing.assert_close(model.kl_dims(q, z).sum(-1), model.kl(q, z))
+
+
+@pytest.mark.parametrize("lik, post, prior", COMBINATIONS)
+def test_the_density_contract_speaks_in_distributions(lik, post, prior):
+    """models.DensityModel: q(z|x), p(z) and p(x|z) are torch Distributions of the declared shapes, the
+    KLs take (q, z) and nothing else, and encode is the posterior's code."""
+    model = _model(lik, post, prior)
+    assert isinstance(model, DensityModel)
+    x, dim = ALL_IMAGES[:5], model.config.code_dim
+    q, p = model.inference(x), model.prior()
+    assert isinstance(q, Distribution) and isinstance(p, Distribution)
+    assert q.batch_shape == (5,) and q.event_shape == (dim,) and p.event_shape == (dim,)
+    z = q.rsample((3,))
+    assert z.shape == (3, 5, dim) and p.log_prob(z).shape == (3, 5)
+    assert model.generative(z).batch_shape == (3, 5) and model.generative(z[0]).event_shape == (PIXELS,)
+    torch.testing.assert_close(model.generative(z).log_prob(x), model.log_likelihood(z, x))
+    assert model.kl(q, z).shape == (5,) and model.encode(x).shape == (5, dim)

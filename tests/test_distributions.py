@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import integrate, stats
-from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
+from torch.distributions import Bernoulli, Independent, Laplace, Normal, kl_divergence
 
 from vaekit import distributions as D
 from vaekit.errors import ConfigError
@@ -43,7 +43,11 @@ def test_gaussian_kl_matches_torch_registry_and_is_zero_at_the_prior():
     mu, log_var = torch.randn(11, 4, generator=g), torch.randn(11, 4, generator=g)
     q = D.posterior("normal", mu, log_var)
     p = D.standard_normal(4)
-    torch.testing.assert_close(D.gaussian_kl_to_standard_normal(mu, log_var), kl_divergence(q, p), rtol=1e-5, atol=1e-5)
+    # torch's own Normal-Normal KL, on plain Independent distributions (not vaekit's registration)
+    plain = kl_divergence(Independent(Normal(mu, torch.exp(0.5 * log_var)), 1), Independent(Normal(torch.zeros(4), torch.ones(4)), 1))
+    torch.testing.assert_close(D.gaussian_kl_to_standard_normal(mu, log_var), plain, rtol=1e-5, atol=1e-5)
+    # the registered KL of a Normal posterior is the hot-path form, from q's own log_var, bit for bit
+    assert torch.equal(kl_divergence(q, p), D.gaussian_kl_to_standard_normal(mu, log_var))
     torch.testing.assert_close(D.kl_term(q, p), kl_divergence(q, p))
     zero = D.gaussian_kl_to_standard_normal(torch.zeros(3, 4), torch.zeros(3, 4))
     assert torch.all(zero == 0)
@@ -239,3 +243,21 @@ def test_likelihood_log_prob_broadcasts_samples_without_copying_x(name, event):
     expected = torch.stack([lik(params[s]).log_prob(x) for s in range(S)])
     assert got.shape == (S, B)
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-8)
+
+
+def test_a_posterior_is_a_distribution_that_keeps_the_encoders_parameters():
+    g = _gen(9)
+    loc, log_var = torch.randn(4, 3, generator=g, dtype=torch.float64), torch.randn(4, 3, generator=g, dtype=torch.float64)
+    lap = D.posterior("laplace", loc, log_var)
+    assert isinstance(lap, Independent) and lap.batch_shape == (4,) and lap.event_shape == (3,)
+    assert lap.loc is loc and lap.log_var is log_var and torch.equal(lap.mean, loc)
+    # a family without vaekit's hot path gets torch's closed form, summed over dimensions
+    plain = kl_divergence(Laplace(loc, torch.exp(0.5 * log_var)), Normal(torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)))
+    torch.testing.assert_close(kl_divergence(lap, D.standard_normal(3, dtype=torch.float64)), plain.sum(-1))
+    eps = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    assert torch.equal(lap.reparameterize(eps), loc + torch.exp(0.5 * log_var) * eps[:, None, :])
+    bounded = lap.with_log_var_bounds(-0.5, 0.5)
+    assert torch.equal(bounded.log_var, log_var.clamp(-0.5, 0.5)) and bounded.family == "laplace"
+    assert torch.equal(D.factors(lap.transposed()).loc, loc.t())
+    with pytest.raises(ConfigError, match="independent dimensions"):
+        D.factors(D.mixture_of_posteriors(lap))

@@ -16,6 +16,7 @@ from vaekit import evaluate as E
 from vaekit.data import load_dataset
 from vaekit.errors import ConfigError
 from vaekit.estimators import VAE, Autoencoder, DenoisingAutoencoder
+from vaekit.registry import FAMILIES
 
 
 class LinearGaussian(nn.Module):
@@ -24,6 +25,8 @@ class LinearGaussian(nn.Module):
     Its q(z|x) is the diagonal of the exact (full-covariance) posterior, widened by ``inflate``:
     a deliberately imperfect proposal, so the importance weights are not all equal.
     """
+
+    family = FAMILIES["vae"]  # a model with a density: evaluation asks its family, never its class
 
     def __init__(self, D: int = 6, d: int = 2, sigma: float = 0.5, inflate: float = 1.5, seed: int = 0):
         super().__init__()

@@ -122,7 +122,7 @@ def test_vamp_prior_log_prob_matches_torch_mixture_and_samples_its_components():
     torch.manual_seed(0)
     k, d = 7, 3
     loc, log_var = torch.randn(k, d, dtype=torch.float64), torch.randn(k, d, dtype=torch.float64)
-    ours = D.mixture_of_posteriors("normal", loc, log_var)
+    ours = D.mixture_of_posteriors(D.posterior("normal", loc, log_var))
     ref = MixtureSameFamily(Categorical(logits=torch.zeros(k, dtype=torch.float64)),
                             Independent(Normal(loc, torch.exp(0.5 * log_var)), 1))
     z = torch.randn(5, 4, d, dtype=torch.float64)
@@ -130,7 +130,7 @@ def test_vamp_prior_log_prob_matches_torch_mixture_and_samples_its_components():
     draws = ours.sample((40000,))
     torch.testing.assert_close(draws.mean(0), ref.mean, atol=0.05, rtol=0)
     # Families without the matmul form go through torch's own mixture.
-    lap = D.mixture_of_posteriors("laplace", loc, log_var)
+    lap = D.mixture_of_posteriors(D.posterior("laplace", loc, log_var))
     assert lap.log_prob(z).shape == (5, 4)
 
 

@@ -36,7 +36,7 @@ def test_with_lambda_zero_the_kl_term_is_the_elbos():
 
 def test_above_every_dimensions_kl_the_term_is_d_lambda_and_the_encoder_gets_no_gradient_from_it():
     model, x = _model_and_data()
-    q, _, _ = model.inference_parts(x)
+    q = model.inference(x)
     lam = float(model.kl_dims(q, q.rsample((1,))).mean(0).max().detach()) + 1.0
     out = model.loss(x, objective="free-bits", free_bits=lam)
     assert out.terms["free_bits_kl"].item() == pytest.approx(LATENT * lam)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import vaekit
+from vaekit.anomaly import AutoencoderDetector, VAEDetector
 from vaekit.estimators import VAE, Autoencoder
 from vaekit.options import OPTIONS, Option
 from vaekit.train import TrainConfig
@@ -47,10 +48,10 @@ def _written(path: Path, cls: str) -> ast.ClassDef:
     return next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == cls)
 
 
-@pytest.mark.parametrize("est", [VAE, Autoencoder])
+@pytest.mark.parametrize("est", [VAE, Autoencoder, VAEDetector, AutoencoderDetector], ids=lambda c: c.__name__)
 def test_written_init_is_the_runtime_init(est):
     """Names, order and defaults of the TYPE_CHECKING ``__init__`` against make_init's, read independently of the script."""
-    init = next(n for n in ast.walk(_written(Path("src/vaekit/estimators.py"), est.__name__))
+    init = next(n for n in ast.walk(_written(Path(inspect.getfile(est)).relative_to(ROOT), est.__name__))
                 if isinstance(n, ast.FunctionDef) and n.name == "__init__")
     args = init.args.args[1:]
     written = [(a.arg, ast.literal_eval(d)) for a, d in zip(args, init.args.defaults)]

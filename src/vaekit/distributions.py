@@ -31,6 +31,7 @@ from torch.distributions import (
     TransformedDistribution,
     Uniform,
     kl_divergence,
+    register_kl,
 )
 
 from .errors import ConfigError
@@ -345,7 +346,43 @@ def _student_t(loc: Tensor, scale: Tensor, df: float = 5.0) -> Distribution:
 POSTERIORS = _POSTERIORS.names()  # a view of the registry, in its order
 
 
-def posterior(name: str, loc: Tensor, log_var: Tensor, df: float = 5.0) -> Distribution:
+class LocationScale(Independent):
+    """q(z|x) of a registered location-scale family over a vector: independent dimensions, each
+    ``family(loc, scale)`` with ``scale = exp(log_var / 2)``; batch shape = ``loc``'s leading dims.
+
+    A torch Distribution like any other (``rsample``, ``log_prob``, ``kl_divergence``). It keeps
+    the parameters the encoder gave, so that a closed form reads them exactly (the Normal KL to
+    N(0, I) takes ``log_var`` itself, not ``log(scale^2)``), and it can turn given standard noise
+    into draws (:meth:`reparameterize`), which common random numbers need. Its ``mean`` is the
+    location: the mean of every family offered (the logistic's too, which torch does not compute).
+    """
+
+    def __init__(self, family: str, loc: Tensor, log_var: Tensor, df: float = 5.0):
+        component = _POSTERIORS[family]
+        self.family, self.loc, self.log_var, self.df = family, loc, log_var, df
+        self.scale = torch.exp(0.5 * log_var)
+        options = {"df": df} if component.options else {}
+        super().__init__(component.build(loc, self.scale, **options), 1, validate_args=False)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.loc
+
+    def reparameterize(self, eps: Tensor) -> Tensor:
+        """Draws ``z = loc + scale * eps`` from given draws ``eps`` (K, D) of the family's standard
+        form (loc 0, scale 1), the same K for every row: shape (K, *batch, D)."""
+        return self.loc + self.scale * eps.view(eps.shape[0], *([1] * len(self.batch_shape)), eps.shape[-1])
+
+    def with_log_var_bounds(self, low: float, high: float) -> LocationScale:
+        """The same family with ``log_var`` clamped to [low, high] (a scale that stays finite and nonzero)."""
+        return LocationScale(self.family, self.loc, self.log_var.clamp(low, high), self.df)
+
+    def transposed(self) -> LocationScale:
+        """The family over the transposed parameters: batch (D, K) for K rows of a (K, D) posterior."""
+        return LocationScale(self.family, self.loc.t(), self.log_var.t(), self.df)
+
+
+def posterior(name: str, loc: Tensor, log_var: Tensor, df: float = 5.0) -> LocationScale:
     """q(z|x) of the registered family ``name`` with location ``loc`` and scale ``exp(log_var / 2)``.
 
     For 'normal' the scale is the standard deviation, so ``log_var`` is log sigma^2. For the other
@@ -353,15 +390,34 @@ def posterior(name: str, loc: Tensor, log_var: Tensor, df: float = 5.0) -> Distr
     A family is a function ``(loc, scale, **its options) -> base distribution`` registered in
     :data:`vaekit.registry.POSTERIORS`; it gets the options its registration names (``df``).
     """
-    family = _POSTERIORS[name]
-    options = {"df": df} if family.options else {}
-    return _independent(family.build(loc, torch.exp(0.5 * log_var), **options), 1)
+    return LocationScale(name, loc, log_var, df)
+
+
+class StandardNormal(Independent):
+    """p(z) = N(0, I) over a vector: its own type, so that KLs against it register (see below)."""
 
 
 def standard_normal(latent_dim: int, device=None, dtype=None) -> Distribution:
     """The prior p(z) = N(0, I) over ``latent_dim`` dimensions."""
     zeros = torch.zeros(latent_dim, device=device, dtype=dtype)
-    return _independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1)
+    return StandardNormal(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1, validate_args=False)
+
+
+@register_kl(LocationScale, StandardNormal)
+def _kl_location_scale_standard_normal(q: LocationScale, p: StandardNormal) -> Tensor:
+    # A Normal posterior takes the hot path (fewer kernels than the general Normal-Normal KL, and
+    # from log_var itself); other families the closed form torch has, if any (else NotImplementedError).
+    if q.family == "normal":
+        return gaussian_kl_to_standard_normal(q.loc, q.log_var)
+    return kl_divergence(q.base_dist, p.base_dist).sum(-1)
+
+
+def factors(d: Distribution) -> Distribution:
+    """The one-dimensional factors of a distribution over independent dimensions (batch (..., D)):
+    what per-dimension KLs and per-feature log-likelihoods are taken of."""
+    if isinstance(d, Independent) and d.reinterpreted_batch_ndims == 1:
+        return d.base_dist
+    raise ConfigError(f"per-dimension terms need a distribution over independent dimensions, not {type(d).__name__}")
 
 
 EXP_FLOOR = -60.0  # terms this far below a logsumexp's largest are < 1e-26 of it: float32 cannot see them
@@ -434,13 +490,14 @@ class UniformGaussianMixture(Distribution):
         return self.loc[k] + torch.exp(0.5 * self.log_var[k]) * eps
 
 
-def mixture_of_posteriors(name: str, loc: Tensor, log_var: Tensor, df: float = 5.0) -> Distribution:
-    """(1/K) sum_k q(z | u_k) for K posterior parameter rows (the VampPrior, Tomczak & Welling 2018)."""
-    if name == "normal":
-        return UniformGaussianMixture(loc, log_var)
-    comps = posterior(name, loc, log_var, df)  # batch (K,), event (D,)
-    mix = Categorical(logits=torch.zeros(loc.shape[0], device=loc.device, dtype=loc.dtype), validate_args=False)
-    return MixtureSameFamily(mix, comps, validate_args=False)
+def mixture_of_posteriors(components: Distribution) -> Distribution:
+    """(1/K) sum_k q_k(z) for posteriors q_k with batch shape (K,) (the VampPrior's q(z | u_k),
+    Tomczak & Welling 2018): a Normal family's in the memory-light form, others as a torch mixture."""
+    if isinstance(components, LocationScale) and components.family == "normal":
+        return UniformGaussianMixture(components.loc, components.log_var)
+    loc = components.mean
+    mix = Categorical(logits=torch.zeros(components.batch_shape[0], device=loc.device, dtype=loc.dtype), validate_args=False)
+    return MixtureSameFamily(mix, components, validate_args=False)
 
 
 class ChainDistribution(Distribution):
@@ -515,5 +572,5 @@ def kl_term(q: Distribution, p: Distribution, z: Tensor | None = None, analytic:
         raise ValueError("a Monte-Carlo KL needs the posterior samples z")
     est = q.log_prob(z) - p.log_prob(z)
     # The mean over the samples axis taken as a last-axis reduction: each example then sums in the
-    # same order wherever it sits in the batch (see anomaly.scores.draws_last).
+    # same order wherever it sits in the batch (see objectives.draws_last).
     return est.movedim(0, -1).contiguous().mean(-1) if z.dim() == 3 else est

@@ -619,10 +619,9 @@ class VAE(_Base):
             eps = D.posterior(cfg.posterior["family"], zeros, zeros, cfg.posterior.get("df", 5.0)).sample((n_samples,))
             for i in range(0, len(X), batch_size):
                 xb, cb = X[i : i + batch_size], None if y is None else y[i : i + batch_size]
-                loc, log_var = model.posterior_params(xb, cb)
-                q = model._posterior(loc, log_var)
-                z = loc + torch.exp(0.5 * log_var) * eps if one_layer else q.rsample((n_samples,))  # (S, B, code_dim)
-                elbo = model.log_likelihood(z, xb, cb).mean(0) - model.kl(q, z, loc, log_var)
+                q = model.inference(xb, cb)
+                z = q.reparameterize(eps[:, 0]) if one_layer else q.rsample((n_samples,))  # (S, B, code_dim)
+                elbo = model.log_likelihood(z, xb, cb).mean(0) - model.kl(q, z)
                 out.append(elbo.double().cpu())
         model.train(was_training)
         return torch.cat(out).numpy()

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from .errors import ConfigError, DataError
 from .metrics import DEFAULT_K, evaluate_loss, iw_log_likelihood, kl_per_dimension
+from .objectives import importance_weights
 from .registry import LIKELIHOODS
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2015), section 5.2
@@ -92,15 +93,11 @@ def bound_against_k(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k_m
         for i in range(0, len(X), batch_size):
             xb = X[i : i + batch_size]
             cb = None if y is None else y[i : i + batch_size]
-            q = model.inference(xb, cb)
-            z = q.rsample((k_max,))  # (k_max, B, D)
-            log_lik = model.log_likelihood(z, xb, cb).double()  # log p(x|z_i)
-            log_ratio = (model.prior().log_prob(z) - q.log_prob(z)).double()  # log p(z_i) - log q(z_i|x)
-            log_w = log_lik + log_ratio  # the same log weights as models.log_importance_weights
-            per_k = [(torch.logsumexp(log_w.view(k_max // k, k, -1), 1) - math.log(k)).mean(0) for k in ks]
+            w = importance_weights(model, xb, cb, k_max, dtype=torch.float64)  # (k_max, B) each
+            per_k = [(torch.logsumexp(w.log_w.view(k_max // k, k, -1), 1) - math.log(k)).mean(0) for k in ks]
             bounds.append(torch.stack(per_k, 1).cpu())  # (B, len(ks))
-            log_liks.append(log_lik.mean(0).cpu())
-            kls.append(-log_ratio.mean(0).cpu())
+            log_liks.append(w.log_likelihood.mean(0).cpu())
+            kls.append(-w.log_ratio.mean(0).cpu())
     model.train(was_training)
     b = torch.cat(bounds)
     gap = b - b[:, :1]  # per example, so that the spread of log p(x) across examples does not swamp it

@@ -16,8 +16,9 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, MixtureSameFamily, kl_divergence
 
+from . import distributions as D
 from .errors import ConfigError
-from .models import log_importance_weights
+from .objectives import importance_weights
 
 DEFAULT_K = 5000  # importance samples of the test log-likelihood (Burda et al. 2015 report k = 5000)
 
@@ -118,7 +119,7 @@ def iw_log_likelihood(model: nn.Module, X: Tensor, y: Tensor | None = None, *, k
             done = 0
             while done < k:
                 s = min(chunk, k - done)
-                log_w = log_importance_weights(model, xb, cb, s, q=q, p=prior, score=score).double()  # (s, B): log p(x, z_i) - log q(z_i|x)
+                log_w = importance_weights(model, xb, cb, s, q=q, p=prior, score=score).log_w.double()  # (s, B): log p(x, z_i) - log q(z_i|x)
                 acc = torch.logaddexp(acc, torch.logsumexp(log_w, 0))
                 done += s
             out.append((acc - math.log(k)).cpu())
@@ -179,10 +180,10 @@ def kl_per_dimension(model: nn.Module, X: Tensor, y: Tensor | None = None, *, ba
     total = None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        p = model.latent_prior.marginals(model.posterior_params)  # batch (D,); refuses where unknown
+        p = model.prior_marginals()  # batch (D,); refuses where unknown
         for i in range(0, len(X), batch_size):
             q = model.inference(X[i : i + batch_size], None if y is None else y[i : i + batch_size])
-            base = q.base_dist  # the per-dimension distribution under Independent: batch (B, D)
+            base = D.factors(q)  # the per-dimension distributions: batch (B, D)
             try:
                 kl = kl_divergence(base, p.expand(base.batch_shape))
             except NotImplementedError:

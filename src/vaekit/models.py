@@ -1,16 +1,9 @@
 """The two model families as torch modules: a deterministic autoencoder and a VAE.
 
-Every model answers the same questions, so the trainer, evaluators, plots and CLI never ask which
-model they hold:
-
-- ``encode(x, c)``: the code of x (for a VAE, the posterior mean), shape ``(B, latent_dim)``;
-- ``decode(z, c)``: the mean reconstruction E[x|z], shaped like the data;
-- ``loss(x, c, beta=..., n_samples=...)``: a :class:`LossOutput` with the scalar to minimize and
-  named per-example terms in nats (or squared error for an MSE autoencoder).
-
-A VAE additionally exposes ``inference(x, c) -> q(z|x)``, ``generative(z, c) -> p(x|z)`` and
-``prior() -> p(z)``, its three distributions, and ``log_likelihood(z, x, c)``: log p(x|z) for
-(S, B) samples at once, which importance sampling needs without copying x S times.
+Every model keeps one contract, :class:`Model` (``encode``, ``decode``, ``loss`` with named terms),
+so the trainer, evaluators, plots and CLI never ask which model they hold; a model with a density
+also keeps :class:`DensityModel` (``inference`` -> q(z|x), ``prior`` -> p(z), ``generative`` ->
+p(x|z), ``log_likelihood``, ``kl``, ``kl_dims``), every distribution a torch Distribution.
 Labels ``c`` are class indices; models that are not conditional ignore them.
 """
 
@@ -30,7 +23,8 @@ from . import distributions as D
 from .errors import ConfigError
 from .nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, conv_depth_for
 from .objectives import LossOutput
-from .objectives import log_importance_weights as log_importance_weights  # re-exported: the IW formula lives with the objectives
+from .objectives import importance_weights as importance_weights  # re-exported: the IW routine lives with the objectives
+from .objectives import log_importance_weights as log_importance_weights
 from .options import BY_NAME, options_for
 from .priors import build_prior, check_prior_spec
 from .registry import FAMILIES, LIKELIHOODS, OBJECTIVES, POSTERIORS, PRIORS, Component
@@ -251,6 +245,8 @@ def config_from_params(kind: str = "vae", input_shape: tuple[int, ...] = (784,),
     ``likelihood``, ``prior``, ``sparsity``, ...); ones that do not apply to the chosen components
     are left out of the config. The family's config class translates its own (``from_params``).
     """
+    if kind not in FAMILIES:
+        raise ConfigError(f"unknown model kind {kind!r}; choose one of {', '.join(FAMILIES.names())}")
     family = FAMILIES[kind]
     wrong = sorted(set(params) - FLAT_PARAMS[kind])
     if wrong:
@@ -279,18 +275,57 @@ def config_from_dict(d: dict) -> ModelConfig:
 
 
 @runtime_checkable
-class DensityModel(Protocol):
-    """A model with a density: the VAE contract that importance sampling, the ELBO, samples from
-    the prior and the likelihood-based anomaly scores need (an autoencoder does not have it). A
-    family says whether its models have it: ``model.family.has_density``."""
+class Model(Protocol):
+    """The contract every model family's module keeps (its class carries ``family``, the FAMILIES
+    entry, and ``config``): the trainer, evaluators, plots and CLI call only these.
+
+    - ``encode(x, c)``: the code, (B, code_dim); for a density model the posterior mean. What
+      estimators (``est.encode``), probes and distances use.
+    - ``decode(z, c)``: E[x|z], shaped like the data.
+    - ``loss(x, c, **options)``: a :class:`~vaekit.objectives.LossOutput`, the scalar to minimize and
+      named per-example terms (nats, or the likelihood's loss unit for an autoencoder).
+    """
+
+    def encode(self, x: Tensor, c: Tensor | None = None) -> Tensor: ...
+
+    def decode(self, z: Tensor, c: Tensor | None = None) -> Tensor: ...
+
+    def loss(self, x: Tensor, c: Tensor | None = None, **options) -> LossOutput: ...
+
+
+@runtime_checkable
+class DensityModel(Model, Protocol):
+    """A model with a density (``model.family.has_density``; an autoencoder has none): what the
+    ELBO, importance sampling, samples from the prior and the likelihood-based anomaly scores need.
+
+    Every posterior and prior is a ``torch.distributions.Distribution``, and nothing here is typed
+    by a family's parameters, so a flow or a discrete code fits the same signatures:
+
+    - ``inference(x, c)``: q(z|x, c), batch (B,), event (code_dim,); draw with ``rsample``.
+    - ``prior()``: p(z), event (code_dim,) (build it once per pass: a VampPrior's is an encoder pass).
+    - ``generative(z, c)``: p(x|z, c), event = one example's shape.
+    - ``log_likelihood(z, x, c)``: log p(x|z, c) for draws z (S, B, code_dim), (S, B) nats, without
+      copying x S times.
+    - ``kl(q, z)``: KL(q || p(z)) per example, (B,) nats, q from ``inference``: closed form where one
+      exists (read from q itself), else Monte-Carlo over the draws z (L, B, code_dim).
+    - ``kl_dims(q, z)``: the same per code dimension against p(z)'s marginals, (B, code_dim) nats,
+      or a ConfigError where the marginals are unknown.
+
+    Importance weights over these (the IWAE objective, evaluation, anomaly scores) are
+    :func:`vaekit.objectives.importance_weights`.
+    """
 
     def inference(self, x: Tensor, c: Tensor | None = None) -> Distribution: ...
 
-    def generative(self, z: Tensor, c: Tensor | None = None) -> Distribution: ...
-
     def prior(self) -> Distribution: ...
 
+    def generative(self, z: Tensor, c: Tensor | None = None) -> Distribution: ...
+
     def log_likelihood(self, z: Tensor, x: Tensor, c: Tensor | None = None) -> Tensor: ...
+
+    def kl(self, q: Distribution, z: Tensor) -> Tensor: ...
+
+    def kl_dims(self, q: Distribution, z: Tensor) -> Tensor: ...
 
 
 def _condition(c: Tensor | None, cfg: ModelConfig) -> Tensor | None:
@@ -318,7 +353,7 @@ def _make_decoder(cfg, out_shape: tuple[int, ...] | None = None) -> nn.Module:
 
 @FAMILIES.implements("vae")
 class VAE(nn.Module):
-    """A VAE: encoder -> q(z|x) (a location-scale family), a prior p(z), decoder -> p(x|z).
+    """A VAE: encoder -> q(z|x) (a location-scale family), a prior p(z), decoder -> p(x|z); a :class:`DensityModel`.
 
     The prior is a :class:`vaekit.priors.Prior` module (N(0, I), the VampPrior, or two stochastic
     layers); the VAE asks it for p(z), the KL and, with two layers, the whole posterior and code.
@@ -337,47 +372,60 @@ class VAE(nn.Module):
         self.latent_prior = build_prior(config.prior, latent_dim=config.latent_dim, posterior=config.posterior,
                                         input_shape=config.input_shape, activation=config.activation)
 
-    # -- the three distributions -------------------------------------------------------------
-    def posterior_params(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """The encoder's (loc, log_var) of q(z1|x, c), each (B, latent_dim)."""
+    # -- the density interface ----------------------------------------------------------------
+    def q_bottom(self, x: Tensor, c: Tensor | None = None) -> Distribution:
+        """q(z1|x, c), the encoder's posterior over the layer the decoder reads (batch (B,), event
+        (latent_dim,)); the whole posterior with one stochastic layer. What the VampPrior mixes."""
         loc, log_var = self.encoder(x, _condition(c, self.config)).chunk(2, dim=-1)
-        return loc, log_var
-
-    def _posterior(self, loc: Tensor, log_var: Tensor):
         post = self.config.posterior
-        return self.latent_prior.posterior(D.posterior(post["family"], loc, log_var, post.get("df", 5.0)))
+        return D.posterior(post["family"], loc, log_var, post.get("df", 5.0))
 
-    def inference(self, x: Tensor, c: Tensor | None = None):
+    def posterior_params(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The encoder head's (loc, log_var) of q(z1|x, c), read off :meth:`q_bottom`: for checking the
+        location-scale arithmetic by hand (tests, notebooks). Not part of the model contract."""
+        q = self.q_bottom(x, c)
+        return q.loc, q.log_var
+
+    def inference(self, x: Tensor, c: Tensor | None = None) -> Distribution:
         """q(z|x, c) as a torch Distribution with event shape (code_dim,)."""
-        return self._posterior(*self.posterior_params(x, c))
+        return self.latent_prior.posterior(self.q_bottom(x, c))
 
-    def inference_parts(self, x: Tensor, c: Tensor | None = None):
-        """q(z|x, c) and the encoder's (loc, log_var) it was built from (closed-form KLs want them)."""
-        loc, log_var = self.posterior_params(x, c)
-        return self._posterior(loc, log_var), loc, log_var
+    def _decoder_params(self, z: Tensor, c: Tensor | None) -> Tensor:
+        """The decoder's outputs at codes z (B, code_dim) or (S, B, code_dim), leading dims kept.
 
-    def generative(self, z: Tensor, c: Tensor | None = None):
-        """p(x|z, c) as a torch Distribution with event shape = one example's shape."""
-        return self.likelihood(self.decoder(self.latent_prior.bottom(z), _condition(c, self.config)))
-
-    def log_likelihood(self, z: Tensor, x: Tensor, c: Tensor | None = None) -> Tensor:
-        """log p(x|z, c) for samples z of shape (S, B, code_dim): shape (S, B), nats per example."""
+        Samples are flattened into one batch for the network (labels repeated, not x), then viewed back."""
+        if z.dim() <= 2:
+            return self.decoder(self.latent_prior.bottom(z), _condition(c, self.config))
         s, b = z.shape[:2]
         cond = None if c is None else c.repeat(s)
         params = self.decoder(self.latent_prior.bottom(z).flatten(0, 1), _condition(cond, self.config))
-        return self.likelihood.log_prob(params.view(s, b, *params.shape[1:]), x)
+        return params.view(s, b, *params.shape[1:])
 
-    def prior(self):
+    def generative(self, z: Tensor, c: Tensor | None = None) -> Distribution:
+        """p(x|z, c) as a torch Distribution with event shape = one example's shape; z (B, code_dim)
+        or (S, B, code_dim), the batch shape its leading dims."""
+        return self.likelihood(self._decoder_params(z, c), len(self.config.input_shape))
+
+    def log_likelihood(self, z: Tensor, x: Tensor, c: Tensor | None = None) -> Tensor:
+        """log p(x|z, c) for samples z of shape (S, B, code_dim): shape (S, B), nats per example."""
+        return self.likelihood.log_prob(self._decoder_params(z, c), x)
+
+    def prior(self) -> Distribution:
         """p(z) as a torch Distribution with event shape (code_dim,)."""
-        return self.latent_prior(self.posterior_params)
+        return self.latent_prior(self.q_bottom)
 
-    def kl(self, q, z: Tensor, loc: Tensor, log_var: Tensor) -> Tensor:
-        """KL(q(z|x) || p(z)) per example in nats: closed form where one exists, else Monte-Carlo over z."""
-        return self.latent_prior.kl(q, z, loc, log_var, self.posterior_params)
+    def prior_marginals(self) -> Distribution:
+        """p(z_j) for each code dimension j (batch (code_dim,)), or a ConfigError where they are unknown."""
+        return self.latent_prior.marginals(self.q_bottom)
 
-    def kl_dims(self, q, z: Tensor) -> Tensor:
+    def kl(self, q: Distribution, z: Tensor) -> Tensor:
+        """KL(q(z|x) || p(z)) per example in nats, q from :meth:`inference`: closed form where one
+        exists (read from q), else Monte-Carlo over the draws z (L, B, code_dim)."""
+        return self.latent_prior.kl(q, z, self.q_bottom)
+
+    def kl_dims(self, q: Distribution, z: Tensor) -> Tensor:
         """KL(q(z_j|x) || p(z_j)) per example and code dimension, (B, code_dim) nats (see Prior.kl_dims)."""
-        return self.latent_prior.kl_dims(q, z, self.posterior_params)
+        return self.latent_prior.kl_dims(q, z, self.q_bottom)
 
     # -- the shared contract -----------------------------------------------------------------
     def encode(self, x: Tensor, c: Tensor | None = None) -> Tensor:
@@ -385,11 +433,11 @@ class VAE(nn.Module):
 
         With two layers: [mu1, mu2(mu1)], the top layer's location at the bottom one's.
         """
-        return self.latent_prior.code(self.posterior_params(x, c)[0])
+        return self.latent_prior.code(self.inference(x, c))
 
     def decode(self, z: Tensor, c: Tensor | None = None) -> Tensor:
         """E[x | z]: the likelihood's mean, shaped like the data."""
-        return self.likelihood.mean(self.decoder(self.latent_prior.bottom(z), _condition(c, self.config)))
+        return self.likelihood.mean(self._decoder_params(z, c))
 
     def loss(self, x: Tensor, c: Tensor | None = None, *, objective: str = "elbo", **options) -> LossOutput:
         """Negative training objective and its named terms, in nats per example.

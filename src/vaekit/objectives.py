@@ -1,7 +1,7 @@
 """The training objectives of a VAE: one function each, registered under its name.
 
 Every objective has the same signature, ``objective(model, x, c, options) -> LossOutput``:
-``model`` is a VAE (anything with ``inference_parts``, ``log_likelihood``, ``kl`` and
+``model`` is a VAE (a ``vaekit.models.DensityModel``: ``inference``, ``log_likelihood``, ``kl``,
 ``prior``), ``options`` the training options the objective reads (``beta``, ``n_samples``, and
 any of its own, each declared once in ``vaekit.options``). ``VAE.loss`` looks the name up in
 :data:`vaekit.registry.OBJECTIVES` and never asks which objective it runs; ``--objective``'s
@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .errors import ConfigError
 from .registry import OBJECTIVES
 
 if TYPE_CHECKING:
@@ -38,28 +39,82 @@ class LossOutput:
     unit: str = "nats/example"  # what the loss and terms are measured in, for logs
 
 
-def log_importance_weights(model, x: Tensor, c: Tensor | None = None, k: int = 1, *,
-                           beta: float = 1.0, q=None, p=None, score=None) -> Tensor:
-    """log w_i = log p(x|z_i) + beta * (log p(z_i) - log q(z_i|x)), z_i ~ q(z|x): shape (k, B), nats.
+@dataclass
+class ImportanceWeights:
+    """Log importance weights and their two parts, each (k, B), or (B, k) in the draws-last layout.
 
-    Needs only a model's ``inference``, ``log_likelihood`` and ``prior``. With beta = 1, logsumexp over
-    i minus log k is the importance-weighted bound of Burda et al. (2015); the mean over i is a
-    Monte-Carlo ELBO. ``q`` and ``p`` (the prior) may be passed when the caller already has them:
-    evaluation draws many chunks of samples from one posterior, and a VampPrior's p(z) costs an
-    encoder pass over its pseudo-inputs each time it is built. ``score`` stands in for
-    ``model.log_likelihood`` (evaluation passes a compiled one).
+    ``log_w`` = ``log_likelihood`` + beta * ``log_ratio``: log p(x|z_i) and log p(z_i) - log q(z_i|x)
+    in nats, z_i ~ q(z|x).
+    """
+
+    log_w: Tensor
+    log_likelihood: Tensor
+    log_ratio: Tensor
+    draws_axis: int = 0
+
+    def bound(self) -> Tensor:
+        """log (1/k) sum_i w_i per example, nats: the importance-weighted bound of Burda et al.
+        (2015, eq. 8) with beta = 1 (k = 1: a one-sample ELBO)."""
+        return self.log_w.logsumexp(self.draws_axis) - math.log(self.log_w.shape[self.draws_axis])
+
+
+def draws_last(t: Tensor) -> Tensor:
+    """``t`` (K draws, B, ...) as (B, ..., K), contiguous: reduce over the draws with ``dim=-1``.
+
+    A reduction over the leading axis is vectorized across the other elements, and an element's
+    sum order then depends on where it falls in the flat array (a SIMD lane or the scalar tail):
+    a row's score would change in its last bits with its position in the batch. Over the last,
+    contiguous axis every row is summed the same way.
+    """
+    return t.movedim(0, -1).contiguous()
+
+
+def importance_weights(model, x: Tensor, c: Tensor | None = None, k: int = 1, *, beta: float = 1.0, q=None, p=None,
+                       noise: Tensor | None = None, score=None, dtype=None, layout: str = "draws_first") -> ImportanceWeights:
+    """log w_i = log p(x|z_i) + beta * (log p(z_i) - log q(z_i|x)), z_i ~ q(z|x), in nats: the one
+    importance-weighting routine (training's IWAE objective, evaluation, anomaly scores).
+
+    Needs only a model's ``inference``, ``log_likelihood`` and ``prior`` (the DensityModel contract).
+    With beta = 1, :meth:`ImportanceWeights.bound` is the bound of Burda et al. (2015); the mean
+    over i is a Monte-Carlo ELBO. ``q`` and ``p`` (the prior) may be passed when the caller already
+    has them: evaluation draws many chunks of samples from one posterior, and a VampPrior's p(z)
+    costs an encoder pass over its pseudo-inputs each time it is built. ``score`` stands in for
+    ``model.log_likelihood`` (evaluation passes a compiled one). ``noise``: given standard draws
+    (k, code_dim), the same for every row (common random numbers; k is then their count), instead
+    of fresh ``q.rsample``. ``dtype``: the two parts are cast to it before they are added.
+    ``layout="draws_last"``: every tensor as (B, k), contiguous (see :func:`draws_last`).
     """
     q = model.inference(x, c) if q is None else q
     p = model.prior() if p is None else p
-    z = q.rsample((k,))
-    return (score or model.log_likelihood)(z, x, c) + beta * (p.log_prob(z) - q.log_prob(z))
+    z = q.rsample((k,)) if noise is None else _from_noise(q, noise)
+    log_lik, log_ratio = (score or model.log_likelihood)(z, x, c), p.log_prob(z) - q.log_prob(z)
+    if dtype is not None:
+        log_lik, log_ratio = log_lik.to(dtype), log_ratio.to(dtype)
+    parts = (log_lik + beta * log_ratio, log_lik, log_ratio)
+    if layout == "draws_last":
+        return ImportanceWeights(*(draws_last(t) for t in parts), draws_axis=-1)
+    if layout != "draws_first":
+        raise ValueError(f"unknown layout {layout!r}; expected 'draws_first' (k, B) or 'draws_last' (B, k)")
+    return ImportanceWeights(*parts)
+
+
+def _from_noise(q, noise: Tensor) -> Tensor:
+    """Draws of q from given standard noise: the posterior's own reparameterization of it."""
+    if not hasattr(q, "reparameterize"):
+        raise ConfigError(f"draws from given standard noise need a location-scale posterior, not {type(q).__name__}")
+    return q.reparameterize(noise)
+
+
+def log_importance_weights(model, x: Tensor, c: Tensor | None = None, k: int = 1, **options) -> Tensor:
+    """The log weights of :func:`importance_weights` alone, shape (k, B), nats."""
+    return importance_weights(model, x, c, k, **options).log_w
 
 
 def _draw(model, x: Tensor, c: Tensor | None, n_samples: int):
-    """q(z|x), n_samples reparameterized draws z (L, B, code_dim), the mean log p(x|z) and the posterior's (loc, log_var)."""
-    q, loc, log_var = model.inference_parts(x, c)
+    """q(z|x), n_samples reparameterized draws z (L, B, code_dim) and the mean log p(x|z)."""
+    q = model.inference(x, c)
     z = q.rsample((n_samples,))  # the reparameterization trick, z = mu + sigma * eps
-    return q, z, model.log_likelihood(z, x, c).mean(0), (loc, log_var)
+    return q, z, model.log_likelihood(z, x, c).mean(0)
 
 
 @OBJECTIVES.register("elbo", options={"beta": "beta", "n_samples": "n_samples"},
@@ -69,8 +124,8 @@ def elbo(model, x: Tensor, c: Tensor | None, options: dict) -> LossOutput:
     (<= 0 for discrete data), ``log_likelihood`` = E_q[log p(x|z)] and ``kl`` (closed form where one
     exists), in nats per example."""
     beta = options.get("beta", 1.0)
-    q, z, log_lik, (loc, log_var) = _draw(model, x, c, options.get("n_samples", 1))
-    kl = model.kl(q, z, loc, log_var)
+    q, z, log_lik = _draw(model, x, c, options.get("n_samples", 1))
+    kl = model.kl(q, z)
     loss = -(log_lik - beta * kl).mean()
     return LossOutput(loss, {"elbo": log_lik - kl, "log_likelihood": log_lik, "kl": kl})
 
@@ -82,9 +137,9 @@ def iwae(model, x: Tensor, c: Tensor | None, options: dict) -> LossOutput:
     ``iwae_bound``; its gradient flows through the normalized weights (the logsumexp is
     differentiated as a whole; nothing is detached). With k = 1 it is the ELBO."""
     k = options.get("n_samples", 1)
-    log_w = log_importance_weights(model, x, c, k, beta=options.get("beta", 1.0))
-    bound = log_w.logsumexp(0) - math.log(k)
-    return LossOutput(-bound.mean(), {"iwae_bound": bound, "elbo": log_w.mean(0)})
+    w = importance_weights(model, x, c, k, beta=options.get("beta", 1.0))
+    bound = w.bound()
+    return LossOutput(-bound.mean(), {"iwae_bound": bound, "elbo": w.log_w.mean(0)})
 
 
 @OBJECTIVES.register("free-bits", options={"beta": "beta", "n_samples": "n_samples", "free_bits": "free_bits"},
@@ -99,8 +154,8 @@ def free_bits(model, x: Tensor, c: Tensor | None, options: dict) -> LossOutput:
     ``free_bits_kl`` (the floored sum, batch-level), and ``elbo``, ``log_likelihood``, ``kl`` as
     the ELBO has them, per example. Needs the prior's per-dimension marginals (``kl_dims``)."""
     beta = options.get("beta", 1.0)
-    q, z, log_lik, (loc, log_var) = _draw(model, x, c, options.get("n_samples", 1))
+    q, z, log_lik = _draw(model, x, c, options.get("n_samples", 1))
     floored = model.kl_dims(q, z).mean(0).clamp(min=options.get("free_bits", 0.0)).sum()
-    kl = model.kl(q, z, loc, log_var)
+    kl = model.kl(q, z)
     loss = -(log_lik.mean() - beta * floored)
     return LossOutput(loss, {"elbo": log_lik - kl, "log_likelihood": log_lik, "kl": kl, "free_bits_kl": floored})

@@ -1,13 +1,14 @@
 """The latent side of a VAE: the prior p(z) as a module that owns its parameters and its KL.
 
-A VAE holds one :class:`Prior` and never asks which one: it calls ``prior(posterior_params)`` for
-p(z) as a torch Distribution, ``prior.kl(...)`` for the KL term of the ELBO, and lets the prior
-extend the posterior and the code when it adds a layer. The set is closed and described by JSON
-(``{"kind": "vamp", "n_pseudo_inputs": 500}``): :data:`PRIORS` maps each kind to its class, and
-each class lists the options it takes, so an option that does not apply cannot be written down.
+A VAE holds one :class:`Prior` and never asks which one: it calls ``prior(encoder)`` for p(z)
+as a torch Distribution, ``prior.kl(q, z, encoder)`` for the KL term of the ELBO, and lets the
+prior extend the posterior and the code when it adds a layer. The set is closed and described by
+JSON (``{"kind": "vamp", "n_pseudo_inputs": 500}``): :data:`PRIORS` maps each kind to its class,
+and each class lists the options it takes, so an option that does not apply cannot be written down.
 
-``posterior_params`` is the VAE's encoder head, ``x -> (loc, log_var)`` of q(z|x); the VampPrior
-needs it (its components are q(z|u_k)), the others ignore it.
+Every posterior is a torch Distribution; a closed form reads what it needs from it (see
+``distributions.LocationScale``). ``encoder`` is the VAE's ``x, c -> q(z1|x, c)`` (an
+:data:`Encoder`); the VampPrior needs it (its components are q(z|u_k)), the others ignore it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .errors import ConfigError
 from .nets import mlp
 from .registry import PRIORS
 
-PosteriorParams = Callable[..., tuple[Tensor, Tensor]]
+Encoder = Callable[..., Distribution]  # (x, c) -> q(z1|x, c), the encoder's posterior over the bottom layer
 
 
 class Prior(nn.Module):
@@ -61,18 +62,15 @@ class Prior(nn.Module):
     def code_dim(self) -> int:
         return self.latent_dim
 
-    def forward(self, posterior_params: PosteriorParams) -> Distribution:  # pragma: no cover - abstract
+    def forward(self, encoder: Encoder) -> Distribution:  # pragma: no cover - abstract
         """p(z) with event shape (code_dim,)."""
         raise NotImplementedError
 
-    def kl(self, q: Distribution, z: Tensor, loc: Tensor, log_var: Tensor, posterior_params: PosteriorParams) -> Tensor:
-        """KL(q(z|x) || p(z)) per example, in nats: here the Monte-Carlo estimate over the samples z.
+    def kl(self, q: Distribution, z: Tensor, encoder: Encoder) -> Tensor:
+        """KL(q(z|x) || p(z)) per example, in nats: here the Monte-Carlo estimate over the samples z."""
+        return D.kl_term(q, self(encoder), z, analytic=False)
 
-        ``loc`` and ``log_var`` are q's bottom-layer parameters, for closed forms that want them.
-        """
-        return D.kl_term(q, self(posterior_params), z, analytic=False)
-
-    def marginals(self, posterior_params: PosteriorParams) -> Distribution:
+    def marginals(self, encoder: Encoder) -> Distribution:
         """p(z_j) for each dimension j of the code: batch shape (code_dim,), event shape ().
 
         What ``metrics.kl_per_dimension`` measures each dimension's posterior against. A prior whose
@@ -80,12 +78,12 @@ class Prior(nn.Module):
         """
         raise ConfigError(f"KL per dimension is not available for the {self.kind} prior: its one-dimensional marginals are unknown")
 
-    def kl_dims(self, q: Distribution, z: Tensor, posterior_params: PosteriorParams) -> Tensor:
+    def kl_dims(self, q: Distribution, z: Tensor, encoder: Encoder) -> Tensor:
         """KL(q(z_j|x) || p(z_j)) per example and dimension, shape (B, code_dim), in nats, against
         :meth:`marginals`: closed form where torch.distributions has one, else Monte-Carlo over the
         draws ``z`` (L, B, code_dim). Differentiable, for objectives that weigh dimensions (free
         bits); refuses where the marginals are unknown. Against N(0, I) the row sums are the KL."""
-        p, base = self.marginals(posterior_params), q.base_dist
+        p, base = self.marginals(encoder), D.factors(q)
         try:
             return kl_divergence(base, p.expand(base.batch_shape))
         except NotImplementedError:
@@ -95,9 +93,9 @@ class Prior(nn.Module):
         """q(z|x) over the whole code, given q(z1|x) from the encoder (one layer: q1 itself)."""
         return q1
 
-    def code(self, loc: Tensor) -> Tensor:
-        """The code of an example from its bottom posterior location (one layer: the location)."""
-        return loc
+    def code(self, q: Distribution) -> Tensor:
+        """The code of an example from its posterior q(z|x) (one layer: its mean, the location)."""
+        return q.mean
 
     def bottom(self, z: Tensor) -> Tensor:
         """z1, the part of the code that p(x|.) conditions on."""
@@ -117,16 +115,16 @@ class StandardNormalPrior(Prior):
         q = D.posterior(self.family, torch.zeros(1, latent_dim), torch.zeros(1, latent_dim), self.df)
         self.analytic = D.has_analytic_kl(q, D.standard_normal(latent_dim))
 
-    def forward(self, posterior_params: PosteriorParams | None = None) -> Distribution:
+    def forward(self, encoder: Encoder | None = None) -> Distribution:
         return D.standard_normal(self.latent_dim, device=self.anchor.device, dtype=self.anchor.dtype)
 
-    def marginals(self, posterior_params: PosteriorParams | None = None) -> Distribution:
+    def marginals(self, encoder: Encoder | None = None) -> Distribution:
         zeros = torch.zeros(self.latent_dim, device=self.anchor.device, dtype=self.anchor.dtype)
         return Normal(zeros, torch.ones_like(zeros), validate_args=False)
 
-    def kl(self, q, z, loc, log_var, posterior_params=None) -> Tensor:
-        if self.family == "normal":  # the hot path: fewer kernels than the registry's Normal-Normal KL
-            return D.gaussian_kl_to_standard_normal(loc, log_var)
+    def kl(self, q: Distribution, z: Tensor, encoder: Encoder | None = None) -> Tensor:
+        # Closed form where torch.distributions has one registered (a Normal posterior's reads its
+        # log_var: distributions._kl_location_scale_standard_normal), else Monte-Carlo over z.
         return D.kl_term(q, self(), z, analytic=self.analytic)
 
 
@@ -145,17 +143,23 @@ class VampPrior(Prior):
         # Pseudo-inputs start as faint near-blank images, N(0.05, 0.01) as Tomczak & Welling (2018) do.
         self.pseudo_inputs = nn.Parameter(0.05 + 0.01 * torch.randn(int(n_pseudo_inputs), *input_shape))
 
-    def forward(self, posterior_params: PosteriorParams) -> Distribution:
+    def components(self, encoder: Encoder) -> Distribution:
+        """q(z | u_k) for the K pseudo-inputs: the encoder's posterior, batch (K,)."""
         # hardtanh keeps the pseudo-inputs in [0, 1], where the encoder has seen data.
-        loc, log_var = posterior_params(F.hardtanh(self.pseudo_inputs, 0.0, 1.0), None)
-        return D.mixture_of_posteriors(self.family, loc, log_var, self.df)
+        return encoder(F.hardtanh(self.pseudo_inputs, 0.0, 1.0), None)
 
-    def marginals(self, posterior_params: PosteriorParams) -> Distribution:
+    def forward(self, encoder: Encoder) -> Distribution:
+        return D.mixture_of_posteriors(self.components(encoder))
+
+    def marginals(self, encoder: Encoder) -> Distribution:
         """p(z_j) = (1/K) sum_k q(z_j | u_k): the mixture's components factorize, so each marginal is
         the one-dimensional mixture of the components' j-th marginals (batch (D,), K components each)."""
-        loc, log_var = posterior_params(F.hardtanh(self.pseudo_inputs, 0.0, 1.0), None)  # (K, D)
-        comps = D.posterior(self.family, loc.t(), log_var.t(), self.df).base_dist  # batch (D, K)
-        mix = Categorical(logits=torch.zeros(loc.t().shape, device=loc.device, dtype=loc.dtype), validate_args=False)
+        q = self.components(encoder)  # batch (K,), event (D,)
+        if not isinstance(q, D.LocationScale):
+            raise ConfigError(f"KL per dimension against the VampPrior needs a location-scale posterior, not {type(q).__name__}")
+        comps = D.factors(q.transposed())  # batch (D, K)
+        loc = q.loc.t()
+        mix = Categorical(logits=torch.zeros(loc.shape, device=loc.device, dtype=loc.dtype), validate_args=False)
         return MixtureSameFamily(mix, comps, validate_args=False)
 
     def spec(self) -> dict:
@@ -198,20 +202,21 @@ class TwoLayerPrior(Prior):
         loc, log_var = self.decoder_top(z2).chunk(2, dim=-1)
         return D.posterior("normal", loc, log_var)
 
-    def forward(self, posterior_params: PosteriorParams | None = None) -> Distribution:
+    def forward(self, encoder: Encoder | None = None) -> Distribution:
         top = D.standard_normal(self.top_latent_dim, device=self.anchor.device, dtype=self.anchor.dtype)
         return D.ChainDistribution(top, self.p_bottom, self.top_latent_dim, self.latent_dim, head_first=False)
 
     def posterior(self, q1: Distribution) -> Distribution:
         return D.ChainDistribution(q1, self.q_top, self.latent_dim, self.top_latent_dim)
 
-    def marginals(self, posterior_params: PosteriorParams | None = None) -> Distribution:
+    def marginals(self, encoder: Encoder | None = None) -> Distribution:
         raise ConfigError("KL per dimension is not available with two stochastic layers: p(z1_j) is an integral over z2 "
                           "and q(z2_j|x) one over z1, neither in closed form, and the dimensions are not independent; "
                           "look at the variance of the codes (active units) instead")
 
-    def code(self, loc: Tensor) -> Tensor:
-        # [mu1, mu2(mu1)]: the top layer's location at the bottom one's.
+    def code(self, q: Distribution) -> Tensor:
+        # [mu1, mu2(mu1)]: the top layer's location at the bottom one's (q is the chain q(z1|x) q(z2|z1)).
+        loc = q.head.mean
         return torch.cat([loc, self.q_top(loc).mean], -1)
 
     def bottom(self, z: Tensor) -> Tensor:

@@ -13,9 +13,12 @@ import math
 import numpy as np
 import torch
 from torch import Tensor
+from torch.distributions import Distribution
 
 from .. import distributions as D
 from ..errors import DataError
+from ..objectives import draws_last as draws_last  # re-exported: where the scores' draws-last layout was first written
+from ..objectives import importance_weights
 
 
 def per_feature_nll(model, x: Tensor, eps: Tensor | None = None) -> Tensor:
@@ -27,10 +30,9 @@ def per_feature_nll(model, x: Tensor, eps: Tensor | None = None) -> Tensor:
     the K draws ``z_k = loc + scale * eps_k``, the reconstruction term of the negative ELBO.
     """
     if eps is None:
-        return -model.likelihood(_decoder_params(model, model.encode(x))).base_dist.log_prob(x)
-    z = _draws(model, x, eps)
-    params = _decoder_params(model, z.flatten(0, 1)).view(*z.shape[:2], -1)
-    return -draws_last(model.likelihood(params).base_dist.log_prob(x)).mean(-1)
+        return -D.factors(model.generative(model.encode(x))).log_prob(x)
+    _, z = _posterior_draws(model, x, eps)
+    return -draws_last(D.factors(model.generative(z)).log_prob(x)).mean(-1)
 
 
 def per_feature_squared_error(model, x: Tensor) -> Tensor:
@@ -45,8 +47,7 @@ def reconstruction_error(model, x: Tensor) -> Tensor:
 
 def kl_divergence(model, x: Tensor, eps: Tensor) -> Tensor:
     """KL(q(z|x) || p(z)) in nats: closed form where torch has one, else the estimate over ``eps``."""
-    q, z, loc, log_var = _posterior_draws(model, x, eps)
-    return model.kl(q, z, loc, log_var)
+    return model.kl(*_posterior_draws(model, x, eps))
 
 
 def negative_elbo(model, x: Tensor, eps: Tensor) -> Tensor:
@@ -55,21 +56,9 @@ def negative_elbo(model, x: Tensor, eps: Tensor) -> Tensor:
 
 
 def iw_nll(model, x: Tensor, eps: Tensor) -> Tensor:
-    """-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x) in nats (Burda et al. 2016, eq. 8)."""
-    q, z, _, _ = _posterior_draws(model, x, eps)
-    log_w = model.log_likelihood(z, x) + model.prior().log_prob(z) - q.log_prob(z)
-    return -(torch.logsumexp(draws_last(log_w), -1) - math.log(log_w.shape[0]))
-
-
-def draws_last(t: Tensor) -> Tensor:
-    """``t`` (K draws, B, ...) as (B, ..., K), contiguous: reduce over the draws with ``dim=-1``.
-
-    A reduction over the leading axis is vectorized across the other elements, and an element's
-    sum order then depends on where it falls in the flat array (a SIMD lane or the scalar tail):
-    a row's score would change in its last bits with its position in the batch. Over the last,
-    contiguous axis every row is summed the same way.
-    """
-    return t.movedim(0, -1).contiguous()
+    """-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x) in nats (Burda et al. 2016, eq. 8), with the
+    fixed draws ``eps`` (K, latent) and the K draws on the last axis (see :func:`draws_last`)."""
+    return -importance_weights(model, x, q=_posterior(model, x), noise=eps, layout="draws_last").bound()
 
 
 def latent_distance(model, x: Tensor, centres: Tensor) -> Tensor:
@@ -106,27 +95,16 @@ def _distances(a: Tensor, b: Tensor) -> Tensor:
 LOG_VAR_MIN, LOG_VAR_MAX = -60.0, 20.0
 
 
-def _posterior_params(model, x: Tensor) -> tuple[Tensor, Tensor]:
-    loc, log_var = model.posterior_params(x, None)
-    return loc, log_var.clamp(LOG_VAR_MIN, LOG_VAR_MAX)
+def _posterior(model, x: Tensor) -> Distribution:
+    """q(z|x) with its scale kept within LOG_VAR_MIN..LOG_VAR_MAX (a location-scale posterior)."""
+    q = model.inference(x)
+    return q.with_log_var_bounds(LOG_VAR_MIN, LOG_VAR_MAX) if isinstance(q, D.LocationScale) else q
 
 
-def _posterior_draws(model, x: Tensor, eps: Tensor):
-    """q(z|x), the K draws z_k = loc + scale * eps_k (K, B, latent), loc and log_var."""
-    post = model.config.posterior
-    loc, log_var = _posterior_params(model, x)
-    q = D.posterior(post["family"], loc, log_var, post.get("df", 5.0))
-    return q, loc + torch.exp(0.5 * log_var) * eps[:, None, :], loc, log_var  # the reparameterization
-
-
-def _draws(model, x: Tensor, eps: Tensor) -> Tensor:
-    loc, log_var = _posterior_params(model, x)
-    return loc + torch.exp(0.5 * log_var) * eps[:, None, :]  # (K, B, latent): the reparameterization
-
-
-def _decoder_params(model, z: Tensor) -> Tensor:
-    """The decoder's outputs (the likelihood's parameters) at codes z (N, code_dim)."""
-    return model.decoder(model.latent_prior.bottom(z), None)
+def _posterior_draws(model, x: Tensor, eps: Tensor) -> tuple[Distribution, Tensor]:
+    """q(z|x) and the K draws z_k = loc + scale * eps_k (K, B, latent): the reparameterization."""
+    q = _posterior(model, x)
+    return q, q.reparameterize(eps)
 
 
 def standard_draws(family: str, df: float, k: int, dim: int, seed: int) -> np.ndarray:
