@@ -238,11 +238,11 @@ def test_corrupt(kind):
 FAST = dict(epochs=3, batch_size=50, lr=3e-3, device="cpu", val_fraction=0.1)
 MODELS = {
     "ae": lambda: Autoencoder(latent_dim=16, hidden=(64,), **FAST),
-    "sparse-ae-l1": lambda: SparseAutoencoder(sparsity="l1", latent_dim=16, hidden=(64,), **FAST),
-    "sparse-ae-kl": lambda: SparseAutoencoder(sparsity="kl", sparsity_weight=0.1, latent_dim=16, hidden=(64,), **FAST),
-    "denoising-gaussian": lambda: DenoisingAutoencoder(noise="gaussian", latent_dim=16, hidden=(64,), **FAST),
-    "denoising-masking": lambda: DenoisingAutoencoder(noise="masking", latent_dim=16, hidden=(64,), **FAST),
-    "denoising-salt-and-pepper": lambda: DenoisingAutoencoder(noise="salt-and-pepper", latent_dim=16, hidden=(64,), **FAST),
+    "sparse-ae-l1": lambda: SparseAutoencoder("l1", latent_dim=16, hidden=(64,), **FAST),
+    "sparse-ae-kl": lambda: SparseAutoencoder("kl", sparsity_weight=0.1, latent_dim=16, hidden=(64,), **FAST),
+    "denoising-gaussian": lambda: DenoisingAutoencoder("gaussian", latent_dim=16, hidden=(64,), **FAST),
+    "denoising-masking": lambda: DenoisingAutoencoder("masking", latent_dim=16, hidden=(64,), **FAST),
+    "denoising-salt-and-pepper": lambda: DenoisingAutoencoder("salt-and-pepper", latent_dim=16, hidden=(64,), **FAST),
     "ae-mse": lambda: Autoencoder(latent_dim=16, hidden=(64,), likelihood="gaussian", **FAST),
     "vae-bernoulli": lambda: VAE(latent_dim=8, hidden=(64,), **FAST),
     "vae-continuous-bernoulli": lambda: VAE(latent_dim=8, hidden=(64,), likelihood="continuous-bernoulli", **FAST),
