@@ -92,7 +92,7 @@ def importance_weights(model, x: Tensor, c: Tensor | None = None, k: int = 1, *,
         log_lik, log_ratio = log_lik.to(dtype), log_ratio.to(dtype)
     parts = (log_lik + beta * log_ratio, log_lik, log_ratio)
     if layout == "draws_last":
-        return ImportanceWeights(*(draws_last(t) for t in parts), draws_axis=-1)
+        return ImportanceWeights(draws_last(parts[0]), draws_last(parts[1]), draws_last(parts[2]), draws_axis=-1)  # spelt out for mypy
     if layout != "draws_first":
         raise ValueError(f"unknown layout {layout!r}; expected 'draws_first' (k, B) or 'draws_last' (B, k)")
     return ImportanceWeights(*parts)
