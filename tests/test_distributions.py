@@ -259,5 +259,7 @@ def test_a_posterior_is_a_distribution_that_keeps_the_encoders_parameters():
     bounded = lap.with_log_var_bounds(-0.5, 0.5)
     assert torch.equal(bounded.log_var, log_var.clamp(-0.5, 0.5)) and bounded.family == "laplace"
     assert torch.equal(D.factors(lap.transposed()).loc, loc.t())
+    wide = lap.expand((2, 4))  # a Distribution like torch's own: it expands
+    assert wide.batch_shape == (2, 4) and wide.log_prob(torch.zeros(3, dtype=torch.float64)).shape == (2, 4)
     with pytest.raises(ConfigError, match="independent dimensions"):
         D.factors(D.mixture_of_posteriors(lap))

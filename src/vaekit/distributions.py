@@ -373,6 +373,10 @@ class LocationScale(Independent):
         form (loc 0, scale 1), the same K for every row: shape (K, *batch, D)."""
         return self.loc + self.scale * eps.view(eps.shape[0], *([1] * len(self.batch_shape)), eps.shape[-1])
 
+    def expand(self, batch_shape, _instance=None) -> LocationScale:
+        shape = torch.Size(batch_shape) + self.event_shape
+        return LocationScale(self.family, self.loc.expand(shape), self.log_var.expand(shape), self.df)
+
     def with_log_var_bounds(self, low: float, high: float) -> LocationScale:
         """The same family with ``log_var`` clamped to [low, high] (a scale that stays finite and nonzero)."""
         return LocationScale(self.family, self.loc, self.log_var.clamp(low, high), self.df)
