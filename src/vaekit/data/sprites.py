@@ -179,10 +179,11 @@ class SpriteImages(StreamedImages):
 
 
 def cover_order(indices: np.ndarray, seed: int = 0) -> np.ndarray:
-    """``indices`` in a seeded random order whose first few (at most ~100) cover every value of every factor.
+    """``indices`` in a seeded random order whose first examples cover every value of every factor.
 
-    Any prefix of at least that length (``--limit N``) then shows the model every shape, scale,
-    orientation and position; the rest of the order is the plain seeded permutation.
+    The covering examples (40 to 113 of them, one per factor value at most) are picked greedily from a
+    seeded permutation, so any prefix of 113 or more (``--limit N``) shows the model every shape,
+    scale, orientation and position; the rest of the order is that permutation.
     """
     order = np.random.default_rng(seed).permutation(np.asarray(indices, dtype=np.int64))
     classes = factor_classes(order)
