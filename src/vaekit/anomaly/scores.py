@@ -17,7 +17,7 @@ from torch.distributions import Distribution
 
 from .. import distributions as D
 from ..errors import DataError
-from ..objectives import draws_last as draws_last  # re-exported: where the scores' draws-last layout was first written
+from ..objectives import draws_last as draws_last  # re-exported: the layout every Monte-Carlo score reduces in
 from ..objectives import importance_weights
 
 
