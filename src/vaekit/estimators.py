@@ -156,46 +156,9 @@ def check_labels(y, n: int, n_classes: int | None = None) -> np.ndarray:
     return y.astype(np.int64)
 
 
-class _Base(TransformerMixin, BaseEstimator):  # mixin first, so scikit-learn sees the transformer tags
-    """What the two estimator families share: fitting, batched inference, save/load."""
-
-    family: Component  # its entry in vaekit.registry.FAMILIES (set by FAMILIES.implements)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float32"]  # the networks compute in float32, whatever X's dtype
-        return tags
-
-    @property
-    def kind(self) -> str:
-        """The family's name: which options of vaekit.options this estimator takes."""
-        return self.family.name
-
-    # -- parameters: declared once in vaekit.options ----------------------------------------------
-    def check_params(self) -> dict:
-        """Check every parameter against its declaration and the rules between them.
-
-        Runs at ``fit``; the CLI runs it before reading any data. Returns the parameters
-        normalized (sizes as tuples); raises a ConfigError naming the Python parameter.
-        """
-        params = check_params(self.get_params(), self.kind)
-        # The rules between parameters live where the configs are built: build them once for a
-        # stand-in input shape (the real shape is checked against the model when fit sees data).
-        self._model_config((1, 28, 28) if params["architecture"] == "conv" else (784,), 10 if self._conditional else 0, params)
-        self._train_config(params).validate()
-        if params["standardize"] and LIKELIHOODS[params["likelihood"]].needs_unit_interval:
-            real = " or ".join(f"likelihood='{n}'" for n in LIKELIHOODS.names(self.kind, needs_unit_interval=False))
-            raise ConfigError(f"standardize=True needs {real}: standardized data is not in [0, 1]")
-        return params
-
-    def _model_config(self, input_shape: tuple[int, ...], n_classes: int, params: dict | None = None) -> ModelConfig:
-        params = self.get_params() if params is None else params
-        model_params = {o.name: params[o.name] for o in options_for(self.kind, "model")}
-        return config_from_params(self.kind, input_shape, n_classes, **model_params)
-
-    def _train_config(self, params: dict | None = None) -> TrainConfig:
-        params = self.get_params() if params is None else params
-        return TrainConfig(**{o.name: params[o.name] for o in options_for(self.kind, "train")})
+class _Inputs:
+    """How a fitted estimator takes its inputs: checked, shaped and scaled as the model sees them,
+    labels checked, and run through the model in (fixed-shape) batches. A mixin of :class:`_Base`."""
 
     @property
     def _conditional(self) -> bool:
@@ -206,7 +169,6 @@ class _Base(TransformerMixin, BaseEstimator):  # mixin first, so scikit-learn se
         """Whether this estimator takes class labels (``conditional=True`` of a family that offers it)."""
         return self._conditional
 
-    # -- data ----------------------------------------------------------------------------------
     def prepare_X(self, X, *, fitting: bool = False) -> np.ndarray:
         """X as the model sees it: checked, given a channel axis (conv), scaled; ``fitting`` fits the scaler."""
         X = check_array(X)
@@ -288,6 +250,65 @@ class _Base(TransformerMixin, BaseEstimator):  # mixin first, so scikit-learn se
                 outs.append(fn(*args).float().cpu().numpy()[: min(batch_size, n - i)])
         return np.concatenate(outs) if outs else np.empty((0,))
 
+    def _scored(self, X, y) -> tuple[np.ndarray, np.ndarray | None]:
+        """X (and labels) as the model scores them: binarized as ``vaekit evaluate`` does for a model
+        trained on binary images, then checked and scaled like any input."""
+        from .evaluate import binarize_for_eval
+
+        self.check_fitted()
+        X, _ = binarize_for_eval(self, check_array(X))
+        X = self.prepare_X(X)
+        return X, self._prepare_y(y, len(X))
+
+    def _log_jacobian(self) -> float:
+        """log |d x_scaled / d x| per example: what turns a density of scaled data into one of X as given."""
+        if getattr(self, "scaler_mean_", None) is None:
+            return 0.0
+        return -float(np.log(self.scaler_scale_.astype(np.float64)).sum())
+
+
+class _Base(TransformerMixin, _Inputs, BaseEstimator):  # the sklearn mixin first, so scikit-learn sees the transformer tags
+    """What the estimator families share: parameters, fitting, the transformer API, save/load
+    (inputs and batches: :class:`_Inputs`)."""
+
+    family: Component  # its entry in vaekit.registry.FAMILIES (set by FAMILIES.implements)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]  # the networks compute in float32, whatever X's dtype
+        return tags
+
+    @property
+    def kind(self) -> str:
+        """The family's name: which options of vaekit.options this estimator takes."""
+        return self.family.name
+
+    # -- parameters: declared once in vaekit.options ----------------------------------------------
+    def check_params(self) -> dict:
+        """Check every parameter against its declaration and the rules between them.
+
+        Runs at ``fit``; the CLI runs it before reading any data. Returns the parameters
+        normalized (sizes as tuples); raises a ConfigError naming the Python parameter.
+        """
+        params = check_params(self.get_params(), self.kind)
+        # The rules between parameters live where the configs are built: build them once for a
+        # stand-in input shape (the real shape is checked against the model when fit sees data).
+        self._model_config((1, 28, 28) if params["architecture"] == "conv" else (784,), 10 if self._conditional else 0, params)
+        self._train_config(params).validate()
+        if params["standardize"] and LIKELIHOODS[params["likelihood"]].needs_unit_interval:
+            real = " or ".join(f"likelihood='{n}'" for n in LIKELIHOODS.names(self.kind, needs_unit_interval=False))
+            raise ConfigError(f"standardize=True needs {real}: standardized data is not in [0, 1]")
+        return params
+
+    def _model_config(self, input_shape: tuple[int, ...], n_classes: int, params: dict | None = None) -> ModelConfig:
+        params = self.get_params() if params is None else params
+        model_params = {o.name: params[o.name] for o in options_for(self.kind, "model")}
+        return config_from_params(self.kind, input_shape, n_classes, **model_params)
+
+    def _train_config(self, params: dict | None = None) -> TrainConfig:
+        params = self.get_params() if params is None else params
+        return TrainConfig(**{o.name: params[o.name] for o in options_for(self.kind, "train")})
+
     # -- the API -------------------------------------------------------------------------------
     def fit(self, X, y=None, *, X_val=None, y_val=None, progress: bool | None = None,
             on_epoch: Callable[[dict], None] | None = None, log: Callable[[str], None] | None = None,
@@ -364,22 +385,6 @@ class _Base(TransformerMixin, BaseEstimator):  # mixin first, so scikit-learn se
         same number, so candidates are compared on the same draws.
         """
         return float(np.mean(self.score_samples(X, y)))
-
-    def _scored(self, X, y) -> tuple[np.ndarray, np.ndarray | None]:
-        """X (and labels) as the model scores them: binarized as ``vaekit evaluate`` does for a model
-        trained on binary images, then checked and scaled like any input."""
-        from .evaluate import binarize_for_eval
-
-        self.check_fitted()
-        X, _ = binarize_for_eval(self, check_array(X))
-        X = self.prepare_X(X)
-        return X, self._prepare_y(y, len(X))
-
-    def _log_jacobian(self) -> float:
-        """log |d x_scaled / d x| per example: what turns a density of scaled data into one of X as given."""
-        if getattr(self, "scaler_mean_", None) is None:
-            return 0.0
-        return -float(np.log(self.scaler_scale_.astype(np.float64)).sum())
 
     def save(self, path: str | Path, part: str = "all") -> Path:
         """Write config.json and model.safetensors into the folder ``path`` (created if needed).
