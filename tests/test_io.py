@@ -227,3 +227,19 @@ def test_reading_a_config_imports_no_torch_and_loading_no_dynamo(saved_vae):
     code = ("import sys; from vaekit.modelfile import read_config; read_config(sys.argv[1]); assert 'torch' not in sys.modules; "
             "import vaekit.io; vaekit.io.load(sys.argv[1]); assert 'torch._dynamo' not in sys.modules")
     subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+
+
+def test_a_failed_save_leaves_the_old_pair_and_no_temporary_file(saved_vae, tmp_path, monkeypatch):
+    from vaekit import modelfile
+
+    est, path = saved_vae
+    folder = _copy(path, tmp_path / "again")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(modelfile, "save_tensors", full_disk)
+    with pytest.raises(OSError):
+        est.save(folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
