@@ -26,6 +26,12 @@ PER_MODEL = {
     "conv-vae": ["--latent-dim", "4", "--no-figures"],
     "cvae": ["--hidden", "32", "--latent-dim", "2"],
 }
+# A preset registered later trains with the small MLP settings (its own parameters stay as its preset sets them).
+SMALL_NET = ["--hidden", "32", "--latent-dim", "4", "--no-figures"]
+
+
+def _per_model(model: str) -> list[str]:
+    return PER_MODEL.get(model, SMALL_NET)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +41,7 @@ def runs(tmp_path_factory):
     out = {}
     for model in MODELS:
         run = base / model
-        assert main(["train", "--model", model, "--out", str(run), *SMALL, *PER_MODEL[model]]) == 0
+        assert main(["train", "--model", model, "--out", str(run), *SMALL, *_per_model(model)]) == 0
         out[model] = run
     return out
 
@@ -75,7 +81,7 @@ def test_train_writes_a_run_folder(runs, model):
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["run"]["dataset"] == "embedded" and cfg["run"]["classes"] == [str(d) for d in range(10)]
     assert "--model " + model in cfg["run"]["command"]  # the command that made the run, not the test runner's
-    assert cfg["model"]["latent_dim"] == int(PER_MODEL[model][PER_MODEL[model].index("--latent-dim") + 1])
+    assert cfg["model"]["latent_dim"] == int(_per_model(model)[_per_model(model).index("--latent-dim") + 1])
     log = (run / "train.log").read_text()
     assert "epoch 2/2" in log and "data: embedded" in log
 
@@ -253,7 +259,10 @@ def test_each_subcommand_help_mentions_defaults(cmd, capsys):
     if cmd == "train":
         for flag in ("--model", "--latent-dim", "--likelihood", "--posterior", "--epochs", "--batch-size", "--overwrite"):
             assert flag in out
-        assert "(default: 128 for vae and cvae, 32 for conv-vae, 64 for autoencoders)" in " ".join(out.split()) and "(default: vae)" in out
+        text = " ".join(out.split())
+        assert "examples per step (default: 128 for VAEs, 64 for autoencoders; 32 for --model conv-vae)" in text
+        assert "size of the code z (default: 20 for VAEs, 32 for autoencoders; 100 for --model conv-vae, 4 for --model cvae)" in text
+        assert "(default: vae)" in text
 
 
 def test_no_command_prints_help_and_exits_2(capsys):

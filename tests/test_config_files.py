@@ -8,6 +8,7 @@ import tomllib
 
 from vaekit.cli import build_parser, expand_preset, main, presets
 from vaekit.cli.config import preset_names, read_preset, to_toml
+from vaekit.registry import PRESETS
 
 FAST = ["--no-report", "--no-figures", "--quiet", "--limit", "600", "--batch-size", "100"]
 
@@ -101,7 +102,7 @@ def test_to_toml_is_read_back_by_tomllib() -> None:
 def test_argument_errors_are_one_line_with_a_suggestion(capsys) -> None:
     for argv, expect in [
         (["train", "--epocs", "2"], "vaekit train: error: unknown option --epocs; did you mean --epochs?"),
-        (["train", "--model", "gan"], "vaekit train: error: --model: 'gan' is not one of ae, sparse-ae, denoising-ae, vae, conv-vae, cvae"),
+        (["train", "--model", "gan"], f"vaekit train: error: --model: 'gan' is not one of {', '.join(PRESETS.names())}"),
         (["train", "--model", "cvea"], "did you mean cvae?"),
         (["evaluate", "runs/x", "--kk", "5"], "vaekit evaluate: error: unknown option --kk; did you mean --k?"),
     ]:

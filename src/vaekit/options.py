@@ -159,7 +159,7 @@ def _read_by(registry: Registry, choice: str, name: str) -> Callable[[dict], boo
 
 OPTIONS: tuple[Option, ...] = (
     # -- the model ---------------------------------------------------------------------------
-    Option("latent_dim", "int", FAMILY_DEFAULT, "size of the code z (default: 20 for vae, 4 for cvae, 100 for conv-vae, 32 for autoencoders)",
+    Option("latent_dim", "int", FAMILY_DEFAULT, "size of the code z",
            low=1),
     Option("hidden", "sizes", FAMILY_DEFAULT,
            "hidden layer sizes of the MLP encoder, mirrored in the decoder, e.g. 400 or 512,256 (default: 400 for VAEs, 256 for autoencoders)",
@@ -225,10 +225,10 @@ OPTIONS: tuple[Option, ...] = (
     # Autoencoders take smaller, larger steps: 10 epochs of the embedded sample at 128 and 1e-3 left
     # a 32-unit code at 18.9 squared error per test image and a masking denoiser 1 dB above its
     # noisy input; at 64 and 3e-3, 9.4 and 3.3 dB (tests/test_course_acceptance.py).
-    Option("batch_size", "int", FAMILY_DEFAULT, "examples per step (default: 128 for vae and cvae, 32 for conv-vae, 64 for autoencoders)",
+    Option("batch_size", "int", FAMILY_DEFAULT, "examples per step",
            target="train", group="optimization", low=1),
     Option("optimizer", "str", "adam", "optimizer (sgd uses --momentum)", target="train", group="optimization", choices=("adam", "rmsprop", "sgd")),
-    Option("lr", "float", FAMILY_DEFAULT, "learning rate (default: 1e-3 for vae and cvae, 2e-3 for conv-vae, 3e-3 for autoencoders)",
+    Option("lr", "float", FAMILY_DEFAULT, "learning rate",
            target="train", group="optimization", low=0, low_open=True),
     Option("lr_schedule", "str", "constant",
            "cosine anneals the learning rate to lr * --lr-final over --epochs, or over --max-minutes when that is set",

@@ -90,8 +90,10 @@ def _default_text(opt: Option) -> str:
     if "(default" in opt.help or opt.default is None or opt.default is False:
         return ""
     show = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
-    if opt.default is FAMILY_DEFAULT:
-        return " (default: " + ", ".join(f"{show(f.defaults[opt.name])} for {f.plural}" for f in FAMILIES) + ")"
+    if opt.default is FAMILY_DEFAULT:  # each family's, then the presets that set their own (vaekit.registry)
+        presets = [f"{show(p.params[opt.name])} for --model {p.name}" for p in PRESETS if opt.name in p.params]
+        return " (default: " + ", ".join(f"{show(f.defaults[opt.name])} for {f.plural}" for f in FAMILIES) + \
+            "".join(f"; {t}" for t in presets[:1]) + "".join(f", {t}" for t in presets[1:]) + ")"
     if f"({show(opt.default)}:" in opt.help:  # the help already says what the default means: "(0: off)"
         return ""
     return f" (default: {show(opt.default)})"
