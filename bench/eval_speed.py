@@ -80,7 +80,7 @@ def build(model: str):
     if model == "vae":
         return build_model(VAEConfig(input_shape=(1, 28, 28), hidden=(400,), latent_dim=20)).eval()
     lik = {"name": "autoregressive-bernoulli", "ar_hidden": 500}
-    prior = {"kind": "vamp"} if model == "made+vamp" else {"kind": "normal"}
+    prior = {"name": "vamp"} if model == "made+vamp" else {"name": "normal"}
     return build_model(VAEConfig(input_shape=(1, 28, 28), hidden=(400,), latent_dim=32, likelihood=lik, prior=prior)).eval()
 
 

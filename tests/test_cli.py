@@ -88,9 +88,9 @@ def test_train_writes_a_run_folder(runs, model):
 
 def test_train_options_reach_the_model(runs):
     cfg = json.loads((runs["sparse-ae"] / "config.json").read_text())
-    assert cfg["model"]["sparsity"]["kind"] == "kl" and cfg["model"]["kind"] == "ae"
+    assert cfg["model"]["sparsity"]["name"] == "kl" and cfg["model"]["name"] == "ae"
     cfg = json.loads((runs["denoising-ae"] / "config.json").read_text())
-    assert cfg["model"]["noise"]["kind"] == "salt-and-pepper"
+    assert cfg["model"]["noise"]["name"] == "salt-and-pepper"
     cfg = json.loads((runs["conv-vae"] / "config.json").read_text())
     assert cfg["model"]["architecture"] == "conv" and cfg["model"]["input_shape"] == [1, 28, 28]
     cfg = json.loads((runs["cvae"] / "config.json").read_text())

@@ -37,8 +37,8 @@ ALL_IMAGES = torch.tensor(list(itertools.product([0.0, 1.0], repeat=PIXELS)), dt
 def _config(lik, post, prior) -> VAEConfig:
     return VAEConfig(input_shape=(PIXELS,), latent_dim=LATENT, hidden=(8,),
                      likelihood={"name": lik.name, **component_options(lik, TINY)},
-                     posterior={"family": post.name, **component_options(post, TINY)},
-                     prior={"kind": prior.name, **component_options(prior, TINY)})
+                     posterior={"name": post.name, **component_options(post, TINY)},
+                     prior={"name": prior.name, **component_options(prior, TINY)})
 
 
 def _combinations() -> list:

@@ -45,7 +45,7 @@ def test_fixtures_are_format_1_and_cover_every_latent_side():
         assert raw["format_version"] == 1 and raw["vaekit_version"] == "0.1.0"
         cfg = read_config(FIXTURES / name)
         assert cfg["format_version"] == FORMAT_VERSION and cfg["upgraded_from"] == 1
-        kinds.add(cfg["model"].get("prior", {}).get("kind", "ae") if cfg["model"]["kind"] == "vae" else "ae")
+        kinds.add(cfg["model"].get("prior", {}).get("name", "ae") if cfg["model"]["name"] == "vae" else "ae")
     assert kinds == {"normal", "vamp", "two-layer", "ae"}
 
 

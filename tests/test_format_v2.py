@@ -1,4 +1,4 @@
-"""Folders written in today's format (model format 2) load and give the numbers they gave when written.
+"""Folders written in model format 2 (vaekit before the one discriminator key) load and give the numbers they gave when written.
 
 tests/fixtures/v2 was written by scripts/make_v2_fixtures.py; expected.json holds what that code
 computed on the first four test images. A change that alters what a saved folder computes fails here.
@@ -38,10 +38,25 @@ def _check_numbers(est, want: dict) -> None:
     np.testing.assert_allclose(_sums(est.sample(2, seed=4)), want["sample"], rtol=1e-5, atol=1e-5)
 
 
-def test_the_fixture_is_the_current_format():
+def test_the_fixture_is_format_2_and_reads_as_format_3_with_one_discriminator_key():
     raw = json.loads((FIXTURES / "vae" / "config.json").read_text())
-    assert raw["format_version"] == FORMAT_VERSION == 2
-    assert "upgraded_from" not in read_config(FIXTURES / "vae")
+    assert raw["format_version"] == 2 and FORMAT_VERSION == 3
+    assert raw["model"]["kind"] == "vae" and "family" in raw["model"]["posterior"] and "kind" in raw["model"]["prior"]
+    cfg = read_config(FIXTURES / "vae")
+    assert cfg["upgraded_from"] == 2 and cfg["format_version"] == 3
+    model = cfg["model"]
+    assert model["name"] == "vae" and "kind" not in model
+    for section in ("likelihood", "posterior", "prior"):
+        assert set(model[section]) - set(raw["model"][section]) == {"name"} or "name" in raw["model"][section]
+        assert model[section]["name"] == raw["model"][section].get("name", raw["model"][section].get("family", raw["model"][section].get("kind")))
+
+
+def test_todays_writer_uses_the_one_discriminator_key(tmp_path):
+    est = vaekit.load(FIXTURES / "vae")
+    raw = json.loads((est.save(tmp_path / "again") / "config.json").read_text())
+    assert raw["format_version"] == FORMAT_VERSION and raw["model"]["name"] == "vae"
+    assert all(raw["model"][s]["name"] for s in ("likelihood", "posterior", "prior"))
+    assert "kind" not in raw["model"] and "family" not in raw["model"]["posterior"] and "kind" not in raw["model"]["prior"]
 
 
 def test_a_format_2_run_folder_gives_the_same_numbers():

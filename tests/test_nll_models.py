@@ -358,7 +358,7 @@ def test_best_preset_builds_the_autoregressive_model_with_a_vampprior_and_a_cosi
     est = make_estimator(args)
     cfg = est._model_config((1, 28, 28), 0)
     assert cfg.likelihood == {"name": "autoregressive-bernoulli", "ar_hidden": 500}
-    assert cfg.prior == {"kind": "vamp", "n_pseudo_inputs": 500}
+    assert cfg.prior == {"name": "vamp", "n_pseudo_inputs": 500}
     tcfg = est._train_config()
     tcfg.validate()
     assert (tcfg.lr_schedule, tcfg.binarize, tcfg.max_minutes, tcfg.val_nll_every) == ("cosine", "dynamic", 56, 10)
@@ -379,8 +379,8 @@ def test_figures_name_what_a_learned_prior_or_autoregressive_decoder_shows():
 
 
 @pytest.mark.parametrize("flags, expected", [
-    (["--prior", "vamp", "--pseudo-inputs", "3"], {"prior": {"kind": "vamp", "n_pseudo_inputs": 3}}),
-    (["--top-latent-dim", "2", "--top-hidden", "4"], {"prior": {"kind": "two-layer", "latent_dim": 2, "hidden": [4]}}),
+    (["--prior", "vamp", "--pseudo-inputs", "3"], {"prior": {"name": "vamp", "n_pseudo_inputs": 3}}),
+    (["--top-latent-dim", "2", "--top-hidden", "4"], {"prior": {"name": "two-layer", "latent_dim": 2, "hidden": [4]}}),
 ])
 def test_model_flags_reach_the_saved_config_and_the_run_samples(tmp_path, flags, expected):
     import json

@@ -57,6 +57,12 @@ if TYPE_CHECKING:
         n_samples: int
         objective: str
         free_bits: float
+        tc_alpha: float
+        tc_beta: float
+        tc_gamma: float
+        factor_gamma: float
+        discriminator_hidden: int | tuple[int, ...] | list[int] | str
+        discriminator_lr: float
         binarize: str
         standardize: bool
         epochs: int
@@ -71,6 +77,8 @@ if TYPE_CHECKING:
         val_fraction: float
         early_stopping: int
         max_minutes: float
+        max_steps: int
+        log_every: int
         val_nll_every: int
         val_nll_k: int
         val_nll_examples: int
@@ -107,6 +115,8 @@ if TYPE_CHECKING:
         val_fraction: float
         early_stopping: int
         max_minutes: float
+        max_steps: int
+        log_every: int
         seed: int
         device: str
         precision: str
@@ -449,6 +459,12 @@ class VAE(_Base):
         n_samples: int
         objective: str
         free_bits: float
+        tc_alpha: float
+        tc_beta: float
+        tc_gamma: float
+        factor_gamma: float
+        discriminator_hidden: int | tuple[int, ...] | list[int] | str
+        discriminator_lr: float
         binarize: str
         standardize: bool
         epochs: int
@@ -463,6 +479,8 @@ class VAE(_Base):
         val_fraction: float
         early_stopping: int
         max_minutes: float
+        max_steps: int
+        log_every: int
         val_nll_every: int
         val_nll_k: int
         val_nll_examples: int
@@ -495,6 +513,12 @@ class VAE(_Base):
             n_samples: int = 1,
             objective: str = 'elbo',
             free_bits: float = 0.5,
+            tc_alpha: float = 1.0,
+            tc_beta: float = 6.0,
+            tc_gamma: float = 1.0,
+            factor_gamma: float = 35.0,
+            discriminator_hidden: int | tuple[int, ...] | list[int] | str = (256, 256, 256),
+            discriminator_lr: float = 0.0001,
             binarize: str = 'none',
             standardize: bool = False,
             epochs: int = 10,
@@ -509,6 +533,8 @@ class VAE(_Base):
             val_fraction: float = 0.1,
             early_stopping: int = 0,
             max_minutes: float = 0.0,
+            max_steps: int = 0,
+            log_every: int = 0,
             val_nll_every: int = 0,
             val_nll_k: int = 200,
             val_nll_examples: int = 1000,
@@ -621,7 +647,7 @@ class VAE(_Base):
         with torch.random.fork_rng(devices=[X.device] if X.device.type == "cuda" else []):
             torch.manual_seed(self.seed)
             zeros = torch.zeros(1, cfg.latent_dim, device=X.device)
-            eps = D.posterior(cfg.posterior["family"], zeros, zeros, cfg.posterior.get("df", 5.0)).sample((n_samples,))
+            eps = D.posterior(cfg.posterior["name"], zeros, zeros, cfg.posterior.get("df", 5.0)).sample((n_samples,))
             for i in range(0, len(X), batch_size):
                 xb, cb = X[i : i + batch_size], None if y is None else y[i : i + batch_size]
                 q = model.inference(xb, cb)
@@ -667,6 +693,8 @@ class Autoencoder(_Base):
         val_fraction: float
         early_stopping: int
         max_minutes: float
+        max_steps: int
+        log_every: int
         seed: int
         device: str
         precision: str
@@ -697,6 +725,8 @@ class Autoencoder(_Base):
             val_fraction: float = 0.1,
             early_stopping: int = 0,
             max_minutes: float = 0.0,
+            max_steps: int = 0,
+            log_every: int = 0,
             seed: int = 0,
             device: str = 'auto',
             precision: str = 'float32',

@@ -22,7 +22,10 @@ if TYPE_CHECKING:
     import torch
 
 FORMAT = "vaekit-model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+# Format 2 renamed the prior's weights (V1_RENAMED); format 3 changed only the config's JSON (one
+# discriminator key, "name", for every component). Weights of format >= 2 are read as they are.
+WEIGHTS_VERSION = 2
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 # Which weights a part='encoder' / 'decoder' folder holds. The prior module goes with both halves:
@@ -96,7 +99,7 @@ def read_config(path: str | Path) -> dict:
             raise ModelFileError(f"{path / CONFIG_FILE} lacks the field {key!r}; the file is damaged or hand-edited")
     check_config_values(cfg, path / CONFIG_FILE)
     if cfg.get("format_version", 1) < FORMAT_VERSION:
-        cfg = upgrade_config(cfg, path / CONFIG_FILE)
+        cfg = upgrade_config(cfg, path / CONFIG_FILE) if cfg.get("format_version", 1) < 2 else upgrade_names(cfg)
         check_model_section(cfg["model"], path / CONFIG_FILE)
     return cfg
 
@@ -121,7 +124,7 @@ def check_config_values(cfg: dict, where: Path | str) -> None:
         _check_value("n_classes", cfg["n_classes"], where)
     if not isinstance(cfg["model"], dict):
         raise ModelFileError(f"{where}: the model section must be a JSON object, got {type(cfg['model']).__name__}")
-    if version >= FORMAT_VERSION:
+    if version >= 2:  # format 1's flat section is checked after its translation
         check_model_section(cfg["model"], where)
 
 
@@ -204,7 +207,7 @@ def upgrade_config(cfg: dict, where: Path | str = CONFIG_FILE) -> dict:
 
     model = dict(cfg["model"])
     try:
-        kind, shape, n_classes = model.pop("kind", "vae"), tuple(model.pop("input_shape")), model.pop("n_classes", 0)
+        kind, shape, n_classes = model.pop("kind", "vae"), tuple(model.pop("input_shape")), model.pop("n_classes", 0)  # format 1's keys
         # Format 1 wrote every field for both kinds; those of the other kind were unused defaults.
         upgraded = config_from_params(kind, shape, n_classes, **{k: v for k, v in model.items() if k in FLAT_PARAMS[kind]}).to_dict()
         upgraded.pop("label_scale")  # format 1 fed a bare one-hot: config_from_dict reads its absence as 1.0
@@ -214,12 +217,29 @@ def upgrade_config(cfg: dict, where: Path | str = CONFIG_FILE) -> dict:
     return {**cfg, "format_version": FORMAT_VERSION, "upgraded_from": cfg.get("format_version", 1), "model": upgraded}
 
 
+# Format 2 named each component by its own key: the model's family by "kind", the posterior by
+# "family", the prior, sparsity and noise by "kind", the likelihood by "name".
+_FORMAT2_KEYS = {"posterior": "family", "prior": "kind", "sparsity": "kind", "noise": "kind"}
+
+
+def upgrade_names(cfg: dict) -> dict:
+    """A format-2 config with format 3's one discriminator key, ``"name"``, in every component."""
+    model = dict(cfg["model"])
+    if "kind" in model:
+        model["name"] = model.pop("kind")
+    for section, key in _FORMAT2_KEYS.items():
+        if isinstance(model.get(section), dict) and key in model[section]:
+            spec = dict(model[section])
+            model[section] = {"name": spec.pop(key), **spec}
+    return {**cfg, "format_version": FORMAT_VERSION, "upgraded_from": cfg.get("format_version", 2), "model": model}
+
+
 # -- reading model.safetensors: the header alone, or the checked tensors -------------------------
 
 
 def upgrade_state(state: dict[str, torch.Tensor], version: int) -> dict[str, torch.Tensor]:
     """Weights saved in format ``version`` under the current names (format 1: the prior moved into a module)."""
-    if version >= FORMAT_VERSION:
+    if version >= WEIGHTS_VERSION:
         return state
     out = {}
     for k, v in state.items():

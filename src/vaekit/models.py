@@ -51,8 +51,8 @@ class AEConfig:
     """What rebuilds an autoencoder's modules; saved as JSON beside the weights.
 
     ``likelihood``: 'bernoulli' (cross-entropy on logits) or 'gaussian' (squared error).
-    ``sparsity``: None or ``{"kind": "l1", "weight": w}`` / ``{"kind": "kl", "weight": w, "target": rho}``.
-    ``noise``: None or ``{"kind": "gaussian" | "masking" | "salt-and-pepper", "level": p}``.
+    ``sparsity``: None or ``{"name": "l1", "weight": w}`` / ``{"name": "kl", "weight": w, "target": rho}``.
+    ``noise``: None or ``{"name": "gaussian" | "masking" | "salt-and-pepper", "level": p}``.
     """
 
     family: ClassVar  # its entry in vaekit.registry.FAMILIES (set by the decorator)
@@ -88,26 +88,26 @@ class AEConfig:
                               f"choose one of {', '.join(LIKELIHOODS.names(self.kind))}")
         if self.sparsity is not None:
             s = _check_component("sparsity", self.sparsity, {"l1": {"weight"}, "kl": {"weight", "target"}})
-            if s["kind"] == "kl" and not 0 < s.get("target", 0.05) < 1:
+            if s["name"] == "kl" and not 0 < s.get("target", 0.05) < 1:
                 raise ConfigError(f"sparsity target rho must lie in (0, 1), got sparsity_target={s['target']}")
         if self.noise is not None:
             n = _check_component("noise", self.noise, {k: {"level"} for k in NOISES})
-            if n["kind"] in ("masking", "salt-and-pepper") and not 0 <= n.get("level", 0.3) <= 1:
-                raise ConfigError(f"{n['kind']} noise level is a probability; got noise_level={n['level']}")
+            if n["name"] in ("masking", "salt-and-pepper") and not 0 <= n.get("level", 0.3) <= 1:
+                raise ConfigError(f"{n['name']} noise level is a probability; got noise_level={n['level']}")
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, **dataclasses.asdict(self)}
+        return {"name": self.kind, **dataclasses.asdict(self)}
 
     @classmethod
     def from_params(cls, input_shape: tuple[int, ...], n_classes: int, net: dict, params: dict) -> AEConfig:
         """The config of flat estimator parameters (see config_from_params)."""
         sparsity = noise = None
         if params.get("sparsity"):
-            sparsity = {"kind": params["sparsity"], "weight": params.get("sparsity_weight", 1e-3)}
+            sparsity = {"name": params["sparsity"], "weight": params.get("sparsity_weight", 1e-3)}
             if params["sparsity"] == "kl":
                 sparsity["target"] = params.get("sparsity_target", 0.05)
         if params.get("noise"):
-            noise = {"kind": params["noise"], "level": params.get("noise_level", 0.3)}
+            noise = {"name": params["noise"], "level": params.get("noise_level", 0.3)}
         return cls(input_shape=input_shape, n_classes=n_classes, likelihood=params.get("likelihood", "bernoulli"),
                    sparsity=sparsity, noise=noise, **net)
 
@@ -120,9 +120,9 @@ class VAEConfig:
     Three components, each JSON with a name and only the options that apply to it:
     ``likelihood`` p(x|z): ``{"name": "bernoulli"}``, ``{"name": "gaussian", "sigma": 1.0,
     "learn_sigma": false}``, ``{"name": "autoregressive-bernoulli", "ar_hidden": 500}``, ...;
-    ``posterior`` q(z|x): ``{"family": "normal"}`` or ``{"family": "student-t", "df": 5.0}``;
-    ``prior`` p(z): ``{"kind": "normal"}``, ``{"kind": "vamp", "n_pseudo_inputs": 500}`` or
-    ``{"kind": "two-layer", "latent_dim": 2, "hidden": [100, 100]}`` (see vaekit.priors).
+    ``posterior`` q(z|x): ``{"name": "normal"}`` or ``{"name": "student-t", "df": 5.0}``;
+    ``prior`` p(z): ``{"name": "normal"}``, ``{"name": "vamp", "n_pseudo_inputs": 500}`` or
+    ``{"name": "two-layer", "latent_dim": 2, "hidden": [100, 100]}`` (see vaekit.priors).
     """
 
     family: ClassVar
@@ -135,8 +135,8 @@ class VAEConfig:
     n_classes: int = 0
     label_scale: float = LABEL_SCALE
     likelihood: dict = field(default_factory=lambda: {"name": "bernoulli"})
-    posterior: dict = field(default_factory=lambda: {"family": "normal"})
-    prior: dict = field(default_factory=lambda: {"kind": "normal"})
+    posterior: dict = field(default_factory=lambda: {"name": "normal"})
+    prior: dict = field(default_factory=lambda: {"name": "normal"})
 
     @property
     def kind(self) -> str:
@@ -145,27 +145,27 @@ class VAEConfig:
     @property
     def prior_component(self):
         """p(z)'s registered component: ``cfg.prior_component.standard_normal`` is "p(z) = N(0, I)"."""
-        return PRIORS[self.prior["kind"]]
+        return PRIORS[self.prior["name"]]
 
     @property
     def code_dim(self) -> int:
         """Length of a model's code: z1 and, with two stochastic layers, z2 after it."""
-        return self.latent_dim + (int(self.prior.get("latent_dim", 2)) if self.prior["kind"] == "two-layer" else 0)
+        return self.latent_dim + (int(self.prior.get("latent_dim", 2)) if self.prior["name"] == "two-layer" else 0)
 
     def __post_init__(self) -> None:
         _normalize_net(self)
-        lik = _check_component("likelihood", self.likelihood, _taken(LIKELIHOODS), key="name")
+        lik = _check_component("likelihood", self.likelihood, _taken(LIKELIHOODS))
         if LIKELIHOODS[lik["name"]].mlp_only and self.architecture != "mlp":
             raise ConfigError(f"the {lik['name']} likelihood needs the MLP decoder; use another likelihood or architecture='mlp'")
         if int(lik.get("ar_hidden", 1)) < 1:
             raise ConfigError(f"ar_hidden must be at least 1, got {lik['ar_hidden']}")
-        _check_component("posterior", self.posterior, _taken(POSTERIORS), key="family")
+        _check_component("posterior", self.posterior, _taken(POSTERIORS))
         check_prior_spec(self.prior, conditional=bool(self.n_classes))
-        if self.prior["kind"] == "vamp" and int(self.prior.get("n_pseudo_inputs", 500)) < 1:
+        if self.prior["name"] == "vamp" and int(self.prior.get("n_pseudo_inputs", 500)) < 1:
             raise ConfigError(f"the VampPrior needs at least 1 pseudo-input, got n_pseudo_inputs={self.prior['n_pseudo_inputs']}")
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, **dataclasses.asdict(self)}
+        return {"name": self.kind, **dataclasses.asdict(self)}
 
     @classmethod
     def from_params(cls, input_shape: tuple[int, ...], n_classes: int, net: dict, params: dict) -> VAEConfig:
@@ -173,7 +173,7 @@ class VAEConfig:
         name = params.get("likelihood", "bernoulli")
         lik = {"name": name, **component_options(LIKELIHOODS[name], params)}
         family = params.get("posterior", "normal")
-        post = {"family": family, **component_options(POSTERIORS[family], params)}
+        post = {"name": family, **component_options(POSTERIORS[family], params)}
         prior = params.get("prior", "normal")
         top = int(params.get("top_latent_dim", 0) or 0)
         if top < 0:
@@ -184,7 +184,7 @@ class VAEConfig:
             raise ConfigError(f"{PRIORS[prior].title or 'the ' + prior + ' prior'} with two stochastic layers is not available; "
                               "use prior='normal' or top_latent_dim=0")
         name = "two-layer" if top else prior
-        prior_spec = {"kind": name, **component_options(PRIORS[name], params)}
+        prior_spec = {"name": name, **component_options(PRIORS[name], params)}
         return cls(input_shape=input_shape, n_classes=n_classes, likelihood=lik, posterior=post, prior=prior_spec, **net)
 
 
@@ -227,14 +227,15 @@ def component_options(component, params: dict) -> dict:
             for key, name in component.options.items()}
 
 
-def _check_component(what: str, spec, allowed: dict[str, set[str]], key: str = "kind") -> dict:
-    """A component spec ``{key: name, option: value}`` checked against the closed set ``allowed``."""
-    if not isinstance(spec, dict) or spec.get(key) not in allowed:
-        name = spec.get(key) if isinstance(spec, dict) else spec
+def _check_component(what: str, spec, allowed: dict[str, set[str]]) -> dict:
+    """A component spec ``{"name": name, option: value}`` (the one discriminator key of every
+    component in the saved JSON) checked against the closed set ``allowed``."""
+    if not isinstance(spec, dict) or spec.get("name") not in allowed:
+        name = spec.get("name") if isinstance(spec, dict) else spec
         raise ConfigError(f"unknown {what} {name!r}; choose one of {', '.join(allowed)}")
-    extra = sorted(set(spec) - {key} - allowed[spec[key]])
+    extra = sorted(set(spec) - {"name"} - allowed[spec["name"]])
     if extra:
-        raise ConfigError(f"the {spec[key]} {what} takes no option {', '.join(extra)}")
+        raise ConfigError(f"the {spec['name']} {what} takes no option {', '.join(extra)}")
     return spec
 
 
@@ -262,7 +263,7 @@ def config_from_params(kind: str = "vae", input_shape: tuple[int, ...] = (784,),
 def config_from_dict(d: dict) -> ModelConfig:
     """The config a saved ``model`` section (current format) describes."""
     d = dict(d)
-    kind = d.pop("kind", None)
+    kind = d.pop("name", None)
     if kind not in FAMILIES:
         raise ConfigError(f"unknown model kind {kind!r}; expected one of {', '.join(FAMILIES.names())}")
     cls = FAMILIES[kind].parts["config"]
@@ -378,7 +379,7 @@ class VAE(nn.Module):
         (latent_dim,)); the whole posterior with one stochastic layer. What the VampPrior mixes."""
         loc, log_var = self.encoder(x, _condition(c, self.config)).chunk(2, dim=-1)
         post = self.config.posterior
-        return D.posterior(post["family"], loc, log_var, post.get("df", 5.0))
+        return D.posterior(post["name"], loc, log_var, post.get("df", 5.0))
 
     def posterior_params(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """The encoder head's (loc, log_var) of q(z1|x, c), read off :meth:`q_bottom`: for checking the
@@ -497,7 +498,7 @@ class Autoencoder(nn.Module):
         self.config = config
         self.encoder = _make_encoder(config, config.latent_dim)
         self.decoder = _make_decoder(config)
-        sparsity = (config.sparsity or {}).get("kind")
+        sparsity = (config.sparsity or {}).get("name")
         code_act = {"kl": nn.Sigmoid(), "l1": nn.ReLU()}.get(sparsity, nn.Identity())
         self.code_activation = code_act
 
@@ -519,18 +520,18 @@ class Autoencoder(nn.Module):
 
     def loss(self, x: Tensor, c: Tensor | None = None, **_: object) -> LossOutput:
         cfg = self.config
-        noise, sparsity = cfg.noise, cfg.sparsity or {"kind": None}
-        x_in = corrupt(x, noise["kind"], noise.get("level", 0.3)) if (noise and self.training) else x
+        noise, sparsity = cfg.noise, cfg.sparsity or {"name": None}
+        x_in = corrupt(x, noise["name"], noise.get("level", 0.3)) if (noise and self.training) else x
         code = self.encode(x_in, c)
         rec = self.reconstruction_error(x, self._decode_params(code, c))
         terms = {"reconstruction": rec}
         loss = rec.mean()
         weight = sparsity.get("weight", 1e-3)
-        if sparsity["kind"] == "l1":
+        if sparsity["name"] == "l1":
             penalty = weight * code.abs().sum(-1)
             terms["sparsity"] = penalty
             loss = loss + penalty.mean()
-        elif sparsity["kind"] == "kl":
+        elif sparsity["name"] == "kl":
             penalty = weight * bernoulli_kl(sparsity.get("target", 0.05), code.mean(0)).sum()
             terms["sparsity"] = penalty  # a batch-level penalty: rho_hat is a mean over the batch
             loss = loss + penalty

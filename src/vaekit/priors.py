@@ -3,7 +3,7 @@
 A VAE holds one :class:`Prior` and never asks which one: it calls ``prior(encoder)`` for p(z)
 as a torch Distribution, ``prior.kl(q, z, encoder)`` for the KL term of the ELBO, and lets the
 prior extend the posterior and the code when it adds a layer. The set is closed and described by
-JSON (``{"kind": "vamp", "n_pseudo_inputs": 500}``): :data:`PRIORS` maps each kind to its class,
+JSON (``{"name": "vamp", "n_pseudo_inputs": 500}``): :data:`PRIORS` maps each kind to its class,
 and each class lists the options it takes, so an option that does not apply cannot be written down.
 
 Every posterior is a torch Distribution; a closed form reads what it needs from it (see
@@ -54,7 +54,7 @@ class Prior(nn.Module):
     def __init__(self, latent_dim: int, posterior: dict):
         super().__init__()
         self.latent_dim = int(latent_dim)
-        self.family, self.df = posterior["family"], float(posterior.get("df", 5.0))
+        self.family, self.df = posterior["name"], float(posterior.get("df", 5.0))
         # Tracks the model's device and dtype for priors without parameters (not saved).
         self.register_buffer("anchor", torch.zeros(()), persistent=False)
 
@@ -103,7 +103,7 @@ class Prior(nn.Module):
 
     def spec(self) -> dict:
         """This prior as JSON: its kind and options."""
-        return {"kind": self.kind}
+        return {"name": self.kind}
 
 
 @PRIORS.implements("normal")
@@ -163,7 +163,7 @@ class VampPrior(Prior):
         return MixtureSameFamily(mix, comps, validate_args=False)
 
     def spec(self) -> dict:
-        return {"kind": self.kind, "n_pseudo_inputs": int(self.pseudo_inputs.shape[0])}
+        return {"name": self.kind, "n_pseudo_inputs": int(self.pseudo_inputs.shape[0])}
 
 
 @PRIORS.implements("two-layer")
@@ -223,18 +223,18 @@ class TwoLayerPrior(Prior):
         return z[..., : self.latent_dim]
 
     def spec(self) -> dict:
-        return {"kind": self.kind, "latent_dim": self.top_latent_dim, "hidden": list(self.hidden)}
+        return {"name": self.kind, "latent_dim": self.top_latent_dim, "hidden": list(self.hidden)}
 
 
 def check_prior_spec(spec: dict, *, conditional: bool = False) -> dict:
     """``spec`` checked against the registered priors: a known kind with only its own options."""
-    if not isinstance(spec, dict) or spec.get("kind") not in PRIORS:
-        kind = spec.get("kind") if isinstance(spec, dict) else spec
+    if not isinstance(spec, dict) or spec.get("name") not in PRIORS:
+        kind = spec.get("name") if isinstance(spec, dict) else spec
         raise ConfigError(f"unknown prior {kind!r}; choose one of {', '.join(PRIORS.names())}")
-    component = PRIORS[spec["kind"]]
-    extra = sorted(set(spec) - {"kind"} - set(component.options))
+    component = PRIORS[spec["name"]]
+    extra = sorted(set(spec) - {"name"} - set(component.options))
     if extra:
-        raise ConfigError(f"the {spec['kind']} prior takes no option {', '.join(extra)}; it takes {', '.join(component.options) or 'none'}")
+        raise ConfigError(f"the {spec['name']} prior takes no option {', '.join(extra)}; it takes {', '.join(component.options) or 'none'}")
     if conditional and not component.conditional:
         raise ConfigError(f"{component.title or 'the ' + component.name + ' prior'} is not available for a conditional model; "
                           "use prior='normal' or conditional=False")
@@ -243,6 +243,6 @@ def check_prior_spec(spec: dict, *, conditional: bool = False) -> dict:
 
 def build_prior(spec: dict, *, latent_dim: int, posterior: dict, input_shape: tuple[int, ...], activation: str) -> Prior:
     """The Prior module a JSON spec describes: the registered class's ``build``."""
-    opts = {k: v for k, v in spec.items() if k != "kind"}
-    return PRIORS[spec["kind"]].impl.build(opts, latent_dim=latent_dim, posterior=posterior, input_shape=input_shape,
+    opts = {k: v for k, v in spec.items() if k != "name"}
+    return PRIORS[spec["name"]].impl.build(opts, latent_dim=latent_dim, posterior=posterior, input_shape=input_shape,
                                           activation=activation)

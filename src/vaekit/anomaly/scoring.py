@@ -75,7 +75,7 @@ class ScoringEngine:
         # can then give every single-term score of the same network.
         if self.family.has_density:
             post = cfg.posterior
-            self.eps_ = S.standard_draws(post["family"], post.get("df", 5.0), int(self.n_score_samples), cfg.latent_dim, seed)
+            self.eps_ = S.standard_draws(post["name"], post.get("df", 5.0), int(self.n_score_samples), cfg.latent_dim, seed)
         pick = np.sort(np.random.default_rng(seed).permutation(len(Xf))[:_N_REFERENCE])
         self.reference_codes_ = self.estimator_.encode(Xf[pick]).astype(np.float32)
         if self.method == "latent":

@@ -137,7 +137,7 @@ class Explorer:
         code = self.calls.encode(x, c)[0]
         out: dict = {"mean": [float(v) for v in code], "std": None, "samples": [], "posterior": None}
         if self.caps.posterior_spread:
-            out["posterior"] = self.model.config.posterior["family"]
+            out["posterior"] = self.model.config.posterior["name"]
             out.update(self.calls.posterior(x, c, DRAW_SAMPLES))
         return out
 
