@@ -73,7 +73,7 @@ def build(model: str):
     from vaekit.models import VAEConfig, build_model
 
     if model.startswith("run:"):
-        from vaekit.io import load
+        from vaekit.runfolder import load
 
         return load(model[4:]).model_.eval()
     torch.manual_seed(0)

@@ -144,7 +144,7 @@ def evaluate(run_dir: Path, data_args: list[str], k: int) -> dict:
 
 def to_fp16(run_dir: Path, dest: Path) -> None:
     """run_dir's model written into dest with float16 weights and no machine-specific data path."""
-    from vaekit.fileio import read_json
+    from vaekit.atomicfiles import read_json
     from vaekit.modelfile import check_finite_tensors, read_weights, write_model
 
     state = {k: v.half() if v.is_floating_point() else v for k, v in read_weights(run_dir).items()}
@@ -156,7 +156,7 @@ def to_fp16(run_dir: Path, dest: Path) -> None:
 
 
 def keep_fp32(run_dir: Path, dest: Path) -> None:
-    from vaekit.fileio import read_json
+    from vaekit.atomicfiles import read_json
     from vaekit.modelfile import read_weights, write_model
 
     cfg = read_json(run_dir / "config.json")
@@ -274,7 +274,7 @@ test reconstructions is {change['max']:.2g} (mean {change['mean']:.1g}); {kept}.
 
 def make(name: str, spec: dict, args, judge) -> None:
     from vaekit.data import load_dataset
-    from vaekit.io import load
+    from vaekit.runfolder import load
 
     data_rel = os.path.relpath(args.data, ROOT)
     out = args.work / name
@@ -314,8 +314,8 @@ def make(name: str, spec: dict, args, judge) -> None:
         info["judge"] = judge_measures(name, half, test, judge, args.data)
     # The metrics in the config too, for tests and tools: the embedded test digits' ELBO lets a test
     # check, without the real data, that the shipped weights still score what they scored here.
+    from vaekit.atomicfiles import read_json, write_json
     from vaekit.evaluate import evaluate as evaluate_lib
-    from vaekit.fileio import read_json, write_json
 
     cfg = read_json(dest / "config.json")
     metrics = {"test_elbo": fp16["elbo"], "test_iw_log_likelihood": fp16["iw_log_likelihood"], "iw_k": fp16["iw_k"],

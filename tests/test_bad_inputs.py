@@ -204,7 +204,7 @@ def _partial_over_a_folder(tmp: Path) -> Path:
 
 def _locked(out: Path) -> Path:
     """``out``, locked as by another `vaekit train` writing it (held while the case runs)."""
-    from vaekit.fileio import lock_folder
+    from vaekit.atomicfiles import lock_folder
 
     held = lock_folder(out)
     held.__enter__()

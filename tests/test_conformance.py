@@ -23,11 +23,11 @@ from torch.distributions import Distribution
 
 from vaekit.errors import ConfigError
 from vaekit.estimators import VAE as VAEEstimator
-from vaekit.io import load
 from vaekit.metrics import iw_log_likelihood, kl_per_dimension
 from vaekit.models import DensityModel, VAEConfig, build_model, component_options
 from vaekit.objectives import log_importance_weights
 from vaekit.registry import LIKELIHOODS, OBJECTIVES, POSTERIORS, PRIORS
+from vaekit.runfolder import load
 
 PIXELS, LATENT = 4, 2
 TINY = {"ar_hidden": 6, "n_pseudo_inputs": 3, "top_latent_dim": 1, "top_hidden": (4,)}

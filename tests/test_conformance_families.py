@@ -21,10 +21,10 @@ from vaekit.cli import build_parser
 from vaekit.cli.config import _model_choice
 from vaekit.cli.train import make_estimator
 from vaekit.errors import ConfigError
-from vaekit.io import load
 from vaekit.models import DensityModel
 from vaekit.options import FAMILY_DEFAULT, OPTIONS, options_for
 from vaekit.registry import FAMILIES, LIKELIHOODS, PRESETS, PRIORS
+from vaekit.runfolder import load
 
 FAMILY_PARAMS = [pytest.param(f, id=f.name) for f in FAMILIES]
 PRESET_PARAMS = [pytest.param(p, id=p.name) for p in PRESETS]

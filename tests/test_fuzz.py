@@ -233,7 +233,7 @@ def _numbers(kind: str, folder: Path | None, originals: dict) -> np.ndarray:
 
     from vaekit.anomaly import load_detector
     from vaekit.checkpoint import read_checkpoint
-    from vaekit.io import load
+    from vaekit.runfolder import load
 
     if folder is None:
         if kind == "checkpoint":

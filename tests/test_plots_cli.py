@@ -110,8 +110,8 @@ def test_one_rule_says_which_examples_are_images(shape, image):
 def test_captions_read_the_components(runs, monkeypatch):
     # The prior writes its own symbol into the captions, and the family its own words: no name compared.
     from vaekit import plots
-    from vaekit.io import load
     from vaekit.registry import PRIORS
+    from vaekit.runfolder import load
 
     vae, ae = load(runs / "vae2d"), load(runs / "ae")
     assert plots.sample_caption(vae) == "E[x|z], z ~ N(0, I)"

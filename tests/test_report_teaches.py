@@ -13,7 +13,7 @@ import torch
 from vaekit.cli import main
 from vaekit.errors import ConfigError
 from vaekit.evaluate import bound_against_k, iw_log_likelihood
-from vaekit.io import load
+from vaekit.runfolder import load
 
 COMMON = ["--limit", "500", "--epochs", "3", "--quiet", "--device", "cpu", "--hidden", "64", "--seed", "0"]
 

@@ -20,10 +20,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from vaekit import checkpoint, fileio
+from vaekit import atomicfiles, checkpoint
+from vaekit.atomicfiles import finishing_dir, lock_folder, lock_path, staging_dir
 from vaekit.checkpoint import read_checkpoint
 from vaekit.cli import main
-from vaekit.fileio import finishing_dir, lock_folder, lock_path, staging_dir
 
 # 256 rows / batch 32 = 8 steps an epoch; a checkpoint every 2 steps.
 TRAIN = ["train", "--quiet", "--no-figures", "--no-report", "--batch-size", "32", "--val-fraction", "0",
@@ -206,12 +206,12 @@ def test_a_second_detector_fit_into_the_same_folder_is_refused(tmp_path, capsys)
 
 def test_a_failed_atomic_write_leaves_no_folder_it_created(tmp_path):
     target = tmp_path / "new" / "deeper" / "scores.csv"
-    with pytest.raises(RuntimeError), fileio.atomic_path(target) as tmp:
+    with pytest.raises(RuntimeError), atomicfiles.atomic_path(target) as tmp:
         tmp.write_text("half")
         raise RuntimeError("disk trouble")
     assert not (tmp_path / "new").exists()
     (tmp_path / "kept").mkdir()
-    with pytest.raises(RuntimeError), fileio.atomic_path(tmp_path / "kept" / "s.csv"):
+    with pytest.raises(RuntimeError), atomicfiles.atomic_path(tmp_path / "kept" / "s.csv"):
         raise RuntimeError("disk trouble")
     assert (tmp_path / "kept").is_dir() and not any((tmp_path / "kept").iterdir())  # a folder the user had stays
 
@@ -283,7 +283,7 @@ def test_model_is_published_before_the_report_and_a_kill_there_keeps_it(tmp_path
 
     def report_killed_midway(args, out, data):
         seen["published"] = (out / "model.safetensors").exists() and not staging_dir(out).exists()
-        with fileio.atomic_path(out / "report.html") as tmp:
+        with atomicfiles.atomic_path(out / "report.html") as tmp:
             seen["temp_outside"] = tmp.parent != out
             tmp.write_text("<html>half")
             raise KeyboardInterrupt  # Ctrl-C (or SIGTERM) while the report is drawn
@@ -316,7 +316,7 @@ def test_a_trained_model_left_in_staging_is_published_by_resume(tmp_path, data, 
     def killed(staging, out):
         raise KeyboardInterrupt  # after the checkpoint was dropped, before the rename
 
-    monkeypatch.setattr(fileio, "publish_dir", killed)
+    monkeypatch.setattr(atomicfiles, "publish_dir", killed)
     assert _train(run, data, "--epochs", "1", "--checkpoint-every", "2") == 130
     assert "the trained model is kept" in capsys.readouterr().err
     monkeypatch.undo()
@@ -330,7 +330,7 @@ def test_a_trained_model_left_in_staging_is_published_by_resume(tmp_path, data, 
 def test_sigterm_inside_an_atomic_write_removes_its_temporary_file(tmp_path):
     if signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         pytest.skip("the test runner handles SIGTERM itself")
-    with pytest.raises(SystemExit) as exc, fileio.cleanup_on_signals(), fileio.atomic_path(tmp_path / "scores.csv") as tmp:
+    with pytest.raises(SystemExit) as exc, atomicfiles.cleanup_on_signals(), atomicfiles.atomic_path(tmp_path / "scores.csv") as tmp:
         tmp.write_text("id,score\n")
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # the handler raises before this ends
@@ -361,7 +361,7 @@ def test_sigterm_during_training_keeps_the_checkpoint_and_no_temporary_file(tmp_
 
 _SCORE_KILLED = """
 import contextlib, os, signal, sys
-import vaekit.fileio as f
+import vaekit.atomicfiles as f
 real = f.atomic_path
 
 @contextlib.contextmanager

@@ -16,10 +16,10 @@ from .estimators import ConditionalVAE as ConditionalVAE
 from .estimators import ConvVAE as ConvVAE
 from .estimators import DenoisingAutoencoder as DenoisingAutoencoder
 from .estimators import SparseAutoencoder as SparseAutoencoder
-from .io import load as load
-from .io import load_decoder as load_decoder
-from .io import load_encoder as load_encoder
 from .pretrained import load_pretrained as load_pretrained
+from .runfolder import load as load
+from .runfolder import load_decoder as load_decoder
+from .runfolder import load_encoder as load_encoder
 
 __version__: str
 # </generated signature exports>

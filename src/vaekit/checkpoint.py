@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
+from .atomicfiles import atomic_path
 from .errors import ModelFileError
-from .fileio import atomic_path
 from .modelfile import FORMAT_VERSION, check_finite_tensors, save_tensors, upgrade_state
 
 CHECKPOINT_FILE = "checkpoint.safetensors"

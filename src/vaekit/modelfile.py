@@ -1,9 +1,9 @@
 """The model file format: a folder with config.json (what to build) and model.safetensors (weights).
 
 Nothing is ever unpickled. Every file is written to a temporary name in the same folder and renamed
-into place (vaekit.fileio), so a crash never leaves a half-written model behind. This module knows
+into place (vaekit.atomicfiles), so a crash never leaves a half-written model behind. This module knows
 the format (names, version, checks, the one writer, format 1's upgrade); building a model from it
-is vaekit.io's, and which estimator class a config names is estimators' business.
+is vaekit.runfolder's, and which estimator class a config names is estimators' business.
 
 torch is imported only by the functions that touch tensors, so that reading a config.json (the
 checks included) costs a quick command no torch import.
@@ -15,8 +15,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .atomicfiles import atomic_path, json_text, read_json
 from .errors import ModelFileError
-from .fileio import atomic_path, json_text, read_json
 
 if TYPE_CHECKING:
     import torch
@@ -73,7 +73,7 @@ def save_tensors(file: str | Path, tensors: dict[str, torch.Tensor], metadata: d
     """Write ``tensors`` (CPU, contiguous) and string ``metadata`` as one safetensors file at ``file``.
 
     The one safetensors writer (model folders and checkpoints); callers make it atomic with
-    :func:`vaekit.fileio.atomic_path`.
+    :func:`vaekit.atomicfiles.atomic_path`.
     """
     from safetensors.torch import save_file
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomicfiles import atomic_path
 from .errors import ConfigError
-from .fileio import atomic_path
 from .registry import LIKELIHOODS, PRESETS, Component, family_of
 
 

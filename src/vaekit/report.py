@@ -316,8 +316,8 @@ def _load_run(run: Path, *, test=None, train=None, k: int, iw_limit: int | None,
     ``probes``: load the train split and fit the probes; ``datasets``: a cache for :func:`_splits`.
     """
     from .evaluate import evaluate
-    from .io import load
     from .modelfile import read_config
+    from .runfolder import load
 
     cfg = read_config(run)
     est = load(run)
@@ -497,7 +497,7 @@ def _config_section(cfg: dict, est) -> list[str]:
 
 
 def _write(parts: list[str], path: Path) -> Path:
-    from .fileio import atomic_path
+    from .atomicfiles import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(parts), encoding="utf-8")

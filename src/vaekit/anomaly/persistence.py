@@ -21,8 +21,8 @@ def load_detector(path: str | Path, device: str = "cpu") -> _BaseDetector:
 
     Every file is checked; a damaged or foreign folder raises :class:`ModelFileError` with one line.
     """
-    from ..fileio import read_json
-    from ..io import load
+    from ..atomicfiles import read_json
+    from ..runfolder import load
 
     path = Path(path)
     where = path / CONFIG_FILE

@@ -27,7 +27,7 @@ def save_detector(det, path: str | Path) -> Path:
     from safetensors.torch import save_file
 
     from .. import __version__
-    from ..fileio import atomic_path, write_json
+    from ..atomicfiles import atomic_path, write_json
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)

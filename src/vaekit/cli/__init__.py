@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             threads = torch.get_num_threads()
             if args.threads:
                 torch.set_num_threads(args.threads)
-        from ..fileio import cleanup_on_signals
+        from ..atomicfiles import cleanup_on_signals
 
         with cleanup_on_signals():  # SIGTERM/SIGHUP remove temporary files and keep resumable state
             return args.func(args)

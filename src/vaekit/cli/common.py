@@ -198,7 +198,7 @@ def write_array(path: Path, arr, header: str | None = None) -> None:
     """Write an array as .npy or .csv (one row per example), atomically."""
     import numpy as np
 
-    from ..fileio import atomic_path
+    from ..atomicfiles import atomic_path
 
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".csv"):

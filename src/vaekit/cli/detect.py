@@ -249,7 +249,7 @@ def make_detector(args):
 
 
 def cmd_detect_fit(args) -> int:
-    from ..fileio import lock_folder
+    from ..atomicfiles import lock_folder
 
     # One writer per detector folder: a second `detect fit --out` of the same folder is refused.
     with lock_folder(args.out):
@@ -261,7 +261,7 @@ def _detect_fit(args) -> int:
     import pandas as pd
 
     from ..anomaly import detection_metrics
-    from ..fileio import publish_dir, staging_dir
+    from ..atomicfiles import publish_dir, staging_dir
 
     out = Path(args.out)
     if out.exists() and not args.overwrite and (not out.is_dir() or any(out.iterdir())):
@@ -360,9 +360,9 @@ def cmd_detect_score(args) -> int:
     import numpy as np
 
     from ..anomaly import NONFINITE_SCORE, detection_metrics, load_detector
+    from ..atomicfiles import atomic_path, write_json
     from ..csvcells import write_csv
     from ..errors import DataError
-    from ..fileio import atomic_path, write_json
 
     out = Path(args.out)
     if out.suffix.lower() != ".csv":

@@ -93,7 +93,7 @@ def add_evaluate_options(p) -> None:
 
 
 def _load(args):
-    from ..io import load
+    from ..runfolder import load
 
     resolve_run(args)
     cfg = run_config(Path(args.run))
@@ -145,10 +145,10 @@ def cmd_report(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from ..atomicfiles import write_json
     from ..data import load_run_dataset
     from ..errors import VaekitError
     from ..evaluate import evaluate, format_results
-    from ..fileio import write_json
 
     cfg, est, data = _load(args)
     ds = data()

@@ -198,7 +198,7 @@ def _leave_distributed() -> None:
 
 
 def cmd_train(args) -> int:
-    from ..fileio import lock_folder, remove_stale_temps, staging_dir
+    from ..atomicfiles import lock_folder, remove_stale_temps, staging_dir
 
     if args.preset == "list":
         return _list_presets()
@@ -272,7 +272,7 @@ def _check_out_free(out: Path, args, resume) -> None:
 
 def _publish(staging: Path, out: Path) -> None:
     """Move the trained run into place, without its checkpoint or any stray temporary file."""
-    from ..fileio import publish_dir, remove_stale_temps
+    from ..atomicfiles import publish_dir, remove_stale_temps
 
     # The model was saved before this: the checkpoint goes only once the model replacing it is on disk.
     (staging / "checkpoint.safetensors").unlink(missing_ok=True)
@@ -282,8 +282,8 @@ def _publish(staging: Path, out: Path) -> None:
 
 def _trained(staging: Path) -> bool:
     """Whether a staging folder holds a finished model (saved with its run section) that was not moved into place."""
+    from ..atomicfiles import read_json
     from ..errors import VaekitError
-    from ..fileio import read_json
 
     if not (staging / "model.safetensors").is_file():
         return False
@@ -321,7 +321,7 @@ def _after_failure(e: BaseException, staging: Path, out: Path) -> None:
 
 def _finish(args, est, data, out: Path) -> None:
     """report.html and the figures of a published run, their temporary files kept outside it."""
-    from ..fileio import finishing_dir, temporaries_in
+    from ..atomicfiles import finishing_dir, temporaries_in
 
     side = finishing_dir(out)
     side.mkdir(exist_ok=True)
@@ -425,8 +425,8 @@ def _resume(args) -> tuple[argparse.Namespace, dict | None]:
     Returns (options, checkpoint), or (options, None) when DIR's staging folder held a trained
     model, which is then published.
     """
+    from ..atomicfiles import staging_dir
     from ..checkpoint import read_checkpoint
-    from ..fileio import staging_dir
 
     out = _resume_target(Path(args.resume))
     staging = staging_dir(out)
@@ -481,8 +481,8 @@ def _nothing_to_resume(out: Path, staging: Path):
 def _report_unfinished(out: Path) -> bool:
     """Whether a published run stopped while its report was drawn (left its finishing folder, or
     lacks report.html although its recorded command did not say --no-report)."""
+    from ..atomicfiles import finishing_dir, read_json
     from ..errors import VaekitError
-    from ..fileio import finishing_dir, read_json
 
     if finishing_dir(out).exists():
         return True
@@ -497,7 +497,7 @@ def _report_unfinished(out: Path) -> bool:
 
 def _publish_trained(args, staging: Path, out: Path, typed: dict) -> argparse.Namespace:
     """A run stopped after its model was saved and before it was moved into place: move it now."""
-    from ..fileio import lock_folder, publish_dir, remove_stale_temps
+    from ..atomicfiles import lock_folder, publish_dir, remove_stale_temps
 
     args.overwrite = typed.get("overwrite", False)
     with lock_folder(out):
@@ -548,7 +548,7 @@ def _train_into(args, est, data, run: Path | None, resume: dict | None = None, v
     import csv
     import time
 
-    from ..fileio import atomic_path, read_json, write_json
+    from ..atomicfiles import atomic_path, read_json, write_json
 
     log_lines: list[str] = []
     rows: list[dict] = []

@@ -42,8 +42,8 @@ def add_parsers(sub) -> None:
 
 
 def cmd_sample(args) -> int:
-    from ..io import load
     from ..plots import density_preset
+    from ..runfolder import load
 
     resolve_run(args)
     est = load(args.run)
@@ -61,7 +61,7 @@ def cmd_sample(args) -> int:
 def cmd_reconstruct(args) -> int:
     import numpy as np
 
-    from ..io import load
+    from ..runfolder import load
 
     resolve_run(args)
     out = Path(args.out)
@@ -82,7 +82,7 @@ def cmd_reconstruct(args) -> int:
 
 
 def cmd_encode(args) -> int:
-    from ..io import load
+    from ..runfolder import load
 
     resolve_run(args)
     cfg = run_config(Path(args.run))
@@ -106,8 +106,8 @@ def write_codes(path: Path, Z, y=None, classes=None, raw_csv: bool = False) -> N
     """
     import numpy as np
 
+    from ..atomicfiles import atomic_path
     from ..csvcells import write_csv
-    from ..fileio import atomic_path
 
     suffix = path.suffix.lower()
     if suffix not in (".npz", ".csv", ".npy"):

@@ -19,8 +19,8 @@ def from_run(run: str | Path, *, dataset: str | None, data_dir: str | None, spli
              limit: int | None) -> tuple[object, object, dict]:
     """A run folder (``vaekit train`` or ``model.save``, or a detector folder) and its data; see ``Explorer.from_run``."""
     from ..data import load_run_dataset
-    from ..io import load
     from ..modelfile import read_config
+    from ..runfolder import load
 
     run = Path(run)
     if (run / DETECTOR_CONFIG).is_file():

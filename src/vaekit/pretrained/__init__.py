@@ -45,7 +45,7 @@ def load_pretrained(name: str, device: str = "cpu"):
     The weights are stored in float16 and upcast to float32; the folder is checked like any model
     file (sizes against the weights' header, no NaN or Inf).
     """
-    from ..io import load
+    from ..runfolder import load
 
     return load(pretrained_path(name), device)
 

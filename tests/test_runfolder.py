@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import vaekit
+from vaekit.atomicfiles import atomic_path
 from vaekit.errors import ModelFileError
 from vaekit.estimators import VAE, Autoencoder, ConditionalVAE, ConvVAE
-from vaekit.fileio import atomic_path
 from vaekit.modelfile import CONFIG_FILE, WEIGHTS_FILE, read_config
 
 TINY = dict(hidden=(16,), epochs=1, batch_size=20, device="cpu")
@@ -191,17 +191,17 @@ def test_a_build_over_the_budget_gives_the_same_model_and_shapes(saved_vae):
     draws the same initial weights (the global generator is left as one build leaves it)."""
     import torch
 
-    from vaekit import io
+    from vaekit import runfolder
     from vaekit.models import build_model
 
     est, _ = saved_vae
     config = est.model_.config
     torch.manual_seed(0)
-    model, shapes = io.sized_build(config)
+    model, shapes = runfolder.sized_build(config)
     real = model.state_dict()
     after_one = torch.get_rng_state()
     torch.manual_seed(0)
-    spilled, spilled_shapes = io.sized_build(config, budget=0)
+    spilled, spilled_shapes = runfolder.sized_build(config, budget=0)
     assert spilled is None and spilled_shapes == shapes == {k: tuple(v.shape) for k, v in real.items()}
     rebuilt = build_model(config).state_dict()
     assert torch.equal(torch.get_rng_state(), after_one)
@@ -225,7 +225,7 @@ def test_reading_a_config_imports_no_torch_and_loading_no_dynamo(saved_vae):
 
     _, path = saved_vae
     code = ("import sys; from vaekit.modelfile import read_config; read_config(sys.argv[1]); assert 'torch' not in sys.modules; "
-            "import vaekit.io; vaekit.io.load(sys.argv[1]); assert 'torch._dynamo' not in sys.modules")
+            "import vaekit.runfolder; vaekit.runfolder.load(sys.argv[1]); assert 'torch._dynamo' not in sys.modules")
     subprocess.run([sys.executable, "-c", code, str(path)], check=True)
 
 
