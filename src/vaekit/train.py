@@ -13,7 +13,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -23,7 +23,8 @@ from .batches import StreamBatches
 from .data.stream import is_streamed
 from .errors import ConfigError, VaekitError
 from .metrics import accumulate_terms, evaluate_loss, format_terms, iw_log_likelihood, kl_per_dimension
-from .options import DENSITY, OPTIONS, check_params
+from .objectives import LossOutput
+from .options import DENSITY, OPTIONS, as_sizes, check_params
 from .registry import OBJECTIVES
 
 
@@ -56,6 +57,12 @@ if TYPE_CHECKING:  # the class make_dataclass builds below, for type checkers an
         n_samples: int = 1
         objective: str = 'elbo'
         free_bits: float = 0.5
+        tc_alpha: float = 1.0
+        tc_beta: float = 6.0
+        tc_gamma: float = 1.0
+        factor_gamma: float = 35.0
+        discriminator_hidden: int | tuple[int, ...] | list[int] | str = (256, 256, 256)
+        discriminator_lr: float = 0.0001
         binarize: str = 'none'
         epochs: int = 10
         batch_size: int = 128
@@ -69,6 +76,8 @@ if TYPE_CHECKING:  # the class make_dataclass builds below, for type checkers an
         val_fraction: float = 0.1
         early_stopping: int = 0
         max_minutes: float = 0.0
+        max_steps: int = 0
+        log_every: int = 0
         val_nll_every: int = 0
         val_nll_k: int = 200
         val_nll_examples: int = 1000
@@ -214,6 +223,11 @@ class _Loop:
     progress: bool
     check_every: int  # steps between NaN checks (each one a host sync on a GPU)
     stream: StreamBatches | None = None  # set when X is a folder streamed from disk
+    extra: dict = field(default_factory=dict)  # what the objective needs beside its options: dataset_size, discriminator
+    on_step: Callable[[dict], None] | None = None  # takes the --log-every rows
+    window: dict = field(default_factory=dict)  # the running sums of the terms since the last --log-every row
+    window_n: int = 0
+    stopped: str | None = None  # why training stopped inside an epoch (--max-steps, --max-minutes)
 
 
 def place_data(X: Tensor, y: Tensor | None, X_val: Tensor | None, y_val: Tensor | None, cfg: TrainConfig,
@@ -292,8 +306,10 @@ def _step_lr_and_beta(loop: _Loop, epoch: int, step: int, seconds: float) -> flo
 
 
 def train_epoch(loop: _Loop, epoch: int, first_step: int, sums: dict[str, Tensor], trained_seconds: float,
-                history: list[dict]):
-    """Run the steps ``first_step`` .. end of one epoch; adds to ``sums`` in place; returns the last LossOutput."""
+                history: list[dict]) -> tuple[LossOutput | None, int]:
+    """Run the steps ``first_step`` .. end of one epoch, or until --max-steps or --max-minutes stops
+    it inside (``loop.stopped`` then says why); adds to ``sums`` in place. Returns the last
+    LossOutput and the number of the epoch's steps done (``loop.steps_per_epoch`` when it ran whole)."""
     cfg, model = loop.cfg, loop.model
     model.train()
     t0 = time.perf_counter()
@@ -312,8 +328,9 @@ def train_epoch(loop: _Loop, epoch: int, first_step: int, sums: dict[str, Tensor
         from tqdm.auto import tqdm
 
         bar = tqdm(total=loop.steps_per_epoch, initial=first_step, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, unit="batch")
-    out = None
+    out, done = None, first_step
     for step in range(first_step, loop.steps_per_epoch):
+        done = step + 1
         idx = indices(step)
         if decoded is None:
             xb = loop.X[idx]
@@ -330,32 +347,73 @@ def train_epoch(loop: _Loop, epoch: int, first_step: int, sums: dict[str, Tensor
         # Under DDP the clock part of the schedule moves once per epoch (trained_seconds is agreed
         # across ranks), so every rank applies the same learning rate.
         within = time.perf_counter() - t0 if loop.world == 1 else 0.0
-        beta = _step_lr_and_beta(loop, epoch, step, trained_seconds + within)
-        with torch.autocast(loop.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-            out = loop.step_model(xb, yb, **objective_options(cfg, beta))
-        loop.opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        if cfg.clip_grad:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-        if step % loop.check_every == 0 and not torch.isfinite(out.loss):
-            raise TrainingDiverged(
-                f"the training loss became {out.loss.item()} at epoch {epoch}, step {step + 1}; this step was not applied. "
-                "Lower --lr, add --clip-grad 5, or check the data for extreme values"
-            )
-        loop.opt.step()
+        out = _train_step(loop, xb, yb, _step_lr_and_beta(loop, epoch, step, trained_seconds + within), epoch, step)
         accumulate_terms(sums, out, len(idx))
         if bar is not None:
             bar.update()
             if step % 25 == 0:  # one sync every 25 steps keeps the bar honest and cheap
                 bar.set_postfix(loss=f"{out.loss.item():.2f}")
+        global_step = (epoch - 1) * loop.steps_per_epoch + step + 1
+        if loop.on_step is not None:
+            _log_step(loop, out, len(idx), epoch, global_step)
         if loop.checkpointer is not None and loop.rank == 0:
-            global_step = (epoch - 1) * loop.steps_per_epoch + step + 1
             if step + 1 < loop.steps_per_epoch and loop.checkpointer.due(global_step):
                 loop.checkpointer.save(model, loop.opt, epoch=epoch, step=step + 1, history=history, sums=sums,
                                        early_stopping=loop.stopper)
+        if step + 1 < loop.steps_per_epoch and _stops_inside(loop, global_step, trained_seconds + time.perf_counter() - t0):
+            break
     if bar is not None:
         bar.close()
+    return out, done
+
+
+def _train_step(loop: _Loop, xb: Tensor, yb: Tensor | None, beta: float, epoch: int, step: int) -> LossOutput:
+    """One optimizer step on a batch; returns its LossOutput. A non-finite loss raises before the step is applied."""
+    cfg = loop.cfg
+    with torch.autocast(loop.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+        out = loop.step_model(xb, yb, **objective_options(cfg, beta), **loop.extra)
+    loop.opt.zero_grad(set_to_none=True)
+    out.loss.backward()
+    if cfg.clip_grad:
+        nn.utils.clip_grad_norm_(loop.model.parameters(), cfg.clip_grad)
+    if step % loop.check_every == 0 and not torch.isfinite(out.loss):
+        raise TrainingDiverged(
+            f"the training loss became {out.loss.item()} at epoch {epoch}, step {step + 1}; this step was not applied. "
+            "Lower --lr, add --clip-grad 5, or check the data for extreme values"
+        )
+    loop.opt.step()
     return out
+
+
+def _log_step(loop: _Loop, out: LossOutput, n: int, epoch: int, global_step: int) -> None:
+    """Add a step's terms to the --log-every window; every ``log_every`` steps, hand its means on as a row.
+
+    The row: ``epoch`` (progress in epochs: 1.5 is half-way through the second), ``step`` (optimizer
+    steps in all), ``lr`` and ``train_*``, the means per example over the window's steps (this
+    process's batches under torchrun), in the units of the epoch rows.
+    """
+    accumulate_terms(loop.window, out, n)
+    loop.window_n += n
+    if global_step % loop.cfg.log_every:
+        return
+    progress = epoch - 1 + (global_step - (epoch - 1) * loop.steps_per_epoch) / loop.steps_per_epoch
+    row = {"epoch": round(progress, 6), "step": global_step, "lr": loop.opt.param_groups[0]["lr"]}
+    row.update({f"train_{k}": v.item() / loop.window_n for k, v in loop.window.items()})
+    loop.window, loop.window_n = {}, 0
+    if loop.on_step is not None:
+        loop.on_step(row)
+
+
+def _stops_inside(loop: _Loop, global_step: int, seconds: float) -> bool:
+    """Whether --max-steps or --max-minutes ends training after this step (``loop.stopped`` says which).
+
+    Under torchrun the clock is checked at epoch ends only, where the ranks agree on it."""
+    cfg = loop.cfg
+    if cfg.max_steps and global_step >= cfg.max_steps:
+        loop.stopped = f"--max-steps {cfg.max_steps} reached"
+    elif cfg.max_minutes and loop.world == 1 and seconds >= cfg.max_minutes * 60:
+        loop.stopped = f"the --max-minutes budget of {cfg.max_minutes:g} min is spent"
+    return loop.stopped is not None
 
 
 def epoch_row(loop: _Loop, epoch: int, seconds: float, sums: dict[str, Tensor], n_seen: int,
@@ -428,7 +486,21 @@ def _make_loop(model: nn.Module, X: Tensor, y: Tensor | None, cfg: TrainConfig, 
                  steps_per_epoch, steps_per_epoch * cfg.batch_size if world > 1 else len(X), checkpointer,
                  EarlyStopping(cfg.early_stopping) if cfg.early_stopping else None, progress,
                  # A NaN check needs the loss on the host: free on CPU, a sync on a GPU, so there only sometimes.
-                 check_every=1 if device.type == "cpu" else 50)
+                 check_every=1 if device.type == "cpu" else 50, extra=_objective_extras(model, len(X), cfg, device))
+
+
+def _objective_extras(model: nn.Module, n_train: int, cfg: TrainConfig, device: torch.device) -> dict:
+    """What the objective needs beside its options, as its registration's flags ask: the training
+    set's size N (beta-TCVAE's minibatch-weighted sampling) and a discriminator with its own
+    optimizer (FactorVAE's), built once per run."""
+    objective = OBJECTIVES[cfg.objective] if model.family.has_density else None
+    extras: dict = {}
+    if objective is not None and objective.needs_dataset_size:
+        extras["dataset_size"] = n_train
+    if objective is not None and objective.discriminator:
+        extras["discriminator"] = objective.discriminator(model.config.code_dim, as_sizes(cfg.discriminator_hidden),
+                                                          cfg.discriminator_lr, device)
+    return extras
 
 
 def _agreed_seconds(loop: _Loop, seconds: float) -> float:
@@ -500,6 +572,11 @@ def _run(loop: _Loop, cfg: TrainConfig, X_val: Tensor | None, y_val: Tensor | No
             print(msg, file=sys.stderr, flush=True)
 
     start_epoch, start_step, history, resumed_sums = 1, 0, [], {}
+    if resume is not None and "discriminator" in loop.extra:
+        raise ConfigError(f"--resume is not available for objective={cfg.objective!r}: its discriminator is not saved in checkpoints; "
+                          "start the run again without --resume")
+    if cfg.log_every and rank == 0:
+        loop.on_step = on_epoch
     if resume is not None:
         start_epoch, start_step, history, resumed_sums = restore(resume, model, loop.opt, stopper, device)
         say(f"resumed at epoch {start_epoch}, step {start_step}")
@@ -508,8 +585,10 @@ def _run(loop: _Loop, cfg: TrainConfig, X_val: Tensor | None, y_val: Tensor | No
         first = start_step if epoch == start_epoch else 0
         sums = dict(resumed_sums) if (epoch == start_epoch and first) else {}
         t0 = time.perf_counter()
-        out = train_epoch(loop, epoch, first, sums, trained_seconds, history)
-        row = epoch_row(loop, epoch, time.perf_counter() - t0, sums, loop.n_seen, X_val, y_val)
+        out, done = train_epoch(loop, epoch, first, sums, trained_seconds, history)
+        # A partial epoch (stopped inside) is the mean over the examples it saw.
+        n_seen = loop.n_seen if done == loop.steps_per_epoch else min(done * cfg.batch_size, loop.n_seen)
+        row = epoch_row(loop, epoch, time.perf_counter() - t0, sums, n_seen, X_val, y_val)
         history.append(row)
         if on_epoch and rank == 0:
             on_epoch(row)
@@ -520,11 +599,19 @@ def _run(loop: _Loop, cfg: TrainConfig, X_val: Tensor | None, y_val: Tensor | No
         stop = None
         if stopper is not None and "val_loss" in row and stopper.update(row["val_loss"], model):
             stop = f"early stopping after epoch {epoch}: no validation improvement for {stopper.bad_epochs} epochs"
+        if loop.stopped:
+            if checkpointer is not None and rank == 0:  # --resume continues the epoch where it stopped
+                checkpointer.save(model, loop.opt, epoch=epoch, step=done, history=history[:-1], sums=sums, early_stopping=stopper)
+            tell(f"stopping at step {done} of {loop.steps_per_epoch} in epoch {epoch}: {loop.stopped}")
+            break
         if checkpointer is not None and rank == 0:
             checkpointer.save(model, loop.opt, epoch=epoch + 1, step=0, history=history, sums={}, early_stopping=stopper)
         trained_seconds = _agreed_seconds(loop, trained_seconds + row["seconds"])
         if cfg.max_minutes and trained_seconds >= cfg.max_minutes * 60 and epoch < cfg.epochs:
             tell(f"stopping after epoch {epoch}: the --max-minutes budget of {cfg.max_minutes:g} min is spent")
+            break
+        if cfg.max_steps and epoch * loop.steps_per_epoch >= cfg.max_steps and epoch < cfg.epochs:
+            tell(f"stopping after epoch {epoch}: --max-steps {cfg.max_steps} reached")
             break
         if stop:
             tell(stop)
