@@ -72,10 +72,10 @@ def test_a_format_2_run_re_saved_in_parts_loads_the_same_halves(tmp_path, part):
     if part == "encoder":
         np.testing.assert_array_equal(half.encode(X), est.encode(X))
     else:
-        # decode, not sample: a VampPrior's p(z) runs its pseudo-inputs through the encoder, which a
-        # decoder folder does not hold (a defect of the part format, reported; sampling differs).
+        # A VampPrior's p(z) runs its pseudo-inputs through the encoder, so its decoder folder keeps the encoder too.
         Z = est.encode(X)
         np.testing.assert_array_equal(half.decode(Z), est.decode(Z))
+        np.testing.assert_array_equal(half.sample(3, seed=2), est.sample(3, seed=2))
 
 
 def test_a_format_2_checkpoint_reads_and_resumes_to_the_uninterrupted_model(tmp_path, monkeypatch):

@@ -243,3 +243,28 @@ def test_a_failed_save_leaves_the_old_pair_and_no_temporary_file(saved_vae, tmp_
     with pytest.raises(OSError):
         est.save(folder)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_a_vamp_prior_decoder_folder_samples_as_the_full_model_does(tmp_path):
+    """The VampPrior's p(z) runs the encoder over its pseudo-inputs, so a decoder saved alone keeps
+    the encoder's weights (a prior flag, needs_encoder): its samples are the full model's."""
+    X = np.random.default_rng(0).random((60, 16)).astype(np.float32)
+    est = VAE(latent_dim=2, prior="vamp", n_pseudo_inputs=3, **TINY).fit(X)
+    dec = vaekit.load_decoder(est.save(tmp_path / "dec", part="decoder"))
+    np.testing.assert_array_equal(dec.sample(5, seed=1), est.sample(5, seed=1))
+
+
+def test_a_vamp_prior_decoder_saved_without_its_encoder_refuses_to_sample(tmp_path):
+    """A decoder folder written before the prior said it needs the encoder: it decodes, and refuses to sample."""
+    from safetensors.numpy import load_file, save_file
+
+    X = np.random.default_rng(0).random((60, 16)).astype(np.float32)
+    est = VAE(latent_dim=2, prior="vamp", n_pseudo_inputs=3, **TINY).fit(X)
+    folder = est.save(tmp_path / "dec", part="decoder")
+    weights = load_file(folder / WEIGHTS_FILE)
+    save_file({k: v for k, v in weights.items() if not k.startswith("encoder.")}, folder / WEIGHTS_FILE)
+    dec = vaekit.load_decoder(folder)
+    Z = np.zeros((2, 2), np.float32)
+    np.testing.assert_array_equal(dec.decode(Z), est.decode(Z))
+    with pytest.raises(ModelFileError, match="lacks the encoder"):
+        dec.sample(2)

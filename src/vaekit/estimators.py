@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from .data.stream import is_streamed
 from .errors import ConfigError, DataError, ModelFileError
-from .modelfile import PART_PREFIXES, write_model
+from .modelfile import part_prefixes, write_model
 from .models import ModelConfig, build_model, config_from_params
 from .options import check_params, make_init, options_for
 from .registry import FAMILIES, LIKELIHOODS, PRESETS, Component
@@ -408,7 +408,8 @@ class _Base(TransformerMixin, _Inputs, BaseEstimator):  # the sklearn mixin firs
             raise ConfigError(f"part must be 'all', 'encoder' or 'decoder', got {part!r}")
         state = {k: v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
         if part != "all":
-            state = {k: v for k, v in state.items() if k.startswith(PART_PREFIXES[part])}
+            keep = part_prefixes(part, with_encoder=bool(self.model_.config.prior_component.needs_encoder))
+            state = {k: v for k, v in state.items() if k.startswith(keep)}
         if getattr(self, "scaler_mean_", None) is not None:
             state["scaler.mean"] = torch.from_numpy(np.ascontiguousarray(self.scaler_mean_))
             state["scaler.scale"] = torch.from_numpy(np.ascontiguousarray(self.scaler_scale_))

@@ -251,9 +251,11 @@ def upgrade_state(state: dict[str, torch.Tensor], version: int) -> dict[str, tor
     return out
 
 
-def part_prefixes(part: str, version: int = FORMAT_VERSION) -> tuple[str, ...]:
-    """The weight-name prefixes a part='encoder' or 'decoder' folder of format ``version`` holds."""
-    return (V1_PART_PREFIXES if version < 2 else PART_PREFIXES)[part]
+def part_prefixes(part: str, version: int = FORMAT_VERSION, with_encoder: bool = False) -> tuple[str, ...]:
+    """The weight-name prefixes a part='encoder' or 'decoder' folder of format ``version`` holds;
+    ``with_encoder``: a decoder whose prior runs the encoder (the VampPrior) keeps the encoder too."""
+    prefixes = (V1_PART_PREFIXES if version < 2 else PART_PREFIXES)[part]
+    return prefixes + ("encoder.",) if with_encoder and part == "decoder" else prefixes
 
 
 def read_shapes(path: Path, version: int = FORMAT_VERSION) -> dict[str, tuple[int, ...]]:

@@ -155,7 +155,8 @@ POSTERIORS.declare("logistic")
 # conditional: available for a conditional model; title: its name in messages; symbol: how captions write
 # it (p(z) when not declared).
 PRIORS.declare("normal", flags={"choice": True, "standard_normal": True, "conditional": True, "symbol": "N(0, I)"})
-PRIORS.declare("vamp", options={"n_pseudo_inputs": "n_pseudo_inputs"}, flags={"choice": True, "title": "the VampPrior"})
+# needs_encoder: p(z) runs the encoder (over its pseudo-inputs), so a decoder saved alone keeps the encoder's weights.
+PRIORS.declare("vamp", options={"n_pseudo_inputs": "n_pseudo_inputs"}, flags={"choice": True, "title": "the VampPrior", "needs_encoder": True})
 PRIORS.declare("two-layer", options={"latent_dim": "top_latent_dim", "hidden": "top_hidden"}, flags={"conditional": True})
 
 # -- model families (implemented in vaekit.models; estimators in vaekit.estimators) ---------------

@@ -48,8 +48,11 @@ def load(path: str | Path, device: str = "cpu"):
     found = read_shapes(path, version)
     model_config = _model_config(cfg, path)
     model, expected = sized_build(model_config)
+    # A decoder of a prior that runs the encoder holds the encoder too (folders saved before that
+    # was known lack it: they decode, and refuse to sample; see Decoder.sample).
+    with_encoder = bool(model_config.prior_component.needs_encoder) and any(k.startswith("encoder.") for k in found)
     if part != "all":
-        expected = {k: v for k, v in expected.items() if k.startswith(part_prefixes(part, version))}
+        expected = {k: v for k, v in expected.items() if k.startswith(part_prefixes(part, version, with_encoder))}
     check_shapes(path, expected, found, input_shape)
     if model is None:
         model = build_model(model_config)
@@ -62,7 +65,7 @@ def load(path: str | Path, device: str = "cpu"):
     if part == "encoder":
         return Encoder(est)
     if part == "decoder":
-        return Decoder(est)
+        return Decoder(est, can_sample=with_encoder or not model_config.prior_component.needs_encoder)
     return est
 
 
@@ -221,9 +224,10 @@ class Encoder:
 class Decoder:
     """The decoder half of a saved model: ``decode(Z)`` and (for a VAE) ``sample(n)``."""
 
-    def __init__(self, est):
+    def __init__(self, est, can_sample: bool = True):
         self._est = est
         self.latent_dim = est.model_.config.code_dim  # the length of a code (z1 and z2 for two layers)
+        self._can_sample = can_sample  # False: a VampPrior decoder saved without the encoder its prior runs
 
     def decode(self, Z, y=None) -> np.ndarray:
         return self._est.decode(Z, y)
@@ -231,6 +235,9 @@ class Decoder:
     def sample(self, n: int = 16, label: int | None = None, seed: int | None = None) -> np.ndarray:
         if not self._est.model_.family.has_density:
             raise ConfigError("only a VAE decoder can sample from a prior; an autoencoder's code has none")
+        if not self._can_sample:
+            raise ModelFileError("this decoder folder lacks the encoder its prior (the VampPrior) runs to draw z; "
+                                 "save the decoder again from the full model (model.save(path, part='decoder')) or load the full model folder")
         return self._est.sample(n, label=label, seed=seed)
 
 
