@@ -10,12 +10,26 @@ from pathlib import Path
 
 from ..errors import VaekitError
 
-DATASETS = ("mnist, fashion-mnist, frey-face, digits, binarized-mnist, embedded, a .npy/.npz/.csv/.parquet file, "
+# Where a help text lists the datasets. The list is the registry of named datasets
+# (vaekit.data.datasets.NAMED_SOURCES), which imports numpy and pandas: the Formatter fills it in
+# only when help is shown, so that building the parser stays fast.
+DATASETS = "\x00datasets\x00"
+
+
+def dataset_list() -> str:
+    """The data ``--dataset`` takes, in words: the named datasets, then the user's own files and folders."""
+    from ..data.datasets import NAMED_SOURCES, USER_SUFFIXES
+
+    return (f"{', '.join(NAMED_SOURCES)}, a {'/'.join(USER_SUFFIXES)} file, "
             "or a folder of images (one subfolder per class gives labels)")
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action):
+        text = self._help_with_default(action)
+        return text.replace(DATASETS, dataset_list()) if DATASETS in text else text
+
+    def _help_with_default(self, action):
         # Options whose help already states their default (or whose default is "unset") do not
         # get argparse's "(default: None)" appended.
         text = action.help or ""
