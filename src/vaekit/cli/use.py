@@ -35,7 +35,8 @@ def add_parsers(sub) -> None:
     add_pretrained_option(p)
     add_data_options(p, None, "test")
     p.add_argument("--out", required=True, metavar="FILE",
-                   help=".npz (arrays z, and y and classes when the data has labels), .csv (columns z0.., and label "
+                   help=".npz (arrays z, and y and classes when the data has labels, factors (N x K integers) and "
+                        "factor_names when it has ground-truth factors, as sprites does), .csv (columns z0.., and label "
                         "when the data has labels) or .npy (the codes only)")
     add_raw_csv_option(p, "the labels of a .csv")
     p.set_defaults(func=cmd_encode)
@@ -91,18 +92,25 @@ def cmd_encode(args) -> int:
     y = data.y if est.is_conditional else None
     Z = est.encode(data.X, y)
     out = Path(args.out)
-    write_codes(out, Z, data.y, data.classes, raw_csv=args.raw_csv)
+    npz = out.suffix.lower() == ".npz"
+    write_codes(out, Z, data.y, data.classes, raw_csv=args.raw_csv,
+                factors=data.factors if npz else None, factor_names=data.factor_names)
     labelled = data.y is not None and out.suffix.lower() != ".npy"
-    print(f"wrote codes of shape {Z.shape}{' and their labels' if labelled else ''} to {out}")
+    kept = (["their labels"] if labelled else []) + ([f"factors {', '.join(data.factor_names or [])}"] if npz and data.factors is not None else [])
+    print(f"wrote codes of shape {Z.shape}{' and ' + ' and '.join(kept) if kept else ''} to {out}")
     if data.y is not None and out.suffix.lower() == ".npy":
         print("(the labels are not in a .npy file; write .npz or .csv to keep them beside the codes)")
+    if data.factors is not None and not npz:
+        print("(the ground-truth factors are written only to a .npz file; write .npz to keep them beside the codes)")
     return 0
 
 
-def write_codes(path: Path, Z, y=None, classes=None, raw_csv: bool = False) -> None:
-    """Codes with their labels where known: .npz (z, y, classes), .csv (z0.., label) or .npy (z only).
+def write_codes(path: Path, Z, y=None, classes=None, raw_csv: bool = False, factors=None, factor_names=None) -> None:
+    """Codes with their labels where known: .npz (z, y, classes, and factors, factor_names when given),
+    .csv (z0.., label) or .npy (z only).
 
-    A .csv's text labels are spreadsheet-safe unless ``raw_csv`` (see vaekit.csvcells).
+    A .csv's text labels are spreadsheet-safe unless ``raw_csv`` (see vaekit.csvcells). ``factors``
+    (int64 N x K, the ground-truth factor classes) go to a .npz only.
     """
     import numpy as np
 
@@ -122,6 +130,10 @@ def write_codes(path: Path, Z, y=None, classes=None, raw_csv: bool = False) -> N
                 arrays["y"] = y
                 if classes is not None:
                     arrays["classes"] = np.asarray([str(c) for c in classes])  # unicode, loads without pickle
+            if factors is not None:
+                arrays["factors"] = np.asarray(factors, dtype=np.int64)
+                if factor_names is not None:
+                    arrays["factor_names"] = np.asarray([str(n) for n in factor_names])
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
         else:
