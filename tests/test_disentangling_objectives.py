@@ -45,15 +45,21 @@ def _log_density(family: str, z: float, loc: float, scale: float) -> float:
     return -math.log(2 * scale) - abs(z - loc) / scale  # laplace
 
 
-def _brute_force(family: str, loc, scale, z, n_data: int) -> dict[str, list[float]]:
-    """Chen et al.'s minibatch-weighted sampling, one draw i and one example k at a time."""
+def _brute_force(family: str, loc, scale, z, n_data: int, estimator: str) -> dict[str, list[float]]:
+    """Chen et al.'s minibatch-weighted sampling (or the stratified weights), one draw i and one example k at a time."""
     batch, dims = len(loc), len(loc[0])
     out: dict[str, list[float]] = {"mi": [], "tc": [], "dim_kl": []}
+
+    def weight(i: int, k: int) -> float:
+        if estimator == "mws":
+            return 1 / (n_data * batch)
+        return 1 / n_data if i == k else (n_data - 1) / (n_data * (batch - 1))
+
     for i in range(batch):
         own = sum(_log_density(family, z[i][d], loc[i][d], scale[i][d]) for d in range(dims))
-        joint = math.log(sum(math.exp(sum(_log_density(family, z[i][d], loc[k][d], scale[k][d]) for d in range(dims)))
-                             for k in range(batch)) / (n_data * batch))
-        dim_sum = sum(math.log(sum(math.exp(_log_density(family, z[i][d], loc[k][d], scale[k][d])) for k in range(batch)) / (n_data * batch))
+        joint = math.log(sum(weight(i, k) * math.exp(sum(_log_density(family, z[i][d], loc[k][d], scale[k][d]) for d in range(dims)))
+                             for k in range(batch)))
+        dim_sum = sum(math.log(sum(weight(i, k) * math.exp(_log_density(family, z[i][d], loc[k][d], scale[k][d])) for k in range(batch)))
                       for d in range(dims))
         prior = sum(-0.5 * math.log(2 * math.pi) - 0.5 * z[i][d] ** 2 for d in range(dims))
         out["mi"].append(own - joint)
@@ -62,25 +68,40 @@ def _brute_force(family: str, loc, scale, z, n_data: int) -> dict[str, list[floa
     return out
 
 
+@pytest.mark.parametrize("estimator", ["mws", "stratified"])
 @pytest.mark.parametrize("family", ["normal", "laplace"])
-def test_minibatch_weighted_sampling_matches_a_brute_force_computation(family):
+def test_the_estimators_match_a_brute_force_computation(family, estimator):
     gen = torch.Generator().manual_seed(0)
     loc = torch.randn(4, 2, generator=gen, dtype=torch.float64)
     log_var = torch.randn(4, 2, generator=gen, dtype=torch.float64) * 0.5
     q = posterior(family, loc, log_var)
     z = q.sample((1,))
     log_prior = torch.distributions.Normal(0.0, 1.0).log_prob(z)
-    got = tc_decomposition(q, z, log_prior, dataset_size=50)
-    want = _brute_force(family, loc.tolist(), q.scale.tolist(), z[0].tolist(), 50)
+    got = tc_decomposition(q, z, log_prior, dataset_size=50, estimator=estimator)
+    want = _brute_force(family, loc.tolist(), q.scale.tolist(), z[0].tolist(), 50, estimator)
     for name in ("mi", "tc", "dim_kl"):
         np.testing.assert_allclose(got[name][0].numpy(), want[name], rtol=1e-10, atol=1e-10, err_msg=name)
 
 
-def test_the_three_terms_add_up_to_the_monte_carlo_kl_draw_by_draw():
+def test_on_a_collapsed_code_stratified_reads_no_mi_or_tc_where_mws_reads_its_bias():
+    zeros = torch.zeros(8, 4, dtype=torch.float64)
+    q = posterior("normal", zeros, zeros)  # q(z|x) = N(0, I) for every x
+    z = q.sample((2,))
+    log_prior = torch.distributions.Normal(0.0, 1.0).log_prob(z)
+    fair = tc_decomposition(q, z, log_prior, dataset_size=1000, estimator="stratified")
+    for name in ("mi", "tc", "dim_kl"):
+        torch.testing.assert_close(fair[name], torch.zeros_like(fair[name]))
+    mws = tc_decomposition(q, z, log_prior, dataset_size=1000)
+    torch.testing.assert_close(mws["tc"], torch.full_like(mws["tc"], 3 * math.log(1000)))  # (D - 1) log N
+    torch.testing.assert_close(mws["mi"], torch.full_like(mws["mi"], math.log(1000)))
+
+
+@pytest.mark.parametrize("estimator", ["mws", "stratified"])
+def test_the_three_terms_add_up_to_the_monte_carlo_kl_draw_by_draw(estimator):
     model, x = _model(), _data(7)
     q = model.inference(x)
     z = q.rsample((3,))
-    parts = tc_decomposition(q, z, model.prior_marginals().log_prob(z), dataset_size=1000)
+    parts = tc_decomposition(q, z, model.prior_marginals().log_prob(z), dataset_size=1000, estimator=estimator)
     torch.testing.assert_close(parts["mi"] + parts["tc"] + parts["dim_kl"], q.log_prob(z) - model.prior().log_prob(z))
 
 
@@ -162,6 +183,7 @@ def test_the_discriminator_tells_correlated_codes_from_permuted_ones():
     ({"objective": "beta-tcvae", "beta": 4.0}, "beta does not apply to objective='beta-tcvae'"),
     ({"objective": "beta-tcvae", "warmup_epochs": 2.0}, "warmup_epochs does not apply"),
     ({"objective": "factor-vae", "discriminator_hidden": "0"}, "discriminator_hidden must be"),
+    ({"objective": "beta-tcvae", "tc_estimator": "mss"}, "tc_estimator must be one of mws, stratified"),
 ])
 def test_nonsense_combinations_are_one_line_errors(params, message):
     with pytest.raises(ConfigError, match=message) as err:
@@ -193,7 +215,7 @@ def test_beta_tcvae_is_given_the_training_sets_size(monkeypatch):
 
     seen = []
     real = dis.tc_decomposition
-    monkeypatch.setattr(dis, "tc_decomposition", lambda q, z, lp, n: seen.append(n) or real(q, z, lp, n))
+    monkeypatch.setattr(dis, "tc_decomposition", lambda q, z, lp, n, est: seen.append(n) or real(q, z, lp, n, est))
     X = np.random.default_rng(0).random((100, 6)).round().astype(np.float32)
     VAE(latent_dim=2, hidden=8, epochs=1, batch_size=30, objective="beta-tcvae", val_fraction=0.2).fit(X)
     assert set(seen) == {80}

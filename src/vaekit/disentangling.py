@@ -45,33 +45,47 @@ def _marginals(model, objective: str):
     return model.prior_marginals()
 
 
-def tc_decomposition(q, z: Tensor, log_prior_dims: Tensor, dataset_size: int) -> dict[str, Tensor]:
-    """The KL's three parts per draw by minibatch-weighted sampling (Chen et al. 2018, eq. 2 and sec. 3):
+def tc_decomposition(q, z: Tensor, log_prior_dims: Tensor, dataset_size: int, estimator: str = "mws") -> dict[str, Tensor]:
+    """The KL's three parts per draw, from the minibatch (Chen et al. 2018, eq. 2):
 
     ``mi`` = log q(z|x) - log q(z), ``tc`` = log q(z) - sum_j log q(z_j), ``dim_kl`` = sum_j log q(z_j) - log p(z_j),
-    each of shape (L, B) in nats, with log q(z) ~ logsumexp_k log q(z|x_k) - log(N M) over the M examples k
-    of the batch (and likewise each q(z_j)), N = ``dataset_size``. ``q``: a posterior over independent
-    dimensions, batch (B,); ``z``: its draws (L, B, D); ``log_prior_dims``: log p(z_j), (L, B, D).
-    The three add up to log q(z|x) - log p(z) draw by draw, whatever the estimator's bias.
+    each of shape (L, B) in nats. ``q``: a posterior over independent dimensions, batch (B,); ``z``: its
+    draws (L, B, D); ``log_prior_dims``: log p(z_j), (L, B, D); N = ``dataset_size``.
+
+    ``estimator="mws"``, minibatch-weighted sampling (Chen et al., sec. 3, as their code has it):
+    q(z_i) ~ sum_k q(z_i|x_k) / (N M) over the batch's M examples k, and likewise each q(z_ij). It
+    is biased: where the posteriors overlap it reads log q(z) - log N, so TC comes out about
+    (D - 1) log N too high and the dimension-wise KL D log N too low (their sum is right).
+    ``"stratified"``: the example's own term weighted 1/N and the batch's M - 1 others
+    (N - 1) / (N (M - 1)) each, an unbiased estimate of q(z_i) (the idea of Chen et al.'s
+    minibatch stratified sampling, app. C.2, with the others weighted alike); a collapsed code gets
+    MI = TC = 0. The three add up to log q(z|x) - log p(z) draw by draw with either.
     """
     base = q.base_dist
     batch = z.shape[-2]
     pairs = base.log_prob(z.unsqueeze(-2))  # (L, B, B, D): log q(z_{i,j} | x_k), draw i's dimension j under example k
-    log_norm = math.log(dataset_size * batch)
-    log_q_joint = pairs.sum(-1).logsumexp(-1) - log_norm
-    log_q_dims = (pairs.logsumexp(-2) - log_norm).sum(-1)
+    if estimator == "mws":
+        log_w = pairs.new_full((batch, batch), -math.log(dataset_size * batch))
+    elif estimator == "stratified":
+        log_w = pairs.new_full((batch, batch), math.log(max(dataset_size - 1, 1e-300) / (dataset_size * max(batch - 1, 1))))
+        log_w.fill_diagonal_(-math.log(dataset_size))
+    else:
+        raise ConfigError(f"unknown total-correlation estimator {estimator!r}; choose mws or stratified")
+    log_q_joint = (pairs.sum(-1) + log_w).logsumexp(-1)
+    log_q_dims = (pairs + log_w.unsqueeze(-1)).logsumexp(-2).sum(-1)
     log_q_given_x = base.log_prob(z).sum(-1)
     log_p = log_prior_dims.sum(-1)
     return {"mi": log_q_given_x - log_q_joint, "tc": log_q_joint - log_q_dims, "dim_kl": log_q_dims - log_p}
 
 
-@OBJECTIVES.register("beta-tcvae", options={"n_samples": "n_samples", "tc_alpha": "tc_alpha", "tc_beta": "tc_beta", "tc_gamma": "tc_gamma"},
+@OBJECTIVES.register("beta-tcvae", options={"n_samples": "n_samples", "tc_alpha": "tc_alpha", "tc_beta": "tc_beta", "tc_gamma": "tc_gamma",
+                                            "tc_estimator": "tc_estimator"},
                      help="the ELBO with its KL split into index-code MI, total correlation and dimension-wise KL, weighted "
                           "--tc-alpha, --tc-beta, --tc-gamma (Chen et al. 2018)",
                      flags={**_NEEDS, "needs_dataset_size": True})
 def beta_tcvae(model, x: Tensor, c: Tensor | None, options: dict) -> LossOutput:
     """-(E_q[log p(x|z)] - alpha MI - beta TC - gamma dim-KL) with the terms of :func:`tc_decomposition`
-    (minibatch-weighted sampling) and N = ``dataset_size`` (the training set's size, which the
+    (``tc_estimator``: minibatch-weighted sampling by default, as the paper trains) and N = ``dataset_size`` (the training set's size, which the
     training loop passes; without it the batch stands for the data set). With alpha = beta =
     gamma = 1 the three terms add up to a Monte-Carlo KL and the loss is the ELBO's in expectation.
     Terms per example in nats: ``mi``, ``tc``, ``dim_kl``, and ``elbo``, ``log_likelihood``, ``kl``
@@ -79,7 +93,8 @@ def beta_tcvae(model, x: Tensor, c: Tensor | None, options: dict) -> LossOutput:
     q, z, log_lik = _draw(model, x, c, options.get("n_samples", 1))
     _factors(q, "beta-tcvae")
     log_prior_dims = _marginals(model, "beta-tcvae").log_prob(z)
-    parts = {k: v.mean(0) for k, v in tc_decomposition(q, z, log_prior_dims, options.get("dataset_size") or len(x)).items()}
+    n = options.get("dataset_size") or len(x)
+    parts = {k: v.mean(0) for k, v in tc_decomposition(q, z, log_prior_dims, n, options.get("tc_estimator", "mws")).items()}
     penalty = options.get("tc_alpha", 1.0) * parts["mi"] + options.get("tc_beta", 6.0) * parts["tc"] + options.get("tc_gamma", 1.0) * parts["dim_kl"]
     kl = model.kl(q, z)
     return LossOutput(-(log_lik - penalty).mean(), {"elbo": log_lik - kl, "log_likelihood": log_lik, "kl": kl, **parts})

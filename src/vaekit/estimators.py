@@ -60,6 +60,7 @@ if TYPE_CHECKING:
         tc_alpha: float
         tc_beta: float
         tc_gamma: float
+        tc_estimator: str
         factor_gamma: float
         discriminator_hidden: int | tuple[int, ...] | list[int] | str
         discriminator_lr: float
@@ -463,6 +464,7 @@ class VAE(_Base):
         tc_alpha: float
         tc_beta: float
         tc_gamma: float
+        tc_estimator: str
         factor_gamma: float
         discriminator_hidden: int | tuple[int, ...] | list[int] | str
         discriminator_lr: float
@@ -517,6 +519,7 @@ class VAE(_Base):
             tc_alpha: float = 1.0,
             tc_beta: float = 6.0,
             tc_gamma: float = 1.0,
+            tc_estimator: str = 'mws',
             factor_gamma: float = 35.0,
             discriminator_hidden: int | tuple[int, ...] | list[int] | str = (256, 256, 256),
             discriminator_lr: float = 0.0001,

@@ -222,6 +222,10 @@ OPTIONS: tuple[Option, ...] = (
            target="train", low=0, metavar="BETA", when=_read_by(OBJECTIVES, "objective", "tc_beta")),
     Option("tc_gamma", "float", 1.0, "--objective beta-tcvae: weight gamma of the dimension-wise KL", kinds=DENSITY,
            target="train", low=0, metavar="GAMMA", when=_read_by(OBJECTIVES, "objective", "tc_gamma")),
+    Option("tc_estimator", "str", "mws", "--objective beta-tcvae: how q(z) is estimated from the batch: mws, the paper's minibatch-weighted "
+           "sampling (its TC reads about (D - 1) log N too high where posteriors overlap), or stratified, the example's own term "
+           "weighted 1/N (unbiased)", kinds=DENSITY, target="train", choices=("mws", "stratified"),
+           when=_read_by(OBJECTIVES, "objective", "tc_estimator")),
     # Kim & Mnih (2018) found gamma = 35 best on dSprites among 10..100 (their fig. 5).
     Option("factor_gamma", "float", 35.0, "--objective factor-vae: weight gamma of the total correlation, as the discriminator estimates it",
            kinds=DENSITY, target="train", low=0, metavar="GAMMA", when=_read_by(OBJECTIVES, "objective", "factor_gamma")),
@@ -332,7 +336,7 @@ def _check_objective(params: dict) -> None:
     if "beta" not in objective.options:
         for name, off in (("beta", 1.0), ("warmup_epochs", 0.0)):
             if params.get(name, off) != off:
-                own = " ".join(k for k in objective.options.values() if k != "n_samples")
+                own = " ".join(k for k in objective.options.values() if k != "n_samples" and BY_NAME[k].type == "float")
                 raise ConfigError(f"{name} does not apply to {say}, which weighs its terms with {own}; leave {name}={off:g}")
 
 

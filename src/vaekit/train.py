@@ -60,6 +60,7 @@ if TYPE_CHECKING:  # the class make_dataclass builds below, for type checkers an
         tc_alpha: float = 1.0
         tc_beta: float = 6.0
         tc_gamma: float = 1.0
+        tc_estimator: str = 'mws'
         factor_gamma: float = 35.0
         discriminator_hidden: int | tuple[int, ...] | list[int] | str = (256, 256, 256)
         discriminator_lr: float = 0.0001
