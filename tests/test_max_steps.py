@@ -97,3 +97,19 @@ def test_the_cli_writes_step_rows_beside_the_epoch_rows(tmp_path):
     assert [int(r["step"]) for r in steps] == [2, 4, 6]
     assert [r["epoch"] for r in rows if not r["step"]] == ["1", "2"]
     assert all(r["train_loss"] for r in rows)
+
+
+def test_log_every_rows_reach_tensorboard_against_the_step(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = tmp_path / "tb"
+    args = ["train", "--objective", "beta-tcvae", "--limit", "300", "--epochs", "1", "--batch-size", "50", "--hidden", "16",
+            "--latent-dim", "3", "--quiet", "--no-figures", "--no-report", "--threads", "1", "--log-every", "2",
+            "--tensorboard", str(tb), "--tensorboard-images", "1", "--out", str(tmp_path / "run")]
+    assert main(args) == 0
+    acc = EventAccumulator(str(tb), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("step/tc")] == [2, 4, 6]
+    assert {"step/loss", "step/mi", "step/dim_kl", "train/tc"} <= set(acc.Tags()["scalars"])
+    assert [e.step for e in acc.Images("samples")] == [1]  # images per epoch, not per step row

@@ -57,6 +57,11 @@ class TensorBoardTracker:
         self.kl_skipped: str | None = None  # why the KL per dimension is not logged, once a prior refused it
 
     def __call__(self, row: dict) -> None:
+        if "step" in row:  # a --log-every row (vaekit.train): its terms against the optimizer step, no images
+            for key, value in row.items():
+                if key not in ("epoch", "step") and isinstance(value, (int, float)) and math.isfinite(value):
+                    self.writer.add_scalar(f"step/{key.removeprefix('train_')}", value, int(row["step"]))
+            return
         epoch = int(row["epoch"])
         kl_logged = False
         for key, value in row.items():

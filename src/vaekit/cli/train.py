@@ -44,7 +44,7 @@ def add_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace --out if it already exists")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run from its last checkpoint (in .RUN_DIR.partial), with its original "
-                        "options, into RUN_DIR itself; --epochs, --max-minutes and the output flags (--quiet, --no-report, "
+                        "options, into RUN_DIR itself; --epochs, --max-minutes, --max-steps, --log-every and the output flags (--quiet, --no-report, "
                         "--tensorboard, ...) may be given again, any other flag is refused")
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
                    help="write a checkpoint every this many steps (0: only at epoch ends when --checkpoint-minutes is set)")
@@ -342,7 +342,7 @@ def _finish(args, est, data, out: Path) -> None:
 
 # Flags that may be typed with --resume: how long the run goes on, and what it prints or writes
 # beside the model. Anything else would change what the checkpoint's numbers mean, so it is refused.
-RESUME_FLAGS = ("epochs", "max_minutes", "checkpoint_every", "checkpoint_minutes", "quiet", "no_figures", "no_report",
+RESUME_FLAGS = ("epochs", "max_minutes", "max_steps", "log_every", "checkpoint_every", "checkpoint_minutes", "quiet", "no_figures", "no_report",
                 "tensorboard", "tensorboard_images", "threads", "overwrite")
 # What a recorded command may not decide: where the run is written (DIR alone decides), where else
 # files go, and what would run instead of training. Dropped from the recorded command on resume.
