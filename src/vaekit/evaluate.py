@@ -204,9 +204,9 @@ def evaluate(est, X: np.ndarray, y: np.ndarray | None = None, *, X_train: np.nda
     log-likelihoods in nats per example.
     """
     est.check_fitted()
-    conditional = bool(getattr(est, "conditional", False))
+    conditional = est.is_conditional
     is_vae = est.model_.family.has_density
-    results: dict = {"n": int(len(X)), "model": "vae" if is_vae else "autoencoder",
+    results: dict = {"n": int(len(X)), "model": est.family.json_name,
                      "latent_dim": int(est.model_.config.code_dim), "likelihood": est.likelihood}
     if binarize:
         X, results["binarization"] = binarize_for_eval(est, X)

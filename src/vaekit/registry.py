@@ -162,18 +162,19 @@ PRIORS.declare("two-layer", options={"latent_dim": "top_latent_dim", "hidden": "
 # -- model families (implemented in vaekit.models; estimators in vaekit.estimators) ---------------
 # has_density: a prior, a posterior and a likelihood, so an ELBO, an importance-weighted NLL, samples
 # from p(z) and likelihood-based anomaly scores exist; conditional: takes class labels (the
-# estimator's ``conditional`` option); estimator: its scikit-learn class's name (in config.json);
+# estimator's ``conditional`` option); estimator: its scikit-learn class's name (in config.json); json_name: its
+# name in `vaekit evaluate --json` (as 0.1.0 wrote it);
 # title / plural / article: its name in messages and help; long_title: its name spelled out (the report's
 # introduction); codes / code_from: what its encoder gives (figures' titles: "posterior means", "through the
 # posterior mean"; an autoencoder's code is a point);
 # defaults: the per-family defaults of shared options (vaekit.options reads them; they were measured
 # per family: tests/test_course_acceptance.py).
 FAMILIES.declare("vae", help="variational autoencoder", flags={
-    "has_density": True, "conditional": True, "estimator": "VAE", "title": "VAE", "plural": "VAEs", "article": "a",
+    "has_density": True, "conditional": True, "estimator": "VAE", "json_name": "vae", "title": "VAE", "plural": "VAEs", "article": "a",
     "long_title": "variational autoencoder", "codes": "posterior means", "code_from": "the posterior mean",
     "defaults": {"latent_dim": 20, "hidden": (400,), "batch_size": 128, "lr": 1e-3}})
 FAMILIES.declare("ae", help="deterministic autoencoder", flags={
-    "estimator": "Autoencoder", "title": "autoencoder", "plural": "autoencoders", "article": "an",
+    "estimator": "Autoencoder", "json_name": "autoencoder", "title": "autoencoder", "plural": "autoencoders", "article": "an",
     "long_title": "autoencoder", "codes": "codes", "code_from": "the encoder",
     "defaults": {"latent_dim": 32, "hidden": (256,), "batch_size": 64, "lr": 3e-3}})
 
