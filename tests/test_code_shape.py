@@ -18,7 +18,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parent.parent / "src" / "vaekit"
 MAX_FUNCTION, MAX_CLASS = 80, 150
 NAMED = re.compile(r'"(vae|ae|cvae|conv-vae|sparse-ae|denoising-ae)"|has_density\(|getattr\([a-z_]+, "conditional"|standard_normal_prior')
-MAX_NAMED = 80
+MAX_NAMED = 45  # 176 before the registry; now the declarations in registry.py and the registration sites
 
 
 def _declarative(node: ast.ClassDef) -> bool:
