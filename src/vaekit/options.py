@@ -234,7 +234,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("discriminator_hidden", "sizes", (256, 256, 256), "--objective factor-vae: hidden layer sizes of the discriminator MLP",
            kinds=DENSITY, target="train", metavar="SIZES", when=_read_by(OBJECTIVES, "objective", "discriminator_hidden")),
     Option("discriminator_lr", "float", 1e-4, "--objective factor-vae: learning rate of the discriminator's Adam (betas 0.5, 0.9 as in the paper)",
-           kinds=DENSITY, target="train", low=0, low_open=True, when=_read_by(OBJECTIVES, "objective", "discriminator_lr")),
+           kinds=DENSITY, target="train", low=0, low_open=True, metavar="LR", when=_read_by(OBJECTIVES, "objective", "discriminator_lr")),
     # -- data handling -----------------------------------------------------------------------
     Option("binarize", "str", "none", "for a Bernoulli likelihood: dynamic draws a fresh binary image every time one is used, static once",
            kinds=DENSITY, target="train", group="data handling", choices=("none", "dynamic", "static")),
