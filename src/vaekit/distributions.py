@@ -343,7 +343,7 @@ def _student_t(loc: Tensor, scale: Tensor, df: float = 5.0) -> Distribution:
     return StudentT(torch.as_tensor(df, dtype=loc.dtype, device=loc.device), loc, scale, validate_args=False)
 
 
-POSTERIORS = _POSTERIORS.names()  # a view of the registry, in its order
+POSTERIORS = _POSTERIORS.names(location_scale=True)  # the location-scale families built here: a view of the registry
 
 
 class LocationScale(Independent):
@@ -359,6 +359,8 @@ class LocationScale(Independent):
 
     def __init__(self, family: str, loc: Tensor, log_var: Tensor, df: float = 5.0):
         component = _POSTERIORS[family]
+        if not component.location_scale:
+            raise ConfigError(f"the {family} posterior is not a location-scale family: it has no loc + scale * eps form to build here")
         self.family, self.loc, self.log_var, self.df = family, loc, log_var, df
         self.scale = torch.exp(0.5 * log_var)
         options = {"df": df} if component.options else {}
@@ -421,7 +423,7 @@ def factors(d: Distribution) -> Distribution:
     what per-dimension KLs and per-feature log-likelihoods are taken of."""
     if isinstance(d, Independent) and d.reinterpreted_batch_ndims == 1:
         return d.base_dist
-    raise ConfigError(f"per-dimension terms need a distribution over independent dimensions, not {type(d).__name__}")
+    raise ConfigError(f"per-dimension terms are not available for {type(d).__name__}: they need a distribution over independent dimensions")
 
 
 EXP_FLOOR = -60.0  # terms this far below a logsumexp's largest are < 1e-26 of it: float32 cannot see them

@@ -25,7 +25,7 @@ from .errors import ConfigError, DataError, ModelFileError
 from .modelfile import part_prefixes, write_model
 from .models import ModelConfig, build_model, config_from_params
 from .options import check_params, make_init, options_for
-from .registry import FAMILIES, LIKELIHOODS, PRESETS, Component
+from .registry import FAMILIES, LIKELIHOODS, POSTERIORS, PRESETS, Component
 from .train import TrainConfig, fit
 
 if TYPE_CHECKING:
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
         ar_hidden: int
         posterior: str
         student_df: float
+        iaf_steps: int
+        iaf_hidden: int
         prior: str
         n_pseudo_inputs: int
         top_latent_dim: int
@@ -433,7 +435,8 @@ class VAE(_Base):
     Parameters are declared in :data:`vaekit.options.OPTIONS` (which also gives ``vaekit train --help``).
     ``likelihood``: 'bernoulli' (data in [0, 1]), 'continuous-bernoulli' or 'gaussian' (with a
     fixed ``sigma`` or, with ``learn_sigma=True``, a learned per-dimension sigma).
-    ``posterior``: 'normal', 'laplace', 'student-t' (``student_df`` degrees of freedom) or 'logistic'.
+    ``posterior``: 'normal', 'laplace', 'student-t' (``student_df`` degrees of freedom), 'logistic', or 'iaf'
+    (an inverse autoregressive flow, vaekit.flows: ``iaf_steps`` MADE steps of ``iaf_hidden`` units; Monte-Carlo KL).
     ``conditional=True`` makes q(z|x, c) and p(x|z, c) with c a one-hot class label (pass y to fit).
     """
 
@@ -449,6 +452,8 @@ class VAE(_Base):
         ar_hidden: int
         posterior: str
         student_df: float
+        iaf_steps: int
+        iaf_hidden: int
         prior: str
         n_pseudo_inputs: int
         top_latent_dim: int
@@ -504,6 +509,8 @@ class VAE(_Base):
             ar_hidden: int = 500,
             posterior: str = 'normal',
             student_df: float = 5.0,
+            iaf_steps: int = 2,
+            iaf_hidden: int = 256,
             prior: str = 'normal',
             n_pseudo_inputs: int = 500,
             top_latent_dim: int = 0,
@@ -638,20 +645,22 @@ class VAE(_Base):
         One seeded draw of the posterior family's standard noise eps (n_samples, latent_dim) serves
         every row, z = loc + scale * eps, so a row's score depends on the row alone (not on its
         batch or neighbours: scikit-learn's subset invariance) and models compared on the same data
-        see the same noise. With two stochastic layers the upper layer is drawn per batch instead.
+        see the same noise. With two stochastic layers the upper layer is drawn per batch instead, and so
+        is a posterior without draws from given noise (not ``location_scale``: a flow).
         """
         from . import distributions as D
 
         model = self.model_
         cfg = model.config
-        one_layer = cfg.code_dim == cfg.latent_dim
+        given_noise = POSTERIORS[cfg.posterior["name"]].location_scale
+        one_layer = cfg.code_dim == cfg.latent_dim and given_noise
         was_training = model.training
         model.eval()
         out = []
         with torch.random.fork_rng(devices=[X.device] if X.device.type == "cuda" else []):
             torch.manual_seed(self.seed)
             zeros = torch.zeros(1, cfg.latent_dim, device=X.device)
-            eps = D.posterior(cfg.posterior["name"], zeros, zeros, cfg.posterior.get("df", 5.0)).sample((n_samples,))
+            eps = D.posterior(cfg.posterior["name"], zeros, zeros, cfg.posterior.get("df", 5.0)).sample((n_samples,)) if given_noise else None
             for i in range(0, len(X), batch_size):
                 xb, cb = X[i : i + batch_size], None if y is None else y[i : i + batch_size]
                 q = model.inference(xb, cb)

@@ -29,8 +29,8 @@ WEIGHTS_VERSION = 2
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 # Which weights a part='encoder' / 'decoder' folder holds. The prior module goes with both halves:
-# a two-layer model's code needs q(z2|z1), and sampling needs p(z1|z2).
-PART_PREFIXES = {"encoder": ("encoder.", "latent_prior."), "decoder": ("decoder.", "likelihood.", "latent_prior.")}
+# a two-layer model's code needs q(z2|z1), and sampling needs p(z1|z2). A flow posterior's weights go with the encoder.
+PART_PREFIXES = {"encoder": ("encoder.", "latent_prior.", "posterior_flow."), "decoder": ("decoder.", "likelihood.", "latent_prior.")}
 # Format 1 (vaekit 0.1.0) kept the prior's weights at the top level and out of the parts.
 V1_PART_PREFIXES = {"encoder": ("encoder.",), "decoder": ("decoder.", "likelihood.")}
 V1_RENAMED = {"pseudo_inputs": "latent_prior.pseudo_inputs", "encoder_top.": "latent_prior.encoder_top.",
@@ -41,8 +41,8 @@ PARTS = ("all", "encoder", "decoder")
 MAX_SIZE = 1 << 20
 MAX_INPUT_DIMS = 4
 # The fields of a model section by the type of value they hold (JSON has no tuples: sizes are lists).
-_SIZE_FIELDS = {"latent_dim", "ar_hidden", "n_pseudo_inputs"}
-_COUNT_FIELDS = {"n_classes"}  # may be 0
+_SIZE_FIELDS = {"latent_dim", "ar_hidden", "n_pseudo_inputs", "made_hidden"}
+_COUNT_FIELDS = {"n_classes", "steps"}  # may be 0
 _SIZE_LIST_FIELDS = {"input_shape", "hidden"}
 _REAL_FIELDS = {"label_scale", "sigma", "df", "weight", "target", "level"}
 _BOOL_FIELDS = {"learn_sigma"}

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from . import distributions as D
+from . import flows  # noqa: F401 - binds the flow posteriors (iaf) to their declarations
 from .errors import ConfigError
 from .nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, conv_depth_for
 from .objectives import LossOutput
@@ -161,6 +162,7 @@ class VAEConfig:
             raise ConfigError(f"ar_hidden must be at least 1, got {lik['ar_hidden']}")
         _check_component("posterior", self.posterior, _taken(POSTERIORS))
         check_prior_spec(self.prior, conditional=bool(self.n_classes))
+        _check_pair(POSTERIORS[self.posterior["name"]], PRIORS[self.prior["name"]])
         if self.prior["name"] == "vamp" and int(self.prior.get("n_pseudo_inputs", 500)) < 1:
             raise ConfigError(f"the VampPrior needs at least 1 pseudo-input, got n_pseudo_inputs={self.prior['n_pseudo_inputs']}")
 
@@ -225,6 +227,15 @@ def component_options(component, params: dict) -> dict:
     declared defaults) and converted to the declared type: ``{"sigma": 1.0, "learn_sigma": False}``."""
     return {key: _CONVERT[BY_NAME[name].type](params.get(name, BY_NAME[name].default))
             for key, name in component.options.items()}
+
+
+def _check_pair(posterior: Component, prior: Component) -> None:
+    """A prior that needs a capability of the posterior (its ``posterior_needs`` flags) refuses one without it."""
+    for flag, why in (prior.posterior_needs or {}).items():
+        if not getattr(posterior, flag):
+            title = prior.title or f"the {prior.name} prior"
+            raise ConfigError(f"{title} is not available with the {posterior.name} posterior ({flag} is False): {why}; "
+                              "choose a posterior that can, such as posterior='normal'")
 
 
 def _check_component(what: str, spec, allowed: dict[str, set[str]]) -> dict:
@@ -344,6 +355,15 @@ def _make_encoder(cfg, out_dim: int) -> nn.Module:
     return MLPEncoder(cfg.input_shape, list(cfg.hidden), out_dim, cfg.activation, cfg.n_classes)
 
 
+def _posterior_flow(cfg: VAEConfig) -> nn.Module | None:
+    """A posterior with weights of its own (not ``location_scale``: a flow, vaekit.flows), built from its
+    JSON options as ``impl(latent_dim, **options)``; None for a location-scale family."""
+    component = POSTERIORS[cfg.posterior["name"]]
+    if component.location_scale:
+        return None
+    return component.build(cfg.latent_dim, **{k: v for k, v in cfg.posterior.items() if k != "name"})
+
+
 def _make_decoder(cfg, out_shape: tuple[int, ...] | None = None) -> nn.Module:
     """The decoder net; ``out_shape`` is what the likelihood wants per example (default: the data's shape)."""
     out_shape = cfg.input_shape if out_shape is None else out_shape
@@ -366,18 +386,24 @@ class VAE(nn.Module):
         super().__init__()
         self.config = config
         lik = {k: v for k, v in config.likelihood.items() if k != "name"}
-        self.encoder = _make_encoder(config, 2 * config.latent_dim)
+        flow = _posterior_flow(config)
+        self.encoder = _make_encoder(config, 2 * config.latent_dim + (flow.context_dim if flow is not None else 0))
         self.likelihood = LIKELIHOODS[config.likelihood["name"]].build(config.input_shape, **lik)
         self.decoder = _make_decoder(config, self.likelihood.param_shape(config.input_shape))
         # Registered last, so that parameters keep the order of format 1 (optimizer states in checkpoints).
         self.latent_prior = build_prior(config.prior, latent_dim=config.latent_dim, posterior=config.posterior,
                                         input_shape=config.input_shape, activation=config.activation)
+        self.posterior_flow = flow  # after the prior too; None (no weights) for a location-scale family
 
     # -- the density interface ----------------------------------------------------------------
     def q_bottom(self, x: Tensor, c: Tensor | None = None) -> Distribution:
         """q(z1|x, c), the encoder's posterior over the layer the decoder reads (batch (B,), event
         (latent_dim,)); the whole posterior with one stochastic layer. What the VampPrior mixes."""
-        loc, log_var = self.encoder(x, _condition(c, self.config)).chunk(2, dim=-1)
+        out = self.encoder(x, _condition(c, self.config))
+        if self.posterior_flow is not None:  # the encoder's (loc, log_var, context h) through the flow
+            loc, log_var, h = out.split([self.config.latent_dim, self.config.latent_dim, self.posterior_flow.context_dim], dim=-1)
+            return self.posterior_flow(loc, log_var, h)
+        loc, log_var = out.chunk(2, dim=-1)
         post = self.config.posterior
         return D.posterior(post["name"], loc, log_var, post.get("df", 5.0))
 

@@ -23,7 +23,7 @@ from torch.distributions import Categorical, Distribution, MixtureSameFamily, No
 from . import distributions as D
 from .errors import ConfigError
 from .nets import mlp
-from .registry import PRIORS
+from .registry import POSTERIORS, PRIORS
 
 Encoder = Callable[..., Distribution]  # (x, c) -> q(z1|x, c), the encoder's posterior over the bottom layer
 
@@ -83,7 +83,13 @@ class Prior(nn.Module):
         :meth:`marginals`: closed form where torch.distributions has one, else Monte-Carlo over the
         draws ``z`` (L, B, code_dim). Differentiable, for objectives that weigh dimensions (free
         bits); refuses where the marginals are unknown. Against N(0, I) the row sums are the KL."""
-        p, base = self.marginals(encoder), D.factors(q)
+        p = self.marginals(encoder)
+        if not POSTERIORS[self.family].location_scale:
+            # A flow's dimensions are dependent, so its marginals are unknown: each dimension's share of
+            # log q(z|x) - log p(z) at the draws instead, which add up to the Monte-Carlo KL under a
+            # factorized p(z) (the split Kingma et al. 2016 floor with free bits).
+            return (q.log_prob_dims(z) - p.log_prob(z)).mean(0)
+        base = D.factors(q)
         try:
             return kl_divergence(base, p.expand(base.batch_shape))
         except NotImplementedError:
@@ -112,8 +118,10 @@ class StandardNormalPrior(Prior):
 
     def __init__(self, latent_dim: int, posterior: dict):
         super().__init__(latent_dim, posterior)
-        q = D.posterior(self.family, torch.zeros(1, latent_dim), torch.zeros(1, latent_dim), self.df)
-        self.analytic = D.has_analytic_kl(q, D.standard_normal(latent_dim))
+        self.analytic = False  # a flow's KL is Monte-Carlo
+        if POSTERIORS[self.family].location_scale:
+            q = D.posterior(self.family, torch.zeros(1, latent_dim), torch.zeros(1, latent_dim), self.df)
+            self.analytic = D.has_analytic_kl(q, D.standard_normal(latent_dim))
 
     def forward(self, encoder: Encoder | None = None) -> Distribution:
         return D.standard_normal(self.latent_dim, device=self.anchor.device, dtype=self.anchor.dtype)

@@ -143,12 +143,21 @@ LIKELIHOODS.declare(
         "needs_unit_interval": True, "discrete": True, "mlp_only": True, "sequential_mean": True,
         "blur": "an autoregressive decoder draws pixels one after another, so its images are sharp draws, not means"})
 
-# -- posterior families q(z|x): location-scale families (implemented in vaekit.distributions) -----
-# kl_formula: KL(q(z_j|x) || N(0, 1)) of one dimension in closed form (the report's caption).
-POSTERIORS.declare("normal", flags={"kl_formula": "½(μ_j² + σ_j² − 1 − log σ_j²) for a Normal posterior"})
-POSTERIORS.declare("laplace")
-POSTERIORS.declare("student-t", options={"df": "student_df"})
-POSTERIORS.declare("logistic")
+# -- posterior families q(z|x) (location-scale ones implemented in vaekit.distributions) ----------
+# kl_formula: KL(q(z_j|x) || N(0, 1)) of one dimension in closed form (the report's caption);
+# location_scale: z = loc + scale * eps with independent dimensions, so draws from given standard noise
+# (common random numbers, the anomaly scores) and per-dimension factors exist; log_prob_anywhere: log q(z|x)
+# at any z, not only at q's own draws (a VampPrior's mixture evaluates q(z|u_k) at other posteriors' draws).
+_LOCATION_SCALE = {"location_scale": True, "log_prob_anywhere": True}
+POSTERIORS.declare("normal", flags={"kl_formula": "½(μ_j² + σ_j² − 1 − log σ_j²) for a Normal posterior", **_LOCATION_SCALE})
+POSTERIORS.declare("laplace", flags=_LOCATION_SCALE)
+POSTERIORS.declare("student-t", options={"df": "student_df"}, flags=_LOCATION_SCALE)
+POSTERIORS.declare("logistic", flags=_LOCATION_SCALE)
+# An inverse autoregressive flow (Kingma et al. 2016; vaekit.flows): a Gaussian pushed through T MADE steps. Its
+# log-density is exact at its own draws; elsewhere it needs the flow's inverse, which is not provided. The KL is Monte-Carlo.
+POSTERIORS.declare("iaf", options={"steps": "iaf_steps", "made_hidden": "iaf_hidden"}, help="inverse autoregressive flow", flags={
+    "location_scale": False, "log_prob_anywhere": False, "closed_form_kl": False,
+    "kl_note": "a Monte-Carlo estimate log q(z|x) − log p(z) at the draws (no closed form through the flow)"})
 
 # -- priors p(z) (implemented in vaekit.priors) -------------------------------------------------
 # choice: offered by --prior (two-layer is chosen by --top-latent-dim); standard_normal: p(z) = N(0, I);
@@ -156,8 +165,12 @@ POSTERIORS.declare("logistic")
 # it (p(z) when not declared).
 PRIORS.declare("normal", flags={"choice": True, "standard_normal": True, "conditional": True, "symbol": "N(0, I)"})
 # needs_encoder: p(z) runs the encoder (over its pseudo-inputs), so a decoder saved alone keeps the encoder's weights.
-PRIORS.declare("vamp", options={"n_pseudo_inputs": "n_pseudo_inputs"}, flags={"choice": True, "title": "the VampPrior", "needs_encoder": True})
-PRIORS.declare("two-layer", options={"latent_dim": "top_latent_dim", "hidden": "top_hidden"}, flags={"conditional": True})
+# posterior_needs: the POSTERIORS flags it needs of the posterior, each with why (the config refuses others in one line).
+PRIORS.declare("vamp", options={"n_pseudo_inputs": "n_pseudo_inputs"}, flags={
+    "choice": True, "title": "the VampPrior", "needs_encoder": True,
+    "posterior_needs": {"log_prob_anywhere": "its mixture evaluates q(z|u_k) at draws of other posteriors"}})
+PRIORS.declare("two-layer", options={"latent_dim": "top_latent_dim", "hidden": "top_hidden"}, flags={
+    "conditional": True, "posterior_needs": {"location_scale": "its upper layer q(z2|z1) is built in the posterior's location-scale family"}})
 
 # -- model families (implemented in vaekit.models; estimators in vaekit.estimators) ---------------
 # has_density: a prior, a posterior and a likelihood, so an ELBO, an importance-weighted NLL, samples

@@ -16,9 +16,10 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from .. import distributions as D
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..objectives import draws_last as draws_last  # re-exported: the layout every Monte-Carlo score reduces in
 from ..objectives import importance_weights
+from ..registry import POSTERIORS
 
 
 def per_feature_nll(model, x: Tensor, eps: Tensor | None = None) -> Tensor:
@@ -103,14 +104,23 @@ def _posterior(model, x: Tensor) -> Distribution:
 
 def _posterior_draws(model, x: Tensor, eps: Tensor) -> tuple[Distribution, Tensor]:
     """q(z|x) and the K draws z_k = loc + scale * eps_k (K, B, latent): the reparameterization."""
+    given_noise(model.config.posterior["name"])
     q = _posterior(model, x)
     return q, q.reparameterize(eps)
+
+
+def given_noise(family: str) -> None:
+    """Refuse, in one line, a posterior family without draws from given standard noise (its ``location_scale`` flag)."""
+    if not POSTERIORS[family].location_scale:
+        raise ConfigError(f"the anomaly scores draw z from fixed standard noise (the same for every row), which the {family} "
+                          "posterior does not offer; use a location-scale posterior such as posterior='normal'")
 
 
 def standard_draws(family: str, df: float, k: int, dim: int, seed: int) -> np.ndarray:
     """K x dim draws of the posterior family's standard form (loc 0, scale 1), by inverse CDF."""
     from scipy import stats
 
+    given_noise(family)
     u = np.random.default_rng(seed).uniform(1e-7, 1 - 1e-7, size=(k, dim))
     dist = {"normal": stats.norm, "laplace": stats.laplace, "logistic": stats.logistic,
             "student-t": stats.t(df)}[family]
