@@ -3,7 +3,7 @@
 Two layers. Drawing helpers take arrays (``save_image_grid``, ``image_grid_figure``,
 ``curves_figure``). The lecture's figures take a fitted estimator and data and return a matplotlib
 Figure: ``reconstructions_figure``, ``samples_figure``, ``manifold_figure``, ``latent_figure``,
-``interpolation_figure``; from numbers: ``curves_figure``, ``kl_per_dimension_figure`` (from the
+``interpolation_figure``, ``traversal_figure``; from numbers: ``curves_figure``, ``kl_per_dimension_figure`` (from the
 ``val_kl_dim_j`` columns of metrics.csv), ``bound_gap_figure`` (ELBO, log p(x) and the bound against
 k) and ``rate_distortion_figure`` (several runs). ``save_figure(fig, path)`` writes one atomically and
 ``figure_png(fig)`` gives its bytes (the HTML report embeds those). Pixels are drawn as stored: 0
@@ -317,6 +317,84 @@ def manifold_figure(est, *, n: int = 15, dims: tuple[int, int] = (0, 1), label: 
     what = "learned manifold" if d == 2 else f"traversal of z{i} and z{j} (other {d - 2} dimensions at 0)"
     return image_grid_figure(imgs, n, title=f"{what}: z at Normal quantiles 0.05 ... 0.95", col_labels=cols,
                              row_labels=rows, xlabel=f"z{i}", ylabel=f"z{j}")
+
+
+TRAVERSAL_RANGE = 3.0  # a standard-normal prior's z_j is swept over [-3, 3]: its quantiles 0.0013 ... 0.9987
+TRAVERSAL_MAX_DIMS = 10  # rows drawn: the dimensions with most KL first
+TRAVERSAL_CODES = 1000  # test examples whose codes order the dimensions (KL) or set the sweep (no N(0, I) prior)
+
+
+def traversal_order(est, X: np.ndarray, y: np.ndarray | None = None, kl_per_dim=None) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """(dimensions most KL first, their KL in nats or None, a note when they are in index order instead).
+
+    ``kl_per_dim``: the KL of each dimension when already measured (``evaluate``'s ``kl_per_dim``);
+    else it is measured on ``X`` (:func:`vaekit.metrics.kl_per_dimension`), against the prior's own
+    marginals. A prior that refuses per-dimension KL (two stochastic layers) and an autoencoder (no
+    prior) keep the index order, and the note says why.
+    """
+    d = est.model_.config.code_dim
+    if kl_per_dim is None and est.family.has_density:
+        import torch
+
+        from .metrics import kl_per_dimension
+
+        c = None if y is None or not est.is_conditional else torch.from_numpy(np.asarray(y, dtype=np.int64)).to(est.device_)
+        try:
+            kl_per_dim = kl_per_dimension(est.model_, torch.from_numpy(est.prepare_X(X)).to(est.device_), c).numpy()
+        except ConfigError as e:
+            return np.arange(d), None, f"in index order: {e}"
+    if kl_per_dim is None:
+        return np.arange(d), None, f"in index order: {est.family.article} {est.family.title} has no prior to measure KL against"
+    kl = np.asarray(kl_per_dim, dtype=np.float64)
+    return np.argsort(-kl, kind="stable"), kl, None
+
+
+def traversal_values(est, codes: np.ndarray, steps: int) -> tuple[np.ndarray, str]:
+    """The values each dimension is swept over, shape (code_dim, steps), and how they were chosen.
+
+    A standard-normal prior: [-3, 3] for every dimension (the N(0, 1) quantiles 0.0013 ... 0.9987).
+    Any other prior, or none: mean ± 3 sd of that dimension over ``codes`` (the aggregate
+    posterior's spread), since the prior's scale is not N(0, 1) or there is no prior.
+    """
+    t = np.linspace(-TRAVERSAL_RANGE, TRAVERSAL_RANGE, steps)
+    if est.model_.config.prior_component.standard_normal:
+        return np.tile(t, (est.model_.config.code_dim, 1)), "over [−3, 3] (N(0, 1) quantiles 0.0013 … 0.9987)"
+    codes = np.asarray(codes, dtype=np.float64)
+    return codes.mean(0)[:, None] + codes.std(0)[:, None] * t, "over mean ± 3 sd of the test codes (no N(0, I) prior)"
+
+
+def traversal_figure(est, X: np.ndarray, y: np.ndarray | None = None, *, kl_per_dim=None, steps: int = 11,
+                     max_dims: int = TRAVERSAL_MAX_DIMS, seed: int = 0):
+    """Latent traversal: one row per latent dimension (most KL first, at most ``max_dims``), E[x|z] with
+    that dimension swept over :func:`traversal_values` and the others at the posterior mean μ(x) of one
+    test example (seeded choice). A dimension that carries one factor changes one thing along its row.
+    """
+    shape = require_images(est)
+    if steps < 2:
+        raise ConfigError(f"a traversal needs at least 2 steps, got {steps}")
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(X), min(len(X), TRAVERSAL_CODES), replace=False))
+    Xs = X[pick] if hasattr(X, "shape") else np.asarray(X)[pick]  # a streamed X renders only the picked images
+    ys = None if y is None else np.asarray(y)[pick]
+    cond = ys if est.is_conditional else None
+    codes = est.encode(Xs, cond)
+    order, kl, _ = traversal_order(est, Xs, cond, kl_per_dim)
+    values, how = traversal_values(est, codes, steps)
+    base_i = int(rng.integers(len(codes)))
+    rows = order[:max_dims]
+    Z = np.repeat(codes[base_i][None], len(rows) * steps, axis=0).astype(np.float32)
+    for r, j in enumerate(rows):
+        Z[r * steps : (r + 1) * steps, j] = values[j]
+    c = None if cond is None else np.full(len(Z), int(cond[base_i]), dtype=np.int64)
+    imgs = as_images(est.decode(Z, c), shape)
+    labels = [f"z{j}" + ("" if kl is None else f" ({kl[j]:.2f})") for j in rows]
+    d = len(order)
+    shown = f"the {len(rows)} of {d} dimensions with most KL (nats)" if kl is not None and len(rows) < d else (
+        "dimensions by KL (nats), most first" if kl is not None else "in index order (no KL per dimension)")
+    cols = [f"{v:.1f}" for v in np.linspace(-TRAVERSAL_RANGE, TRAVERSAL_RANGE, steps)]
+    xlabel = "z_j" if est.model_.config.prior_component.standard_normal else "t in z_j = mean_j + t · sd_j"
+    return image_grid_figure(imgs, steps, title=f"latent traversal: z_j swept {how}, the others at μ(x) of one test image",
+                             row_labels=labels, col_labels=cols, xlabel=xlabel, ylabel=f"rows: {shown}")
 
 
 def latent_figure(est, X: np.ndarray, y: np.ndarray, *, classes=None, method: str = "pca", max_points: int = 5000,

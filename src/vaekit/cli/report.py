@@ -13,7 +13,7 @@ from pathlib import Path
 from .common import Formatter, ProgressLines, add_data_options, error, load_data, positive_int, run_config
 from .pretrained import add_pretrained_option, resolve_run
 
-PLOT_KINDS = ("reconstructions", "samples", "manifold", "latent", "interpolate", "curves")
+PLOT_KINDS = ("reconstructions", "samples", "manifold", "latent", "interpolate", "traversal", "curves")
 
 
 def _pair(text: str) -> tuple[int, int]:
@@ -45,6 +45,7 @@ def add_parsers(sub) -> None:
                                    "  manifold         decoded grid of z at Normal quantiles 0.05..0.95 (2-D latent; else --dims traversal)\n"
                                    "  latent           posterior means coloured by label (PCA or t-SNE above 2-D)\n"
                                    "  interpolate      decoded line between two class-mean codes, plus latent arithmetic\n"
+                                   "  traversal        one row per latent dimension (most KL first), swept over [-3, 3], others at a test code\n"
                                    "  curves           training curves from metrics.csv\n"
                                    "Example: vaekit plot runs/mnist2d manifold --out manifold.png")
     p.add_argument("run", metavar="RUN_DIR", nargs="?", help="a run folder written by `vaekit train` (or --pretrained NAME)")
@@ -53,12 +54,14 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", required=True, metavar="FILE.png", help="PNG file to write")
     add_data_options(p, None, "test")
     p.add_argument("-n", type=positive_int, default=None,
-                   help="examples (reconstructions, default 10), samples (default 64) or grid points per axis (manifold, default 15)")
+                   help="examples (reconstructions, default 10), samples (default 64), grid points per axis (manifold, default 15) "
+                        "or dimensions shown (traversal, default 10)")
     p.add_argument("--dims", type=_pair, default=(0, 1), metavar="I,J", help="manifold: the two latent dimensions to traverse (others at 0)")
     p.add_argument("--label", type=int, default=None, help="manifold of a conditional model: the class to decode")
     p.add_argument("--method", default="pca", choices=["pca", "tsne"], help="latent: projection of codes with more than 2 dimensions")
     p.add_argument("--classes", type=_pair, default=(1, 7), metavar="A,B", help="interpolate: the two classes whose mean codes are joined")
-    p.add_argument("--steps", type=positive_int, default=10, help="interpolate: decoded points on the line")
+    p.add_argument("--steps", type=positive_int, default=None, help="interpolate: decoded points on the line (default 10); "
+                   "traversal: values per dimension (default 11)")
     p.add_argument("--seed", type=int, default=0, help="random seed (samples, noise of a denoising model, subsampling)")
     p.set_defaults(func=cmd_plot)
 
@@ -88,6 +91,10 @@ def add_evaluate_options(p) -> None:
     p.add_argument("--no-probe", action="store_true", help="skip the logistic-regression and k-NN probes")
     p.add_argument("--no-binarize", action="store_true", help="score a model trained on binarized data on the gray levels as given")
     p.add_argument("--seed", type=int, default=0, help="random seed of the Monte-Carlo estimates")
+    p.add_argument("--disentanglement", action="store_true",
+                   help="score only the disentanglement metrics (beta_vae, factor_vae, mig, sap, dci_*) of the posterior means "
+                        "against the data's ground-truth factors (sprites), on a seeded sample of --limit examples (default: "
+                        "10000; about a minute for a convolutional model on 2 cores)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress on stderr (a bar on a terminal, else a line every few seconds); the results are printed")
 
@@ -121,11 +128,14 @@ def cmd_plot(args) -> int:
         classes = classes or ds.classes
         if kind == "reconstructions":
             fig = plots.reconstructions_figure(est, ds.X, ds.y, n=args.n or 10, seed=args.seed)
+        elif kind == "traversal":
+            fig = plots.traversal_figure(est, ds.X, ds.y, steps=args.steps or 11, max_dims=args.n or plots.TRAVERSAL_MAX_DIMS,
+                                         seed=args.seed)
         elif kind == "latent":
             fig = plots.latent_figure(est, ds.X, ds.y, classes=classes, method=args.method, seed=args.seed)
         else:
             a, b = args.classes
-            fig = plots.interpolation_figure(est, ds.X, ds.y, a=a, b=b, steps=args.steps, classes=classes)
+            fig = plots.interpolation_figure(est, ds.X, ds.y, a=a, b=b, steps=args.steps or 10, classes=classes)
     plots.save_figure(fig, out)
     print(f"wrote {kind} figure to {out}")
     return 0
@@ -150,6 +160,8 @@ def cmd_evaluate(args) -> int:
     from ..errors import VaekitError
     from ..evaluate import evaluate, format_results
 
+    if args.disentanglement:
+        return _evaluate_disentanglement(args)
     cfg, est, data = _load(args)
     ds = data()
     if est.is_conditional and ds.y is None:
@@ -169,6 +181,29 @@ def cmd_evaluate(args) -> int:
                  binarize=not args.no_binarize, seed=args.seed, progress=progress)
     print(f"{ds.name} ({args.split} split, {len(ds.X)} examples), per example:")
     print("\n".join(format_results(r)))
+    if args.json:
+        write_json(Path(args.json), {"run": str(args.run), "dataset": ds.name, "split": args.split, **r})
+    return 0
+
+
+def _evaluate_disentanglement(args) -> int:
+    """``vaekit evaluate --disentanglement``: the seven scores of the codes against the data's factors, with what each measures."""
+    from ..atomicfiles import write_json
+    from ..disentanglement import DISENTANGLEMENT_N, format_scores, score_model
+
+    # A sprites --limit is a seeded sample that covers every factor value (vaekit.data.sprites.cover_order), scored whole.
+    args.limit = args.limit or DISENTANGLEMENT_N
+    cfg, est, data = _load(args)
+    ds = data()
+    if ds.factors is None:
+        raise error(f"{ds.name} has no ground-truth factors to score the codes against; the disentanglement metrics need a "
+                    "dataset that has them: evaluate a run trained with --dataset sprites")
+    if est.is_conditional and ds.y is None:
+        raise error(f"{args.run} holds a conditional model, which needs labels, but {ds.name} has none; pass --label-column")
+    r = score_model(est, ds.X, ds.factors, ds.y, seed=args.seed)
+    print(f"{ds.name} ({args.split} split, {r['n']} examples, seed {args.seed}), codes = posterior means; "
+          f"factors {', '.join(ds.factor_names or [])}; each score in [0, 1], higher is more disentangled:")
+    print("\n".join(format_scores(r)))
     if args.json:
         write_json(Path(args.json), {"run": str(args.run), "dataset": ds.name, "split": args.split, **r})
     return 0
