@@ -191,6 +191,16 @@ def test_nonsense_combinations_are_one_line_errors(params, message):
     assert "\n" not in str(err.value)
 
 
+def test_a_posterior_declared_without_independent_dimensions_is_refused(monkeypatch):
+    from vaekit.registry import POSTERIORS
+
+    laplace = POSTERIORS["laplace"]
+    monkeypatch.setattr(laplace, "flags", {**laplace.flags, "location_scale": False})  # as a flow declares itself
+    with pytest.raises(ConfigError, match="posterior='laplace' is not; use posterior='normal'"):
+        VAE(objective="beta-tcvae", posterior="laplace").check_params()
+    VAE(objective="beta-tcvae", posterior="student-t").check_params()
+
+
 def test_the_cli_names_the_flags(capsys):
     assert main(["train", "--objective", "beta-tcvae", "--prior", "vamp", "--out", "/nonexistent/x"]) == 2
     err = capsys.readouterr().err.strip()

@@ -334,6 +334,12 @@ def _check_objective(params: dict) -> None:
     if objective.needs_standard_normal_prior and isinstance(prior, str) and prior in PRIORS and not PRIORS[prior].standard_normal:
         raise ConfigError(f"{say} needs a prior that factorizes over the dimensions (its dimension-wise terms split log p(z)); "
                           f"use prior='{PRIORS.names(standard_normal=True)[0]}'")
+    post = params.get("posterior")
+    # A family says it has no independent dimensions with location_scale=False (a flow); undeclared reads as having them.
+    if objective.needs_factorized_posterior and isinstance(post, str) and post in POSTERIORS \
+            and POSTERIORS[post].flags.get("location_scale", True) is False:
+        raise ConfigError(f"{say} needs a posterior q(z|x) over independent dimensions, which posterior={post!r} is not; "
+                          f"use posterior='{POSTERIORS.names()[0]}'")
     if objective.needs_factorized_posterior and params.get("top_latent_dim"):
         raise ConfigError(f"{say} needs a posterior q(z|x) over independent dimensions, which two stochastic layers are not; "
                           "use top_latent_dim=0")
