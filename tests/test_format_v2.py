@@ -1,6 +1,6 @@
 """Folders written in model format 2 (vaekit before the one discriminator key) load and give the numbers they gave when written.
 
-tests/fixtures/v2 was written by scripts/make_v2_fixtures.py; expected.json holds what that code
+tests/fixtures/v2 was written by scripts/make_format_fixtures.py (then make_v2_fixtures.py); expected.json holds what that code
 computed on the first four test images. A change that alters what a saved folder computes fails here.
 """
 

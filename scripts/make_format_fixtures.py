@@ -1,8 +1,10 @@
-"""Write a small run folder, checkpoint and detector folder in today's format (model format 2).
+"""Write a small run folder, checkpoint and detector folder in today's model format.
 
-tests/fixtures/v2 pins what this format reads back: tests/test_format_v2.py loads each folder and
-compares with expected.json, the numbers computed here right after writing. Run from the repository
-root: ``python scripts/make_v2_fixtures.py [tests/fixtures/v2]``.
+tests/fixtures/vN pins what format N reads back: tests/test_format_v2.py (format 2, written before
+format 3's one discriminator key) and tests/test_format_v3.py load each folder and compare with
+expected.json, the numbers computed here right after writing. Run from the repository root:
+``python scripts/make_format_fixtures.py [tests/fixtures/vN]`` (default: today's format's folder);
+an older format's folder is never rewritten, since today's code writes today's format.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from vaekit.checkpoint import Checkpointer
 from vaekit.cli import main
 from vaekit.data import load_dataset
 from vaekit.evaluate import iw_log_likelihood
+from vaekit.modelfile import FORMAT_VERSION
 
 SHARED = ["--dataset", "embedded", "--limit", "200", "--hidden", "6", "--latent-dim", "3", "--epochs", "1",
           "--batch-size", "50", "--no-figures", "--no-report", "--quiet", "--seed", "1"]
@@ -86,9 +89,9 @@ def main_(root: Path) -> None:
     expected["detector"] = {"decision_function": det.decision_function(table.head(6)).tolist()}
 
     (root / "expected.json").write_text(json.dumps(
-        {"vaekit_version": vaekit.__version__, "format_version": 2, "inputs": "embedded test split, first 4 examples",
+        {"vaekit_version": vaekit.__version__, "format_version": FORMAT_VERSION, "inputs": "embedded test split, first 4 examples",
          "numbers": expected}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
-    main_(Path(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/v2"))
+    main_(Path(sys.argv[1] if len(sys.argv) > 1 else f"tests/fixtures/v{FORMAT_VERSION}"))
