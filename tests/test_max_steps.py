@@ -113,3 +113,16 @@ def test_log_every_rows_reach_tensorboard_against_the_step(tmp_path):
     assert [e.step for e in acc.Scalars("step/tc")] == [2, 4, 6]
     assert {"step/loss", "step/mi", "step/dim_kl", "train/tc"} <= set(acc.Tags()["scalars"])
     assert [e.step for e in acc.Images("samples")] == [1]  # images per epoch, not per step row
+
+
+def test_cosine_anneals_over_max_steps():
+    from vaekit.train import scheduled_lr
+
+    cfg = TrainConfig(lr=1e-3, epochs=1000, lr_schedule="cosine", lr_final=0.01, max_steps=200)
+    assert scheduled_lr(cfg, 0.5, 0, steps=100) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))  # half the steps taken
+    assert scheduled_lr(cfg, 0.5, 0, steps=200) == pytest.approx(1e-5)
+    _, rows, _ = _fit(max_steps=20, epochs=100, lr_schedule="cosine", log_every=1, lr=1e-2)
+    seen = [r["lr"] for r in rows if "step" in r]
+    assert seen[0] == pytest.approx(1e-2) and seen[-1] == pytest.approx(scheduled_lr(TrainConfig(
+        lr=1e-2, epochs=100, lr_schedule="cosine", max_steps=20), 1.9, 0, steps=19))
+    assert seen[-1] < 2e-4

@@ -255,7 +255,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("lr", "float", FAMILY_DEFAULT, "learning rate",
            target="train", group="optimization", low=0, low_open=True),
     Option("lr_schedule", "str", "constant",
-           "cosine anneals the learning rate to lr * --lr-final over --epochs, or over --max-minutes when that is set",
+           "cosine anneals the learning rate to lr * --lr-final over --epochs, or over --max-minutes or --max-steps when set",
            target="train", group="optimization", choices=("constant", "cosine")),
     Option("lr_final", "float", 0.01, "cosine: the last learning rate, as a share of --lr", target="train", group="optimization",
            low=0, high=1, when=lambda p: p.get("lr_schedule") == "cosine"),

@@ -128,18 +128,21 @@ def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.opti
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def scheduled_lr(cfg: TrainConfig, epoch_progress: float, seconds: float) -> float:
+def scheduled_lr(cfg: TrainConfig, epoch_progress: float, seconds: float, steps: int = 0) -> float:
     """The learning rate at a point of training under ``cfg.lr_schedule``.
 
     'cosine' anneals from lr to lr * lr_final along a half cosine (Loshchilov & Hutter 2017, one cycle).
     Progress is the larger of the share of epochs done and, with --max-minutes, the share of the
-    time budget spent: a budgeted run (epochs set huge) anneals over its minutes instead.
+    time budget spent (with --max-steps, of the ``steps`` taken so far): a budgeted run (epochs set
+    huge) anneals over its minutes or steps instead.
     """
     if cfg.lr_schedule == "constant":
         return cfg.lr
     t = epoch_progress / cfg.epochs
     if cfg.max_minutes:
         t = max(t, seconds / (cfg.max_minutes * 60))
+    if cfg.max_steps:
+        t = max(t, steps / cfg.max_steps)
     t = min(1.0, t)
     floor = cfg.lr * cfg.lr_final
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * t))
@@ -300,7 +303,7 @@ def _step_lr_and_beta(loop: _Loop, epoch: int, step: int, seconds: float) -> flo
     cfg = loop.cfg
     progress = epoch - 1 + step / loop.steps_per_epoch
     if cfg.lr_schedule != "constant":
-        lr = scheduled_lr(cfg, progress, seconds)
+        lr = scheduled_lr(cfg, progress, seconds, (epoch - 1) * loop.steps_per_epoch + step)
         for group in loop.opt.param_groups:
             group["lr"] = lr
     return cfg.beta * min(1.0, progress / cfg.warmup_epochs) if cfg.warmup_epochs > 0 else cfg.beta
