@@ -15,6 +15,8 @@ from vaekit.anomaly import VAEDetector
 from vaekit.anomaly.scores import standard_draws
 from vaekit.errors import ConfigError
 from vaekit.estimators import VAE
+from vaekit.evaluate import evaluate
+from vaekit.explore.capabilities import capabilities_of
 from vaekit.flows import IAF, MADE
 from vaekit.metrics import kl_per_dimension
 from vaekit.models import VAEConfig, build_model
@@ -162,6 +164,11 @@ def test_training_through_the_estimator_lowers_the_loss_and_round_trips(tmp_path
     assert np.array_equal(loaded.encode(X[:40]), before["code"])
     est.save(tmp_path / "enc", part="encoder")  # the flow's weights go with the encoder: the code needs them
     assert np.array_equal(load_encoder(tmp_path / "enc").encode(X[:40]), before["code"])
+    # evaluate and the explorer take it, without the per-dimension KLs a flow does not have
+    results = evaluate(est, X[:40], k=8)
+    assert np.isfinite(results["iw_nll"]) and "kl_per_dim" not in results
+    caps = capabilities_of(est)
+    assert caps.density and not caps.kl_per_dimension
 
 
 def test_the_vampprior_and_two_layers_refuse_it_in_one_line():

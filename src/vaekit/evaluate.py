@@ -226,8 +226,8 @@ def evaluate(est, X: np.ndarray, y: np.ndarray | None = None, *, X_train: np.nda
         iw = iw_log_likelihood(est.model_, Xt[:n_iw], None if yt is None else yt[:n_iw], k=k, batch_size=batch_size, seed=seed,
                                 progress=progress)
         results.update({"iw_log_likelihood": float(iw.mean()), "iw_nll": float(-iw.mean()), "iw_k": int(k), "iw_n": int(n_iw)})
-        if est.model_.config.prior_component.standard_normal:
-            # Per-dimension KLs add up to the ELBO's KL only against a factorized N(0, I) prior.
+        if est.model_.config.prior_component.standard_normal and est.model_.config.posterior_component.location_scale:
+            # Per-dimension KLs add up to the ELBO's KL only against a factorized N(0, I) prior (and a flow's are unknown).
             kl_dims = kl_per_dimension(est.model_, Xt, yt, seed=seed)
             results["kl_per_dim"] = [float(v) for v in kl_dims]
         var = latent_variances(codes)

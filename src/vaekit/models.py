@@ -44,6 +44,7 @@ LABEL_SCALE = BY_NAME["label_scale"].default
 # A model without a prior (a deterministic autoencoder) answers capability questions about p(z) with
 # this component, whose flags all read False.
 NO_PRIOR = Component("prior", "none")
+NO_POSTERIOR = Component("posterior", "none")  # likewise for q(z|x): an autoencoder's code is a point
 
 
 @FAMILIES.implements("ae", role="config")
@@ -77,6 +78,11 @@ class AEConfig:
     def prior_component(self):
         """No prior: every capability flag of it reads False (``cfg.prior_component.standard_normal``)."""
         return NO_PRIOR
+
+    @property
+    def posterior_component(self):
+        """No posterior: every capability flag of it reads False."""
+        return NO_POSTERIOR
 
     @property
     def code_dim(self) -> int:
@@ -147,6 +153,12 @@ class VAEConfig:
     def prior_component(self):
         """p(z)'s registered component: ``cfg.prior_component.standard_normal`` is "p(z) = N(0, I)"."""
         return PRIORS[self.prior["name"]]
+
+    @property
+    def posterior_component(self):
+        """q(z|x)'s registered component: ``cfg.posterior_component.location_scale`` is "independent dimensions,
+        draws from given noise" (False for a flow, whose per-dimension KLs against p(z_j) are unknown)."""
+        return POSTERIORS[self.posterior["name"]]
 
     @property
     def code_dim(self) -> int:

@@ -45,7 +45,7 @@ def capabilities_of(est) -> Capabilities:
         prior_samples=bool(family.has_density),
         posterior_spread=bool(family.has_density),
         prior_contours=bool(prior.standard_normal),
-        kl_per_dimension=bool(prior.standard_normal),
+        kl_per_dimension=bool(prior.standard_normal and model.config.posterior_component.location_scale),  # a flow's are unknown
         prior=(prior.title or prior.name) if family.has_density else None,
         decoded="the pixel probabilities along one draw from p(x|z)" if likelihood.sequential_mean else "E[x|z]",
         # A likelihood's caption speaks of p(x|z)'s mean: an autoencoder's decoder is fitted as one but draws no
