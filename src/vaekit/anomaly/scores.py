@@ -103,9 +103,14 @@ def _posterior(model, x: Tensor) -> Distribution:
 
 
 def _posterior_draws(model, x: Tensor, eps: Tensor) -> tuple[Distribution, Tensor]:
-    """q(z|x) and the K draws z_k = loc + scale * eps_k (K, B, latent): the reparameterization."""
-    given_noise(model.config.posterior["name"])
+    """q(z|x) and the K draws z_k = loc + scale * eps_k (K, B, latent): the reparameterization.
+
+    Asks the posterior itself (the model is seen through its contract only): a distribution without
+    draws from given standard noise, such as a flow, is refused in one line."""
     q = _posterior(model, x)
+    if not isinstance(q, D.LocationScale):
+        raise ConfigError(f"the anomaly scores draw z from fixed standard noise (the same for every row), which a "
+                          f"{type(q).__name__} posterior does not offer; use a location-scale posterior such as posterior='normal'")
     return q, q.reparameterize(eps)
 
 
