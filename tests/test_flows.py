@@ -193,3 +193,15 @@ def test_the_detectors_refuse_it_in_one_line(monkeypatch):
     rows = np.random.default_rng(0).normal(size=(64, 4))
     with pytest.raises(ConfigError, match="iaf posterior does not offer"):
         VAEDetector(n_steps=4).fit(rows)
+
+
+def test_an_iaf_model_trains_with_a_validation_split_and_logs_no_per_dimension_kl():
+    """Training logs KL per dimension on the validation split only for a posterior with independent
+    dimensions; a flow's are dependent, so its epochs log the whole KL and train."""
+    import vaekit
+
+    X = np.random.default_rng(0).random((80, 12)).astype(np.float32)
+    est = vaekit.VAE(posterior="iaf", iaf_steps=1, iaf_hidden=8, latent_dim=2, hidden=(8,), epochs=2, batch_size=20,
+                     val_fraction=0.25, device="cpu").fit(X)
+    row = est.history_[-1]
+    assert np.isfinite(row["val_loss"]) and "val_kl" in row and not any(k.startswith("val_kl_dim_") for k in row)

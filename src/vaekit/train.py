@@ -444,9 +444,11 @@ def epoch_row(loop: _Loop, epoch: int, seconds: float, sums: dict[str, Tensor], 
     row.update({f"train_{k}": v for k, v in train_terms.items()})
     if X_val is not None and len(X_val):
         row.update({f"val_{k}": v for k, v in evaluate_loss(model, X_val, y_val, beta=cfg.beta).items()})
-        if model.family.has_density and model.config.prior_component.standard_normal:
+        cfg_m = model.config
+        if model.family.has_density and cfg_m.prior_component.standard_normal and cfg_m.posterior_component.location_scale:
             # Which latent units carry information, and from when (one at 0 has collapsed to the prior):
-            # one encoder pass; against N(0, I) the per-dimension KLs add up to val_kl.
+            # one encoder pass; against N(0, I) the per-dimension KLs add up to val_kl. A flow's
+            # dimensions are dependent: it has no per-dimension KL (the report says so).
             row.update({f"val_kl_dim_{j}": float(v) for j, v in enumerate(kl_per_dimension(model, X_val, y_val))})
         if cfg.val_nll_every and model.family.has_density and (epoch % cfg.val_nll_every == 0 or epoch == cfg.epochs):
             m = cfg.val_nll_examples
