@@ -268,3 +268,13 @@ def test_a_vamp_prior_decoder_saved_without_its_encoder_refuses_to_sample(tmp_pa
     np.testing.assert_array_equal(dec.decode(Z), est.decode(Z))
     with pytest.raises(ModelFileError, match="lacks the encoder"):
         dec.sample(2)
+
+
+def test_the_old_module_name_still_loads_and_says_where_it_moved():
+    import importlib
+    import sys
+
+    sys.modules.pop("vaekit.io", None)
+    with pytest.warns(DeprecationWarning, match="vaekit.runfolder"):
+        old = importlib.import_module("vaekit.io")
+    assert old.load is vaekit.load and old.load_decoder is vaekit.load_decoder
