@@ -192,8 +192,9 @@ FAMILIES.declare("ae", help="deterministic autoencoder", flags={
     "defaults": {"latent_dim": 32, "hidden": (256,), "batch_size": 64, "lr": 3e-3}})
 
 # -- presets: a family with some options set (``--model``); params win over the family's defaults --
-# and lose to what the user gives. The order is --model's order; the last preset whose params all
-# match an estimator's is the --model that describes it (cli.config).
+# and lose to what the user gives; needs: the option that defines it. The order is --model's order;
+# the last preset of a family whose `needs` option has the preset's value is the --model that
+# describes a saved run (cli.config).
 PRESETS.declare("ae", families=("ae",), help="undercomplete MLP autoencoder", flags={"params": {}})
 PRESETS.declare("sparse-ae", families=("ae",), help="sparse autoencoder (L1 or --sparsity kl)", flags={"params": {"sparsity": "l1"},
                 "needs": "sparsity"})
