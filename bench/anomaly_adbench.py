@@ -1,18 +1,25 @@
-"""Unsupervised anomaly detection on ADBench's classical tables: vaekit against the usual detectors.
+"""Anomaly detection on ADBench's classical tables in both protocols: vaekit against the usual detectors.
 
-Protocol (ADBench's unsupervised one): every detector, with its defaults, is fitted on all rows of
-a set without labels and scores the same rows; ROC-AUC and average precision (AP) against the
-labels, in percent. Sets larger than ``--max-rows`` are subsampled (uniformly, seeded; the same rows
-for every detector) because kNN, LOF and PyOD's networks grow faster than linearly with the rows;
-a second table then times the default vaekit detector and IsolationForest on the two largest sets
-in full. One thread (``torch.set_num_threads(1)``, ``OMP_NUM_THREADS=1`` set before numpy loads).
+Protocols (``bench/anomaly_corpus.py``):
+
+* **unsupervised** (ADBench's): every detector, at its defaults, is fitted on all rows of a set
+  without labels and scores the same rows;
+* **normal-only** (ADBench's semi-supervised setting; ``vaekit detect fit --fit-on normal``): fitted
+  on a seeded random half of the normal rows, scoring the other half plus every anomaly.
+
+ROC-AUC and average precision (AP) against the labels, in percent, the mean rank among the
+detectors, and seconds (fit + score). Sets larger than ``--max-rows`` are subsampled (uniformly,
+seeded; the same rows for every detector) because kNN, LOF and PyOD's networks grow faster than
+linearly with the rows; a last table times the default vaekit detector and IsolationForest on the
+two largest sets in full. One thread (``torch.set_num_threads(1)``, ``OMP_NUM_THREADS=1`` set
+before numpy loads). ``--corpus`` runs every table ``bench/anomaly_corpus.py`` lists instead of the
+twelve ADBench sets.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python bench/anomaly_adbench.py --json bench/anomaly_adbench.json
 
 vaekit columns: ``VAEDetector()`` (the default, score ``combined``) and the single-term scores of
-that same fitted network (``elbo``, ``likelihood``, ``reconstruction``, ``knn``), then
-``AutoencoderDetector(method="combined")`` and its ``reconstruction`` (the autoencoder's default)
-and ``knn`` terms. Terms read from one fit share that fit's seconds.
+that same fitted network (``elbo``, ``knn``, ``knn_input``), then ``AutoencoderDetector()`` and its
+``reconstruction`` and ``knn`` terms. Terms read from one fit share that fit's seconds.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy, scipy and torch s
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -35,45 +43,43 @@ from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from anomaly_corpus import PROTOCOLS, split, tables  # noqa: E402
+
 from vaekit.anomaly import AutoencoderDetector, VAEDetector  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "adbench-dev"
 DEFAULT = "vaekit VAEDetector()"
 
 
-def load_set(path: Path, max_rows: int, seed: int = 0):
-    d = np.load(path, allow_pickle=False)
-    X, y = d["X"].astype(np.float64), d["y"].astype(np.int64)
-    if max_rows and len(X) > max_rows:
-        keep = np.sort(np.random.default_rng(seed).choice(len(X), max_rows, replace=False))
-        X, y = X[keep], y[keep]
-    return X, y
+# -- baselines: each takes (rows to fit on, rows to score) and returns scores, higher = more anomalous --
 
 
-# -- baselines: each returns scores, higher = more anomalous ----------------------------------------
+def isolation_forest(Xf, Xs):
+    return -IsolationForest(random_state=0).fit(Xf).score_samples(Xs)
 
 
-def isolation_forest(X):
-    return -IsolationForest(random_state=0).fit(X).score_samples(X)
+def lof(Xf, Xs):
+    sc = StandardScaler().fit(Xf)
+    if Xf is Xs:
+        return -LocalOutlierFactor().fit(sc.transform(Xf)).negative_outlier_factor_
+    return -LocalOutlierFactor(novelty=True).fit(sc.transform(Xf)).score_samples(sc.transform(Xs))
 
 
-def lof(X):
-    Z = StandardScaler().fit_transform(X)
-    return -LocalOutlierFactor().fit(Z).negative_outlier_factor_
+def knn(Xf, Xs, k: int = 5):
+    """Distance to the k-th nearest training row (PyOD KNN's 'largest' default), standardized features.
+    When the scored rows are the training rows, a row's own zero distance is skipped."""
+    sc = StandardScaler().fit(Xf)
+    nn = NearestNeighbors(n_neighbors=k + 1).fit(sc.transform(Xf))
+    if Xf is Xs:
+        return nn.kneighbors(sc.transform(Xf))[0][:, -1]
+    return nn.kneighbors(sc.transform(Xs), n_neighbors=k)[0][:, -1]
 
 
-def knn(X, k: int = 5):
-    """Distance to the k-th nearest other row (PyOD KNN's 'largest' default), standardized features."""
-    Z = StandardScaler().fit_transform(X)
-    d, _ = NearestNeighbors(n_neighbors=k + 1).fit(Z).kneighbors(Z)
-    return d[:, -1]
-
-
-def pca_error(X):
+def pca_error(Xf, Xs):
     """Squared reconstruction error of a PCA keeping 90% of the variance of standardized data."""
-    Z = StandardScaler().fit_transform(X)
-    p = PCA(0.9, random_state=0).fit(Z)
+    sc = StandardScaler().fit(Xf)
+    p = PCA(0.9, random_state=0).fit(sc.transform(Xf))
+    Z = sc.transform(Xs)
     return ((Z - p.inverse_transform(p.transform(Z))) ** 2).sum(1)
 
 
@@ -88,52 +94,57 @@ def pyod_detectors() -> dict:
         return {}
 
     def run(make):
-        def score(X):
-            return make().fit(X).decision_scores_
+        def score(Xf, Xs):
+            det = make().fit(Xf)
+            return det.decision_scores_ if Xf is Xs else det.decision_function(Xs)
         return score
 
     return {"PyOD ECOD": run(ECOD), "PyOD AutoEncoder": run(lambda: AutoEncoder(verbose=0, random_state=0)),
             "PyOD VAE": run(lambda: VAE(verbose=0, random_state=0))}
 
 
-def timed(fn, X):
+def timed(fn, Xf, Xs):
     t = time.perf_counter()
-    s = fn(X)
+    s = fn(Xf, Xs)
     return np.asarray(s, dtype=np.float64), time.perf_counter() - t
 
 
-def vaekit_columns(X) -> dict[str, tuple[np.ndarray, float, float]]:
+def vaekit_columns(Xf, Xs) -> dict[str, tuple[np.ndarray, float, float]]:
     """name -> (scores, fit seconds, score seconds) for the vaekit detectors and their terms."""
     out = {}
     for label, det, terms in (
-        ("VAEDetector", VAEDetector(), ("elbo", "likelihood", "reconstruction", "knn")),
-        ("AutoencoderDetector", AutoencoderDetector(method="combined"), ("reconstruction", "knn")),
+        ("VAEDetector", VAEDetector(), ("elbo", "knn", "knn_input")),
+        ("AutoencoderDetector", AutoencoderDetector(), ("reconstruction", "knn")),
     ):
         t = time.perf_counter()
-        det.fit(X)
+        det.fit(Xf)
         fit_s = time.perf_counter() - t
         t = time.perf_counter()
-        table = det.score_terms(X)
+        table = det.score_terms(Xs)
         score_s = time.perf_counter() - t
-        main = f"vaekit {label}()" if label == "VAEDetector" else f"vaekit {label}(method='combined')"
-        out[main] = (table["score"].to_numpy(), fit_s, score_s)
+        out[f"vaekit {label}()"] = (table["score"].to_numpy(), fit_s, score_s)
         for term in terms:
             out[f"  {label} {term}"] = (table[term].to_numpy(), fit_s, score_s)
     return out
 
 
-def run_set(path: Path, max_rows: int, baselines: dict) -> dict:
-    X, y = load_set(path, max_rows)
+def run_set(table, protocol: str, max_rows: int, baselines: dict) -> dict:
+    X, y = table.load(max_rows)
+    Xf, Xs, ys = split(X, y, protocol)
+    if protocol == "unsupervised":
+        Xs = Xf  # the same object: the baselines then score their own training rows
     res = {}
     for name, fn in baselines.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            s, secs = timed(fn, X)
+            s, secs = timed(fn, Xf, Xs)
         res[name] = (s, secs, 0.0)
-    res.update(vaekit_columns(X))
-    row = {"rows": len(X), "features": X.shape[1], "anomalies": int(y.sum())}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res.update(vaekit_columns(Xf, Xs))
+    row = {"rows": len(X), "features": X.shape[1], "anomalies": int(y.sum()), "scored": len(ys)}
     for name, (s, fit_s, score_s) in res.items():
-        row[name] = {"roc_auc": 100 * roc_auc_score(y, s), "ap": 100 * average_precision_score(y, s), "seconds": fit_s + score_s}
+        row[name] = {"roc_auc": 100 * roc_auc_score(ys, s), "ap": 100 * average_precision_score(ys, s), "seconds": fit_s + score_s}
     return row
 
 
@@ -144,34 +155,38 @@ def mean_ranks(results: dict, names: list[str], metric: str) -> dict[str, float]
     return dict(zip(names, np.mean(ranks, axis=0)))
 
 
-def print_tables(results: dict, names: list[str], held_out: set[str]) -> None:
+def print_tables(results: dict, names: list[str], protocol: str) -> None:
     sets = list(results)
-    short = {s: s.split("_", 1)[1][:9] for s in sets}
+    short = {s: (s.split("_", 1)[1] if s[0].isdigit() else s)[:9] for s in sets}
+    what = {"unsupervised": "fit on all rows, score all rows",
+            "normal-only": "fit on a seeded half of the normal rows, score the other half and every anomaly"}[protocol]
     for metric, title in (("roc_auc", "ROC-AUC"), ("ap", "average precision")):
-        print(f"\n{title} (%), fit on all rows, score all rows; * = held-out set (not looked at while choosing defaults)")
-        heads = "".join(f"{short[s] + ('*' if s in held_out else ''):>11s}" for s in sets)
-        print(f"{'detector':46s}" + heads + f"{'mean':>8s}{'rank':>7s}{'sec':>8s}")
+        print(f"\n{protocol}: {title} (%), {what}")
+        heads = "".join(f"{short[s]:>10s}" for s in sets)
+        print(f"{'detector':40s}" + heads + f"{'mean':>8s}{'rank':>7s}{'sec':>8s}")
         ranks = mean_ranks(results, names, metric)
         for n in names:
             vals = [results[s][n][metric] for s in sets]
             secs = sum(results[s][n]["seconds"] for s in sets)
-            print(f"{n:46s}" + "".join(f"{v:11.1f}" for v in vals) + f"{np.mean(vals):8.2f}{ranks[n]:7.2f}{secs:8.1f}")
-    iso = "IsolationForest"
-    gap = [results[s][DEFAULT]["roc_auc"] - results[s][iso]["roc_auc"] for s in sets]
-    dev = [g for s, g in zip(sets, gap) if s not in held_out]
-    held = [g for s, g in zip(sets, gap) if s in held_out]
-    print(f"\n{DEFAULT} minus IsolationForest, ROC-AUC points: mean {np.mean(gap):+.2f} (development sets {np.mean(dev):+.2f}, "
-          f"held-out {np.mean(held):+.2f}), worst set {min(gap):+.1f}")
+            print(f"{n:40s}" + "".join(f"{v:10.1f}" for v in vals) + f"{np.mean(vals):8.2f}{ranks[n]:7.2f}{secs:8.1f}")
+    for other in ("IsolationForest", "kNN distance"):
+        gap = [results[s][DEFAULT]["roc_auc"] - results[s][other]["roc_auc"] for s in sets]
+        print(f"{DEFAULT} minus {other}, ROC-AUC points: mean {np.mean(gap):+.2f}, worst set {min(gap):+.1f} "
+              f"({sets[int(np.argmin(gap))]}), ahead on {sum(g > 0 for g in gap)} of {len(gap)}")
 
 
-def full_size_timing(data_dir: Path, files: list[str]) -> list[dict]:
+def full_size_timing(files: list[str]) -> list[dict]:
     rows = []
+    by_name = {t.name: t for t in tables()}
     for f in files:
-        X, y = load_set(data_dir / f, 0)
-        for name, fn in (("IsolationForest", isolation_forest), (DEFAULT, lambda X: VAEDetector().fit(X).decision_scores_)):
-            s, secs = timed(fn, X)
+        X, y = by_name[f].load(0)
+        for name, fn in (("IsolationForest", lambda X: isolation_forest(X, X)),
+                         (DEFAULT, lambda X: VAEDetector().fit(X).decision_scores_)):
+            t = time.perf_counter()
+            s = fn(X)
+            secs = time.perf_counter() - t
             rows.append({"set": f, "rows": len(X), "detector": name, "seconds": secs, "roc_auc": 100 * roc_auc_score(y, s)})
-    print("\nfull size, fit + score all rows, one thread")
+    print("\nfull size, unsupervised, fit + score all rows, one thread")
     print(f"{'set':20s}{'rows':>9s}  {'detector':24s}{'seconds':>9s}{'ROC-AUC':>9s}")
     for r in rows:
         print(f"{r['set']:20s}{r['rows']:9d}  {r['detector']:24s}{r['seconds']:9.1f}{r['roc_auc']:9.1f}")
@@ -180,32 +195,32 @@ def full_size_timing(data_dir: Path, files: list[str]) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="folder of ADBench .npz files")
-    ap.add_argument("--sets", nargs="*", default=None, help="file names (default: every .npz in --data-dir)")
+    ap.add_argument("--sets", nargs="*", default=None, help="table names, e.g. 11_donors wine (default: the twelve ADBench sets)")
+    ap.add_argument("--corpus", action="store_true", help="every table of bench/anomaly_corpus.py, not only the ADBench sets")
+    ap.add_argument("--protocols", nargs="*", default=list(PROTOCOLS), choices=PROTOCOLS)
     ap.add_argument("--max-rows", type=int, default=10000, help="subsample larger sets to this many rows (0 = all)")
-    ap.add_argument("--held-out", nargs="*", default=["10_cover.npz", "11_donors.npz", "16_http.npz", "33_skin.npz", "34_smtp.npz", "8_celeba.npz"],
-                    help="sets marked as held out in the table (not used while choosing defaults)")
     ap.add_argument("--no-pyod", action="store_true", help="leave out PyOD's detectors")
-    ap.add_argument("--full-size", nargs="*", default=["11_donors.npz", "16_http.npz"], help="sets timed in full (none: skip)")
+    ap.add_argument("--full-size", nargs="*", default=["11_donors", "16_http"], help="sets timed in full (none: skip)")
     ap.add_argument("--json", type=Path, default=None, help="write the numbers here")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    if not args.data_dir.is_dir():
-        raise SystemExit(f"no data at {args.data_dir}; pass --data-dir (see shared/data/adbench-dev/SOURCES.md)")
-    files = args.sets or sorted(p.name for p in args.data_dir.glob("*.npz"))
-    files = sorted(files, key=lambda f: int(f.split("_")[0]))
+    chosen = [t for t in tables() if (t.name in args.sets if args.sets else args.corpus or t.source == "adbench")]
+    if not chosen:
+        raise SystemExit(f"no such tables {args.sets}; choose from {', '.join(t.name for t in tables())}")
     baselines = {"IsolationForest": isolation_forest, "LOF": lof, "kNN distance": knn, "PCA reconstruction": pca_error}
     if not args.no_pyod:
         baselines.update(pyod_detectors())
     t0 = time.perf_counter()
-    results = {}
-    for f in files:
-        results[f] = run_set(args.data_dir / f, args.max_rows, baselines)
-        print(f"{f}: {results[f]['rows']} rows x {results[f]['features']}, {time.perf_counter() - t0:.0f}s so far", flush=True)
-    names = [n for n in results[files[0]] if isinstance(results[files[0]][n], dict)]
-    print(f"\n{len(files)} sets, at most {args.max_rows} rows each; {time.perf_counter() - t0:.0f}s; load {os.getloadavg()[0]:.1f}")
-    print_tables(results, names, set(args.held_out))
-    full = full_size_timing(args.data_dir, args.full_size) if args.full_size else []
+    results: dict[str, dict] = {p: {} for p in args.protocols}
+    for table in chosen:
+        for p in args.protocols:
+            results[p][table.name] = r = run_set(table, p, args.max_rows, baselines)
+            print(f"{table.name} ({p}): {r['rows']} rows x {r['features']}, {time.perf_counter() - t0:.0f}s so far", flush=True)
+    print(f"\n{len(chosen)} sets, at most {args.max_rows} rows each; {time.perf_counter() - t0:.0f}s; load {os.getloadavg()[0]:.1f}")
+    for p in args.protocols:
+        first = next(iter(results[p].values()))
+        print_tables(results[p], [n for n in first if isinstance(first[n], dict)], p)
+    full = full_size_timing(args.full_size) if args.full_size else []
     if args.json:
         args.json.write_text(json.dumps({"max_rows": args.max_rows, "results": results, "full_size": full}, indent=1))
 

@@ -165,7 +165,8 @@ _SHARED_DOC = """
     n_clusters : int
         k of the k-means on training codes ('latent' score).
     n_neighbors : int
-        Neighbours among the saved training codes ('knn' and 'combined' scores).
+        Neighbours among the saved training codes ('knn') and, for 'combined', among the saved
+        training codes and the saved training rows (1024 of each at most).
     proba : 'linear' or 'unify'
         How ``predict_proba`` maps scores to [0, 1].
     n_steps, batch_size : int or 'auto'
@@ -193,12 +194,14 @@ _SHARED_DOC = """
         0/1 labels of the training rows.
     n_features_in_, feature_names_in_, categories_ :
         The input columns (names for DataFrame input) and the categories of each categorical one.
-    cluster_centers_, reference_codes_ :
-        The k-means centres ('latent') and the saved training codes ('knn', 'combined').
+    cluster_centers_, reference_codes_, reference_rows_ :
+        The k-means centres ('latent'), the saved training codes ('knn', 'combined') and the same
+        training rows as the network sees them ('combined').
     eps_ :
         The fixed standard noise of a VAE's Monte-Carlo terms.
-    term_location_, term_scale_ :
-        'combined': each term's training median and scale.
+    combined_terms_, term_location_, term_scale_ :
+        'combined': the terms added (``elbo`` or ``reconstruction``, ``knn``, ``knn_input``),
+        each term's training median and scale.
 """
 
 
@@ -307,7 +310,7 @@ class AutoencoderDetector(_BaseDetector):
 
         def __init__(
             self,
-            method: str = 'reconstruction',
+            method: str = 'combined',
             contamination: float = 0.01,
             threshold: float | None = None,
             latent_dim: int | str = 'auto',

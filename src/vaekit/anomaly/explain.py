@@ -42,7 +42,9 @@ class Explanations:
         ``score`` is ``decision_function``; ``explained`` the reconstruction term that
         :meth:`explain` splits over features (its row sums); ``reconstruction``, ``knn`` and, for a
         VAE, ``elbo`` and ``likelihood`` are the single-term scores of the same network, in the
-        units of those methods (``latent`` only when it is the method). A DataFrame (N, terms).
+        units of those methods (``latent`` only when it is the method); ``knn_input``, a term of
+        ``combined``, is the mean distance to the nearest saved training rows in scaled input
+        units. A DataFrame (N, terms).
         """
         import pandas as pd
 
@@ -51,6 +53,7 @@ class Explanations:
         names = ["reconstruction"]
         names += ["elbo", "likelihood"] if getattr(self, "eps_", None) is not None else []
         names += ["knn"] if getattr(self, "reference_codes_", None) is not None else []
+        names += ["knn_input"] if getattr(self, "reference_rows_", None) is not None else []
         names += ["latent"] if self.method == "latent" else []
         terms = self._terms(Xs, tuple(names))
         index = X.index if isinstance(X, pd.DataFrame) else None

@@ -29,6 +29,13 @@ METHODS = ("combined", "elbo", "likelihood", "reconstruction", "latent", "knn")
 # The scores that are a (bound on the) log-density: a model without one cannot give them.
 DENSITY_METHODS = ("elbo", "likelihood")
 PROBA_METHODS = ("linear", "unify")
+# Every term a fitted detector can compute (score_terms' columns): the methods, and the distance
+# to the nearest training rows in the scaled input space, a term of method="combined" only.
+TERMS = METHODS + ("knn_input",)
+# The terms method="combined" adds, each as a robust z-score of its training values, for a family
+# with a density and for one without. Chosen by leave-one-group-out over the tables listed in
+# docs/anomaly.md, in both protocols (bench/anomaly_terms.py, then bench/anomaly_select.py).
+COMBINED_TERMS = {True: ("elbo", "knn", "knn_input"), False: ("reconstruction", "knn", "knn_input")}
 SCALINGS = ("robust", "standard", "none")
 
 
@@ -40,6 +47,11 @@ def methods_for(kind: str) -> tuple[str, ...]:
 def column_sum_likelihoods(kind: str) -> tuple[str, ...]:
     """The likelihoods a detector class takes: its family's, those whose log-density sums over columns."""
     return LIKELIHOODS.names(WRAPS[kind].name, column_sum=True)
+
+
+def combined_terms_for(family) -> tuple[str, ...]:
+    """The terms a new fit of ``method="combined"`` adds for a model family (a registry entry)."""
+    return COMBINED_TERMS[bool(family.has_density)]
 
 
 class DetectorOption(Option):
@@ -76,7 +88,7 @@ _DET, _EST = "detector", "estimator"
 # The signature order (VAEDetector's; AutoencoderDetector's leaves out the VAE-only options).
 # ``help`` is the command line's; ``flag=None``: no `vaekit detect fit` flag.
 DETECTOR_OPTIONS: tuple[DetectorOption, ...] = (
-    DetectorOption("method", "str", {"VAEDetector": "combined", "AutoencoderDetector": "reconstruction"}, "anomaly score",
+    DetectorOption("method", "str", "combined", "anomaly score",
                    kinds=KINDS, target=_DET, choices={k: methods_for(k) for k in KINDS}, flag="--method",
                    extra={"aliases": ("--score",), "error": "unknown score method {value!r}; choose one of {choices}"}),
     DetectorOption("contamination", "float", 0.01, "expected share of anomalies in the training data; sets the threshold as a quantile "
@@ -104,7 +116,7 @@ DETECTOR_OPTIONS: tuple[DetectorOption, ...] = (
                    "fall row by row, or integers under an identifier's name (id, tx_id, customerId, uuid, key, index)",
                    kinds=KINDS, target=_DET, nullable=True, flag="--keep-column", metavar="COL", extra={"action": "append"}),
     DetectorOption("n_clusters", "int", 8, "k-means centres of the training codes (--method latent)", kinds=KINDS, target=_DET, low=1),
-    DetectorOption("n_neighbors", "int", 10, "neighbours among the saved training codes (knn and combined scores)", kinds=KINDS,
+    DetectorOption("n_neighbors", "int", 10, "neighbours among the saved training codes and rows (knn and combined scores)", kinds=KINDS,
                    target=_DET, low=1, flag=None),
     DetectorOption("n_score_samples", "int", 8, "z draws of the Monte-Carlo scores", kinds=DENSITY_KINDS, target=_DET, low=1, flag=None),
     DetectorOption("beta", "float", 1.0, "weight of the KL term in training", kinds=DENSITY_KINDS, target=_EST, low=0, flag=None),

@@ -11,7 +11,7 @@ import torch
 
 from ..errors import ModelFileError
 from .detectors import DETECTORS, _BaseDetector
-from .options import DENSITY_METHODS
+from .options import DENSITY_METHODS, TERMS
 from .table import TablePreprocessor
 from .writer import CONFIG_FILE, FORMAT, FORMAT_VERSION, MODEL_DIR, TENSORS_FILE, save_detector  # noqa: F401 - save and load in one place
 
@@ -69,10 +69,13 @@ def _restore_params(det: _BaseDetector, cfg: dict, version: int, device: str) ->
     det.preprocessor_ = TablePreprocessor.from_json(cfg["preprocessor"] if version > 1 else _v1_preprocessor(cfg, det))
     terms = cfg.get("combined_terms")
     if det.method == "combined":
-        if not isinstance(terms, dict) or list(terms["names"]) != list(det._combined_terms):
-            raise ValueError(f"combined_terms must name {list(det._combined_terms)}")
-        det.term_location_ = np.asarray(terms["location"], dtype=np.float64).reshape(len(det._combined_terms))
-        det.term_scale_ = np.asarray(terms["scale"], dtype=np.float64).reshape(len(det._combined_terms))
+        names = tuple(terms["names"])
+        allowed = [t for t in TERMS if det.family.has_density or t not in DENSITY_METHODS]
+        if not names or any(n not in allowed for n in names) or len(set(names)) != len(names):
+            raise ValueError(f"combined_terms names {list(names)}; each must be one of {allowed}, once")
+        det.combined_terms_ = names
+        det.term_location_ = np.asarray(terms["location"], dtype=np.float64).reshape(len(names))
+        det.term_scale_ = np.asarray(terms["scale"], dtype=np.float64).reshape(len(names))
         if not (np.isfinite(det.term_location_).all() and (det.term_scale_ > 0).all()):
             raise ValueError("combined_terms must hold finite locations and positive scales")
 
@@ -90,13 +93,17 @@ def _restore_tensors(det: _BaseDetector, tensors: dict, path: Path, version: int
     det.decision_scores_ = _expect(tensors, "decision_scores", lambda s: len(s) == 1 and s[0] > 0, path).numpy().astype(np.float64)
     density = det.family.has_density
     needs = {"eps": density and det.method in ("combined", *DENSITY_METHODS),
-             "cluster_centers": det.method == "latent", "reference_codes": det.method in ("knn", "combined")}
+             "cluster_centers": det.method == "latent", "reference_codes": det.method in ("knn", "combined"),
+             "reference_rows": det.method == "combined" and "knn_input" in det._combined_terms}
     if (needs["eps"] or "eps" in tensors) and density:
         det.eps_ = _expect(tensors, "eps", lambda s: s == (int(det.n_score_samples), latent), path).numpy()
     if needs["cluster_centers"]:
         det.cluster_centers_ = _expect(tensors, "cluster_centers", lambda s: len(s) == 2 and s[1] == latent, path).numpy()
     if needs["reference_codes"] or "reference_codes" in tensors:
         det.reference_codes_ = _expect(tensors, "reference_codes", lambda s: len(s) == 2 and s[0] > 0 and s[1] == latent, path).numpy()
+    if needs["reference_rows"] or "reference_rows" in tensors:
+        n_in = det.preprocessor_.n_outputs
+        det.reference_rows_ = _expect(tensors, "reference_rows", lambda s: len(s) == 2 and s[0] > 0 and s[1] == n_in, path).numpy()
     if version == 1 and det.impute:
         n = len(det.preprocessor_.numeric_columns_)
         det.preprocessor_.impute_values_ = _expect(tensors, "impute_values", lambda s: s == (n,), path).numpy().astype(np.float64).tolist()

@@ -79,6 +79,17 @@ def knn_distance(model, x: Tensor, reference: Tensor, k: int) -> Tensor:
     return d.topk(min(k, reference.shape[0]), dim=-1, largest=False).values.mean(-1)
 
 
+def input_knn_distance(x: Tensor, reference: Tensor, k: int) -> Tensor:
+    """Mean distance from the scaled row itself to its k nearest reference rows (training rows).
+
+    :func:`knn_distance` in the detector's input space instead of its code space: it needs no
+    network, and it sees what the code leaves out (a row can be common in code space yet sit off
+    the training rows in a column the code does not carry). Self included, as there.
+    """
+    d = _distances(x, reference)
+    return d.topk(min(k, reference.shape[0]), dim=-1, largest=False).values.mean(-1)
+
+
 def _distances(a: Tensor, b: Tensor) -> Tensor:
     """Euclidean distances (A, B) from the differences themselves, not ``|a|^2 + |b|^2 - 2 a.b``.
 

@@ -16,7 +16,7 @@ import torch
 
 from ..errors import ModelFileError
 from . import scores as S
-from .options import DENSITY_METHODS
+from .options import DENSITY_METHODS, combined_terms_for
 
 # Rows x samples x features kept in memory at once while scoring (about 16 MB of float32).
 _SCORE_BUDGET = 1 << 22
@@ -61,13 +61,15 @@ class ScoringEngine:
 
     @property
     def _combined_terms(self) -> tuple[str, ...]:
-        # The density term (a model without a density: its reconstruction error), then the neighbour term.
-        return ("elbo" if self.family.has_density else "reconstruction", "knn")
+        # A fitted detector keeps the terms it was fitted with (a folder saved by an earlier
+        # version scores with its own); a new fit takes its family's current default.
+        fitted = getattr(self, "combined_terms_", None)
+        return tuple(fitted) if fitted is not None else combined_terms_for(self.family)
 
     def _fit_score_state(self, Xf: np.ndarray) -> np.ndarray:
         """Fix what the score needs besides the network (noise draws, reference codes, centres,
         term scales); returns the training rows' scores, from the one scoring pass this needs."""
-        for attr in ("eps_", "cluster_centers_", "reference_codes_", "term_location_", "term_scale_"):
+        for attr in ("eps_", "cluster_centers_", "reference_codes_", "reference_rows_", "combined_terms_", "term_location_", "term_scale_"):
             self.__dict__.pop(attr, None)
         cfg = self.estimator_.model_.config
         seed = self._seed()
@@ -78,6 +80,7 @@ class ScoringEngine:
             self.eps_ = S.standard_draws(post["name"], post.get("df", 5.0), int(self.n_score_samples), cfg.latent_dim, seed)
         pick = np.sort(np.random.default_rng(seed).permutation(len(Xf))[:_N_REFERENCE])
         self.reference_codes_ = self.estimator_.encode(Xf[pick]).astype(np.float32)
+        self.reference_rows_ = Xf[pick].astype(np.float32)
         if self.method == "latent":
             from sklearn.cluster import KMeans
 
@@ -85,6 +88,8 @@ class ScoringEngine:
             k = int(min(self.n_clusters, len(np.unique(Z, axis=0))))
             km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(Z.astype(np.float64))
             self.cluster_centers_ = km.cluster_centers_.astype(np.float32)
+        if self.method == "combined":
+            self.combined_terms_ = combined_terms_for(self.family)
         terms = self._terms(Xf)
         if self.method == "combined":
             loc_scale = [S.robust_location_scale(terms[t]) for t in self._combined_terms]
@@ -101,17 +106,18 @@ class ScoringEngine:
         names = names or (self._combined_terms if self.method == "combined" else (self.method,))
         dev = self.estimator_.device_
         state = {a: torch.as_tensor(getattr(self, a), device=dev, dtype=torch.float64)
-                 for a in ("eps_", "cluster_centers_", "reference_codes_") if getattr(self, a, None) is not None}
+                 for a in ("eps_", "cluster_centers_", "reference_codes_", "reference_rows_") if getattr(self, a, None) is not None}
         fns = {
             "reconstruction": lambda m, x: S.reconstruction_error(m, x),
             "elbo": lambda m, x: S.negative_elbo(m, x, state["eps_"]),
             "likelihood": lambda m, x: S.iw_nll(m, x, state["eps_"]),
             "latent": lambda m, x: S.latent_distance(m, x, state["cluster_centers_"]),
             "knn": lambda m, x: S.knn_distance(m, x, state["reference_codes_"], int(self.n_neighbors)),
+            "knn_input": lambda m, x: S.input_knn_distance(x, state["reference_rows_"], int(self.n_neighbors)),
         }
         model = scoring_model(self.estimator_.model_)
         k = int(getattr(self, "n_score_samples", 1)) if any(n in DENSITY_METHODS for n in names) else 1
-        batch = batch_rows(Xs.shape[1] + len(getattr(self, "reference_codes_", ())), k)
+        batch = batch_rows(Xs.shape[1] + len(getattr(self, "reference_codes_", ())) + len(getattr(self, "reference_rows_", ())), k)
 
         def run(xb):
             return torch.stack([fns[n](model, xb.double()) for n in names], -1)

@@ -13,12 +13,15 @@ import numpy as np
 import torch
 
 FORMAT = "vaekit-detector"
-FORMAT_VERSION = 2
+# 3: method="combined" may add the input-space neighbour term (its saved reference rows); an
+# earlier reader would misread such a folder's term list, so it is refused there by the version.
+FORMAT_VERSION = 3
 CONFIG_FILE = "detector.json"
 TENSORS_FILE = "detector.safetensors"
 MODEL_DIR = "model"
 # Fitted attributes saved as tensors: attribute -> key in detector.safetensors.
-TENSOR_ATTRS = (("eps_", "eps"), ("cluster_centers_", "cluster_centers"), ("reference_codes_", "reference_codes"))
+TENSOR_ATTRS = (("eps_", "eps"), ("cluster_centers_", "cluster_centers"), ("reference_codes_", "reference_codes"),
+                ("reference_rows_", "reference_rows"))
 
 
 def save_detector(det, path: str | Path) -> Path:
