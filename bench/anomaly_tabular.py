@@ -65,7 +65,7 @@ def methods(epochs: int, seed: int) -> dict:
         "VAE likelihood": lambda: VAEDetector(method="likelihood", **nets),
         "VAE reconstruction": lambda: VAEDetector(method="reconstruction", **nets),
         "VAE latent": lambda: VAEDetector(method="latent", **nets),
-        "AE reconstruction": lambda: AutoencoderDetector(**nets),
+        "AE reconstruction": lambda: AutoencoderDetector(method="reconstruction", **nets),
         "IsolationForest": lambda: _Flip(IsolationForest(random_state=seed)),
         "LOF (novelty)": lambda: _Flip(LocalOutlierFactor(novelty=True)),
         "PCA error": lambda: PCAError(),

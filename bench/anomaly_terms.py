@@ -60,9 +60,9 @@ def kth_distance(F_fit, F_score, k, same):
     return d_fit, (d_fit if same else nn.kneighbors(F_score, n_neighbors=k)[0][:, -1])
 
 
-def detector_terms(cls, prefix, X_fit, X_score, seed, same, out):
+def detector_terms(cls, prefix, X_fit, X_score, seed, same, out, n_neighbors=10):
     t = time.perf_counter()
-    det = cls(seed=seed).fit(X_fit)
+    det = cls(seed=seed, n_neighbors=n_neighbors).fit(X_fit)
     out[f"{prefix}.seconds"] = np.array(time.perf_counter() - t)
     tf = det.score_terms(X_fit)
     ts = tf if same else det.score_terms(X_score)
@@ -83,13 +83,13 @@ def detector_terms(cls, prefix, X_fit, X_score, seed, same, out):
         # rows (the rows its code-space knn keeps), the row itself included when it is one of them.
         ref = F_fit[np.sort(np.random.default_rng(seed).permutation(len(F_fit))[:1024])]
         nn = NearestNeighbors(n_neighbors=min(10, len(ref))).fit(ref)
-        for k in (5, 10):
+        for k in (5, 10):  # knn_input at n_neighbors 5 and 10
             k = min(k, len(ref))
             out[f"vae.knnf{k}@fit"] = nn.kneighbors(F_fit, n_neighbors=k)[0].mean(1)
             out[f"vae.knnf{k}@score"] = out[f"vae.knnf{k}@fit"] if same else nn.kneighbors(F_score, n_neighbors=k)[0].mean(1)
 
 
-def run(table, protocol, seed, max_rows):
+def run(table, protocol, seed, max_rows, n_neighbors=10):
     X, y = table.load(max_rows)
     X_fit, X_score, y_score = split(X, y, protocol, seed)
     same = protocol == "unsupervised"
@@ -99,8 +99,8 @@ def run(table, protocol, seed, max_rows):
     out["base.knn5@fit"], out["base.knn5@score"] = kth_distance(sc.transform(X_fit), sc.transform(X_score), 5, same)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        detector_terms(VAEDetector, "vae", X_fit, X_score, seed, same, out)
-        detector_terms(AutoencoderDetector, "ae", X_fit, X_score, seed, same, out)
+        detector_terms(VAEDetector, "vae", X_fit, X_score, seed, same, out, n_neighbors)
+        detector_terms(AutoencoderDetector, "ae", X_fit, X_score, seed, same, out, n_neighbors)
     return out
 
 
@@ -111,6 +111,7 @@ def main() -> None:
     ap.add_argument("--protocols", nargs="*", default=list(PROTOCOLS))
     ap.add_argument("--seeds", type=int, nargs="*", default=[0])
     ap.add_argument("--max-rows", type=int, default=10000)
+    ap.add_argument("--n-neighbors", type=int, default=10, help="the detectors' n_neighbors (their code-space knn term)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -123,7 +124,7 @@ def main() -> None:
                 if path.exists():
                     continue
                 t = time.perf_counter()
-                out = run(table, protocol, seed, args.max_rows)
+                out = run(table, protocol, seed, args.max_rows, args.n_neighbors)
                 tmp = path.with_suffix(".tmp.npz")
                 np.savez(tmp, **out)
                 tmp.rename(path)

@@ -116,8 +116,8 @@ DETECTOR_OPTIONS: tuple[DetectorOption, ...] = (
                    "fall row by row, or integers under an identifier's name (id, tx_id, customerId, uuid, key, index)",
                    kinds=KINDS, target=_DET, nullable=True, flag="--keep-column", metavar="COL", extra={"action": "append"}),
     DetectorOption("n_clusters", "int", 8, "k-means centres of the training codes (--method latent)", kinds=KINDS, target=_DET, low=1),
-    DetectorOption("n_neighbors", "int", 10, "neighbours among the saved training codes and rows (knn and combined scores)", kinds=KINDS,
-                   target=_DET, low=1, flag=None),
+    DetectorOption("n_neighbors", "int", 10, "neighbours among the saved training codes and rows (knn and combined scores); 5 suits "
+                   "training rows known to be clean (--fit-on normal)", kinds=KINDS, target=_DET, low=1, flag="--n-neighbors"),
     DetectorOption("n_score_samples", "int", 8, "z draws of the Monte-Carlo scores", kinds=DENSITY_KINDS, target=_DET, low=1, flag=None),
     DetectorOption("beta", "float", 1.0, "weight of the KL term in training", kinds=DENSITY_KINDS, target=_EST, low=0, flag=None),
     DetectorOption("learn_sigma", "bool", True, "learn a per-feature decoder sigma", kinds=DENSITY_KINDS, target=_EST, flag=None),
