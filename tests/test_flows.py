@@ -15,7 +15,7 @@ from vaekit.anomaly import VAEDetector
 from vaekit.anomaly.scores import standard_draws
 from vaekit.errors import ConfigError
 from vaekit.estimators import VAE
-from vaekit.evaluate import evaluate
+from vaekit.evaluate import evaluate, format_results
 from vaekit.explore.capabilities import capabilities_of
 from vaekit.flows import IAF, MADE
 from vaekit.metrics import kl_per_dimension
@@ -167,6 +167,8 @@ def test_training_through_the_estimator_lowers_the_loss_and_round_trips(tmp_path
     # evaluate and the explorer take it, without the per-dimension KLs a flow does not have
     results = evaluate(est, X[:40], k=8)
     assert np.isfinite(results["iw_nll"]) and "kl_per_dim" not in results
+    assert results["kl_estimate"] == "monte-carlo"  # and `vaekit evaluate` says so beside the KL
+    assert "(Monte-Carlo: log q(z|x) - log p(z) at the draws)" in "\n".join(format_results(results))
     caps = capabilities_of(est)
     assert caps.density and not caps.kl_per_dimension
 
@@ -205,3 +207,20 @@ def test_an_iaf_model_trains_with_a_validation_split_and_logs_no_per_dimension_k
                      val_fraction=0.25, device="cpu").fit(X)
     row = est.history_[-1]
     assert np.isfinite(row["val_loss"]) and "val_kl" in row and not any(k.startswith("val_kl_dim_") for k in row)
+
+
+def test_the_normal_posteriors_kl_is_reported_as_closed_form():
+    est = VAE(latent_dim=2, hidden=(16,), epochs=1, batch_size=40, val_fraction=0.0, seed=0).fit(_binary(80))
+    results = evaluate(est, _binary(40, seed=1), k=4)
+    assert results["kl_estimate"] == "closed form" and "Monte-Carlo" not in "\n".join(format_results(results))
+
+
+def test_vaekit_train_says_the_kl_column_is_monte_carlo(tmp_path, capsys):
+    from vaekit.cli import main
+
+    assert main(["train", "--posterior", "iaf", "--iaf-steps", "1", "--iaf-hidden", "8", "--latent-dim", "2", "--hidden", "16",
+                 "--epochs", "1", "--limit", "200", "--no-report", "--out", str(tmp_path / "run")]) == 0
+    note = "note: with --posterior iaf the kl column is a Monte-Carlo estimate log q(z|x) − log p(z) at the draws"
+    said = capsys.readouterr()
+    assert note in said.out + said.err
+    assert note in (tmp_path / "run" / "train.log").read_text()

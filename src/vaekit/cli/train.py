@@ -544,6 +544,15 @@ def _val_data(args):
         raise error(f"--val-split {args.val_split}: {e}") from None
 
 
+def _kl_note(est) -> str | None:
+    """The line saying how the logged kl is computed, for a posterior without a closed-form KL."""
+    from ..registry import POSTERIORS
+
+    name = getattr(est, "posterior", None)
+    note = getattr(POSTERIORS[name], "kl_note", None) if isinstance(name, str) and name in POSTERIORS else None
+    return f"note: with --posterior {name} the kl column is {note}" if note else None
+
+
 def _train_into(args, est, data, run: Path | None, resume: dict | None = None, val=None) -> None:
     import csv
     import time
@@ -589,6 +598,10 @@ def _train_into(args, est, data, run: Path | None, resume: dict | None = None, v
     if args.checkpoint_every or args.checkpoint_minutes:
         checkpointer = Checkpointer(run, args.checkpoint_every, args.checkpoint_minutes, extra={"argv": args.argv})
     est.verbose = not args.quiet
+    note = _kl_note(est)
+    if note:
+        say(args, note)
+        log(note)
     tracker = _tracker(args, est, data)
 
     def each_epoch(row: dict) -> None:
