@@ -361,6 +361,7 @@ def test_sigterm_during_training_keeps_the_checkpoint_and_no_temporary_file(tmp_
 
 _SCORE_KILLED = """
 import contextlib, os, signal, sys
+signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as in a terminal: under nohup SIGHUP is ignored, and vaekit respects that
 import vaekit.atomicfiles as f
 real = f.atomic_path
 
