@@ -11,7 +11,7 @@ group left out: the mean of those left-out scores is the cross-validated estimat
 selection rule gives on a table it has not seen. The in-sample number (the candidate best on all
 groups, scored on the same groups) is printed beside it; only the first is an honest estimate.
 
-    PYTHONPATH=src python bench/anomaly_select.py /tmp/anomaly_terms
+    PYTHONPATH=src python bench/anomaly_select.py /tmp/anomaly_terms --seeds 0 1 2 [--family ae]
 """
 
 from __future__ import annotations

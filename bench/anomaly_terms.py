@@ -7,12 +7,15 @@ then chooses a combination by leave-one-group-out over these files, without refi
 
 Terms: the default ``VAEDetector``'s and ``AutoencoderDetector``'s single-term scores
 (``vae.elbo``, ``vae.likelihood``, ``vae.reconstruction``, ``vae.knn``, ``ae.reconstruction``,
-``ae.knn``); isolation forests (scikit-learn's defaults) on the detector's preprocessed features with
-and without tail compression (``vae.iso_feat``, ``vae.iso_featc``), on its codes and residuals
-(``vae.iso_zr``, ``ae.iso_zr``); and the baselines on the raw table (``base.iso``: IsolationForest;
-``base.knn5``: distance to the fifth neighbour, standardized features).
+``ae.knn``); the input-space neighbour term ``knn_input`` at 5 and 10 neighbours over the 1024 rows a
+detector saves (``vae.knnf5``, ``vae.knnf10``) and, for comparison only, the fifth neighbour among all
+training rows (``vae.knn5_feat``); isolation forests (scikit-learn's defaults) on the detector's
+preprocessed features with and without tail compression (``vae.iso_feat``, ``vae.iso_featc``), on its
+codes (``vae.iso_z``) and on codes and residuals (``vae.iso_zr``, ``ae.iso_zr``); and the baselines on
+the raw table (``base.iso``: IsolationForest; ``base.knn5``: distance to the fifth neighbour,
+standardized features).
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src python bench/anomaly_terms.py --out /tmp/anomaly_terms [--only NAME ...]
+    OMP_NUM_THREADS=1 PYTHONPATH=src python bench/anomaly_terms.py --out /tmp/anomaly_terms --seeds 0 1 2 [--only NAME ...]
 
 Resumable: a file that exists is skipped.
 """

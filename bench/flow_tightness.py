@@ -76,7 +76,8 @@ def figure(results: dict, path: Path) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("k, importance samples")
     ax.set_ylabel("L_k, nats per image (higher = tighter)")
-    ax.set_title("The importance-weighted bound against k, MNIST test images", fontsize=10)
+    n = next(iter(results.values()))["curve"]["n"]
+    ax.set_title(f"Importance-weighted bound L_k against k (first {n} MNIST test images)", fontsize=9)
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

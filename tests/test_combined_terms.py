@@ -74,7 +74,7 @@ def test_a_folder_saved_with_two_terms_keeps_them():
     assert "knn_input" not in det.score_terms(rows)
 
 
-@pytest.mark.parametrize("names", [["elbo", "isolation"], ["elbo", "elbo"], []])
+@pytest.mark.parametrize("names", [["elbo", "isolation"], ["elbo", "latent"], ["elbo", "combined"], ["elbo", "elbo"], []])
 def test_a_folder_naming_unknown_or_repeated_terms_is_refused(names, tmp_path):
     shutil.copytree(V2, tmp_path / "det")
     cfg = json.loads((tmp_path / "det" / "detector.json").read_text())

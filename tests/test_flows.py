@@ -21,6 +21,7 @@ from vaekit.flows import IAF, MADE
 from vaekit.metrics import kl_per_dimension
 from vaekit.models import VAEConfig, build_model
 from vaekit.objectives import log_importance_weights
+from vaekit.report import metrics_rows
 from vaekit.runfolder import load, load_encoder
 
 DIM = 4
@@ -169,6 +170,7 @@ def test_training_through_the_estimator_lowers_the_loss_and_round_trips(tmp_path
     assert np.isfinite(results["iw_nll"]) and "kl_per_dim" not in results
     assert results["kl_estimate"] == "monte-carlo"  # and `vaekit evaluate` says so beside the KL
     assert "(Monte-Carlo: log q(z|x) - log p(z) at the draws)" in "\n".join(format_results(results))
+    assert any(name.startswith("KL") and "Monte-Carlo" in how for name, _, how in metrics_rows(results))  # and the report
     caps = capabilities_of(est)
     assert caps.density and not caps.kl_per_dimension
 

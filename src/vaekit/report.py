@@ -82,7 +82,8 @@ def metrics_rows(r: dict) -> list[tuple[str, str, str]]:
         rows += [
             ("ELBO", f"{r['elbo']:.3f}", "nats per example (one z draw each)"),
             ("E_q[log p(x|z)]", f"{r['log_likelihood']:.3f}", "nats per example"),
-            ("KL(q(z|x) || p(z))", f"{r['kl']:.3f}", "nats per example"),
+            ("KL(q(z|x) || p(z))", f"{r['kl']:.3f}", "nats per example" + (", Monte-Carlo: log q(z|x) − log p(z) at the draws"
+                                                                         if r.get("kl_estimate") == "monte-carlo" else "")),
             ("importance-weighted log p(x)", f"{r['iw_log_likelihood']:.3f}",
              f"nats per example, k={r['iw_k']} samples on {r['iw_n']} examples"),
             ("test NLL (-IW log p(x))", f"{r['iw_nll']:.3f}", f"nats per example, k={r['iw_k']}"),

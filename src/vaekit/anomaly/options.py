@@ -29,9 +29,10 @@ METHODS = ("combined", "elbo", "likelihood", "reconstruction", "latent", "knn")
 # The scores that are a (bound on the) log-density: a model without one cannot give them.
 DENSITY_METHODS = ("elbo", "likelihood")
 PROBA_METHODS = ("linear", "unify")
-# Every term a fitted detector can compute (score_terms' columns): the methods, and the distance
-# to the nearest training rows in the scaled input space, a term of method="combined" only.
-TERMS = METHODS + ("knn_input",)
+# The terms a combined score can add: those computed from the network and the saved reference sets
+# alone ("latent" needs k-means centres that only method="latent" fits), and "knn_input", the
+# distance to the nearest training rows in the scaled input space, a term of "combined" only.
+COMBINABLE = ("elbo", "likelihood", "reconstruction", "knn", "knn_input")
 # The terms method="combined" adds, each as a robust z-score of its training values, for a family
 # with a density and for one without. Chosen by leave-one-group-out over the tables listed in
 # docs/anomaly.md, in both protocols (bench/anomaly_terms.py, then bench/anomaly_select.py).

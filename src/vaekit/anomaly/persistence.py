@@ -11,7 +11,7 @@ import torch
 
 from ..errors import ModelFileError
 from .detectors import DETECTORS, _BaseDetector
-from .options import DENSITY_METHODS, TERMS
+from .options import COMBINABLE, DENSITY_METHODS
 from .table import TablePreprocessor
 from .writer import CONFIG_FILE, FORMAT, FORMAT_VERSION, MODEL_DIR, TENSORS_FILE, save_detector  # noqa: F401 - save and load in one place
 
@@ -41,7 +41,8 @@ def load_detector(path: str | Path, device: str = "cpu") -> _BaseDetector:
     try:
         _restore_params(det, cfg, version, device)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ModelFileError(f"{where} is damaged or hand-edited ({type(e).__name__}: {e}); re-save the detector with vaekit") from None
+        raise ModelFileError(f"{where} is damaged or hand-edited ({type(e).__name__}: {e}); "
+                             "fit the detector again (vaekit detect fit) to replace it") from None
     det.estimator_ = load(path / MODEL_DIR, device=device)
     _restore_tensors(det, _read_tensors(path / TENSORS_FILE), path, version)
     n_model, n_pre = det.estimator_.n_features_in_, det.preprocessor_.n_outputs
@@ -70,7 +71,7 @@ def _restore_params(det: _BaseDetector, cfg: dict, version: int, device: str) ->
     terms = cfg.get("combined_terms")
     if det.method == "combined":
         names = tuple(terms["names"])
-        allowed = [t for t in TERMS if det.family.has_density or t not in DENSITY_METHODS]
+        allowed = [t for t in COMBINABLE if det.family.has_density or t not in DENSITY_METHODS]
         if not names or any(n not in allowed for n in names) or len(set(names)) != len(names):
             raise ValueError(f"combined_terms names {list(names)}; each must be one of {allowed}, once")
         det.combined_terms_ = names

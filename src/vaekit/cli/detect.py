@@ -40,7 +40,8 @@ def add_parser(sub) -> None:
     f.add_argument("--out", required=True, metavar="DETECTOR_DIR", help="detector folder to create")
     f.add_argument("--overwrite", action="store_true", help="replace --out if it already exists")
     f.add_argument("--label-column", default=None, metavar="COL",
-                   help="column of 0/1 labels (1 = anomaly): dropped from the features; reports the training ROC-AUC, and see --fit-on")
+                   help="column of 0/1 labels (1 = anomaly): dropped from the features; reports the training ROC-AUC "
+                        "(with --fit-on all), and see --fit-on")
     f.add_argument("--fit-on", default="all", choices=["all", "normal"],
                    help="all: train on every row (labels only for the report); normal: train on the rows labelled 0 only (needs --label-column)")
     f.add_argument("--id-column", default=None, metavar="COL", help="row identifier column, dropped from the features")
