@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from fixture_numbers import sums
 
 import vaekit
 from vaekit.data import load_dataset
@@ -31,10 +32,6 @@ def _inputs(name: str):
     if name == "vae-autoregressive":
         return np.load(FIXTURES / "crop16.npy")[:4], data.y
     return data.X, data.y
-
-
-def _sums(a: np.ndarray) -> np.ndarray:
-    return a.reshape(len(a), -1).sum(1)
 
 
 def test_fixtures_are_format_1_and_cover_every_latent_side():
@@ -67,13 +64,13 @@ def test_a_0_1_0_run_folder_gives_the_same_numbers(name):
         np.testing.assert_array_equal(est.reconstruct(X, labels), again)
         want = {key: v for key, v in want.items() if key not in ("reconstruct", "sample")}
     else:
-        np.testing.assert_allclose(_sums(est.reconstruct(X, labels)), want["reconstruct"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(sums(est.reconstruct(X, labels)), want["reconstruct"], rtol=1e-5, atol=1e-5)
     if "iw_log_likelihood" in want:
         xt, yt = torch.from_numpy(X), None if labels is None else torch.from_numpy(labels)
         got = iw_log_likelihood(est.model_, xt, yt, k=7, seed=3).numpy()
         np.testing.assert_allclose(got, want["iw_log_likelihood"], rtol=1e-5)
     if "sample" in want:
-        np.testing.assert_allclose(_sums(est.sample(2, seed=4)), want["sample"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(sums(est.sample(2, seed=4)), want["sample"], rtol=1e-5, atol=1e-5)
 
 
 def test_a_0_1_0_run_re_saved_is_format_2_and_the_same_model(tmp_path):
