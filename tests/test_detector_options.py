@@ -69,6 +69,7 @@ def test_choices_are_views_of_the_registry():
     (VAEDetector, {"n_steps": "many"}, "n_steps must be 'auto' or an integer >= 1, got 'many'"),
     (VAEDetector, {"batch_size": True}, "batch_size must be 'auto' or an integer"),
     (VAEDetector, {"n_clusters": 0}, "n_clusters must be an integer >= 1, got 0"),
+    (AutoencoderDetector, {"n_neighbors": 0}, "n_neighbors must be an integer >= 1, got 0"),
     (VAEDetector, {"n_score_samples": 0}, "n_score_samples must be an integer >= 1"),
     (VAEDetector, {"proba": "sigmoid"}, "unknown proba method 'sigmoid'"),
     (VAEDetector, {"scaling": "minmax"}, "unknown scaling 'minmax'"),
@@ -109,12 +110,25 @@ def test_detect_fit_maps_flags_onto_parameters():
     from vaekit.cli.detect import make_detector
 
     argv = ["detect", "fit", "x.csv", "--out", "d", "--model", "ae", "--score", "knn", "--hidden", "16,8", "--steps", "40",
-            "--latent-dim", "3", "--categorical", "a, b", "--keep-column", "tx_id", "--keep-column", "k", "--impute", "--lr", "0.002"]
+            "--latent-dim", "3", "--categorical", "a, b", "--keep-column", "tx_id", "--keep-column", "k", "--impute", "--lr", "0.002",
+            "--n-neighbors", "5"]
     det = make_detector(build_parser().parse_args(argv))
     assert type(det) is AutoencoderDetector
     assert det.get_params() == {**dict(SIGNATURES[AutoencoderDetector]), "method": "knn", "hidden": (16, 8), "n_steps": 40, "latent_dim": 3,
-                                "categorical": ["a", "b"], "keep_columns": ["tx_id", "k"], "impute": True, "lr": 0.002}
+                                "categorical": ["a", "b"], "keep_columns": ["tx_id", "k"], "impute": True, "lr": 0.002,
+                                "n_neighbors": 5}
     assert make_detector(build_parser().parse_args(["detect", "fit", "x.csv", "--out", "d"])).get_params() == dict(SIGNATURES[VAEDetector])
+
+
+def test_a_bad_n_neighbors_is_one_line_and_exit_2(tmp_path, capsys):
+    from vaekit.cli import main
+
+    table = tmp_path / "t.csv"
+    table.write_text("a,b\n" + "\n".join(f"{i},{i % 7}" for i in range(40)) + "\n")
+    assert main(["detect", "fit", str(table), "--out", str(tmp_path / "det"), "--n-neighbors", "0", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "n_neighbors must be an integer >= 1, got 0" in err and "\n" not in err
+    assert not (tmp_path / "det").exists()
 
 
 def test_the_option_table_imports_no_torch():
