@@ -587,11 +587,15 @@ def _train_into(args, est, data, run: Path | None, resume: dict | None = None, v
     else:
         log(f"vaekit {' '.join(args.argv)}")
         from ..data.stream import is_streamed
+        from ..train import MAX_VALIDATION
 
         how = " (streamed from disk: decoded by worker processes as training goes)" if is_streamed(data.X) else ""
         log(f"data: {data.name}, {len(data)} examples of shape {data.shape}{how}")
         if val is not None:
             log(f"validation: split {args.val_split!r} of {data.name}, {len(val)} examples (--val-fraction not used)")
+        elif round(len(data) * (frac := getattr(est, "val_fraction", 0) or 0)) > MAX_VALIDATION:
+            log(f"validation: {MAX_VALIDATION} of the {len(data)} examples held out (--val-fraction {frac:g} would "
+                f"hold out {round(len(data) * frac)}; the held-out set is capped at {MAX_VALIDATION})")
     from ..checkpoint import Checkpointer
 
     checkpointer = None
