@@ -26,15 +26,19 @@ def _default(opt, kind: str) -> str:
 
 
 def options_table() -> str:
-    """A Markdown table: every parameter of VAE and Autoencoder, its defaults, flag and help."""
+    """A Markdown table: every parameter of every registered family's estimator, its defaults, flag and help."""
     from vaekit.options import OPTIONS
+    from vaekit.registry import FAMILIES
 
-    rows = ["| parameter | `VAE` default | `Autoencoder` default | `vaekit train` | what it does |", "|---|---|---|---|---|"]
+    families = list(FAMILIES)
+    rows = ["| parameter | " + " | ".join(f"`{f.estimator}` default" for f in families) + " | `vaekit train` | what it does |",
+            "|---|" + "---|" * (len(families) + 2)]
     for o in OPTIONS:
         flag = f"`{o.cli_flag}`" if o.cli_flag else " / ".join(f"`{v}`" for v in dict.fromkeys(o.extra.get("cli", {}).values())) or "–"
         choices = o.all_choices()
         what = o.help + (f" (one of {', '.join(f'`{c}`' for c in choices)})" if choices else "")
-        rows.append(f"| `{o.name}` | {_default(o, 'vae')} | {_default(o, 'ae')} | {flag} | {_cell(what)} |")
+        defaults = " | ".join(_default(o, f.name) for f in families)
+        rows.append(f"| `{o.name}` | {defaults} | {flag} | {_cell(what)} |")
     return "\n".join(rows)
 
 

@@ -117,6 +117,7 @@ def blocks() -> list[Block]:
     return [
         init_block("src/vaekit/estimators.py", "VAE", _options, "vae"),
         init_block("src/vaekit/estimators.py", "Autoencoder", _options, "ae"),
+        init_block("src/vaekit/estimators.py", "VQVAE", _options, "vq"),
         params_block("src/vaekit/estimators.py", "VAEParams", _options, "vae"),
         params_block("src/vaekit/estimators.py", "AutoencoderParams", _options, "ae"),
         init_block("src/vaekit/anomaly/detectors.py", "VAEDetector", _detector_options, "VAEDetector"),

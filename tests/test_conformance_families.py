@@ -36,10 +36,15 @@ def _data(n: int = 64, d: int = 6) -> np.ndarray:
     return np.random.default_rng(0).random((n, d)).astype(np.float32)
 
 
+def _data_for(family, n: int = 64) -> np.ndarray:
+    """Rows of a table, or 8 x 8 one-channel images for a family that takes only images (``needs_images``)."""
+    return _data(n, 64).reshape(n, 1, 8, 8) if family.needs_images else _data(n)
+
+
 def _fit(family, **extra):
     taken = {o.name for o in options_for(family.name)}
     est = family.parts["estimator"](**{k: v for k, v in {**TINY, **extra}.items() if k in taken})
-    return est.fit(_data())
+    return est.fit(_data_for(family))
 
 
 @pytest.mark.parametrize("family", FAMILY_PARAMS)
@@ -64,7 +69,7 @@ def test_a_density_family_implements_the_density_contract(family):
 @pytest.mark.parametrize("family", FAMILY_PARAMS)
 def test_fit_encode_decode_score_and_a_round_trip_keep_every_number(family, tmp_path):
     est = _fit(family)
-    X = _data(20)
+    X = _data_for(family, 20)
     codes, recon, scores = est.transform(X), est.reconstruct(X), est.score_samples(X)
     assert codes.shape == (20, est.model_.config.code_dim) and recon.shape == X.shape and scores.shape == (20,)
     assert np.isfinite(scores).all() and np.ptp(scores) > 0  # a score that does not vary says nothing

@@ -22,6 +22,7 @@ _EXPORTS = {
     "DenoisingAutoencoder": "estimators",
     "ConvVAE": "estimators",
     "ConditionalVAE": "estimators",
+    "VQVAE": "estimators",
     "load": "runfolder",
     "load_encoder": "runfolder",
     "load_decoder": "runfolder",

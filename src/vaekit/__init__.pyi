@@ -11,6 +11,7 @@ from .errors import DataError as DataError
 from .errors import ModelFileError as ModelFileError
 from .errors import VaekitError as VaekitError
 from .estimators import VAE as VAE
+from .estimators import VQVAE as VQVAE
 from .estimators import Autoencoder as Autoencoder
 from .estimators import ConditionalVAE as ConditionalVAE
 from .estimators import ConvVAE as ConvVAE

@@ -185,7 +185,7 @@ class _Inputs:
     def prepare_X(self, X, *, fitting: bool = False) -> np.ndarray:
         """X as the model sees it: checked, given a channel axis (conv), scaled; ``fitting`` fits the scaler."""
         X = check_array(X)
-        if getattr(self, "architecture", "mlp") == "conv" and X.ndim == 3:
+        if (getattr(self, "architecture", "mlp") == "conv" or self.family.needs_images) and X.ndim == 3:
             X = X[:, None]  # (N, H, W) grayscale images get their channel axis
         if not fitting:
             if X.shape[1:] != tuple(self.input_shape_):
@@ -306,7 +306,8 @@ class _Base(TransformerMixin, _Inputs, BaseEstimator):  # the sklearn mixin firs
         params = check_params(self.get_params(), self.kind)
         # The rules between parameters live where the configs are built: build them once for a
         # stand-in input shape (the real shape is checked against the model when fit sees data).
-        self._model_config((1, 28, 28) if params["architecture"] == "conv" else (784,), 10 if self._conditional else 0, params)
+        images = params.get("architecture") == "conv" or self.family.needs_images
+        self._model_config((1, 28, 28) if images else (784,), 10 if self._conditional else 0, params)
         self._train_config(params).validate()
         if params["standardize"] and LIKELIHOODS[params["likelihood"]].needs_unit_interval:
             real = " or ".join(f"likelihood='{n}'" for n in LIKELIHOODS.names(self.kind, needs_unit_interval=False))
@@ -773,6 +774,119 @@ class Autoencoder(_Base):
             return -model.reconstruction_error(xb, model._decode_params(model.encode(xb, yb), yb))
 
         return self.batched(neg_loss, X, y).astype(np.float64)
+
+
+@FAMILIES.implements("vq", role="estimator")
+class VQVAE(_Base):
+    """A VQ-VAE (van den Oord et al. 2017) for images: each image coded as a grid of codebook entries.
+
+    X: images (N, H, W) or (N, C, H, W), H and W divisible by 4. ``latent_dim``: the size D of each
+    code vector; ``codebook_size``: K entries; ``commitment``: the weight β of the commitment loss;
+    ``ema_decay``: the codebook's moving-average decay (see :mod:`vaekit.vq`). ``encode`` / ``transform``
+    give the quantized grid flattened (``code_dim`` = D x H/4 x W/4 numbers); :meth:`indices` the grid
+    of entry numbers; :meth:`encode_continuous` the encoder's vectors before quantization.
+    """
+
+    if TYPE_CHECKING:  # the signature make_init builds at run time, for type checkers and IDEs
+        # <generated signature VQVAE: scripts/sync_signatures.py writes this block from vaekit.options.OPTIONS>
+        latent_dim: int
+        activation: str
+        likelihood: str
+        codebook_size: int
+        commitment: float
+        ema_decay: float
+        standardize: bool
+        epochs: int
+        batch_size: int
+        optimizer: str
+        lr: float
+        lr_schedule: str
+        lr_final: float
+        momentum: float
+        weight_decay: float
+        clip_grad: float | None
+        val_fraction: float
+        early_stopping: int
+        max_minutes: float
+        max_steps: int
+        log_every: int
+        seed: int
+        device: str
+        precision: str
+        verbose: bool
+
+        def __init__(
+            self,
+            latent_dim: int = 16,
+            activation: str = 'relu',
+            likelihood: str = 'bernoulli',
+            codebook_size: int = 128,
+            commitment: float = 0.25,
+            ema_decay: float = 0.99,
+            standardize: bool = False,
+            epochs: int = 10,
+            batch_size: int = 64,
+            optimizer: str = 'adam',
+            lr: float = 0.001,
+            lr_schedule: str = 'constant',
+            lr_final: float = 0.01,
+            momentum: float = 0.9,
+            weight_decay: float = 0.0,
+            clip_grad: float | None = None,
+            val_fraction: float = 0.1,
+            early_stopping: int = 0,
+            max_minutes: float = 0.0,
+            max_steps: int = 0,
+            log_every: int = 0,
+            seed: int = 0,
+            device: str = 'auto',
+            precision: str = 'float32',
+            verbose: bool = False,
+        ) -> None: ...
+        # </generated signature VQVAE>
+    else:
+        __init__ = make_init("vq", "Store the parameters unchanged (see vaekit.options.OPTIONS for each one).")
+
+    def indices(self, X) -> np.ndarray:
+        """The codebook entry chosen in each cell of each image's code grid: int64 (N, H/4, W/4)."""
+        self.check_fitted()
+        X = self.prepare_X(X)
+        return self.batched(lambda xb: self.model_.indices(xb), X).astype(np.int64)
+
+    def encode_continuous(self, X) -> np.ndarray:
+        """The encoder's vectors z_e before quantization: float32 (N, D, H/4, W/4)."""
+        self.check_fitted()
+        X = self.prepare_X(X)
+        return self.batched(lambda xb: self.model_.encode_continuous(xb), X)
+
+    def decode_indices(self, indices) -> np.ndarray:
+        """Images decoded from index grids (N, H/4, W/4) of entries (an edited grid, or one drawn from a prior)."""
+        self.check_fitted()
+        idx = np.asarray(indices)
+        rows, cols = self.model_.config.grid
+        if idx.ndim != 3 or idx.shape[1:] != (rows, cols) or not np.issubdtype(idx.dtype, np.integer):
+            raise DataError(f"index grids must be whole numbers of shape (N, {rows}, {cols}), got {idx.dtype} {idx.shape}")
+        k = self.model_.config.codebook_size
+        if idx.size and (idx.min() < 0 or idx.max() >= k):
+            raise DataError(f"codebook indices must lie in 0..{k - 1}, got {idx.min()}..{idx.max()}")
+        return self.decode(self.batched(lambda ib: self.model_.grid_of(ib), idx))
+
+    def codebook_usage(self, X) -> dict[str, float]:
+        """How the codes of X use the codebook: ``perplexity`` exp(entropy of the entries' shares over
+        all cells of all images; K when all are used evenly) and ``usage``, the share of entries used at all."""
+        idx = self.indices(X).ravel()
+        k = self.model_.config.codebook_size
+        share = np.bincount(idx, minlength=k) / max(len(idx), 1)
+        nz = share[share > 0]
+        return {"perplexity": float(np.exp(-(nz * np.log(nz)).sum())), "usage": float((share > 0).mean()),
+                "codebook_size": k}
+
+    def score_samples(self, X, y=None) -> np.ndarray:
+        """Each image's negative reconstruction loss through its quantized code, shape (N,), float64:
+        minus the binary cross-entropy in nats (bernoulli) or minus the squared error (gaussian)."""
+        X, y = self._scored(X, y)
+        model = self.model_
+        return self.batched(lambda xb: -model.reconstruction_error(xb, model._decode_params(model.encode(xb))), X).astype(np.float64)
 
 
 # -- the course's models, as presets of the two families ----------------------------------------

@@ -238,6 +238,8 @@ def evaluate(est, X: np.ndarray, y: np.ndarray | None = None, *, X_train: np.nda
         var = latent_variances(codes)
         results["latent_variance"] = [float(v) for v in var]
         results["active_units"] = int((var > ACTIVE_UNIT_THRESHOLD).sum())
+    if est.family.discrete_codes:
+        results.update(_codebook_results(est, X, results["mse"]))
     if y is not None and X_train is not None and y_train is not None:
         ytr = np.asarray(y_train)
         Xtr = X_train
@@ -249,12 +251,20 @@ def evaluate(est, X: np.ndarray, y: np.ndarray | None = None, *, X_train: np.nda
     return results
 
 
+def _codebook_results(est, X: np.ndarray, mse: float) -> dict:
+    """A VQ-VAE's use of its codebook on X (perplexity, share of entries used) and the reconstruction's
+    PSNR, 10 log10(1 / MSE) in dB for pixels in [0, 1]."""
+    out = est.codebook_usage(X)
+    out["psnr"] = float(10 * np.log10(1.0 / mse)) if mse > 0 else float("inf")
+    return out
+
+
 def format_results(r: dict) -> list[str]:
     """The lines ``vaekit evaluate`` prints: every number with its unit."""
     lines = [f"  binarization       {r['binarization']}"]
-    unit = f"{LIKELIHOODS[r['likelihood']].loss_unit}/example" if r["model"] == "autoencoder" else "nats/example"
+    unit = "nats/example" if "elbo" in r else f"{LIKELIHOODS[r['likelihood']].loss_unit}/example"
     lines.append(f"  training loss      {r['loss']:12.4f} {unit}  (the model's own objective" + (", = -ELBO)" if "elbo" in r else ")"))
-    for name in ("reconstruction", "sparsity"):
+    for name in ("reconstruction", "sparsity", "commitment"):
         if name in r:
             lines.append(f"    {name:<16} {r[name]:12.4f} {unit}")
     if "elbo" in r:
@@ -269,6 +279,12 @@ def format_results(r: dict) -> list[str]:
     lines.append(f"  reconstruction MSE {r['mse']:12.6f} per value  ({r['sse']:.4f} summed over features per example)")
     if "bce" in r:
         lines.append(f"  reconstruction BCE {r['bce']:12.4f} nats/example")
+    if "psnr" in r:
+        lines.append(f"  PSNR               {r['psnr']:12.2f} dB  (10 log10(1 / MSE), pixels in [0, 1])")
+    if "perplexity" in r:
+        lines.append(f"  codebook perplexity{r['perplexity']:12.2f}  of {r['codebook_size']} entries (exp of the entropy of their use; "
+                     f"{r['codebook_size']} when all are used evenly)")
+        lines.append(f"  codebook usage     {r['usage']:12.1%}  of the entries chosen by at least one cell of these codes")
     if "active_units" in r:
         lines.append(f"  active units       {r['active_units']:>7d} of {r['latent_dim']}  (Cov_x(E_q[z_j]) > {ACTIVE_UNIT_THRESHOLD})")
     if "kl_per_dim" in r:

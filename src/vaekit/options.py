@@ -26,9 +26,13 @@ from .registry import FAMILIES, LIKELIHOODS, OBJECTIVES, POSTERIORS, PRIORS, Reg
 
 KINDS = FAMILIES.names()  # the estimator families (vaekit.registry.FAMILIES)
 # Who takes an option: the latent-variable options (prior, posterior, beta, ...) belong to the
-# families with a density, the sparsity and noise knobs to the deterministic ones.
+# families with a density, the sparsity and noise knobs to the autoencoder, the MLP's layer sizes
+# to the two families that have one (a VQ-VAE's networks are fixed convolutions, vaekit.vq), the
+# codebook's options to the VQ-VAE.
 DENSITY = FAMILIES.names(has_density=True)
-DETERMINISTIC = FAMILIES.names(has_density=False)
+MLP_KINDS = FAMILIES.names(needs_images=False)
+AUTOENCODER = FAMILIES.names(has_density=False, needs_images=False)
+VQ = FAMILIES.names(discrete_codes=True)
 FAMILY_DEFAULT = object()  # the default differs by family: FAMILIES[kind].defaults[name]
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "sigmoid")
 
@@ -163,9 +167,10 @@ OPTIONS: tuple[Option, ...] = (
            low=1),
     Option("hidden", "sizes", FAMILY_DEFAULT,
            "hidden layer sizes of the MLP encoder, mirrored in the decoder, e.g. 400 or 512,256 (default: 400 for VAEs, 256 for autoencoders)",
-           metavar="SIZES", when=lambda p: p.get("architecture") != "conv"),
+           metavar="SIZES", kinds=MLP_KINDS, when=lambda p: p.get("architecture") != "conv"),
     Option("activation", "str", "relu", "hidden activation", choices=ACTIVATIONS),
     Option("architecture", "str", "mlp", "mlp, or conv: the course's convolutional pair for (C, H, W) images", choices=("mlp", "conv"), flag=None,
+           kinds=MLP_KINDS,
            extra={"cli": {"mlp": "--model vae", "conv": "--model conv-vae"}}),
     Option("likelihood", "str", "bernoulli", "decoder distribution p(x|z); for autoencoders gaussian means squared error; "
            "autoregressive-bernoulli: pixels depend on earlier pixels and z through a MADE, VAEs only",
@@ -199,17 +204,22 @@ OPTIONS: tuple[Option, ...] = (
     Option("label_scale", "float", 30.0, "a conditional model's one-hot label is multiplied by this before the networks see it: "
            "a bare one-hot (1) learns so slowly beside z that the decoder ignores it (vaekit.models.LABEL_SCALE says why)",
            kinds=DENSITY, low=0, low_open=True, when=lambda p: bool(p.get("conditional"))),
-    Option("sparsity", "str", None, "sparse-ae penalty: l1 on the code or KL(rho||rho_hat) (default: l1 for sparse-ae)", kinds=DETERMINISTIC,
+    Option("sparsity", "str", None, "sparse-ae penalty: l1 on the code or KL(rho||rho_hat) (default: l1 for sparse-ae)", kinds=AUTOENCODER,
            choices=("l1", "kl"), nullable=True),
-    Option("sparsity_weight", "float", 1e-3, "lambda (l1) or beta (kl) of the sparsity penalty", kinds=DETERMINISTIC, low=0,
+    Option("sparsity_weight", "float", 1e-3, "lambda (l1) or beta (kl) of the sparsity penalty", kinds=AUTOENCODER, low=0,
            when=lambda p: bool(p.get("sparsity"))),
-    Option("sparsity_target", "float", 0.05, "target mean activation rho of the KL penalty", kinds=DETERMINISTIC, low=0, high=1, low_open=True,
+    Option("sparsity_target", "float", 0.05, "target mean activation rho of the KL penalty", kinds=AUTOENCODER, low=0, high=1, low_open=True,
            high_open=True,
            when=lambda p: p.get("sparsity") == "kl"),
-    Option("noise", "str", None, "denoising-ae corruption (default: masking for denoising-ae)", kinds=DETERMINISTIC,
+    Option("noise", "str", None, "denoising-ae corruption (default: masking for denoising-ae)", kinds=AUTOENCODER,
            choices=("gaussian", "masking", "salt-and-pepper"), nullable=True),
-    Option("noise_level", "float", 0.3, "sigma (gaussian) or probability p (masking, salt-and-pepper)", kinds=DETERMINISTIC, low=0,
+    Option("noise_level", "float", 0.3, "sigma (gaussian) or probability p (masking, salt-and-pepper)", kinds=AUTOENCODER, low=0,
            when=lambda p: bool(p.get("noise"))),
+    # van den Oord et al. (2017): commitment 0.25; an EMA decay of 0.99 (their appendix A.1).
+    Option("codebook_size", "int", 128, "vq-vae: number K of codebook entries", kinds=VQ, low=2),
+    Option("commitment", "float", 0.25, "vq-vae: weight beta of the commitment loss ||z_e - sg(e)||^2", kinds=VQ, low=0),
+    Option("ema_decay", "float", 0.99, "vq-vae: decay of the codebook's moving averages", kinds=VQ, low=0, high=1, low_open=True,
+           high_open=True),
     # -- the objective -----------------------------------------------------------------------
     Option("beta", "float", 1.0, "weight of the KL term (1: the ELBO)", kinds=DENSITY, target="train", low=0),
     Option("warmup_epochs", "float", 0.0, "linear KL warm-up from 0 to beta over this many epochs (0: off)", kinds=DENSITY, target="train", low=0),
@@ -263,8 +273,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("weight_decay", "float", 0.0, "L2 weight decay", target="train", group="optimization", low=0),
     Option("clip_grad", "float", None, "clip the global gradient norm to this value (default: no clipping)", target="train", group="optimization",
            low=0, low_open=True, nullable=True),
-    Option("val_fraction", "float", 0.1, "share of the training data held out for validation", target="train", group="optimization",
-           low=0, high=1, high_open=True),
+    Option("val_fraction", "float", 0.1, "share of the training data held out for validation, at most 10 000 examples", target="train",
+           group="optimization", low=0, high=1, high_open=True),
     Option("early_stopping", "int", 0, "stop after this many epochs without validation improvement, keeping the best weights (0: off)",
            target="train", group="optimization", low=0, metavar="PATIENCE"),
     Option("max_minutes", "float", 0.0, "stop when training time passes this budget, checked after every step (0: off)", target="train",

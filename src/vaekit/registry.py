@@ -125,7 +125,7 @@ OBJECTIVES = Registry("objective")
 # autoencoder's reconstruction error is measured in; blur: what to look for in a decoded image
 # (the report's captions); column_sum: log p(x|z) is a sum over the data's columns (an anomaly detector splits it up).
 LIKELIHOODS.declare(
-    "bernoulli", families=("vae", "ae"), flags={
+    "bernoulli", families=("vae", "ae", "vq"), flags={
         "needs_unit_interval": True, "discrete": True, "loss_unit": "nats", "column_sum": True,
         "blur": "a Bernoulli decoder draws its mean E[x|z], the probability that each pixel is on, so strokes it is unsure of "
                 "come out gray and blurry: that blur is the mean of many plausible images, not a bug"})
@@ -134,7 +134,7 @@ LIKELIHOODS.declare(
         "needs_unit_interval": True, "column_sum": True,
         "blur": "a continuous Bernoulli decoder draws its mean, which is less washed out than a Bernoulli's but still an average"})
 LIKELIHOODS.declare(
-    "gaussian", families=("vae", "ae"), options={"sigma": "sigma", "learn_sigma": "learn_sigma"}, flags={
+    "gaussian", families=("vae", "ae", "vq"), options={"sigma": "sigma", "learn_sigma": "learn_sigma"}, flags={
         "loss_unit": "squared error", "column_sum": True,
         "blur": "a Gaussian decoder's mean is the average of the images that z could stand for (it minimizes squared error), "
                 "so fine detail blurs away"})
@@ -190,6 +190,13 @@ FAMILIES.declare("ae", help="deterministic autoencoder", flags={
     "estimator": "Autoencoder", "json_name": "autoencoder", "title": "autoencoder", "plural": "autoencoders", "article": "an",
     "long_title": "autoencoder", "codes": "codes", "code_from": "the encoder",
     "defaults": {"latent_dim": 32, "hidden": (256,), "batch_size": 64, "lr": 3e-3}})
+# needs_images: takes only (C, H, W) images (its encoder is convolutional); discrete_codes: its code is a grid of
+# codebook entries (vaekit.vq), whose indices `encode` writes beside the vectors.
+FAMILIES.declare("vq", help="vector-quantized autoencoder", flags={
+    "estimator": "VQVAE", "json_name": "vq_vae", "title": "VQ-VAE", "plural": "VQ-VAEs", "article": "a",
+    "long_title": "vector-quantized variational autoencoder", "codes": "quantized codes", "code_from": "the nearest codebook entries",
+    "needs_images": True, "discrete_codes": True,
+    "defaults": {"latent_dim": 16, "batch_size": 64, "lr": 1e-3}})
 
 # -- presets: a family with some options set (``--model``); params win over the family's defaults --
 # and lose to what the user gives; needs: the option that defines it. The order is --model's order;
@@ -212,6 +219,8 @@ PRESETS.declare("conv-vae", families=("vae",), help="convolutional VAE for image
 # z holds only the style when the label is given: 4 dimensions (see estimators.ConditionalVAE).
 PRESETS.declare("cvae", families=("vae",), help="conditional VAE (needs labels)", flags={
     "params": {"conditional": True, "latent_dim": 4}, "needs": "conditional"})
+PRESETS.declare("vq-vae", families=("vq",), help="VQ-VAE (van den Oord et al. 2017): a grid of codebook entries per image, "
+                "EMA codebook with restarts of dead entries", flags={"params": {}})
 
 
 def family_of(preset: str) -> Component:

@@ -93,21 +93,27 @@ def cmd_encode(args) -> int:
     Z = est.encode(data.X, y)
     out = Path(args.out)
     npz = out.suffix.lower() == ".npz"
+    # A VQ-VAE's code is also a grid of codebook indices, and the encoder's vectors before quantization.
+    grids = {"indices": est.indices(data.X), "z_e": est.encode_continuous(data.X)} if npz and est.family.discrete_codes else {}
     write_codes(out, Z, data.y, data.classes, raw_csv=args.raw_csv,
-                factors=data.factors if npz else None, factor_names=data.factor_names)
+                factors=data.factors if npz else None, factor_names=data.factor_names, extra=grids)
     labelled = data.y is not None and out.suffix.lower() != ".npy"
     kept = (["their labels"] if labelled else []) + ([f"factors {', '.join(data.factor_names or [])}"] if npz and data.factors is not None else [])
+    kept += [f"{name} {tuple(a.shape)}" for name, a in grids.items()]
     print(f"wrote codes of shape {Z.shape}{' and ' + ' and '.join(kept) if kept else ''} to {out}")
     if data.y is not None and out.suffix.lower() == ".npy":
         print("(the labels are not in a .npy file; write .npz or .csv to keep them beside the codes)")
     if data.factors is not None and not npz:
         print("(the ground-truth factors are written only to a .npz file; write .npz to keep them beside the codes)")
+    if est.family.discrete_codes and not npz:
+        print("(the codebook index grid and the vectors before quantization are written only to a .npz file)")
     return 0
 
 
-def write_codes(path: Path, Z, y=None, classes=None, raw_csv: bool = False, factors=None, factor_names=None) -> None:
-    """Codes with their labels where known: .npz (z, y, classes, and factors, factor_names when given),
-    .csv (z0.., label) or .npy (z only).
+def write_codes(path: Path, Z, y=None, classes=None, raw_csv: bool = False, factors=None, factor_names=None,
+                extra: dict | None = None) -> None:
+    """Codes with their labels where known: .npz (z, y, classes, and factors, factor_names when given,
+    and the arrays of ``extra`` under their names), .csv (z0.., label) or .npy (z only).
 
     A .csv's text labels are spreadsheet-safe unless ``raw_csv`` (see vaekit.csvcells). ``factors``
     (int64 N x K, the ground-truth factor classes) go to a .npz only.
@@ -134,6 +140,7 @@ def write_codes(path: Path, Z, y=None, classes=None, raw_csv: bool = False, fact
                 arrays["factors"] = np.asarray(factors, dtype=np.int64)
                 if factor_names is not None:
                     arrays["factor_names"] = np.asarray([str(n) for n in factor_names])
+            arrays.update(extra or {})
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
         else:

@@ -1,0 +1,185 @@
+"""The VQ-VAE family (vaekit.vq): quantization, the straight-through gradient, the codebook's moving
+averages and restarts worked by hand, a codebook that does not collapse on real digits, resume to the
+same numbers, and every command either working or refusing in one line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vaekit.checkpoint import Checkpointer, read_checkpoint
+from vaekit.cli import main
+from vaekit.data import load_dataset
+from vaekit.errors import ConfigError, DataError
+from vaekit.estimators import VQVAE
+from vaekit.models import build_model, config_from_params
+from vaekit.train import TrainConfig, fit
+from vaekit.vq import DEAD_SHARE, Codebook
+
+
+def _images(n: int = 96, side: int = 8, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).random((n, 1, side, side)) > 0.5).astype(np.float32)
+
+
+def _model(**params):
+    torch.manual_seed(0)
+    return build_model(config_from_params("vq", input_shape=(1, 8, 8), **{"latent_dim": 3, "codebook_size": 5, **params}))
+
+
+# -- quantization and its gradient ---------------------------------------------------------------
+
+
+def test_each_vector_goes_to_its_nearest_entry_and_the_code_is_made_of_entries():
+    book = Codebook(4, 2, decay=0.9).eval()
+    book.embedding.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]))
+    rows = torch.tensor([[0.1, -0.2], [0.9, 0.2], [0.2, 0.7], [3.0, 2.9], [0.6, 0.1]])
+    q, idx = book(rows)
+    assert idx.tolist() == [0, 1, 2, 3, 1]  # brute force: argmin of the squared distances
+    assert torch.equal(q, book.embedding[idx])
+
+
+def test_the_straight_through_gradient_reaches_the_encoder_and_the_entries_get_none():
+    model = _model().train()
+    out = model.loss(torch.from_numpy(_images(16)))
+    out.loss.backward()
+    enc = [p.grad for p in model.encoder.parameters()]
+    assert all(g is not None for g in enc) and sum(float(g.abs().sum()) for g in enc) > 0
+    assert not any(b.requires_grad for b in model.codebook.buffers())  # moved by moving averages only
+    assert set(out.terms) == {"reconstruction", "commitment", "perplexity", "usage"}
+    assert out.terms["reconstruction"].shape == (16,) and out.terms["perplexity"].dim() == 0
+
+
+def test_the_commitment_term_is_beta_times_the_squared_distance_to_the_chosen_entries():
+    model = _model(commitment=0.7).eval()
+    x = torch.from_numpy(_images(6))
+    z_e = model.encode_continuous(x)
+    z_q = model.encode(x).view_as(z_e)
+    expected = 0.7 * (z_e - z_q).pow(2).flatten(1).sum(-1)
+    torch.testing.assert_close(model.loss(x).terms["commitment"], expected)
+
+
+# -- the codebook's moving averages, by hand --------------------------------------------------------
+
+
+def test_one_moving_average_step_matches_the_formula():
+    d = 0.8
+    book = Codebook(3, 2, decay=d, eps=0.0)
+    book.counts.copy_(torch.tensor([2.0, 1.0, 1.0]))
+    book.sums.copy_(torch.tensor([[2.0, 2.0], [0.0, 1.0], [3.0, 0.0]]))
+    rows = torch.tensor([[1.0, 0.0], [3.0, 2.0], [0.0, 4.0]])
+    book.update(rows, torch.tensor([0, 0, 1]))
+    counts = torch.tensor([d * 2 + (1 - d) * 2, d * 1 + (1 - d) * 1, d * 1])
+    sums = torch.tensor([[d * 2 + (1 - d) * 4, d * 2 + (1 - d) * 2], [d * 0, d * 1 + (1 - d) * 4], [d * 3, 0.0]])
+    torch.testing.assert_close(book.counts, counts)
+    torch.testing.assert_close(book.sums, sums)
+    torch.testing.assert_close(book.embedding, sums / counts.unsqueeze(1))  # eps = 0: no smoothing
+
+
+def test_an_entry_nobody_chooses_is_restarted_at_a_vector_of_the_batch():
+    book = Codebook(3, 2, decay=0.5, eps=0.0)
+    book.counts.copy_(torch.tensor([10.0, 10.0, 10.0 * DEAD_SHARE / 2]))  # entry 2 far below its share
+    book.sums.copy_(torch.tensor([[10.0, 0.0], [0.0, 10.0], [0.0, 0.0]]))
+    rows = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1], [0.1, 1.0]])
+    torch.manual_seed(0)
+    book.update(rows, torch.tensor([0, 1, 0, 1]))
+    assert any(torch.equal(book.embedding[2], r) for r in rows)
+    # its statistics moved with it, so the next average step starts from the new place
+    torch.testing.assert_close(book.sums[2] / book.counts[2], book.embedding[2])
+
+
+def test_after_the_first_step_the_codebook_lies_on_the_data():
+    book = Codebook(4, 2, decay=0.99)
+    rows = torch.randn(50, 2) + 7.0
+    idx = book.nearest(rows)
+    assert idx.eq(0).all()  # the entries start at zero, all equally near: the first one takes every output
+    torch.manual_seed(1)
+    book.update(rows, idx)
+    # the mean of the outputs that chose it, up to the counts' Laplace smoothing (eps 1e-5 over counts of 0.5)
+    torch.testing.assert_close(book.embedding[0], rows.mean(0), rtol=1e-4, atol=0)
+    assert all(any(torch.equal(e, r) for r in rows) for e in book.embedding[1:])  # the rest restarted on outputs
+
+
+# -- training ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    tr, te = load_dataset("embedded", "train"), load_dataset("embedded", "test")
+    return tr.X[:1500], te.X[:300]
+
+
+@pytest.fixture(scope="module")
+def fitted(digits):
+    return VQVAE(epochs=3, seed=0).fit(digits[0])
+
+
+def test_training_lowers_the_loss_and_the_codebook_does_not_collapse(fitted, digits):
+    rows = fitted.history_
+    assert rows[-1]["train_reconstruction"] < 0.7 * rows[0]["train_reconstruction"]
+    use = fitted.codebook_usage(digits[1])
+    # A collapsed codebook has perplexity near 1 and a handful of entries in use; measured 27 and 40 % here.
+    assert use["perplexity"] > 10 and use["usage"] > 0.2 and use["codebook_size"] == 128
+
+
+def test_index_grids_decode_to_the_reconstructions_and_edits_change_the_image(fitted, digits):
+    X = digits[1][:20]
+    idx = fitted.indices(X)
+    assert idx.shape == (20, 7, 7) and idx.dtype == np.int64 and 0 <= idx.min() and idx.max() < 128
+    np.testing.assert_array_equal(fitted.decode_indices(idx), fitted.reconstruct(X))
+    assert fitted.encode_continuous(X).shape == (20, 16, 7, 7)
+    edited = idx.copy()
+    edited[:, 2:5, 2:5] = (edited[:, 2:5, 2:5] + 1) % 128
+    assert np.abs(fitted.decode_indices(edited) - fitted.reconstruct(X)).max() > 0.05
+
+
+def test_bad_index_grids_and_tables_are_refused_in_one_line(fitted):
+    with pytest.raises(DataError, match="0..127"):
+        fitted.decode_indices(np.full((1, 7, 7), 128))
+    with pytest.raises(DataError, match=r"\(N, 7, 7\)"):
+        fitted.decode_indices(np.zeros((1, 6, 7), dtype=np.int64))
+    with pytest.raises(ConfigError, match="images of shape"):
+        VQVAE(epochs=1).fit(np.random.default_rng(0).random((40, 6)).astype(np.float32))
+    with pytest.raises(ConfigError, match="divisible by 4"):
+        VQVAE(epochs=1).fit(_images(40, side=6))
+
+
+def test_a_run_stopped_inside_an_epoch_resumes_to_the_same_codebook(tmp_path):
+    X = torch.from_numpy(_images(100))
+
+    def run(resume=None, checkpointer=None, max_steps=25):
+        model = _model()
+        cfg = TrainConfig(epochs=3, batch_size=10, val_fraction=0.0, device="cpu", max_steps=max_steps, seed=0)
+        fit(model, X, cfg=cfg, checkpointer=checkpointer, resume=resume, quiet=True)
+        return model
+
+    ref = run()
+    run(max_steps=15, checkpointer=Checkpointer(tmp_path))
+    resumed = run(resume=read_checkpoint(tmp_path))
+    for name, a in ref.state_dict().items():
+        assert torch.equal(a, resumed.state_dict()[name]), name
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+
+def test_the_commands_work_on_a_vq_vae_or_refuse_in_one_line(tmp_path, capsys):
+    run = tmp_path / "vq"
+    assert main(["train", "--model", "vq-vae", "--limit", "600", "--epochs", "1", "--no-report", "--quiet", "--out", str(run)]) == 0
+    assert main(["encode", str(run), "--limit", "50", "--out", str(tmp_path / "z.npz")]) == 0
+    with np.load(tmp_path / "z.npz", allow_pickle=False) as z:
+        assert z["z"].shape == (50, 16 * 49) and z["indices"].shape == (50, 7, 7) and z["z_e"].shape == (50, 16, 7, 7)
+    assert main(["evaluate", str(run), "--limit", "100", "--no-probe", "--json", str(tmp_path / "e.json")]) == 0
+    r = json.loads((tmp_path / "e.json").read_text())
+    assert r["model"] == "vq_vae" and {"mse", "psnr", "perplexity", "usage", "commitment"} <= set(r)
+    np.testing.assert_allclose(r["psnr"], 10 * np.log10(1 / r["mse"]))
+    assert main(["reconstruct", str(run), "--out", str(tmp_path / "r.png")]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(run), "--out", str(tmp_path / "s.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "VQ-VAE" in err[0] and "prior" in err[0]
+    assert not (tmp_path / "s.png").exists()
+    assert main(["train", "--model", "vq-vae", "--hidden", "64", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
