@@ -183,3 +183,84 @@ def test_the_commands_work_on_a_vq_vae_or_refuse_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "s.png").exists()
     assert main(["train", "--model", "vq-vae", "--hidden", "64", "--out", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
+
+
+# -- the second stage: a prior over the index grid (vaekit.codeprior) -------------------------------
+
+
+def _grid_prior(k: int = 3, cells: int = 3):
+    from vaekit.codeprior import GridPrior
+
+    torch.manual_seed(0)
+    prior = GridPrior(k, cells, width=8, layers=1, heads=2).double().eval()
+    with torch.no_grad():
+        for p in prior.parameters():
+            p.normal_(0.0, 0.7)  # away from the near-uniform start, so that a wrong normalization shows
+    return prior
+
+
+def test_the_grid_prior_is_a_distribution_over_all_grids():
+    import itertools
+
+    prior = _grid_prior()
+    grids = torch.tensor(list(itertools.product(range(3), repeat=3)))
+    with torch.no_grad():
+        p = prior.log_prob(grids).exp()
+    assert p.min() > 0 and float(p.max()) < 0.99
+    torch.testing.assert_close(p.sum(), torch.tensor(1.0, dtype=torch.float64))
+
+
+def test_the_grid_prior_is_causal_and_its_draws_follow_it():
+    prior = _grid_prior(k=2, cells=2)
+    a, b = torch.tensor([[0, 0], [1, 1]]), torch.tensor([[0, 1], [1, 0]])
+    # cell 0's distribution cannot depend on cell 1, and cell 1's on nothing after it
+    torch.testing.assert_close(prior.logits(a)[:, 0], prior.logits(b)[:, 0])
+    draws = prior.sample(4000, torch.Generator().manual_seed(0))
+    grids = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]])
+    with torch.no_grad():
+        p = prior.log_prob(grids).exp()
+    freq = torch.stack([(draws == g).all(1).double().mean() for g in grids])
+    assert (freq - p).abs().max() < 4 * (p * (1 - p) / 4000).sqrt().max()  # four standard errors
+
+
+def test_fit_prior_learns_samples_and_round_trips(fitted, digits, tmp_path):
+    import copy
+
+    import vaekit
+
+    est = copy.deepcopy(fitted).fit_prior(digits[0][:600], epochs=2, seed=0)
+    rows = est.prior_history_
+    assert rows[-1]["prior_train_nll"] < rows[0]["prior_train_nll"] and np.isfinite(rows[-1]["prior_val_nll"])
+    X = digits[1][:30]
+    np.testing.assert_array_equal(est.reconstruct(X), fitted.reconstruct(X))  # the VQ-VAE is kept as it was
+    nll = est.prior_nll(X)
+    assert nll.shape == (30,) and (nll > 0).all() and nll.mean() < 49 * np.log(128)  # below the uniform prior's
+    np.testing.assert_allclose(est.log_likelihood_bound(X), est.score_samples(X) - nll)
+    s = est.sample(5, seed=3)
+    assert s.shape == (5, 1, 28, 28) and 0 <= s.min() and s.max() <= 1
+    loaded = vaekit.load(est.save(tmp_path / "run"))
+    np.testing.assert_array_equal(loaded.sample(5, seed=3), s)
+    np.testing.assert_array_equal(loaded.prior_nll(X), nll)
+    with pytest.raises(ConfigError, match="train-prior"):
+        fitted.sample(2)
+
+
+def test_train_prior_makes_a_run_sampleable_and_keeps_its_record(tmp_path, capsys):
+    run = tmp_path / "vq"
+    assert main(["train", "--model", "vq-vae", "--limit", "400", "--epochs", "1", "--no-report", "--quiet", "--out", str(run)]) == 0
+    before = json.loads((run / "config.json").read_text())
+    assert main(["train-prior", str(run), "--limit", "300", "--epochs", "1", "--width", "16", "--heads", "2", "--quiet"]) == 0
+    after = json.loads((run / "config.json").read_text())
+    assert after["run"] == before["run"] and after["model"]["code_prior"] == {"width": 16, "layers": 2, "heads": 2}
+    assert len(after["prior"]["history"]) == 1 and "train-prior" in (run / "train.log").read_text()
+    assert main(["sample", str(run), "-n", "4", "--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (4, 1, 28, 28)
+    assert main(["evaluate", str(run), "--limit", "50", "--no-probe", "--json", str(tmp_path / "e.json")]) == 0
+    r = json.loads((tmp_path / "e.json").read_text())
+    np.testing.assert_allclose(r["nll_bound"], r["reconstruction"] + r["prior_nll"], rtol=1e-3)
+    vae = tmp_path / "vae"
+    assert main(["train", "--limit", "200", "--epochs", "1", "--no-report", "--no-figures", "--quiet", "--out", str(vae)]) == 0
+    capsys.readouterr()
+    assert main(["train-prior", str(vae)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "VQ-VAE" in err[0]

@@ -231,6 +231,11 @@ class _Inputs:
         return check_labels(y, n, self.n_classes_)
 
     @property
+    def can_sample(self) -> bool:
+        """Whether :meth:`sample` can draw new examples: a family with a prior (a VAE)."""
+        return bool(self.family.has_density)
+
+    @property
     def loss_unit(self) -> str:
         """What the loss, its terms and the training curves are measured in, per example."""
         return "nats per example" if self.family.has_density else f"{LIKELIHOODS[self.likelihood].loss_unit} per example"
@@ -405,11 +410,13 @@ class _Base(TransformerMixin, _Inputs, BaseEstimator):  # the sklearn mixin firs
 
         ``part='encoder'`` or ``'decoder'`` writes only that half (for embeddings or generation).
         """
-        from . import __version__
-
         self.check_fitted()
         if part not in ("all", "encoder", "decoder"):
             raise ConfigError(f"part must be 'all', 'encoder' or 'decoder', got {part!r}")
+        return write_model(path, self.file_config(part), self.state_tensors(part))
+
+    def state_tensors(self, part: str = "all") -> dict[str, torch.Tensor]:
+        """The tensors model.safetensors holds: the module's state (of ``part``) and the scaler's, on the CPU."""
         state = {k: v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
         if part != "all":
             keep = part_prefixes(part, with_encoder=bool(self.model_.config.prior_component.needs_encoder))
@@ -417,7 +424,13 @@ class _Base(TransformerMixin, _Inputs, BaseEstimator):  # the sklearn mixin firs
         if getattr(self, "scaler_mean_", None) is not None:
             state["scaler.mean"] = torch.from_numpy(np.ascontiguousarray(self.scaler_mean_))
             state["scaler.scale"] = torch.from_numpy(np.ascontiguousarray(self.scaler_scale_))
-        config = {
+        return state
+
+    def file_config(self, part: str = "all") -> dict:
+        """What config.json says of this model (without the format's name and version, which write_model adds)."""
+        from . import __version__
+
+        return {
             "vaekit_version": __version__,
             "part": part,
             "estimator": type(self).__name__,
@@ -426,7 +439,6 @@ class _Base(TransformerMixin, _Inputs, BaseEstimator):  # the sklearn mixin firs
             "input_shape": list(self.input_shape_),
             "n_classes": getattr(self, "n_classes_", 0),
         }
-        return write_model(path, config, state)
 
 
 @FAMILIES.implements("vae", role="estimator")
@@ -880,6 +892,67 @@ class VQVAE(_Base):
         nz = share[share > 0]
         return {"perplexity": float(np.exp(-(nz * np.log(nz)).sum())), "usage": float((share > 0).mean()),
                 "codebook_size": k}
+
+    # -- the second stage: a prior over the index grid (vaekit.codeprior) -----------------------------
+    @property
+    def can_sample(self) -> bool:
+        """Whether new images can be drawn: once a prior over the code grid is trained (:meth:`fit_prior`)."""
+        return hasattr(self, "model_") and self.model_.code_prior is not None
+
+    def fit_prior(self, X, *, epochs: int = 10, width: int = 64, layers: int = 2, heads: int = 4, batch_size: int = 64,
+                  lr: float = 1e-3, max_minutes: float = 0.0, val_fraction: float = 0.1, seed: int | None = None,
+                  log: Callable[[str], None] | None = None) -> Self:
+        """Train the prior over the index grids of X (the VQ-VAE's own training images), keeping the VQ-VAE
+        as it is: a causal transformer of ``layers`` layers of ``width`` units (vaekit.codeprior).
+        ``prior_history_`` then holds one row per epoch, the NLL in nats per image. Returns self."""
+        import dataclasses
+
+        from .codeprior import check_prior_spec, fit_grid_prior
+        from .train import split_validation
+
+        self.check_fitted()
+        if epochs < 1 or batch_size < 1 or not lr > 0 or not 0 <= val_fraction < 1 or max_minutes < 0:
+            raise ConfigError(f"fit_prior needs epochs >= 1, batch_size >= 1, lr > 0, 0 <= val_fraction < 1 and max_minutes >= 0; "
+                              f"got {epochs}, {batch_size}, {lr}, {val_fraction}, {max_minutes}")
+        spec = check_prior_spec({"width": width, "layers": layers, "heads": heads})
+        seed = self.seed if seed is None else seed
+        grids = torch.from_numpy(self.indices(X).reshape(len(X), -1))
+        tr, va = split_validation(len(grids), val_fraction, seed)
+        old = self.model_
+        torch.manual_seed(seed)
+        model = build_model(dataclasses.replace(old.config, code_prior=spec))
+        missing, unexpected = model.load_state_dict(old.state_dict(), strict=False)
+        assert not unexpected and all(k.startswith("code_prior.") for k in missing), (missing, unexpected)
+        model.to(self.device_)
+        self.prior_history_ = fit_grid_prior(model.code_prior, grids[tr].to(self.device_), epochs=epochs, batch_size=batch_size,
+                                             lr=lr, max_minutes=max_minutes, val_grids=grids[va].to(self.device_), seed=seed, log=log)
+        self.model_ = model.eval()
+        return self
+
+    def sample(self, n: int = 16, label: int | None = None, seed: int | None = None) -> np.ndarray:
+        """n new images: index grids drawn from the code prior, decoded. Needs :meth:`fit_prior` first."""
+        self.check_fitted()
+        if label is not None:
+            raise ConfigError("label= (--label) only applies to a conditional model (ConditionalVAE / --model cvae)")
+        if n < 1:
+            raise ConfigError(f"number of samples must be at least 1, got {n}")
+        self.model_.eval()
+        gen = torch.Generator(device=self.device_).manual_seed(self.seed if seed is None else seed)
+        return self._unscale(self.model_.sample(n, generator=gen).float().cpu().numpy())
+
+    def prior_nll(self, X) -> np.ndarray:
+        """-log p(k(x)) of each image's index grid under the code prior, nats, float64 (N,)."""
+        self.check_fitted()
+        X = self.prepare_X(X)
+        return self.batched(lambda xb: self.model_.prior_nll(xb), X).astype(np.float64)
+
+    def log_likelihood_bound(self, X) -> np.ndarray:
+        """The two-stage model's bound log p(x) >= log p(x | z_q(k(x))) + log p(k(x)) in nats, per image (N,):
+        minus the reconstruction term and the prior's NLL (vaekit.codeprior). Bernoulli decoders only (a
+        squared error is not a log-likelihood)."""
+        if not LIKELIHOODS[self.likelihood].discrete:
+            raise ConfigError(f"the log-likelihood bound needs a decoder with a likelihood in nats (bernoulli), not {self.likelihood!r}")
+        return self.score_samples(X) - self.prior_nll(X)
 
     def score_samples(self, X, y=None) -> np.ndarray:
         """Each image's negative reconstruction loss through its quantized code, shape (N,), float64:

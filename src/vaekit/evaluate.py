@@ -256,6 +256,10 @@ def _codebook_results(est, X: np.ndarray, mse: float) -> dict:
     PSNR, 10 log10(1 / MSE) in dB for pixels in [0, 1]."""
     out = est.codebook_usage(X)
     out["psnr"] = float(10 * np.log10(1.0 / mse)) if mse > 0 else float("inf")
+    if est.can_sample:  # a prior over the index grid was trained (vaekit train-prior)
+        out["prior_nll"] = float(est.prior_nll(X).mean())
+        if LIKELIHOODS[est.likelihood].discrete:
+            out["nll_bound"] = float(-est.log_likelihood_bound(X).mean())
     return out
 
 
@@ -285,6 +289,10 @@ def format_results(r: dict) -> list[str]:
         lines.append(f"  codebook perplexity{r['perplexity']:12.2f}  of {r['codebook_size']} entries (exp of the entropy of their use; "
                      f"{r['codebook_size']} when all are used evenly)")
         lines.append(f"  codebook usage     {r['usage']:12.1%}  of the entries chosen by at least one cell of these codes")
+    if "prior_nll" in r:
+        lines.append(f"  prior NLL          {r['prior_nll']:12.4f} nats/example  (-log p(k) of each image's index grid under the code prior)")
+    if "nll_bound" in r:
+        lines.append(f"  NLL bound          {r['nll_bound']:12.4f} nats/example  (reconstruction + prior NLL: -log p(x) is at most this)")
     if "active_units" in r:
         lines.append(f"  active units       {r['active_units']:>7d} of {r['latent_dim']}  (Cov_x(E_q[z_j]) > {ACTIVE_UNIT_THRESHOLD})")
     if "kl_per_dim" in r:

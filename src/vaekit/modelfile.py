@@ -30,7 +30,10 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 # Which weights a part='encoder' / 'decoder' folder holds. The prior module goes with both halves:
 # a two-layer model's code needs q(z2|z1), and sampling needs p(z1|z2). A flow posterior's weights go with the encoder.
-PART_PREFIXES = {"encoder": ("encoder.", "latent_prior.", "posterior_flow."), "decoder": ("decoder.", "likelihood.", "latent_prior.")}
+# A VQ-VAE's codebook belongs to both halves (the encoder quantizes with it, the decoder reads its entries),
+# its prior over the index grid to the decoder (what draws new images).
+PART_PREFIXES = {"encoder": ("encoder.", "latent_prior.", "posterior_flow.", "codebook."),
+                 "decoder": ("decoder.", "likelihood.", "latent_prior.", "codebook.", "code_prior.")}
 # Format 1 (vaekit 0.1.0) kept the prior's weights at the top level and out of the parts.
 V1_PART_PREFIXES = {"encoder": ("encoder.",), "decoder": ("decoder.", "likelihood.")}
 V1_RENAMED = {"pseudo_inputs": "latent_prior.pseudo_inputs", "encoder_top.": "latent_prior.encoder_top.",

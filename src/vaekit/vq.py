@@ -24,7 +24,7 @@ squared error for a Gaussian one) plus the commitment term; logged beside them, 
 codebook's **perplexity** exp(−Σ_k p_k log p_k) over the share p_k of the grid's cells that chose
 entry k (K when all are used evenly, 1 when one entry takes everything) and its **usage**, the share
 of entries chosen at least once. The model has no density of its own: that needs a prior over the
-index grid, which is not part of this module.
+index grid, trained as a second stage (vaekit.codeprior; ``code_prior`` in the config once it is).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .codeprior import GridPrior, check_prior_spec, grid_nll
 from .errors import ConfigError
 from .models import LABEL_SCALE, NO_POSTERIOR, NO_PRIOR
 from .nets import activation
@@ -75,6 +76,7 @@ class VQConfig:
     ema_decay: float = 0.99
     n_classes: int = 0  # not conditional; kept so that the shared code reading configs finds it
     label_scale: float = LABEL_SCALE
+    code_prior: dict | None = None  # the prior over the index grid once one is trained (vaekit.codeprior); None before
 
     @property
     def kind(self) -> str:
@@ -118,6 +120,8 @@ class VQConfig:
                               f"choose one of {', '.join(LIKELIHOODS.names(self.kind))}")
         if self.n_classes:
             raise ConfigError("a VQ-VAE is not conditional; leave out the labels")
+        if self.code_prior is not None:
+            self.code_prior = check_prior_spec(self.code_prior)
 
     def to_dict(self) -> dict:
         return {"name": self.kind, **dataclasses.asdict(self)}
@@ -210,6 +214,8 @@ class VQVAE(nn.Module):
         self.decoder = nn.Sequential(
             nn.Conv2d(d, c2, 3, padding=1), _Residual(c2, act), activation(act),
             nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), activation(act), nn.ConvTranspose2d(c1, c, 4, stride=2, padding=1))
+        spec = config.code_prior
+        self.code_prior = None if spec is None else GridPrior(config.codebook_size, math.prod(config.grid), **spec)
 
     # -- the grid ------------------------------------------------------------------------------
     def encode_continuous(self, x: Tensor, c: Tensor | None = None) -> Tensor:
@@ -266,3 +272,20 @@ class VQVAE(nn.Module):
 
     def forward(self, x: Tensor, c: Tensor | None = None, **kwargs) -> LossOutput:
         return self.loss(x, c, **kwargs)
+
+    # -- the second stage: a prior over the grid -------------------------------------------------
+    def _prior(self) -> GridPrior:
+        if self.code_prior is None:
+            raise ConfigError("this VQ-VAE has no prior over its code grid yet; train one with `vaekit train-prior RUN` "
+                              "(Python: est.fit_prior(X))")
+        return self.code_prior
+
+    def prior_nll(self, x: Tensor, c: Tensor | None = None) -> Tensor:
+        """-log p(k(x)) in nats of each image's index grid under the code prior: shape (B,)."""
+        return grid_nll(self._prior(), self.indices(x).flatten(1))
+
+    @torch.no_grad()
+    def sample(self, n: int, c: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """n images E[x|z_q(k)], k drawn from the code prior cell by cell."""
+        rows, cols = self.config.grid
+        return self.decode(self.grid_of(self._prior().sample(n, generator).view(n, rows, cols)))

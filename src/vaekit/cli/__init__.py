@@ -15,7 +15,7 @@ import sys
 from .. import __version__
 from ..errors import VaekitError
 from ..options import to_flags
-from . import config, detect, explore, report, train, use
+from . import config, detect, explore, prior, report, train, use
 from .common import Formatter, error_line, printable
 from .parser import OneLineParser
 from .train import MODELS, expand_preset, make_estimator, presets
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     train.add_parser(sub)
     use.add_parsers(sub)
+    prior.add_parser(sub)
     report.add_parsers(sub)
     detect.add_parser(sub)
     config.add_parser(sub)

@@ -48,7 +48,9 @@ def cmd_sample(args) -> int:
 
     resolve_run(args)
     est = load(args.run)
-    if not est.family.has_density:
+    if est.family.discrete_codes and not est.can_sample:
+        raise error(f"{args.run} holds a VQ-VAE without a prior over its code grid yet; train one with `vaekit train-prior {args.run}`")
+    if not est.can_sample:
         raise error(f"{args.run} holds {est.family.article} {est.family.title}, which has no prior to sample from; "
                     f"train a VAE (--model {density_preset()})")
     x = est.sample(args.n, label=args.label, seed=args.seed)
