@@ -146,6 +146,11 @@ def test_bad_index_grids_and_tables_are_refused_in_one_line(fitted):
         VQVAE(epochs=1).fit(_images(40, side=6))
 
 
+def test_bf16_autocast_trains_with_the_codebook_kept_in_float32():
+    est = VQVAE(epochs=1, batch_size=16, precision="bf16", seed=0).fit(_images(48))
+    assert est.model_.codebook.embedding.dtype == torch.float32 and np.isfinite(est.history_[-1]["train_loss"])
+
+
 def test_a_run_stopped_inside_an_epoch_resumes_to_the_same_codebook(tmp_path):
     X = torch.from_numpy(_images(100))
 
@@ -258,6 +263,10 @@ def test_train_prior_makes_a_run_sampleable_and_keeps_its_record(tmp_path, capsy
     assert main(["evaluate", str(run), "--limit", "50", "--no-probe", "--json", str(tmp_path / "e.json")]) == 0
     r = json.loads((tmp_path / "e.json").read_text())
     np.testing.assert_allclose(r["nll_bound"], r["reconstruction"] + r["prior_nll"], rtol=1e-3)
+    assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text()
+    for said in ("straight-through", "codebook perplexity", "two stages", "code prior NLL", "NLL bound", "Samples from the code prior"):
+        assert said in page, said
     vae = tmp_path / "vae"
     assert main(["train", "--limit", "200", "--epochs", "1", "--no-report", "--no-figures", "--quiet", "--out", str(vae)]) == 0
     capsys.readouterr()

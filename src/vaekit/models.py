@@ -587,6 +587,3 @@ def build_model(config: ModelConfig) -> nn.Module:
 
 def n_parameters(model: nn.Module) -> int:
     return sum(math.prod(p.shape) for p in model.parameters())
-
-
-from . import vq as _vq  # noqa: E402, F401 - binds the VQ-VAE family (vaekit.vq builds on this module)

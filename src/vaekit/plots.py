@@ -256,6 +256,12 @@ def reconstructions_figure(est, X: np.ndarray, y: np.ndarray | None = None, *, n
 def samples_figure(est, *, n: int = 64, ncol: int = 8, seed: int = 0, classes=None):
     """Samples E[x|z], z ~ p(z); a conditional model gets one row per class (``ncol`` each)."""
     shape = require_images(est)
+    if est.family.discrete_codes:  # a VQ-VAE draws from the prior over its index grid, once one is trained
+        if not est.can_sample:
+            raise ConfigError("the samples figure needs a prior to draw from; this VQ-VAE has none yet: train one with "
+                              "`vaekit train-prior RUN`")
+        return image_grid_figure(as_images(est.sample(n, seed=seed), shape), ncol,
+                                 title="samples: index grids k ~ the code prior p(k), decoded")
     _require_vae(est, "samples figure")
     if est.is_conditional:
         k = est.n_classes_

@@ -96,6 +96,18 @@ def metrics_rows(r: dict) -> list[tuple[str, str, str]]:
         rows.append(("active units", f"{r['active_units']} / {r['latent_dim']}", "Cov_x(E_q[z_j]) > 0.01 (Burda et al. 2015)"))
     if "kl_per_dim" in r:
         rows.append(("KL per dimension", "", ", ".join(f"z{j}: {v:.2f}" for j, v in enumerate(r["kl_per_dim"])) + " nats"))
+    if "psnr" in r:
+        rows.append(("PSNR", f"{r['psnr']:.2f} dB", "10 log10(1 / MSE), pixels in [0, 1]"))
+    if "perplexity" in r:
+        rows.append(("codebook perplexity", f"{r['perplexity']:.1f}", f"of {r['codebook_size']} entries: exp of the entropy of their "
+                     "use over every cell of the test codes (the number of entries if all were used evenly)"))
+        rows.append(("codebook usage", f"{100 * r['usage']:.1f} %", "of the entries chosen by at least one cell"))
+    if "prior_nll" in r:
+        rows.append(("code prior NLL", f"{r['prior_nll']:.3f}", "nats per example: −log p(k) of each index grid under the prior "
+                     "trained on the grids (the second stage)"))
+    if "nll_bound" in r:
+        rows.append(("NLL bound", f"{r['nll_bound']:.3f}", "nats per example: reconstruction + prior NLL ≥ −log p(x), comparable "
+                     "with a VAE's test NLL"))
     if "probe_logreg_accuracy" in r:
         rows.append(("linear probe accuracy", f"{100 * r['probe_logreg_accuracy']:.2f} %",
                      f"logistic regression on codes, fitted on {r['probe_n_train']} training examples"))
@@ -190,6 +202,15 @@ def _code_figures(est, test, classes, images: bool) -> list[_Figure]:
             what = (f"Clean test images, the same corrupted by {est.noise} noise (level {est.noise_level}), and what the denoising "
                     "autoencoder makes of them: g(f(x̃)), trained to return the clean x from the corrupted x̃.")
             look = "The denoised row should recover the clean digit and drop the noise; a copy of the noise means the code is too large."
+        elif est.family.discrete_codes:
+            rows, cols = est.model_.config.grid
+            what = (f"Test images x (top) and their reconstructions (bottom) through the quantized code: the encoder's {rows} × {cols} "
+                    f"grid of vectors z_e, each replaced by the nearest of the K = {est.model_.config.codebook_size} codebook entries "
+                    "(z_q = e_k, k = argmin ‖z_e − e_k‖), then decoded. Nearest-entry search has no gradient; training hands the "
+                    "decoder's gradient for z_q to z_e unchanged (the straight-through estimator), and a commitment term "
+                    "β‖z_e − sg(e_k)‖² keeps z_e near its entry.")
+            look = ("Detail lost in every image says the grid is too coarse or the codebook too small; check the codebook's "
+                    "perplexity under Numbers: one that collapsed onto a few entries builds every image from the same pieces.")
         else:
             what = ("Test images x (top) and their reconstructions (bottom): the decoder's mean E[x|z] at the posterior mean "
                     "z = μ(x)." if has_density else "Test images x (top) and their reconstructions g(f(x)) through the code (bottom).")
@@ -219,8 +240,15 @@ def _generative_figures(est, metrics: dict | None, classes, images: bool) -> lis
     """A VAE's samples from the prior, and the manifold grid or latent traversal where the prior is N(0, I)."""
     from . import plots
 
-    if not (images and est.family.has_density):
+    if not (images and est.can_sample):
         return []
+    if est.family.discrete_codes:
+        return [_Figure("generative", "Samples from the code prior",
+                        "Index grids k drawn cell by cell from the prior over grids (the second stage, a causal transformer "
+                        "trained on the grids of the training images), each decoded through its codebook entries.",
+                        "Samples that look like no class while the reconstructions are sharp mean the code prior has not yet "
+                        "learned which grids occur; train it longer (vaekit train-prior --epochs).",
+                        lambda: plots.samples_figure(est, classes=classes))]
     cond = est.is_conditional
     cfg = est.model_.config
     prior = plots.prior_symbol(est)
@@ -554,8 +582,7 @@ def _numbers_section(metrics: dict | None, test, shown: Path, k: int, disentangl
         parts.append(f"<p>On the test split of <b>{html.escape(test.name)}</b>. The importance-weighted numbers use "
                      f"<b>k={metrics.get('iw_k', k)}</b> samples on {_iw_scope([(shown.name, metrics)])} to keep the "
                      f"report fast; for a number to set beside published ones run <code>vaekit evaluate {name} --k 5000</code>.</p>"
-                     if "iw_k" in metrics else f"<p>On the test split of <b>{html.escape(test.name)}</b>. "
-                     "An autoencoder has no ELBO or likelihood; reconstruction error and probes only.</p>")
+                     if "iw_k" in metrics else f"<p>On the test split of <b>{html.escape(test.name)}</b>. " + _no_elbo(metrics) + "</p>")
         parts.append(_table(metrics_rows(metrics), ("metric", "value", "unit / how")))
     else:
         parts.append("<p>No metrics (no test data).</p>")
@@ -563,6 +590,16 @@ def _numbers_section(metrics: dict | None, test, shown: Path, k: int, disentangl
         parts += _disentanglement_html(disentanglement, test, shown)
     parts.append("</section>")
     return parts
+
+
+def _no_elbo(metrics: dict) -> str:
+    """Why a model without a density has no ELBO row, and what it has instead."""
+    if "perplexity" not in metrics:
+        return "An autoencoder has no ELBO or likelihood; reconstruction error and probes only."
+    return ("A VQ-VAE is trained in two stages: first the encoder, codebook and decoder (with a uniform prior over the entries, "
+            "which adds a constant), then a prior over the grids of entry indices the encoder produces, which is what makes "
+            "sampling possible. " + ("With that prior, reconstruction + prior NLL bounds −log p(x)." if "prior_nll" in metrics else
+                                     "This run has no prior yet: <code>vaekit train-prior RUN</code> trains one."))
 
 
 def _config_section(cfg: dict, est) -> list[str]:

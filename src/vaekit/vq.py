@@ -19,6 +19,9 @@ count falls below :data:`DEAD_SHARE` of the average entry's is restarted at a ra
 encoder output of the current batch. The entries start at zero, so at the first step every output
 chooses entry 0, which becomes their mean, and every other entry is restarted: the codebook starts on the data.
 
+Trained across processes (torchrun), DistributedDataParallel hands rank 0's buffers to every rank
+before each step, so the codebook follows the moving averages of rank 0's share of each batch.
+
 The loss per example is the reconstruction term (an autoencoder's: nats for a Bernoulli decoder,
 squared error for a Gaussian one) plus the commitment term; logged beside them, per batch, the
 codebook's **perplexity** exp(−Σ_k p_k log p_k) over the share p_k of the grid's cells that chose
@@ -152,7 +155,8 @@ class Codebook(nn.Module):
     def nearest(self, flat: Tensor) -> Tensor:
         """Index of the nearest entry (squared Euclidean distance) of each row of ``flat`` (N, D)."""
         e = self.embedding
-        d = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.t() + e.pow(2).sum(1)
+        with torch.autocast(flat.device.type, enabled=False):  # the choice of entry in full precision, bf16 training or not
+            d = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.t() + e.pow(2).sum(1)
         return d.argmin(1)
 
     @torch.no_grad()
@@ -175,10 +179,11 @@ class Codebook(nn.Module):
 
     def forward(self, flat: Tensor) -> tuple[Tensor, Tensor]:
         """(entries, indices) of the rows ``flat`` (N, D); in training mode the codebook also takes its step."""
-        idx = self.nearest(flat.detach())
+        flat = flat.detach().to(self.embedding.dtype)  # under bf16 autocast the encoder's output is bf16, the statistics float32
+        idx = self.nearest(flat)
         q = self.embedding[idx]  # the entries as they were when chosen (indexing copies), then the step
         if self.training:
-            self.update(flat.detach(), idx)
+            self.update(flat, idx)
         return q, idx
 
 
