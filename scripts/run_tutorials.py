@@ -5,7 +5,7 @@ blocks are output shown to the reader and are not run. A Python block runs in a 
 so each one must stand on its own, as it does when pasted. The first failing block stops the run
 with exit status 1 and its tutorial, line and output.
 
-    python scripts/run_tutorials.py                 # all five
+    python scripts/run_tutorials.py                 # all of them
     python scripts/run_tutorials.py 02 04           # the tutorials whose names start with 02 or 04
     python scripts/run_tutorials.py --list          # show the blocks without running them
     python scripts/run_tutorials.py --write-figures # redraw the committed figures in docs/tutorials/figures
