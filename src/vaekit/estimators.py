@@ -20,10 +20,10 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from . import vq  # noqa: F401 - binds the VQ-VAE family's config and module to its declaration
 from .data.stream import is_streamed
 from .errors import ConfigError, DataError, ModelFileError
 from .modelfile import part_prefixes, write_model
-from . import vq  # noqa: F401 - binds the VQ-VAE family's config and module to its declaration
 from .models import ModelConfig, build_model, config_from_params
 from .options import check_params, make_init, options_for
 from .registry import FAMILIES, LIKELIHOODS, POSTERIORS, PRESETS, Component
