@@ -232,11 +232,6 @@ class _Inputs:
         return check_labels(y, n, self.n_classes_)
 
     @property
-    def can_sample(self) -> bool:
-        """Whether :meth:`sample` can draw new examples: a family with a prior (a VAE)."""
-        return bool(self.family.has_density)
-
-    @property
     def loss_unit(self) -> str:
         """What the loss, its terms and the training curves are measured in, per example."""
         return "nats per example" if self.family.has_density else f"{LIKELIHOODS[self.likelihood].loss_unit} per example"
@@ -431,15 +426,10 @@ class _Base(TransformerMixin, _Inputs, BaseEstimator):  # the sklearn mixin firs
         """What config.json says of this model (without the format's name and version, which write_model adds)."""
         from . import __version__
 
-        return {
-            "vaekit_version": __version__,
-            "part": part,
-            "estimator": type(self).__name__,
-            "params": self.get_params(),
-            "model": self.model_.config.to_dict(),
-            "input_shape": list(self.input_shape_),
-            "n_classes": getattr(self, "n_classes_", 0),
-        }
+        return {"vaekit_version": __version__, "part": part, "estimator": type(self).__name__, "params": self.get_params(),
+                "model": self.model_.config.to_dict(), "input_shape": list(self.input_shape_), "n_classes": getattr(self, "n_classes_", 0)}
+
+    can_sample = property(lambda self: bool(self.family.has_density), doc="Whether sample() can draw new examples: a family with a prior.")
 
 
 @FAMILIES.implements("vae", role="estimator")
