@@ -258,6 +258,17 @@ def test_train_prior_makes_a_run_sampleable_and_keeps_its_record(tmp_path, capsy
     after = json.loads((run / "config.json").read_text())
     assert after["run"] == before["run"] and after["model"]["code_prior"] == {"width": 16, "layers": 2, "heads": 2}
     assert len(after["prior"]["history"]) == 1 and "train-prior" in (run / "train.log").read_text()
+    weights = (run / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main(["train-prior", str(run), "--width", "10", "--heads", "4", "--quiet"]) == 2  # heads must divide width
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "divisible by heads" in err[0]
+    from vaekit.atomicfiles import lock_folder
+
+    with lock_folder(run):  # another writer holds the folder: refused, nothing written
+        assert main(["train-prior", str(run), "--quiet"]) == 2
+    assert "another vaekit process" in capsys.readouterr().err
+    assert (run / "model.safetensors").read_bytes() == weights and json.loads((run / "config.json").read_text()) == after
     assert main(["sample", str(run), "-n", "4", "--out", str(tmp_path / "s.npy")]) == 0
     assert np.load(tmp_path / "s.npy").shape == (4, 1, 28, 28)
     assert main(["evaluate", str(run), "--limit", "50", "--no-probe", "--json", str(tmp_path / "e.json")]) == 0

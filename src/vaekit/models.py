@@ -47,9 +47,29 @@ NO_PRIOR = Component("prior", "none")
 NO_POSTERIOR = Component("posterior", "none")  # likewise for q(z|x): an autoencoder's code is a point
 
 
+class NoDensityConfig:
+    """The config side of a family without a density (an autoencoder, a VQ-VAE): no prior, no posterior."""
+
+    family: ClassVar  # its entry in vaekit.registry.FAMILIES (set by the decorator)
+
+    @property
+    def kind(self) -> str:
+        return self.family.name
+
+    @property
+    def prior_component(self):
+        """No prior: every capability flag of it reads False (``cfg.prior_component.standard_normal``)."""
+        return NO_PRIOR
+
+    @property
+    def posterior_component(self):
+        """No posterior: every capability flag of it reads False."""
+        return NO_POSTERIOR
+
+
 @FAMILIES.implements("ae", role="config")
 @dataclass
-class AEConfig:
+class AEConfig(NoDensityConfig):
     """What rebuilds an autoencoder's modules; saved as JSON beside the weights.
 
     ``likelihood``: 'bernoulli' (cross-entropy on logits) or 'gaussian' (squared error).
@@ -69,20 +89,6 @@ class AEConfig:
     likelihood: str = "bernoulli"
     sparsity: dict | None = None
     noise: dict | None = None
-
-    @property
-    def kind(self) -> str:
-        return self.family.name
-
-    @property
-    def prior_component(self):
-        """No prior: every capability flag of it reads False (``cfg.prior_component.standard_normal``)."""
-        return NO_PRIOR
-
-    @property
-    def posterior_component(self):
-        """No posterior: every capability flag of it reads False."""
-        return NO_POSTERIOR
 
     @property
     def code_dim(self) -> int:

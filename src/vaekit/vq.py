@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from .codeprior import GridPrior, check_prior_spec, grid_nll
 from .errors import ConfigError
-from .models import LABEL_SCALE, NO_POSTERIOR, NO_PRIOR
+from .models import LABEL_SCALE, NoDensityConfig
 from .nets import activation
 from .objectives import LossOutput
 from .registry import FAMILIES, LIKELIHOODS
@@ -59,7 +59,7 @@ CHANNELS = (32, 64)  # feature maps of the two stages (the paper's MNIST-sized n
 
 @FAMILIES.implements("vq", role="config")
 @dataclass
-class VQConfig:
+class VQConfig(NoDensityConfig):
     """What rebuilds a VQ-VAE's modules; saved as JSON beside the weights.
 
     ``latent_dim``: the size D of each code vector and codebook entry; ``codebook_size``: K entries;
@@ -80,18 +80,6 @@ class VQConfig:
     n_classes: int = 0  # not conditional; kept so that the shared code reading configs finds it
     label_scale: float = LABEL_SCALE
     code_prior: dict | None = None  # the prior over the index grid once one is trained (vaekit.codeprior); None before
-
-    @property
-    def kind(self) -> str:
-        return self.family.name
-
-    @property
-    def prior_component(self):
-        return NO_PRIOR
-
-    @property
-    def posterior_component(self):
-        return NO_POSTERIOR
 
     @property
     def grid(self) -> tuple[int, int]:

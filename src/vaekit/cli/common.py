@@ -68,6 +68,17 @@ def _int_at_least(low: int):
 
 
 positive_int = _int_at_least(1)
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
 non_negative_int = _int_at_least(0)
 
 

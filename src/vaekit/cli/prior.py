@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import Formatter, add_data_options, error, load_data, positive_int, run_config
+from .common import Formatter, add_data_options, error, load_data, positive_float, positive_int, run_config
 
 DESCRIPTION = """\
 Train the prior over a VQ-VAE run's index grids (a small causal transformer, vaekit.codeprior) on the
@@ -12,18 +12,6 @@ grids its encoder gives the training images, and write it into the run folder, s
 draws new images and `vaekit evaluate` reports the prior's NLL and the two-stage bound in nats. The
 VQ-VAE itself is not changed; a prior trained before is replaced.
 """
-
-
-def positive_float(text: str) -> float:
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
 
 
 def add_parser(sub) -> None:
@@ -44,13 +32,20 @@ def add_parser(sub) -> None:
 
 
 def cmd_train_prior(args) -> int:
+    from ..atomicfiles import lock_folder
+
+    run = Path(args.run)
+    with lock_folder(run):  # one writer of a run folder at a time, as train holds it
+        return _train_prior(args, run)
+
+
+def _train_prior(args, run: Path) -> int:
     import time
 
     from ..atomicfiles import atomic_path
     from ..modelfile import write_model
     from ..runfolder import load
 
-    run = Path(args.run)
     cfg = run_config(run)
     est = load(run)
     if not est.family.discrete_codes:
