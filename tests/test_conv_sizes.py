@@ -9,7 +9,8 @@ import torch
 
 import vaekit
 from vaekit.errors import ConfigError
-from vaekit.nets import ConvDecoder, ConvEncoder, conv_depth_for
+from vaekit.models import config_from_dict, config_from_params
+from vaekit.nets import ConvDecoder, ConvEncoder, StridedConvDecoder, StridedConvEncoder, conv_depth_for, conv_net_for
 
 
 @pytest.mark.parametrize("h, w, depth", [(28, 28, 2), (28, 20, 2), (16, 16, 2), (36, 36, 2), (32, 32, 3), (48, 48, 3),
@@ -56,3 +57,41 @@ def test_rgb_conv_vae_fits_saves_and_loads(tmp_path) -> None:
 def test_sizes_that_do_not_pool_evenly_are_refused() -> None:
     with pytest.raises(ConfigError, match=r"divisible by 4, got 30x30.*--image-size"):
         vaekit.ConvVAE(epochs=1).fit(np.zeros((10, 1, 30, 30), np.float32))
+
+
+@pytest.mark.parametrize("h, w, net", [(64, 64, "strided"), (128, 128, "strided"), (80, 64, "strided"), (28, 28, "pooled"),
+                                       (32, 32, "pooled"), (48, 48, "pooled"), (64, 72, "pooled"), (256, 40, "pooled")])
+def test_the_papers_strided_net_from_64_pixels_a_side(h, w, net) -> None:
+    assert conv_net_for(h, w) == net
+
+
+def test_strided_net_is_the_papers_network() -> None:
+    """Higgins et al. (2017) / disentanglement_lib: 4x4 stride-2 convolutions of 32, 32, 64, 64 maps, dense 256."""
+    enc, dec = StridedConvEncoder((1, 64, 64), 20), StridedConvDecoder(10, (1, 64, 64))
+    assert [tuple(p.shape) for p in enc.parameters() if p.ndim > 1] == [
+        (32, 1, 4, 4), (32, 32, 4, 4), (64, 32, 4, 4), (64, 64, 4, 4), (256, 64 * 4 * 4), (20, 256)]
+    assert [tuple(p.shape) for p in dec.parameters() if p.ndim > 1] == [
+        (256, 10), (64 * 4 * 4, 256), (64, 64, 4, 4), (64, 32, 4, 4), (32, 32, 4, 4), (32, 1, 4, 4)]
+    x = torch.rand(3, 1, 64, 64)
+    assert enc(x).shape == (3, 20)
+    assert dec(torch.randn(5, 3, 10)).shape == (5, 3, 1, 64, 64)  # leading sample axes pass through
+
+
+def test_strided_net_takes_a_condition_and_rgb() -> None:
+    enc, dec = StridedConvEncoder((3, 64, 96), 8, cond_dim=4), StridedConvDecoder(4, (3, 64, 96), cond_dim=4)
+    c = torch.eye(4)[[0, 1]]
+    assert enc(torch.rand(2, 3, 64, 96), c).shape == (2, 8)
+    z = torch.randn(2, 4)
+    out = dec(z, c)
+    assert out.shape == (2, 3, 64, 96)
+    assert not torch.equal(out, dec(z, c.flip(0)))  # the label reaches the output
+
+
+def test_new_64px_models_are_strided_and_saved_files_keep_their_net() -> None:
+    cfg = config_from_params("vae", (1, 64, 64), architecture="conv", latent_dim=10)
+    assert cfg.conv_net == "strided" and config_from_dict(cfg.to_dict()).conv_net == "strided"
+    saved = {k: v for k, v in cfg.to_dict().items() if k != "conv_net"}  # a file written before the strided net existed
+    assert config_from_dict(saved).conv_net == "pooled"
+    assert config_from_params("vae", (1, 28, 28), architecture="conv").conv_net == "pooled"
+    with pytest.raises(ConfigError, match="unknown conv_net 'dilated'"):
+        config_from_dict({**cfg.to_dict(), "conv_net": "dilated"})

@@ -49,7 +49,7 @@ _COUNT_FIELDS = {"n_classes", "steps"}  # may be 0
 _SIZE_LIST_FIELDS = {"input_shape", "hidden"}
 _REAL_FIELDS = {"label_scale", "sigma", "df", "weight", "target", "level"}
 _BOOL_FIELDS = {"learn_sigma"}
-_TEXT_FIELDS = {"kind", "activation", "architecture", "name", "family"}
+_TEXT_FIELDS = {"kind", "activation", "architecture", "conv_net", "name", "family"}
 _SECTION_FIELDS = {"likelihood", "posterior", "prior", "sparsity", "noise"}
 _MAX_DEPTH = 32  # a vaekit config nests a few levels; far deeper is not one of ours
 

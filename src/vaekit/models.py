@@ -22,7 +22,7 @@ from torch.distributions import Distribution
 from . import distributions as D
 from . import flows  # noqa: F401 - binds the flow posteriors (iaf) to their declarations
 from .errors import ConfigError
-from .nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, conv_depth_for
+from .nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, StridedConvDecoder, StridedConvEncoder, conv_depth_for, conv_net_for
 from .objectives import LossOutput
 from .objectives import importance_weights as importance_weights  # re-exported: the IW routine lives with the objectives
 from .objectives import log_importance_weights as log_importance_weights
@@ -84,6 +84,7 @@ class AEConfig(NoDensityConfig):
     activation: str = "relu"
     architecture: str = "mlp"  # "mlp" or "conv"
     conv_depth: int = 2  # conv only: pooling stages (chosen from the image size; 2 in every 0.1.0 file)
+    conv_net: str = "pooled"  # conv only: "pooled" (the course's) or "strided" (the papers', for 64 x 64 and up); see nets
     n_classes: int = 0  # > 0: fed a one-hot label in encoder and decoder
     label_scale: float = LABEL_SCALE  # the one-hot label is multiplied by this (see LABEL_SCALE)
     likelihood: str = "bernoulli"
@@ -145,6 +146,7 @@ class VAEConfig:
     activation: str = "relu"
     architecture: str = "mlp"
     conv_depth: int = 2  # conv only: pooling stages (chosen from the image size; 2 in every 0.1.0 file)
+    conv_net: str = "pooled"  # conv only: "pooled" (the course's) or "strided" (the papers', for 64 x 64 and up); see nets
     n_classes: int = 0
     label_scale: float = LABEL_SCALE
     likelihood: dict = field(default_factory=lambda: {"name": "bernoulli"})
@@ -230,6 +232,8 @@ def _normalize_net(cfg) -> None:
     cfg.conv_depth = int(cfg.conv_depth)
     if not 2 <= cfg.conv_depth <= 5:
         raise ConfigError(f"conv_depth must be 2 to 5 pooling stages, got {cfg.conv_depth}")
+    if cfg.conv_net not in ("pooled", "strided"):
+        raise ConfigError(f"unknown conv_net {cfg.conv_net!r}; expected 'pooled' or 'strided'")
 
 
 def _taken(registry) -> dict[str, set[str]]:
@@ -284,6 +288,7 @@ def config_from_params(kind: str = "vae", input_shape: tuple[int, ...] = (784,),
     net = {k: params[k] for k in ("latent_dim", "hidden", "activation", "architecture") if k in params}
     if net.get("architecture") == "conv" and len(input_shape) == 3:
         net["conv_depth"] = conv_depth_for(*input_shape[1:])
+        net["conv_net"] = conv_net_for(*input_shape[1:])
     if "label_scale" in params:
         net["label_scale"] = float(params["label_scale"])
     return family.parts["config"].from_params(tuple(input_shape), n_classes, net, params)
@@ -368,6 +373,8 @@ def _condition(c: Tensor | None, cfg: ModelConfig) -> Tensor | None:
 
 
 def _make_encoder(cfg, out_dim: int) -> nn.Module:
+    if cfg.architecture == "conv" and cfg.conv_net == "strided":
+        return StridedConvEncoder(cfg.input_shape, out_dim, cfg.activation, cfg.n_classes)
     if cfg.architecture == "conv":
         return ConvEncoder(cfg.input_shape, out_dim, cfg.activation, cfg.n_classes, depth=cfg.conv_depth)
     return MLPEncoder(cfg.input_shape, list(cfg.hidden), out_dim, cfg.activation, cfg.n_classes)
@@ -385,6 +392,8 @@ def _posterior_flow(cfg: VAEConfig) -> nn.Module | None:
 def _make_decoder(cfg, out_shape: tuple[int, ...] | None = None) -> nn.Module:
     """The decoder net; ``out_shape`` is what the likelihood wants per example (default: the data's shape)."""
     out_shape = cfg.input_shape if out_shape is None else out_shape
+    if cfg.architecture == "conv" and cfg.conv_net == "strided":
+        return StridedConvDecoder(cfg.latent_dim, out_shape, cfg.activation, cfg.n_classes)
     if cfg.architecture == "conv":
         return ConvDecoder(cfg.latent_dim, out_shape, cfg.activation, cfg.n_classes, depth=cfg.conv_depth)
     return MLPDecoder(cfg.latent_dim, list(reversed(cfg.hidden)), out_shape, cfg.activation, cfg.n_classes)

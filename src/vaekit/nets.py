@@ -1,4 +1,4 @@
-"""Encoder and decoder networks: plain MLPs and the course's convolutional pair.
+"""Encoder and decoder networks: plain MLPs, the course's convolutional pair and the disentanglement papers' strided one.
 
 Every network takes an optional condition ``c`` (a one-hot label, shape ``(B, n_classes)``) that is
 concatenated to its input (MLP) or to its dense layer (conv), which is all a conditional VAE needs.
@@ -144,6 +144,65 @@ class ConvDecoder(nn.Module):
         for c_in, c_out in zip([outs[0], *outs[:-1]], outs):
             layers += [nn.ConvTranspose2d(c_in, c_out, 3, padding=1), activation(act), nn.Upsample(scale_factor=2)]
         self.body = nn.Sequential(*layers, nn.ConvTranspose2d(chans[0], c, 3, padding=1))
+
+    def forward(self, z: Tensor, c: Tensor | None = None) -> Tensor:
+        h = self.head(_with_condition(z, c))
+        lead = h.shape[:-1]
+        out = self.body(h.reshape(-1, *self.grid))
+        return out.view(*lead, *out.shape[1:])
+
+
+# The disentanglement papers' network for 64 x 64 images (Higgins et al. 2017, Kim & Mnih 2018, Chen
+# et al. 2018, as disentanglement_lib's conv_encoder / deconv_decoder): four 4x4 convolutions of stride 2
+# (32, 32, 64, 64 maps) to a 4 x 4 grid, a dense layer of 256, then the code; the decoder mirrors it.
+# Striding instead of 3x3 convolutions at full size followed by pooling costs a third of the time per
+# step on a CPU (0.11 s against 0.37 s a batch of 64 on one thread), which is what lets a 10-minute run
+# on sprites take several thousand steps. Used for images at least 64 pixels a side, divisible by 16.
+STRIDED_CHANNELS, STRIDED_DENSE, STRIDED_MIN_SIDE = (32, 32, 64, 64), 256, 64
+
+
+def conv_net_for(height: int, width: int) -> str:
+    """'strided' (the papers' 4x4 stride-2 net) for images of 64 pixels a side or more that halve
+    evenly four times; 'pooled' (the course's 3x3 convolutions and pooling) otherwise."""
+    f = 2 ** len(STRIDED_CHANNELS)
+    return "strided" if min(height, width) >= STRIDED_MIN_SIDE and height % f == 0 and width % f == 0 else "pooled"
+
+
+class StridedConvEncoder(nn.Module):
+    """[Conv(4x4, stride 2)] x 4 (32, 32, 64, 64 maps) -> Flatten -> Dense(256) -> Dense(out_dim)."""
+
+    def __init__(self, input_shape: tuple[int, ...], out_dim: int, act: str = "relu", cond_dim: int = 0):
+        super().__init__()
+        c, h, w = check_conv_shape(input_shape, len(STRIDED_CHANNELS))
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip([c, *STRIDED_CHANNELS[:-1]], STRIDED_CHANNELS):
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), activation(act)]
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        f = 2 ** len(STRIDED_CHANNELS)
+        self.dense = nn.Sequential(nn.Linear(STRIDED_CHANNELS[-1] * (h // f) * (w // f) + cond_dim, STRIDED_DENSE), activation(act))
+        self.head = nn.Linear(STRIDED_DENSE, out_dim)
+
+    def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
+        return self.head(self.dense(_with_condition(self.features(x), c)))
+
+
+class StridedConvDecoder(nn.Module):
+    """Dense(256) -> Dense -> reshape to (64, H/16, W/16) -> [ConvT(4x4, stride 2)] x 4 (64, 32, 32, C maps)."""
+
+    def __init__(self, latent_dim: int, output_shape: tuple[int, ...], act: str = "relu", cond_dim: int = 0):
+        super().__init__()
+        c, h, w = check_conv_shape(output_shape, len(STRIDED_CHANNELS))
+        f = 2 ** len(STRIDED_CHANNELS)
+        self.grid = (STRIDED_CHANNELS[-1], h // f, w // f)
+        self.head = nn.Sequential(nn.Linear(latent_dim + cond_dim, STRIDED_DENSE), activation(act),
+                                  nn.Linear(STRIDED_DENSE, math.prod(self.grid)), activation(act))
+        outs = [*reversed(STRIDED_CHANNELS[:-1]), c]  # 64, 32, 32, C
+        layers: list[nn.Module] = []
+        for i, (c_in, c_out) in enumerate(zip([STRIDED_CHANNELS[-1], *outs[:-1]], outs)):
+            layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1))
+            if i < len(outs) - 1:
+                layers.append(activation(act))
+        self.body = nn.Sequential(*layers)
 
     def forward(self, z: Tensor, c: Tensor | None = None) -> Tensor:
         h = self.head(_with_condition(z, c))

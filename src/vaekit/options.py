@@ -169,7 +169,8 @@ OPTIONS: tuple[Option, ...] = (
            "hidden layer sizes of the MLP encoder, mirrored in the decoder, e.g. 400 or 512,256 (default: 400 for VAEs, 256 for autoencoders)",
            metavar="SIZES", kinds=MLP_KINDS, when=lambda p: p.get("architecture") != "conv"),
     Option("activation", "str", "relu", "hidden activation", choices=ACTIVATIONS),
-    Option("architecture", "str", "mlp", "mlp, or conv: the course's convolutional pair for (C, H, W) images", choices=("mlp", "conv"), flag=None,
+    Option("architecture", "str", "mlp", "mlp, or conv: a convolutional pair for (C, H, W) images (the papers' 4x4 stride-2 net "
+           "from 64 pixels a side, the course's pooled pair below)", choices=("mlp", "conv"), flag=None,
            kinds=MLP_KINDS,
            extra={"cli": {"mlp": "--model vae", "conv": "--model conv-vae"}}),
     Option("likelihood", "str", "bernoulli", "decoder distribution p(x|z); for autoencoders gaussian means squared error; "
