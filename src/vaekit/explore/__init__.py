@@ -20,6 +20,8 @@ fetched from elsewhere); the command is ``vaekit/cli/explore.py``. The HTTP API,
 - ``GET /encode.json?x=v1,...,vn[&label=K]``: the posterior q(z|x) of a drawn image (grey values in
   [0, 1]): its mean, std, samples and the URL of its decoded mean, JSON.
 - ``GET /sample.json?n=N&seed=S``: N codes drawn from the prior p(z) (a model with a density), JSON.
+- ``GET /grid.json?i=K``: a VQ-VAE's example K as its grid of codebook entries, JSON;
+- ``GET /decode-grid?g=i1,...,in``: an index grid (row by row) decoded, as a PNG.
 
 A bad request gets status 400 and one line that names the problem and the fix (``{"error": ...}``
 from the JSON routes, plain text from the others). What the server trusts, its CSP and its

@@ -2,7 +2,8 @@
 
 The page (``static/app.js``) lays itself out from :class:`Capabilities` alone: it shows ELBO terms
 where the family has a density, ellipses and samples where the encoder gives a distribution, the
-prior's circles and band where p(z) is N(0, I), and the decoder's caption its likelihood declares.
+prior's circles and band where p(z) is N(0, I), the decoder's caption its likelihood declares, and an
+editable grid of codebook entries where the family's codes are discrete.
 A new family, prior or likelihood that declares its flags in :mod:`vaekit.registry` is shown
 right without an edit here or in the page.
 """
@@ -28,6 +29,7 @@ class Capabilities:
     prior: str | None  # p(z) as captions name it; None without a prior
     decoded: str  # what a decoded image is: E[x|z], or the probabilities along one draw where the mean has no closed form
     decoded_note: str  # what to look for in a decoded image (the likelihood's caption); "" when there is none
+    code_grid: bool  # the code is a grid of codebook entries (a VQ-VAE): the grid of an example, its cells editable
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -51,4 +53,5 @@ def capabilities_of(est) -> Capabilities:
         # A likelihood's caption speaks of p(x|z)'s mean: an autoencoder's decoder is fitted as one but draws no
         # distribution, so its point reconstructions get none (as the report's captions do).
         decoded_note=(likelihood.blur or "") if family.has_density else "",
+        code_grid=bool(family.discrete_codes),
     )

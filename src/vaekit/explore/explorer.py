@@ -147,6 +147,25 @@ class Explorer:
             raise RequestError(f"this {self.caps.title} has no prior p(z) to draw codes from; pick a point on the plane instead")
         return self.calls.prior_samples(n, seed)
 
+    # -- a discrete code: the grid of codebook entries ---------------------------------------------
+    def require_grid(self) -> tuple[int, int, int]:
+        """(rows, cols, codebook size) of a discrete-code model's grid, or a RequestError."""
+        if not self.caps.code_grid:
+            raise RequestError(f"this {self.caps.title}'s code is a vector, not a grid of codebook entries (only a VQ-VAE has one); "
+                               "use /decode with z= instead")
+        rows, cols = self.model.config.grid
+        return int(rows), int(cols), int(self.model.config.codebook_size)
+
+    def code_grid(self, i: int) -> list[list[int]]:
+        """The codebook entry of each cell of example i's code grid, row by row."""
+        self.require_grid()
+        return self.calls.indices(self.X[i : i + 1])[0].tolist()
+
+    def decode_grid_png(self, grid: np.ndarray) -> bytes:
+        """The image an index grid (rows, cols) decodes to, as a PNG: an example's grid with cells edited."""
+        self.require_grid()
+        return strip_png(self.calls.decode_indices(grid[None]), self.shape)
+
     # -- images ----------------------------------------------------------------------------------
     def require_images(self) -> None:
         if not self.image_shape:

@@ -30,6 +30,9 @@ def build_info(ex) -> dict:
         "class_means": {str(k): [round(float(v), 5) for v in m] for k, m in facts.class_means.items()},
         "iw_k": IW_K if caps.density else None, "elbo_samples": ELBO_SAMPLES if caps.density else None,
         "limits": {"max_codes": MAX_CODES, "max_steps": MAX_STEPS},
+        # A discrete-code family's grid: rows x cols cells, each one of codebook_size entries (vaekit.vq).
+        "code_grid": ({"rows": int(cfg.grid[0]), "cols": int(cfg.grid[1]), "codebook_size": int(cfg.codebook_size)}
+                      if caps.code_grid else None),
     }
 
 

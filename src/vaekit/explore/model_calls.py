@@ -55,6 +55,14 @@ class ModelCalls:
                                "give values within each dimension's range in /info (dims: lo, hi)")
         return X
 
+    def indices(self, X: np.ndarray) -> np.ndarray:
+        """The codebook entry of each cell of each example's code grid (a discrete-code family), (N, rows, cols)."""
+        return self.locked(self.est.indices, X)
+
+    def decode_indices(self, G: np.ndarray) -> np.ndarray:
+        """The images that index grids G (N, rows, cols) decode to, in data units, (N, *example shape)."""
+        return self.locked(self.est.decode_indices, G)
+
     def kl_per_dimension(self, X: np.ndarray, y: np.ndarray | None) -> np.ndarray:
         """Mean KL(q(z_j|x) || p(z_j)) over examples X for each dimension j, in nats."""
         from ..evaluate import kl_per_dimension

@@ -132,6 +132,24 @@ def parse_pixels(text: str | None, shape: tuple[int, ...], image_shape: tuple[in
     return out.reshape(1, *shape)
 
 
+def parse_grid(text: str | None, rows: int, cols: int, codebook_size: int) -> np.ndarray:
+    """An index grid from ``g=i1,i2,...`` (row by row): exactly rows x cols whole numbers in 0..K-1, or a RequestError."""
+    n = rows * cols
+    if text is None or not text.strip():
+        raise RequestError(f"give the grid: g= with {n} comma-separated codebook entries (0..{codebook_size - 1}), "
+                           f"{rows} rows of {cols}, row by row")
+    parts = text.split(",")
+    if len(parts) != n:
+        raise RequestError(f"this model's code grid has {n} cells ({rows} x {cols}), got {len(parts)}; give g=i1,...,i{n}")
+    out = np.empty(n, dtype=np.int64)
+    for j, part in enumerate(parts):
+        v = int(part) if part.isascii() and part.isdigit() and len(part) <= 9 else -1
+        if not 0 <= v < codebook_size:
+            raise RequestError(f"cell {j + 1} is {part[:30]!r}; give a codebook entry, a whole number from 0 to {codebook_size - 1}")
+        out[j] = v
+    return out.reshape(rows, cols)
+
+
 # -- the explorer's arguments from a query ------------------------------------------------------------
 def _codes(ex: Explorer, q: Query) -> np.ndarray:
     return parse_codes(one(q, "z"), ex.code_dim)
@@ -208,6 +226,18 @@ def _encode_json(ex: Explorer, q: Query):
     return JSON, out
 
 
+def _grid_json(ex: Explorer, q: Query):
+    """Example ``i``'s code grid: the codebook entry of each cell, row by row, and the URL of its decoded image."""
+    i = _index(ex, q)
+    grid = ex.code_grid(i)
+    return JSON, {"index": i, "grid": grid, "decoded_url": "/decode-grid?g=" + ",".join(str(v) for r in grid for v in r)}
+
+
+def _decode_grid(ex: Explorer, q: Query):
+    rows, cols, k = ex.require_grid()
+    return PNG, ex.decode_grid_png(parse_grid(one(q, "g"), rows, cols, k))
+
+
 # path -> handler(explorer, query) -> (content type, bytes or a JSON-ready object)
 ROUTES: dict[str, Callable] = {
     "/info": lambda ex, q: (JSON, ex.info()),
@@ -219,7 +249,9 @@ ROUTES: dict[str, Callable] = {
     "/interpolate": _interpolate,
     "/encode.json": _encode_json,
     "/sample.json": _sample_json,
+    "/grid.json": _grid_json,
+    "/decode-grid": _decode_grid,
 }
 
 # Routes that answer JSON also answer their errors in JSON, {"error": "one line"}, so a script reads both alike.
-JSON_ROUTES = {"/info", "/codes", "/example", "/decode.json", "/encode.json", "/sample.json"}
+JSON_ROUTES = {"/info", "/codes", "/example", "/decode.json", "/encode.json", "/sample.json", "/grid.json"}

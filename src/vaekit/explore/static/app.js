@@ -334,6 +334,7 @@ async function selectExample(i) {
       const [orig, rec] = await Promise.all([getBitmap(ex.image_url), getBitmap(ex.reconstruction_url)]);
       drawBitmap($("ex-original"), orig); drawBitmap($("ex-recon"), rec);
       await showArithmetic(i);
+      if (caps().code_grid) await showGrid(i);
     } else {
       drawBars($("ex-original"), ex.reconstruction, ex.x, "reconstruction");
     }
@@ -743,6 +744,67 @@ function setupInterpolation(info) {
       + `With a ${codeDim}-D code the class takes up the code, so expect other digits than k in this row, not x's style kept.`;
   }
 }
+// -- a discrete code (a VQ-VAE): the selected example's grid of codebook entries, each cell editable --
+// G.original is the example's grid as encoded, G.grid the edited one; G.gen drops a decode answered
+// after a newer edit, so the image shown is always the grid shown.
+const G = { original: null, grid: null, cell: null, gen: 0 };
+function setupGrid(info) {
+  if (!caps().code_grid) return;
+  $("grid-panel").hidden = false;
+  // The grid is this model's code; the chart of one row per number of it (D per cell) would be hundreds of rows.
+  $("posterior-title").hidden = true; $("ex-posterior").hidden = true;
+  const k = info.code_grid.codebook_size;
+  $("grid-entry").max = String(k - 1);
+  $("grid-entry").title = `a codebook entry, 0 to ${k - 1}`;
+  $("grid-entry").addEventListener("input", () => setCell($("grid-entry").value));
+  $("grid-reset").addEventListener("click", () => {
+    if (!G.original) return;
+    G.grid = G.original.map((r) => r.slice()); G.cell = null;
+    drawGrid(); decodeGrid();
+  });
+}
+async function showGrid(i) {
+  const out = await getJSON(`/grid.json?i=${i}`);
+  if (S.selected !== i) return;
+  G.original = out.grid; G.grid = out.grid.map((r) => r.slice()); G.cell = null;
+  drawGrid();
+  await decodeGrid();
+}
+function drawGrid() {
+  const rows = G.grid.map((r, a) => el("tr", {}, ...r.map((v, b) => {
+    const cls = [v !== G.original[a][b] ? "edited" : "", G.cell && G.cell[0] === a && G.cell[1] === b ? "sel" : ""].join(" ").trim();
+    const td = el("td", { className: cls, title: `row ${a + 1}, column ${b + 1}: entry ${v} (encoded: ${G.original[a][b]})` }, String(v));
+    td.dataset.row = a; td.dataset.col = b;
+    td.addEventListener("click", () => {
+      G.cell = [a, b];
+      $("grid-entry").disabled = false; $("grid-entry").value = String(G.grid[a][b]);
+      drawGrid(); $("grid-entry").focus();
+    });
+    return td;
+  })));
+  $("grid-cells").replaceChildren(...rows);
+  $("grid-cell").textContent = G.cell ? `row ${G.cell[0] + 1}, column ${G.cell[1] + 1}:` : "click a cell";
+  $("grid-entry").disabled = !G.cell;
+  const changed = G.grid.flat().filter((v, j) => v !== G.original.flat()[j]).length;
+  $("grid-changed").textContent = `${changed} of ${G.grid.flat().length} cells edited`;
+}
+function setCell(text) {
+  const k = S.info.code_grid.codebook_size, v = Number(text);
+  if (!G.cell || text === "" || !Number.isInteger(v) || v < 0 || v >= k) {
+    status(`an entry is a whole number from 0 to ${k - 1}`);
+    return;
+  }
+  status("");
+  G.grid[G.cell[0]][G.cell[1]] = v;
+  drawGrid(); decodeGrid();
+}
+async function decodeGrid() {
+  const gen = ++G.gen;
+  try {
+    const bmp = await getBitmap("/decode-grid?g=" + G.grid.flat().join(","));
+    if (gen === G.gen) drawBitmap($("grid-decoded"), bmp);
+  } catch (e) { status(e.message); }
+}
 async function start() {
   const [info, codes] = await Promise.all([getJSON("/info"), getJSON("/codes")]);
   S.info = info; S.codes = codes.codes; S.labels = codes.labels;
@@ -757,6 +819,7 @@ async function start() {
   });
   $("random-example").addEventListener("click", () => selectExample(Math.floor(Math.random() * n)));
   if (isImage()) setupDrawing();
+  setupGrid(info);
   buildSliders();
   S.z = S.codes[0].slice();
   drawDots();
