@@ -93,7 +93,7 @@ def test_a_vector_code_has_no_grid():
     ex = Explorer(est, data, max_points=64)
     assert ex.info()["code_grid"] is None and ex.caps.code_grid is False
     with pytest.raises(RequestError, match="only a VQ-VAE has one"):
-        ex.code_grid(0)
+        ex.grid.of_example(0)
     with serving(ex) as u:
         status, _, body = get(u + "/decode-grid?g=0")
         assert status == 400 and b"not a grid of codebook entries" in body

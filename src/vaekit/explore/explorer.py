@@ -8,7 +8,7 @@ and :class:`RequestError` is how a bad request is told apart from a bug.
 
 Around it: ``capabilities.py`` (what the page can show of this model, from its components),
 ``model_calls.py`` (the model through its contract, under one lock), ``latent.py`` (each latent
-dimension's facts), ``info.py`` (``/info``), ``images.py`` (PNGs) and ``loading.py`` (run folders).
+dimension's facts), ``grid.py`` (a VQ-VAE's code grid), ``info.py`` (``/info``), ``images.py`` (PNGs) and ``loading.py`` (run folders).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ..errors import DataError
 from . import loading
 from .capabilities import capabilities_of
 from .errors import RequestError
+from .grid import CodeGrid
 from .images import image_shape, strip_png
 from .info import build_info
 from .latent import latent_facts
@@ -69,6 +70,7 @@ class Explorer:
         # Class means of the codes: interpolation and latent arithmetic as the course shows them.
         # A conditional model takes the class as an input, so the mean code of a class means nothing there.
         self.facts = latent_facts(self.codes, y, kl, has_prior=self.caps.density, class_means=not self.caps.conditional)
+        self.grid = CodeGrid(self)  # a VQ-VAE's grid of codebook entries (refuses, in one line, for any other model)
 
     @classmethod
     def from_run(cls, run: str | Path, *, dataset: str | None = None, data_dir: str | None = None, split: str = "test",
@@ -146,25 +148,6 @@ class Explorer:
         if not self.caps.prior_samples:
             raise RequestError(f"this {self.caps.title} has no prior p(z) to draw codes from; pick a point on the plane instead")
         return self.calls.prior_samples(n, seed)
-
-    # -- a discrete code: the grid of codebook entries ---------------------------------------------
-    def require_grid(self) -> tuple[int, int, int]:
-        """(rows, cols, codebook size) of a discrete-code model's grid, or a RequestError."""
-        if not self.caps.code_grid:
-            raise RequestError(f"this {self.caps.title}'s code is a vector, not a grid of codebook entries (only a VQ-VAE has one); "
-                               "use /decode with z= instead")
-        rows, cols = self.model.config.grid
-        return int(rows), int(cols), int(self.model.config.codebook_size)
-
-    def code_grid(self, i: int) -> list[list[int]]:
-        """The codebook entry of each cell of example i's code grid, row by row."""
-        self.require_grid()
-        return self.calls.indices(self.X[i : i + 1])[0].tolist()
-
-    def decode_grid_png(self, grid: np.ndarray) -> bytes:
-        """The image an index grid (rows, cols) decodes to, as a PNG: an example's grid with cells edited."""
-        self.require_grid()
-        return strip_png(self.calls.decode_indices(grid[None]), self.shape)
 
     # -- images ----------------------------------------------------------------------------------
     def require_images(self) -> None:

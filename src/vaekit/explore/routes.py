@@ -229,13 +229,13 @@ def _encode_json(ex: Explorer, q: Query):
 def _grid_json(ex: Explorer, q: Query):
     """Example ``i``'s code grid: the codebook entry of each cell, row by row, and the URL of its decoded image."""
     i = _index(ex, q)
-    grid = ex.code_grid(i)
+    grid = ex.grid.of_example(i)
     return JSON, {"index": i, "grid": grid, "decoded_url": "/decode-grid?g=" + ",".join(str(v) for r in grid for v in r)}
 
 
 def _decode_grid(ex: Explorer, q: Query):
-    rows, cols, k = ex.require_grid()
-    return PNG, ex.decode_grid_png(parse_grid(one(q, "g"), rows, cols, k))
+    rows, cols, k = ex.grid.size()
+    return PNG, ex.grid.png(parse_grid(one(q, "g"), rows, cols, k))
 
 
 # path -> handler(explorer, query) -> (content type, bytes or a JSON-ready object)
