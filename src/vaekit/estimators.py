@@ -983,7 +983,8 @@ def DenoisingAutoencoder(noise: str | None = ..., noise_level: float = ..., /,  
 
 def ConvVAE(latent_dim: int = ..., batch_size: int = ..., lr: float = ..., /, **kwargs: Unpack[VAEParams]) -> VAE:  # type: ignore[assignment]
     """The course's convolutional VAE for (C, H, W) images: the ``conv-vae`` preset (latent 100,
-    batch 32, lr 2e-3; vaekit.registry.PRESETS).
+    batch 32, lr 2e-3; vaekit.registry.PRESETS). From 64 pixels a side it builds the disentanglement
+    papers' 4x4 stride-2 network instead of the course's pooled pair (vaekit.nets.conv_net_for).
 
     It trains with smaller batches and a larger step than the MLP VAE because the conv net needs
     many more steps to leave the blob stage: on the embedded sample, 5 epochs at batch 128 and
