@@ -149,7 +149,9 @@ def _figures(est, run: Path, test, metrics: dict | None, classes, gap: dict | No
     figs = _training_figures(est, run)
     figs += _code_figures(est, test, classes, images)
     figs += _generative_figures(est, metrics, classes, images)
-    if images and test is not None:
+    # A discrete code's numbers are codebook entries laid end to end: sweeping one of them over a range
+    # decodes vectors no cell can hold, so a VQ-VAE's code is explored cell by cell (vaekit explore's grid).
+    if images and test is not None and not est.family.discrete_codes:
         figs.append(_traversal_figure(est, test, metrics))
     if images and test is not None and test.y is not None and not est.is_conditional:
         figs += _interpolation_figures(est, test, classes)
