@@ -41,6 +41,17 @@ def test_each_vector_goes_to_its_nearest_entry_and_the_code_is_made_of_entries()
     assert torch.equal(q, book.embedding[idx])
 
 
+def test_the_nearest_entry_is_right_far_from_the_origin_and_does_not_depend_on_the_batch():
+    # Rows near 1000 on one axis, entries 0.01 and 0.02 away: |a|^2 - 2 a.b + |b|^2 in float32 rounds at ~0.06,
+    # more than the squared distances it must tell apart (1e-4 and 4e-4); the differences do not.
+    book = Codebook(3, 2, decay=0.9).eval()
+    book.embedding.copy_(torch.tensor([[1000.02, 0.0], [1000.01, 0.0], [0.0, 0.0]]))
+    rows = torch.tensor([[1000.0, 0.0], [1000.03, 0.0], [1000.0099, 0.0]] * 50)
+    expected = torch.tensor([1, 0, 1] * 50)
+    assert torch.equal(book.nearest(rows), expected)
+    assert torch.equal(torch.cat([book.nearest(rows[i : i + 1]) for i in range(len(rows))]), expected)  # one row at a time
+
+
 def test_the_straight_through_gradient_reaches_the_encoder_and_the_entries_get_none():
     model = _model().train()
     out = model.loss(torch.from_numpy(_images(16)))

@@ -142,9 +142,12 @@ class Codebook(nn.Module):
 
     def nearest(self, flat: Tensor) -> Tensor:
         """Index of the nearest entry (squared Euclidean distance) of each row of ``flat`` (N, D)."""
-        e = self.embedding
-        with torch.autocast(flat.device.type, enabled=False):  # the choice of entry in full precision, bf16 training or not
-            d = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.t() + e.pow(2).sum(1)
+        # From the differences themselves, not |a|^2 - 2 a.b + |b|^2: that shortcut cancels catastrophically for
+        # vectors far from the origin and near their entries (the cases a choice hinges on), and a matrix
+        # product's rounding depends on the batch's shape and the CPU, so an image's indices would depend on
+        # what it was encoded beside. In full precision, bf16 training or not.
+        with torch.autocast(flat.device.type, enabled=False):
+            d = torch.cdist(flat, self.embedding, compute_mode="donot_use_mm_for_euclid_dist")
         return d.argmin(1)
 
     @torch.no_grad()

@@ -68,6 +68,7 @@ def _int_at_least(low: int):
 
 
 positive_int = _int_at_least(1)
+non_negative_int = _int_at_least(0)
 
 
 def positive_float(text: str) -> float:
@@ -79,7 +80,6 @@ def positive_float(text: str) -> float:
     if not value > 0:  # NaN fails too
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
     return value
-non_negative_int = _int_at_least(0)
 
 
 def add_data_options(p: argparse.ArgumentParser, default: str | None, split: str) -> None:
