@@ -58,6 +58,9 @@ def main() -> int:
     ap.add_argument("--pseudo-inputs", type=int, default=500)
     ap.add_argument("--top-latent-dim", type=int, default=0, help="> 0: a second stochastic layer of this size")
     ap.add_argument("--top-hidden", default="100,100")
+    ap.add_argument("--posterior", default="normal", choices=["normal", "iaf"])
+    ap.add_argument("--iaf-steps", type=int, default=2)
+    ap.add_argument("--iaf-hidden", type=int, default=256)
     ap.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -84,11 +87,12 @@ def main() -> int:
     if args.test_examples:
         test = test[: args.test_examples]
 
-    model = vaekit.VAE(hidden=args.hidden, latent_dim=args.latent_dim, objective=args.objective, n_samples=args.mc_samples,
+    model = vaekit.VAE(hidden=[int(h) for h in args.hidden.split(",")], latent_dim=args.latent_dim, objective=args.objective, n_samples=args.mc_samples,
                        warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, lr=args.lr, binarize=binarize_mode,
                        precision=args.precision, val_fraction=0.0, epochs=1, device="cpu", seed=0,
                        likelihood=args.likelihood, ar_hidden=args.ar_hidden, prior=args.prior, n_pseudo_inputs=args.pseudo_inputs,
-                       top_latent_dim=args.top_latent_dim, top_hidden=args.top_hidden,
+                       top_latent_dim=args.top_latent_dim, top_hidden=[int(h) for h in args.top_hidden.split(",")],
+                       posterior=args.posterior, iaf_steps=args.iaf_steps, iaf_hidden=args.iaf_hidden,
                        lr_schedule=args.lr_schedule, max_minutes=args.minutes)
     budget = args.minutes * 60
     spent, epoch, curve = 0.0, 0, []
