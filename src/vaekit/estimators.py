@@ -823,7 +823,7 @@ class VQVAE(_Base):
             latent_dim: int = 16,
             activation: str = 'relu',
             likelihood: str = 'bernoulli',
-            codebook_size: int = 128,
+            codebook_size: int = 32,
             commitment: float = 0.25,
             ema_decay: float = 0.99,
             standardize: bool = False,
@@ -890,11 +890,14 @@ class VQVAE(_Base):
         """Whether new images can be drawn: once a prior over the code grid is trained (:meth:`fit_prior`)."""
         return hasattr(self, "model_") and self.model_.code_prior is not None
 
-    def fit_prior(self, X, *, epochs: int = 10, width: int = 64, layers: int = 2, heads: int = 4, batch_size: int = 64,
-                  lr: float = 1e-3, max_minutes: float = 0.0, val_fraction: float = 0.1, seed: int | None = None,
+    def fit_prior(self, X, *, epochs: int = 10, kind: str = "pixelcnn", width: int | None = None, layers: int | None = None,
+                  heads: int | None = None, kernel: int | None = None, batch_size: int = 64, lr: float = 1e-3,
+                  max_minutes: float = 0.0, val_fraction: float = 0.1, seed: int | None = None,
                   log: Callable[[str], None] | None = None) -> Self:
         """Train the prior over the index grids of X (the VQ-VAE's own training images), keeping the VQ-VAE
-        as it is: a causal transformer of ``layers`` layers of ``width`` units (vaekit.codeprior).
+        as it is (vaekit.codeprior): ``kind='pixelcnn'``, a gated PixelCNN of ``layers`` layers of ``width``
+        maps with ``kernel`` x ``kernel`` convolutions (default 6, 32, 3), or ``'transformer'``, a causal
+        transformer of ``layers`` layers of ``width`` units and ``heads`` heads (default 2, 64, 4).
         ``prior_history_`` then holds one row per epoch, the NLL in nats per image. Returns self."""
         import dataclasses
 
@@ -905,7 +908,8 @@ class VQVAE(_Base):
         if epochs < 1 or batch_size < 1 or not lr > 0 or not 0 <= val_fraction < 1 or max_minutes < 0:
             raise ConfigError(f"fit_prior needs epochs >= 1, batch_size >= 1, lr > 0, 0 <= val_fraction < 1 and max_minutes >= 0; "
                               f"got {epochs}, {batch_size}, {lr}, {val_fraction}, {max_minutes}")
-        spec = check_prior_spec({"width": width, "layers": layers, "heads": heads})
+        given = {"width": width, "layers": layers, "heads": heads, "kernel": kernel}
+        spec = check_prior_spec({"kind": kind, **{k: v for k, v in given.items() if v is not None}})
         seed = self.seed if seed is None else seed
         grids = torch.from_numpy(self.indices(X).reshape(len(X), -1))
         tr, va = split_validation(len(grids), val_fraction, seed)

@@ -217,7 +217,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("noise_level", "float", 0.3, "sigma (gaussian) or probability p (masking, salt-and-pepper)", kinds=AUTOENCODER, low=0,
            when=lambda p: bool(p.get("noise"))),
     # van den Oord et al. (2017): commitment 0.25; an EMA decay of 0.99 (their appendix A.1).
-    Option("codebook_size", "int", 128, "vq-vae: number K of codebook entries", kinds=VQ, low=2),
+    Option("codebook_size", "int", 32, "vq-vae: number K of codebook entries", kinds=VQ, low=2),
     Option("commitment", "float", 0.25, "vq-vae: weight beta of the commitment loss ||z_e - sg(e)||^2", kinds=VQ, low=0),
     Option("ema_decay", "float", 0.99, "vq-vae: decay of the codebook's moving averages", kinds=VQ, low=0, high=1, low_open=True,
            high_open=True),

@@ -238,6 +238,14 @@ def _code_figures(est, test, classes, images: bool) -> list[_Figure]:
     return figs
 
 
+_PRIOR_NAMES = {"pixelcnn": "gated PixelCNN", "transformer": "causal transformer"}
+
+
+def _prior_kind(est) -> str:
+    """The kind of a VQ-VAE's trained code prior (vaekit.codeprior), as its config says."""
+    return (est.model_.config.code_prior or {}).get("kind", "")
+
+
 def _generative_figures(est, metrics: dict | None, classes, images: bool) -> list[_Figure]:
     """A VAE's samples from the prior, and the manifold grid or latent traversal where the prior is N(0, I)."""
     from . import plots
@@ -246,8 +254,9 @@ def _generative_figures(est, metrics: dict | None, classes, images: bool) -> lis
         return []
     if est.family.discrete_codes:
         return [_Figure("generative", "Samples from the code prior",
-                        "Index grids k drawn cell by cell from the prior over grids (the second stage, a causal transformer "
-                        "trained on the grids of the training images), each decoded through its codebook entries.",
+                        f"Index grids k drawn cell by cell from the prior over grids (the second stage, a "
+                        f"{_PRIOR_NAMES.get(_prior_kind(est), 'model')} trained on the grids of the training images), each decoded "
+                        "through its codebook entries.",
                         "Samples that look like no class while the reconstructions are sharp mean the code prior has not yet "
                         "learned which grids occur; train it longer (vaekit train-prior --epochs).",
                         lambda: plots.samples_figure(est, classes=classes))]

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .codeprior import GridPrior, check_prior_spec, grid_nll
+from .codeprior import build_grid_prior, check_prior_spec, grid_nll
 from .errors import ConfigError
 from .models import LABEL_SCALE, NoDensityConfig
 from .nets import activation
@@ -74,7 +74,7 @@ class VQConfig(NoDensityConfig):
     latent_dim: int = 16
     activation: str = "relu"
     likelihood: str = "bernoulli"
-    codebook_size: int = 128
+    codebook_size: int = 32  # measured: bench/vq_codebook.py (docs/results.md)
     commitment: float = 0.25
     ema_decay: float = 0.99
     n_classes: int = 0  # not conditional; kept so that the shared code reading configs finds it
@@ -122,7 +122,7 @@ class VQConfig(NoDensityConfig):
         """The config of flat estimator parameters (see vaekit.models.config_from_params)."""
         keep = ("latent_dim", "activation")
         return cls(input_shape=input_shape, n_classes=n_classes, likelihood=params.get("likelihood", "bernoulli"),
-                   codebook_size=int(params.get("codebook_size", 128)), commitment=float(params.get("commitment", 0.25)),
+                   codebook_size=int(params.get("codebook_size", 32)), commitment=float(params.get("commitment", 0.25)),
                    ema_decay=float(params.get("ema_decay", 0.99)), **{k: net[k] for k in keep if k in net})
 
 
@@ -211,7 +211,7 @@ class VQVAE(nn.Module):
             nn.Conv2d(d, c2, 3, padding=1), _Residual(c2, act), activation(act),
             nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), activation(act), nn.ConvTranspose2d(c1, c, 4, stride=2, padding=1))
         spec = config.code_prior
-        self.code_prior = None if spec is None else GridPrior(config.codebook_size, math.prod(config.grid), **spec)
+        self.code_prior = None if spec is None else build_grid_prior(spec, config.codebook_size, config.grid)
 
     # -- the grid ------------------------------------------------------------------------------
     def encode_continuous(self, x: Tensor, c: Tensor | None = None) -> Tensor:
@@ -270,7 +270,7 @@ class VQVAE(nn.Module):
         return self.loss(x, c, **kwargs)
 
     # -- the second stage: a prior over the grid -------------------------------------------------
-    def _prior(self) -> GridPrior:
+    def _prior(self) -> nn.Module:
         if self.code_prior is None:
             raise ConfigError("this VQ-VAE has no prior over its code grid yet; train one with `vaekit train-prior RUN` "
                               "(Python: est.fit_prior(X))")

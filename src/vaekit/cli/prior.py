@@ -7,7 +7,8 @@ from pathlib import Path
 from .common import Formatter, add_data_options, error, load_data, positive_float, positive_int, run_config
 
 DESCRIPTION = """\
-Train the prior over a VQ-VAE run's index grids (a small causal transformer, vaekit.codeprior) on the
+Train the prior over a VQ-VAE run's index grids (a gated PixelCNN, or with --kind transformer a small
+causal transformer; vaekit.codeprior) on the
 grids its encoder gives the training images, and write it into the run folder, so that `vaekit sample`
 draws new images and `vaekit evaluate` reports the prior's NLL and the two-stage bound in nats. The
 VQ-VAE itself is not changed; a prior trained before is replaced.
@@ -20,9 +21,13 @@ def add_parser(sub) -> None:
     p.add_argument("run", metavar="RUN_DIR", help="a run folder of a VQ-VAE (vaekit train --model vq-vae)")
     add_data_options(p, None, "train")
     p.add_argument("--epochs", type=positive_int, default=10, help="passes over the index grids")
-    p.add_argument("--width", type=positive_int, default=64, help="units of each transformer layer")
-    p.add_argument("--layers", type=positive_int, default=2, help="transformer layers")
-    p.add_argument("--heads", type=positive_int, default=4, help="attention heads (must divide --width)")
+    p.add_argument("--kind", choices=["pixelcnn", "transformer"], default="pixelcnn",
+                   help="the model over the grid: a gated PixelCNN (the lower test NLL at equal minutes, docs/results.md) "
+                        "or a causal transformer")
+    p.add_argument("--width", type=positive_int, default=None, help="feature maps (pixelcnn, default 32) or units (transformer, default 64)")
+    p.add_argument("--layers", type=positive_int, default=None, help="layers (default: pixelcnn 6, transformer 2)")
+    p.add_argument("--heads", type=positive_int, default=None, help="transformer only: attention heads, dividing --width (default 4)")
+    p.add_argument("--kernel", type=positive_int, default=None, help="pixelcnn only: odd kernel size of its convolutions (default 3)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="grids per step")
     p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam's learning rate")
     p.add_argument("--max-minutes", type=positive_float, default=None, metavar="MIN", help="stop when training time passes this budget")
@@ -61,7 +66,8 @@ def _train_prior(args, run: Path) -> int:
             print(line, flush=True)
 
     log(f"vaekit train-prior {run}: index grids of {len(data)} {data.name} images ({args.split} split), a tenth held out")
-    est.fit_prior(data.X, epochs=args.epochs, width=args.width, layers=args.layers, heads=args.heads, batch_size=args.batch_size,
+    est.fit_prior(data.X, epochs=args.epochs, kind=args.kind, width=args.width, layers=args.layers, heads=args.heads, kernel=args.kernel,
+                  batch_size=args.batch_size,
                   lr=args.lr, max_minutes=args.max_minutes or 0.0, seed=args.seed, log=log)
     last = est.prior_history_[-1]
     new = {k: v for k, v in cfg.items() if k not in ("format", "format_version")}  # write_model adds the current ones
