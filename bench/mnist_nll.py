@@ -87,7 +87,8 @@ def main() -> int:
     if args.test_examples:
         test = test[: args.test_examples]
 
-    model = vaekit.VAE(hidden=[int(h) for h in args.hidden.split(",")], latent_dim=args.latent_dim, objective=args.objective, n_samples=args.mc_samples,
+    hidden = [int(h) for h in args.hidden.split(",")]
+    model = vaekit.VAE(hidden=hidden, latent_dim=args.latent_dim, objective=args.objective, n_samples=args.mc_samples,
                        warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, lr=args.lr, binarize=binarize_mode,
                        precision=args.precision, val_fraction=0.0, epochs=1, device="cpu", seed=0,
                        likelihood=args.likelihood, ar_hidden=args.ar_hidden, prior=args.prior, n_pseudo_inputs=args.pseudo_inputs,

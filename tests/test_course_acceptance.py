@@ -130,6 +130,39 @@ def test_mlp_vae_demo_draws_digits(demo_vae, judge, embedded_test):
     _check_vae(demo_vae, judge, embedded_test, "MLP VAE (make demo: --epochs 30)")
 
 
+def _confident(est, judge) -> tuple[float, int]:
+    """The share of 500 prior samples the judge gives one class with p >= 0.9, and how many classes those are."""
+    p = judge(est.sample(500, seed=1))
+    sure = p.max(1) >= 0.9
+    return float(sure.mean()), len(np.unique(p.argmax(1)[sure]))
+
+
+def test_vq_vae_readme_commands_reconstruct_and_draw_digits(tmp_path, judge, embedded_test, demo_vae):
+    """The README's two VQ-VAE lines (train, then train-prior and sample), judged: reconstructions right in
+    >= 95 %, confident samples at least the demo MLP VAE's share, all ten classes among them, and a smaller
+    reconstruction error than an MLP VAE trained for the same 10 epochs."""
+    import vaekit
+
+    run = tmp_path / "vq"
+    _run(["train", "--model", "vq-vae", "--out", str(run), "--no-report", "--quiet"])  # the README's command (10 epochs)
+    _run(["train-prior", str(run), "--quiet"])
+    _run(["sample", str(run), "--out", str(tmp_path / "vq-samples.png")])
+    _run(["train", "--epochs", "10", "--out", str(tmp_path / "vae10"), "--no-report", "--no-figures", "--quiet"])
+    vq, vae10 = vaekit.load(run), vaekit.load(tmp_path / "vae10")
+    X, y = embedded_test.X[:500], embedded_test.y[:500]
+    rec = float((judge(vq.reconstruct(X)).argmax(1) == y).mean())
+    (share, classes), (demo_share, _) = _confident(vq, judge), _confident(demo_vae, judge)
+    mse = {name: float(np.mean((est.reconstruct(X).reshape(len(X), -1) - X.reshape(len(X), -1)) ** 2))
+           for name, est in (("vq", vq), ("vae", vae10))}
+    _report("VQ-VAE (--model vq-vae, then train-prior)", reconstructions_judged_right=round(rec, 3), confident_samples=round(share, 3),
+            confident_classes=classes, demo_vae_confident_samples=round(demo_share, 3), mse=round(mse["vq"], 5),
+            mlp_vae_10_epochs_mse=round(mse["vae"], 5))
+    assert rec >= 0.95
+    assert share >= demo_share
+    assert classes == 10
+    assert mse["vq"] < mse["vae"]
+
+
 def test_class_mean_interpolation_and_arithmetic(demo_vae, judge, embedded_test):
     from vaekit.plots import class_mean_interpolation, latent_arithmetic
 
