@@ -1,6 +1,6 @@
 """The VQ-VAE's codebook size K: chosen on one dataset, checked on another, for 28 x 28 and 64 x 64 images.
 
-    PYTHONPATH=src python bench/vq_codebook.py --minutes 3 --prior-minutes 1 --json bench/vq_codebook.json
+    PYTHONPATH=src python bench/vq_codebook.py --minutes 2.5 --prior-minutes 0.75 --prior-kind transformer --json bench/vq_codebook.json
 
 For each image size, K is chosen on a tuning set and the choice is then scored on a dataset that took
 no part in the choice:
@@ -52,7 +52,7 @@ def run_one(job: dict) -> dict:
     est = vaekit.VQVAE(codebook_size=job["K"], epochs=100_000, max_minutes=job["minutes"], seed=job["seed"], device="cpu")
     est.fit(Xtr)
     train_s = time.perf_counter() - t0
-    est.fit_prior(Xtr, epochs=100_000, max_minutes=job["prior_minutes"], seed=job["seed"])
+    est.fit_prior(Xtr, epochs=100_000, kind=job["prior_kind"], max_minutes=job["prior_minutes"], seed=job["seed"])
     rec = float(-est.score_samples(Xte).mean())
     prior = float(est.prior_nll(Xte).mean())
     use = est.codebook_usage(Xte)
@@ -68,12 +68,13 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=3.0, help="VQ-VAE training minutes per run")
     ap.add_argument("--prior-minutes", type=float, default=1.0, help="code-prior training minutes per run")
     ap.add_argument("--sizes", default="32,128,512", help="the codebook sizes K tried")
+    ap.add_argument("--prior-kind", default="pixelcnn", choices=["pixelcnn", "transformer"], help="the code prior (vaekit.codeprior)")
     ap.add_argument("--test-examples", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     Ks = [int(k) for k in args.sizes.split(",")]
-    base = {"data_dir": args.data_dir, "minutes": args.minutes, "prior_minutes": args.prior_minutes,
+    base = {"data_dir": args.data_dir, "minutes": args.minutes, "prior_minutes": args.prior_minutes, "prior_kind": args.prior_kind,
             "test_examples": args.test_examples, "seed": args.seed}
     tune = [dict(base, size=s, role="tune", dataset=TUNE[s][0], image_size=TUNE[s][1], K=k) for s in TUNE for k in Ks]
     ctx = mp.get_context("spawn")
