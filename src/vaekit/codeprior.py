@@ -31,7 +31,6 @@ from torch import Tensor, nn
 from .errors import ConfigError
 
 DEFAULTS = {"pixelcnn": {"width": 32, "layers": 6, "kernel": 3}, "transformer": {"width": 64, "layers": 2, "heads": 4}}
-DEFAULT_KIND = "pixelcnn"
 
 
 def check_prior_spec(spec: dict) -> dict:
