@@ -96,15 +96,20 @@ def test_cvae_draws_the_asked_digit(tmp_path, judge):
 # -- the MLP and conv VAE: samples and reconstructions -------------------------------------------
 
 
-def _check_vae(est, judge, test, name: str) -> None:
+def _confident(est, judge) -> tuple[float, int]:
+    """The share of 500 prior samples the judge gives one class with p >= 0.9, and how many classes those are."""
     p = judge(est.sample(500, seed=1))
     sure = p.max(1) >= 0.9
-    classes = np.unique(p.argmax(1)[sure])
+    return float(sure.mean()), len(np.unique(p.argmax(1)[sure]))
+
+
+def _check_vae(est, judge, test, name: str) -> None:
+    share, classes = _confident(est, judge)
     rec = judge(est.reconstruct(test.X[:500])).argmax(1) == test.y[:500]
-    _report(name, confident_samples=round(float(sure.mean()), 3), confident_classes=len(classes),
+    _report(name, confident_samples=round(share, 3), confident_classes=classes,
             reconstructions_judged_right=round(float(rec.mean()), 3))
-    assert sure.mean() >= 0.25
-    assert len(classes) >= 8
+    assert share >= 0.25
+    assert classes >= 8
     assert rec.mean() >= 0.90
 
 
@@ -128,13 +133,6 @@ def demo_vae(tmp_path_factory):
 
 def test_mlp_vae_demo_draws_digits(demo_vae, judge, embedded_test):
     _check_vae(demo_vae, judge, embedded_test, "MLP VAE (make demo: --epochs 30)")
-
-
-def _confident(est, judge) -> tuple[float, int]:
-    """The share of 500 prior samples the judge gives one class with p >= 0.9, and how many classes those are."""
-    p = judge(est.sample(500, seed=1))
-    sure = p.max(1) >= 0.9
-    return float(sure.mean()), len(np.unique(p.argmax(1)[sure]))
 
 
 def test_vq_vae_readme_commands_reconstruct_and_draw_digits(tmp_path, judge, embedded_test, demo_vae):

@@ -269,7 +269,8 @@ def test_a_prior_spec_without_a_kind_is_the_transformer_older_files_hold_and_bad
     assert isinstance(build_grid_prior(old, 8, (7, 7)), GridPrior)
     assert check_prior_spec({"kind": "pixelcnn"}) == {"kind": "pixelcnn", "width": 32, "layers": 6, "kernel": 3}
     for bad, words in [({"kind": "rnn"}, "unknown code prior kind"), ({"kind": "pixelcnn", "heads": 2}, "takes no option heads"),
-                       ({"kind": "pixelcnn", "kernel": 4}, "odd kernel"), ({"kind": "transformer", "width": 10}, "divisible by heads")]:
+                       ({"kind": "pixelcnn", "kernel": 4}, "odd kernel"), ({"kind": "transformer", "width": 10}, "divisible by heads"),
+                       ({"kind": "pixelcnn", "width": "32"}, "whole numbers"), ({"kind": "pixelcnn", "layers": 2.5}, "whole numbers")]:
         with pytest.raises(ConfigError, match=words):
             check_prior_spec(bad)
 

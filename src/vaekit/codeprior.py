@@ -44,7 +44,10 @@ def check_prior_spec(spec: dict) -> dict:
     unknown = sorted(set(spec) - set(sizes) - {"kind"})
     if unknown:
         raise ConfigError(f"the {kind} code prior takes no option {', '.join(unknown)}; it takes {', '.join(sizes)}")
-    out = {k: int(spec.get(k, v)) for k, v in sizes.items()}
+    given = {k: spec.get(k, v) for k, v in sizes.items()}
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in given.values()):  # a saved file may say anything
+        raise ConfigError(f"the {kind} code prior's sizes must be whole numbers, got {given}")
+    out = dict(given)
     if min(out.values()) < 1 or out.get("heads") and out["width"] % out["heads"] or out.get("kernel", 1) % 2 == 0:
         raise ConfigError(f"the {kind} code prior needs positive sizes, width divisible by heads and an odd kernel, got {out}")
     return {"kind": kind, **out}

@@ -117,12 +117,8 @@ def parse_pixels(text: str | None, shape: tuple[int, ...], image_shape: tuple[in
         raise RequestError(f"/encode.json encodes a drawn image, but this model's data are a table ({shape[0]} features)")
     n = math.prod(shape)
     what = " x ".join(str(s) for s in image_shape)
-    if text is None or not text.strip():
-        raise RequestError(f"give the drawing: x= with {n} comma-separated grey values from 0 (black) to 1 (white), "
-                           f"a {what} image row by row")
-    parts = text.split(",")
-    if len(parts) != n:
-        raise RequestError(f"an image of this model has {n} values ({what}), got {len(parts)}; give x=v1,...,v{n}")
+    parts = _exactly(text, n, f"give the drawing: x= with {n} comma-separated grey values from 0 (black) to 1 (white), "
+                              f"a {what} image row by row", f"an image of this model has {n} values ({what})", f"x=v1,...,v{n}")
     out = np.empty(n, dtype=np.float32)
     for j, part in enumerate(parts):
         v = float(part) if _DECIMAL.fullmatch(part) else math.nan
@@ -132,15 +128,22 @@ def parse_pixels(text: str | None, shape: tuple[int, ...], image_shape: tuple[in
     return out.reshape(1, *shape)
 
 
+def _exactly(text: str | None, n: int, missing: str, has: str, form: str) -> list[str]:
+    """The ``n`` comma-separated parts of a query value, or a RequestError: ``missing`` when there is none, else
+    ``has``, the count given and the ``form`` to give."""
+    if text is None or not text.strip():
+        raise RequestError(missing)
+    parts = text.split(",")
+    if len(parts) != n:
+        raise RequestError(f"{has}, got {len(parts)}; give {form}")
+    return parts
+
+
 def parse_grid(text: str | None, rows: int, cols: int, codebook_size: int) -> np.ndarray:
     """An index grid from ``g=i1,i2,...`` (row by row): exactly rows x cols whole numbers in 0..K-1, or a RequestError."""
     n = rows * cols
-    if text is None or not text.strip():
-        raise RequestError(f"give the grid: g= with {n} comma-separated codebook entries (0..{codebook_size - 1}), "
-                           f"{rows} rows of {cols}, row by row")
-    parts = text.split(",")
-    if len(parts) != n:
-        raise RequestError(f"this model's code grid has {n} cells ({rows} x {cols}), got {len(parts)}; give g=i1,...,i{n}")
+    parts = _exactly(text, n, f"give the grid: g= with {n} comma-separated codebook entries (0..{codebook_size - 1}), "
+                              f"{rows} rows of {cols}, row by row", f"this model's code grid has {n} cells ({rows} x {cols})", f"g=i1,...,i{n}")
     out = np.empty(n, dtype=np.int64)
     for j, part in enumerate(parts):
         v = int(part) if part.isascii() and part.isdigit() and len(part) <= 9 else -1
