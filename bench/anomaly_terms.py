@@ -9,13 +9,18 @@ Terms: the default ``VAEDetector``'s and ``AutoencoderDetector``'s single-term s
 (``vae.elbo``, ``vae.likelihood``, ``vae.reconstruction``, ``vae.knn``, ``ae.reconstruction``,
 ``ae.knn``); the input-space neighbour term ``knn_input`` at 5 and 10 neighbours over the 1024 rows a
 detector saves (``vae.knnf5``, ``vae.knnf10``) and, for comparison only, the fifth neighbour among all
-training rows (``vae.knn5_feat``); isolation forests (scikit-learn's defaults) on the detector's
+training rows (``vae.knn5_feat``); the same over up to 8192 training rows (``vae.knnfall5``,
+``vae.knnfall10``; codes: ``{vae,ae}.knnall5``), the reference of novelty detection; over a self-cleaned
+reference, 1024 rows drawn from those below the 1 - q quantile of the family's first-pass score
+(``{vae,ae}.knnf10_c{q}``, q = 5 to 50 %; codes ``{vae,ae}.knn_c{q}``, q = 5 to 20 %); isolation forests (scikit-learn's defaults) on the detector's
 preprocessed features with and without tail compression (``vae.iso_feat``, ``vae.iso_featc``), on its
 codes (``vae.iso_z``) and on codes and residuals (``vae.iso_zr``, ``ae.iso_zr``); and the baselines on
 the raw table (``base.iso``: IsolationForest; ``base.knn5``: distance to the fifth neighbour,
 standardized features).
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python bench/anomaly_terms.py --out /tmp/anomaly_terms --seeds 0 1 2 [--only NAME ...]
+
+(About 25 minutes in one process; two processes on different ``--seeds`` may share the folder.)
 
 Resumable: a file that exists is skipped.
 """
@@ -84,12 +89,44 @@ def detector_terms(cls, prefix, X_fit, X_score, seed, same, out, n_neighbors=10)
         out["vae.knn5_feat@fit"], out["vae.knn5_feat@score"] = kth_distance(F_fit, F_score, 5, same)
         # The way a detector can afford it: mean distance to the k nearest of 1024 saved training
         # rows (the rows its code-space knn keeps), the row itself included when it is one of them.
-        ref = F_fit[np.sort(np.random.default_rng(seed).permutation(len(F_fit))[:1024])]
-        nn = NearestNeighbors(n_neighbors=min(10, len(ref))).fit(ref)
+        pick = np.sort(np.random.default_rng(seed).permutation(len(F_fit))[:1024])
         for k in (5, 10):  # knn_input at n_neighbors 5 and 10
-            k = min(k, len(ref))
-            out[f"vae.knnf{k}@fit"] = nn.kneighbors(F_fit, n_neighbors=k)[0].mean(1)
-            out[f"vae.knnf{k}@score"] = out[f"vae.knnf{k}@fit"] if same else nn.kneighbors(F_score, n_neighbors=k)[0].mean(1)
+            out[f"vae.knnf{k}@fit"], out[f"vae.knnf{k}@score"] = mean_knn(F_fit[pick], F_fit, F_score, k, same)
+        # Novelty mode: the training rows are known to be normal, so keep up to 8192 of them (all, on
+        # these tables) as the input-space reference, at 5 and 10 neighbours, and the codes likewise.
+        dense = np.sort(np.random.default_rng(seed).permutation(len(F_fit))[:8192])
+        for k in (5, 10):
+            out[f"vae.knnfall{k}@fit"], out[f"vae.knnfall{k}@score"] = mean_knn(F_fit[dense], F_fit, F_score, k, same)
+    Z_fit, Z_score = det.estimator_.encode(F_fit), det.estimator_.encode(F_score)
+    dense = np.sort(np.random.default_rng(seed).permutation(len(F_fit))[:8192])
+    out[f"{prefix}.knnall5@fit"], out[f"{prefix}.knnall5@score"] = mean_knn(Z_fit[dense], Z_fit, Z_score, 5, same)
+    # Self-cleaned references: the 1024 reference rows drawn only from training rows whose first-pass
+    # score (the family's default: elbo or reconstruction, + knn + knn_input) is below its 1 - q quantile.
+    first_terms = [out[f"{prefix}.{'elbo' if prefix == 'vae' else 'reconstruction'}@fit"], out[f"{prefix}.knn@fit"]]
+    ref0 = F_fit[np.sort(np.random.default_rng(seed).permutation(len(F_fit))[:1024])]
+    first_terms.append(mean_knn(ref0, F_fit, F_fit, 10, True)[0])
+    first = sum(robust_z_fit(t) for t in first_terms)
+    for q in (5, 10, 20, 30, 40, 50):
+        keep = np.flatnonzero(first <= np.quantile(first, 1 - q / 100))
+        pick = np.sort(np.random.default_rng(seed).permutation(keep)[:1024])
+        out[f"{prefix}.knnf10_c{q}@fit"], out[f"{prefix}.knnf10_c{q}@score"] = mean_knn(F_fit[pick], F_fit, F_score, 10, same)
+        if q <= 20:
+            out[f"{prefix}.knn_c{q}@fit"], out[f"{prefix}.knn_c{q}@score"] = mean_knn(Z_fit[pick], Z_fit, Z_score, 10, same)
+
+
+def robust_z_fit(t: np.ndarray) -> np.ndarray:
+    """A term's robust z-score on its own rows (median, IQR / 1.349), as method='combined' scales it."""
+    q75, q25 = np.percentile(t, [75, 25])
+    scale = (q75 - q25) / 1.349
+    return (t - np.median(t)) / (scale if scale > 0 else (t.std() or 1.0))
+
+
+def mean_knn(ref, F_fit, F_score, k, same):
+    """Mean distance to the k nearest reference rows (self included when a row is one), fit and scored rows."""
+    k = min(k, len(ref))
+    nn = NearestNeighbors(n_neighbors=k).fit(ref)
+    d_fit = nn.kneighbors(F_fit, n_neighbors=k)[0].mean(1)
+    return d_fit, (d_fit if same else nn.kneighbors(F_score, n_neighbors=k)[0].mean(1))
 
 
 def run(table, protocol, seed, max_rows, n_neighbors=10):

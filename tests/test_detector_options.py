@@ -19,9 +19,11 @@ from vaekit.registry import LIKELIHOODS
 # AutoencoderDetector's method, "reconstruction" in 0.2, is "combined" (the reconstruction error
 # alone ranked 11 points below IsolationForest over the tables in docs/anomaly.md). A saved
 # detector.json names its method, so a folder saved with the old default still scores as it did.
+# n_neighbors' default 10 became 'auto' (10, or 5 with the new novelty=True): a saved folder names
+# its n_neighbors, so one saved with 10 scores as it did.
 _SHARED_HEAD = [("method", None), ("contamination", 0.01), ("threshold", None), ("latent_dim", "auto"), ("hidden", (64,)),
                 ("activation", "relu"), ("likelihood", "gaussian"), ("scaling", "robust"), ("categorical", None), ("impute", False),
-                ("id_columns", "auto"), ("keep_columns", None), ("n_clusters", 8), ("n_neighbors", 10)]
+                ("id_columns", "auto"), ("keep_columns", None), ("n_clusters", 8), ("n_neighbors", "auto"), ("novelty", False)]
 _SHARED_TAIL = [("proba", "linear"), ("n_steps", "auto"), ("batch_size", "auto"), ("lr", 1e-3), ("weight_decay", 0.0), ("seed", 0),
                 ("random_state", None), ("device", "cpu"), ("verbose", False)]
 SIGNATURES = {
@@ -69,7 +71,7 @@ def test_choices_are_views_of_the_registry():
     (VAEDetector, {"n_steps": "many"}, "n_steps must be 'auto' or an integer >= 1, got 'many'"),
     (VAEDetector, {"batch_size": True}, "batch_size must be 'auto' or an integer"),
     (VAEDetector, {"n_clusters": 0}, "n_clusters must be an integer >= 1, got 0"),
-    (AutoencoderDetector, {"n_neighbors": 0}, "n_neighbors must be an integer >= 1, got 0"),
+    (AutoencoderDetector, {"n_neighbors": 0}, "n_neighbors must be 'auto' or an integer >= 1, got 0"),
     (VAEDetector, {"n_score_samples": 0}, "n_score_samples must be an integer >= 1"),
     (VAEDetector, {"proba": "sigmoid"}, "unknown proba method 'sigmoid'"),
     (VAEDetector, {"scaling": "minmax"}, "unknown scaling 'minmax'"),
@@ -118,6 +120,9 @@ def test_detect_fit_maps_flags_onto_parameters():
                                 "categorical": ["a", "b"], "keep_columns": ["tx_id", "k"], "impute": True, "lr": 0.002,
                                 "n_neighbors": 5}
     assert make_detector(build_parser().parse_args(["detect", "fit", "x.csv", "--out", "d"])).get_params() == dict(SIGNATURES[VAEDetector])
+    # rows labelled normal are known to be normal: --fit-on normal makes a novelty detector
+    normal = make_detector(build_parser().parse_args(["detect", "fit", "x.csv", "--out", "d", "--fit-on", "normal", "--label-column", "y"]))
+    assert normal.get_params() == {**dict(SIGNATURES[VAEDetector]), "novelty": True}
 
 
 def test_a_bad_n_neighbors_is_one_line_and_exit_2(tmp_path, capsys):
@@ -127,7 +132,7 @@ def test_a_bad_n_neighbors_is_one_line_and_exit_2(tmp_path, capsys):
     table.write_text("a,b\n" + "\n".join(f"{i},{i % 7}" for i in range(40)) + "\n")
     assert main(["detect", "fit", str(table), "--out", str(tmp_path / "det"), "--n-neighbors", "0", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "n_neighbors must be an integer >= 1, got 0" in err and "\n" not in err
+    assert "n_neighbors must be 'auto' or an integer >= 1, got 0" in err and "\n" not in err
     assert not (tmp_path / "det").exists()
 
 

@@ -12,10 +12,13 @@ categories, imputation, robust scaling: JSON), a :class:`vaekit.estimators.VAE` 
 :class:`~vaekit.estimators.Autoencoder` trained on its output, and a score (``method``), higher =
 more anomalous:
 
-- ``'combined'`` (the default): the negative ELBO (an autoencoder: the reconstruction error) plus
-  the distance to the nearest training codes, each first put on the scale of its training scores
-  (median and interquartile range). The density term finds rows far from everything; the
-  neighbour term finds rows in sparse pockets between dense groups, which a global density misses.
+- ``'combined'`` (the default): the model's view of a row (a VAE's importance-weighted likelihood,
+  or with ``novelty=True`` its negative ELBO; an autoencoder's distance to the nearest training
+  codes, or its reconstruction error) plus the distance to the nearest training rows in the scaled
+  input, each first put on the scale of its training scores (median and interquartile range). The
+  model's term finds rows unlike what it learned; the neighbour term finds rows in sparse pockets
+  between dense groups, which a global density misses. Without ``novelty`` the neighbours are
+  drawn from the training rows a first pass finds least anomalous (docs/anomaly.md).
 - ``'elbo'``: ``-(E_q[log p(x|z)] - KL(q(z|x) || p(z)))``, nats per row;
 - ``'likelihood'``: ``-log (1/K) sum_k p(x, z_k) / q(z_k|x)`` (Burda et al. 2016, eq. 8), nats;
 - ``'reconstruction'``: ``||x - decode(encode(x))||^2`` in scaled units, through the posterior mean;

@@ -164,9 +164,15 @@ _SHARED_DOC = """
         Columns used as features even if they look ID-like (the command line's ``--keep-column``).
     n_clusters : int
         k of the k-means on training codes ('latent' score).
-    n_neighbors : int
+    n_neighbors : int or 'auto'
         Neighbours among the saved training codes ('knn') and, for 'combined', among the saved
-        training codes and the saved training rows (1024 of each at most).
+        training codes and rows. 'auto': 10, or 5 with ``novelty=True``.
+    novelty : bool
+        The training rows are known to be normal (novelty detection; scikit-learn's name in
+        ``LocalOutlierFactor``); ``vaekit detect fit --fit-on normal`` sets it. It picks the
+        ``combined`` terms and their reference set: with False (the rows may hold anomalies) 1024
+        rows drawn from those a first pass finds least anomalous; with True every training row, up
+        to 8192. Both were chosen by cross-validation over 23 tables (docs/anomaly.md).
     proba : 'linear' or 'unify'
         How ``predict_proba`` maps scores to [0, 1].
     n_steps, batch_size : int or 'auto'
@@ -200,8 +206,8 @@ _SHARED_DOC = """
     eps_ :
         The fixed standard noise of a VAE's Monte-Carlo terms.
     combined_terms_, term_location_, term_scale_ :
-        'combined': the terms added (``elbo`` or ``reconstruction``, ``knn``, ``knn_input``),
-        each term's training median and scale.
+        'combined': the terms added (see ``vaekit.anomaly.options.COMBINED_TERMS``), each term's
+        training median and scale.
 """
 
 
@@ -229,7 +235,8 @@ class VAEDetector(_BaseDetector):
         id_columns: list | tuple | str | None
         keep_columns: list | tuple | None
         n_clusters: int
-        n_neighbors: int
+        n_neighbors: int | str
+        novelty: bool
         n_score_samples: int
         beta: float
         learn_sigma: bool
@@ -258,7 +265,8 @@ class VAEDetector(_BaseDetector):
             id_columns: list | tuple | str | None = 'auto',
             keep_columns: list | tuple | None = None,
             n_clusters: int = 8,
-            n_neighbors: int = 10,
+            n_neighbors: int | str = 'auto',
+            novelty: bool = False,
             n_score_samples: int = 8,
             beta: float = 1.0,
             learn_sigma: bool = True,
@@ -297,7 +305,8 @@ class AutoencoderDetector(_BaseDetector):
         id_columns: list | tuple | str | None
         keep_columns: list | tuple | None
         n_clusters: int
-        n_neighbors: int
+        n_neighbors: int | str
+        novelty: bool
         proba: str
         n_steps: int | str
         batch_size: int | str
@@ -323,7 +332,8 @@ class AutoencoderDetector(_BaseDetector):
             id_columns: list | tuple | str | None = 'auto',
             keep_columns: list | tuple | None = None,
             n_clusters: int = 8,
-            n_neighbors: int = 10,
+            n_neighbors: int | str = 'auto',
+            novelty: bool = False,
             proba: str = 'linear',
             n_steps: int | str = 'auto',
             batch_size: int | str = 'auto',

@@ -33,10 +33,20 @@ PROBA_METHODS = ("linear", "unify")
 # alone ("latent" needs k-means centres that only method="latent" fits), and "knn_input", the
 # distance to the nearest training rows in the scaled input space, a term of "combined" only.
 COMBINABLE = ("elbo", "likelihood", "reconstruction", "knn", "knn_input")
-# The terms method="combined" adds, each as a robust z-score of its training values, for a family
-# with a density and for one without. Chosen by leave-one-group-out over the tables listed in
-# docs/anomaly.md, in both protocols (bench/anomaly_terms.py, then bench/anomaly_select.py).
-COMBINED_TERMS = {True: ("elbo", "knn", "knn_input"), False: ("reconstruction", "knn", "knn_input")}
+# The terms method="combined" adds, each as a robust z-score of its training values, keyed by (the
+# family has a density, novelty). Chosen by leave-one-group-out over the tables listed in
+# docs/anomaly.md, each protocol on its own (bench/anomaly_terms.py, then bench/anomaly_select.py):
+# outlier detection (novelty=False: the training rows may hold anomalies) on the unsupervised protocol,
+# novelty detection (training rows known to be normal) on the normal-only one.
+COMBINED_TERMS = {(True, False): ("likelihood", "knn_input"), (True, True): ("elbo", "knn_input"),
+                  (False, False): ("knn", "knn_input"), (False, True): ("reconstruction", "knn_input")}
+# Outlier detection: the share of training rows, those with the highest first-pass score, that the
+# neighbour terms' reference set is not drawn from (the first pass: FIRST_PASS_TERMS over a reference
+# drawn from all rows). Anomalies in the training rows would otherwise be each other's neighbours.
+REFERENCE_TRIM = {True: 0.4, False: 0.2}
+FIRST_PASS_TERMS = {True: ("elbo", "knn", "knn_input"), False: ("reconstruction", "knn", "knn_input")}
+# Neighbour terms: the terms that read the reference set.
+REFERENCE_TERMS = ("knn", "knn_input")
 SCALINGS = ("robust", "standard", "none")
 
 
@@ -50,9 +60,14 @@ def column_sum_likelihoods(kind: str) -> tuple[str, ...]:
     return LIKELIHOODS.names(WRAPS[kind].name, column_sum=True)
 
 
-def combined_terms_for(family) -> tuple[str, ...]:
+def combined_terms_for(family, novelty: bool = False) -> tuple[str, ...]:
     """The terms a new fit of ``method="combined"`` adds for a model family (a registry entry)."""
-    return COMBINED_TERMS[bool(family.has_density)]
+    return COMBINED_TERMS[bool(family.has_density), bool(novelty)]
+
+
+def resolved_neighbors(n_neighbors, novelty: bool) -> int:
+    """``n_neighbors`` with 'auto' resolved: 5 for novelty detection, 10 otherwise (see docs/anomaly.md)."""
+    return (5 if novelty else 10) if n_neighbors == "auto" else int(n_neighbors)
 
 
 class DetectorOption(Option):
@@ -117,8 +132,11 @@ DETECTOR_OPTIONS: tuple[DetectorOption, ...] = (
                    "fall row by row, or integers under an identifier's name (id, tx_id, customerId, uuid, key, index)",
                    kinds=KINDS, target=_DET, nullable=True, flag="--keep-column", metavar="COL", extra={"action": "append"}),
     DetectorOption("n_clusters", "int", 8, "k-means centres of the training codes (--method latent)", kinds=KINDS, target=_DET, low=1),
-    DetectorOption("n_neighbors", "int", 10, "neighbours among the saved training codes and rows (knn and combined scores); 5 suits "
-                   "training rows known to be clean (--fit-on normal)", kinds=KINDS, target=_DET, low=1, flag="--n-neighbors"),
+    DetectorOption("n_neighbors", "int", "auto", "neighbours among the saved training codes and rows (knn and combined scores); auto: "
+                   "10, or 5 for training rows known to be normal (--fit-on normal)", kinds=KINDS, target=_DET, low=1, flag="--n-neighbors",
+                   extra=_AUTO_INT),
+    DetectorOption("novelty", "bool", False, "the training rows are known to be normal (novelty detection); --fit-on normal sets it",
+                   kinds=KINDS, target=_DET, flag=None),
     DetectorOption("n_score_samples", "int", 8, "z draws of the Monte-Carlo scores", kinds=DENSITY_KINDS, target=_DET, low=1, flag=None),
     DetectorOption("beta", "float", 1.0, "weight of the KL term in training", kinds=DENSITY_KINDS, target=_EST, low=0, flag=None),
     DetectorOption("learn_sigma", "bool", True, "learn a per-feature decoder sigma", kinds=DENSITY_KINDS, target=_EST, flag=None),

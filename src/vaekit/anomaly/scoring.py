@@ -16,7 +16,7 @@ import torch
 
 from ..errors import ModelFileError
 from . import scores as S
-from .options import DENSITY_METHODS, combined_terms_for
+from .options import DENSITY_METHODS, FIRST_PASS_TERMS, REFERENCE_TERMS, REFERENCE_TRIM, combined_terms_for, resolved_neighbors
 
 # Rows x samples x features kept in memory at once while scoring (about 16 MB of float32).
 _SCORE_BUDGET = 1 << 22
@@ -27,6 +27,9 @@ _MAX_CHUNK = 1024
 # Training codes kept as the neighbour score's reference set: enough for a stable local density,
 # small enough that scoring a row costs one (rows x 1024) distance matrix.
 _N_REFERENCE = 1024
+# With novelty=True (training rows known to be normal) a denser reference: every training row up to
+# this many. A sparse sample of clean rows makes the normal tails look empty.
+_N_REFERENCE_NOVELTY = 8192
 # The score of a finite row whose score came out NaN or infinite (see ScoringEngine._fail_closed):
 # above every real score, so the row is flagged, yet finite, so ranks, sums and AUCs still work.
 NONFINITE_SCORE = 1e300
@@ -64,11 +67,16 @@ class ScoringEngine:
         # A fitted detector keeps the terms it was fitted with (a folder saved by an earlier
         # version scores with its own); a new fit takes its family's current default.
         fitted = getattr(self, "combined_terms_", None)
-        return tuple(fitted) if fitted is not None else combined_terms_for(self.family)
+        return tuple(fitted) if fitted is not None else combined_terms_for(self.family, self.novelty)
+
+    @property
+    def _n_neighbors(self) -> int:
+        return resolved_neighbors(self.n_neighbors, self.novelty)
 
     def _fit_score_state(self, Xf: np.ndarray) -> np.ndarray:
         """Fix what the score needs besides the network (noise draws, reference codes, centres,
-        term scales); returns the training rows' scores, from the one scoring pass this needs."""
+        term scales); returns the training rows' scores. One scoring pass over the training rows, and for
+        ``combined`` outlier detection a second one of the neighbour terms (see _trimmed_reference_terms)."""
         for attr in ("eps_", "cluster_centers_", "reference_codes_", "reference_rows_", "combined_terms_", "term_location_", "term_scale_"):
             self.__dict__.pop(attr, None)
         cfg = self.estimator_.model_.config
@@ -78,9 +86,8 @@ class ScoringEngine:
         if self.family.has_density:
             post = cfg.posterior
             self.eps_ = S.standard_draws(post["name"], post.get("df", 5.0), int(self.n_score_samples), cfg.latent_dim, seed)
-        pick = np.sort(np.random.default_rng(seed).permutation(len(Xf))[:_N_REFERENCE])
-        self.reference_codes_ = self.estimator_.encode(Xf[pick]).astype(np.float32)
-        self.reference_rows_ = Xf[pick].astype(np.float32)
+        n_ref = _N_REFERENCE_NOVELTY if self.novelty else _N_REFERENCE
+        self._keep_reference(Xf, np.sort(np.random.default_rng(seed).permutation(len(Xf))[:n_ref]))
         if self.method == "latent":
             from sklearn.cluster import KMeans
 
@@ -88,14 +95,37 @@ class ScoringEngine:
             k = int(min(self.n_clusters, len(np.unique(Z, axis=0))))
             km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(Z.astype(np.float64))
             self.cluster_centers_ = km.cluster_centers_.astype(np.float32)
-        if self.method == "combined":
-            self.combined_terms_ = combined_terms_for(self.family)
-        terms = self._terms(Xf)
-        if self.method == "combined":
-            loc_scale = [S.robust_location_scale(terms[t]) for t in self._combined_terms]
-            self.term_location_ = np.array([a for a, _ in loc_scale])
-            self.term_scale_ = np.array([b for _, b in loc_scale])
+        if self.method != "combined":
+            return self._combine(self._terms(Xf))
+        self.combined_terms_ = combined_terms_for(self.family, self.novelty)
+        terms = self._terms(Xf) if self.novelty else self._trimmed_reference_terms(Xf, seed)
+        loc_scale = [S.robust_location_scale(terms[t]) for t in self._combined_terms]
+        self.term_location_ = np.array([a for a, _ in loc_scale])
+        self.term_scale_ = np.array([b for _, b in loc_scale])
         return self._combine(terms)
+
+    def _keep_reference(self, Xf: np.ndarray, pick: np.ndarray) -> None:
+        self.reference_codes_ = self.estimator_.encode(Xf[pick]).astype(np.float32)
+        self.reference_rows_ = Xf[pick].astype(np.float32)
+
+    def _trimmed_reference_terms(self, Xf: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+        """Outlier detection: redraw the reference set from the rows a first pass finds least anomalous.
+
+        The first pass sums the robust z-scores of FIRST_PASS_TERMS over the reference drawn from all
+        rows; the new reference (as many rows) comes from those below its 1 - REFERENCE_TRIM quantile.
+        Anomalies that come in small groups are otherwise each other's nearest neighbours and look
+        normal. Returns the combined score's terms of every training row; the network's terms are
+        computed once, the neighbour terms again over the new reference.
+        """
+        density = bool(self.family.has_density)
+        first_names = FIRST_PASS_TERMS[density]
+        once = tuple(t for t in self._combined_terms if t not in REFERENCE_TERMS and t not in first_names)
+        first = self._terms(Xf, first_names + once)
+        z = sum((first[t] - loc) / sc for t in first_names for loc, sc in [S.robust_location_scale(first[t])])
+        keep = np.flatnonzero(z <= np.quantile(z, 1.0 - REFERENCE_TRIM[density]))
+        self._keep_reference(Xf, np.sort(np.random.default_rng(seed).permutation(keep)[:_N_REFERENCE]))
+        again = tuple(t for t in self._combined_terms if t in REFERENCE_TERMS)
+        return {**first, **(self._terms(Xf, again) if again else {})}
 
     def _transform(self, X) -> np.ndarray:
         """X as the network's input: the preprocessor, then (0.1.0 folders only) the estimator's scaler."""
@@ -112,8 +142,8 @@ class ScoringEngine:
             "elbo": lambda m, x: S.negative_elbo(m, x, state["eps_"]),
             "likelihood": lambda m, x: S.iw_nll(m, x, state["eps_"]),
             "latent": lambda m, x: S.latent_distance(m, x, state["cluster_centers_"]),
-            "knn": lambda m, x: S.knn_distance(m, x, state["reference_codes_"], int(self.n_neighbors)),
-            "knn_input": lambda m, x: S.input_knn_distance(x, state["reference_rows_"], int(self.n_neighbors)),
+            "knn": lambda m, x: S.knn_distance(m, x, state["reference_codes_"], self._n_neighbors),
+            "knn_input": lambda m, x: S.input_knn_distance(x, state["reference_rows_"], self._n_neighbors),
         }
         model = scoring_model(self.estimator_.model_)
         k = int(getattr(self, "n_score_samples", 1)) if any(n in DENSITY_METHODS for n in names) else 1

@@ -15,7 +15,9 @@ import torch
 FORMAT = "vaekit-detector"
 # 3: method="combined" may add the input-space neighbour term (its saved reference rows); an
 # earlier reader would misread such a folder's term list, so it is refused there by the version.
-FORMAT_VERSION = 3
+# 4: n_neighbors may be 'auto' and the parameters hold novelty (an earlier reader would refuse 'auto'
+# as a damaged folder; the version says why instead).
+FORMAT_VERSION = 4
 CONFIG_FILE = "detector.json"
 TENSORS_FILE = "detector.safetensors"
 MODEL_DIR = "model"

@@ -242,7 +242,8 @@ def make_detector(args):
 
     kind = next(k for k in KINDS if _model_name(k) == args.model)
     params = {o.name: _param(o, getattr(args, o.name)) for o in DETECTOR_OPTIONS if o.cli_flag and getattr(args, o.name) is not None}
-    det = DETECTORS[kind](**params)
+    # Rows labelled normal are known to be normal: novelty detection, with its own defaults.
+    det = DETECTORS[kind](**params, novelty=args.fit_on == "normal")
     det.check_params()  # bad options fail before any data is read
     if args.fit_on == "normal" and args.label_column is None:
         raise error("--fit-on normal trains on the rows labelled 0, so it needs --label-column COL")
