@@ -128,12 +128,14 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
+# Every method, and 'combined' also as a novelty detector (novelty=True: other terms, another reference set).
 COMBOS = [pytest.param(cls, method, id=f"{name}-{method}") for name, cls in DETECTORS.items() for method in methods_for(name)]
+COMBOS += [pytest.param(cls, "combined+novelty", id=f"{name}-combined+novelty") for name, cls in DETECTORS.items()]
 
 
 def fit_and_check(cls, method: str, case: str) -> list[str]:
     X_train, X_test, labels = table(case)
-    det = cls(method=method, n_steps=N_STEPS, seed=0).fit(X_train)
+    det = cls(method=method.split("+")[0], novelty=method.endswith("+novelty"), n_steps=N_STEPS, seed=0).fit(X_train)
     return learning_failures(det, X_test, labels, BLIND_SPOTS.get((case, method), MIN_AUC[case]))
 
 
