@@ -26,19 +26,22 @@ from train_speed import matmul_rate  # noqa: E402
 
 from vaekit.anomaly import VAEDetector  # noqa: E402
 from vaekit.anomaly import scores as S  # noqa: E402
+from vaekit.anomaly.scoring import batch_rows  # noqa: E402
 
 
 def float32_terms(det, Xs: np.ndarray) -> np.ndarray:
-    """The combined score's two terms from the float32 network, in the same fixed-shape chunks."""
+    """The combined score's terms from the float32 network, in the same fixed-shape chunks."""
     model = det.estimator_.model_
     eps = torch.as_tensor(det.eps_)
-    ref = torch.as_tensor(det.reference_codes_)
-    k = int(det.n_neighbors)
+    codes, rows = torch.as_tensor(det.reference_codes_), torch.as_tensor(det.reference_rows_)
+    k = det._n_neighbors
+    fns = {"elbo": lambda x: S.negative_elbo(model, x, eps), "likelihood": lambda x: S.iw_nll(model, x, eps),
+           "knn": lambda x: S.knn_distance(model, x, codes, k), "knn_input": lambda x: S.input_knn_distance(x, rows, k)}
 
     def run(xb):
-        return torch.stack([S.negative_elbo(model, xb, eps), S.knn_distance(model, xb, ref, k)], -1)
+        return torch.stack([fns[t](xb) for t in det.combined_terms_], -1)
 
-    batch = det._batch_rows(Xs.shape[1] + len(ref), len(eps))
+    batch = batch_rows(Xs.shape[1] + len(codes) + len(rows), len(eps))
     return det.estimator_.batched(run, Xs, batch_size=batch, fixed_shape=True)
 
 

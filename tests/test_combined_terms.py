@@ -64,6 +64,17 @@ def test_outlier_detection_draws_its_reference_from_the_least_anomalous_rows(fit
     assert np.array_equal(fitted.reference_codes_, fitted.estimator_.encode(Xf[match.any(1)]).astype(np.float32))
 
 
+def test_on_a_large_table_the_first_pass_reads_a_sample_and_still_leaves_far_rows_out():
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((20_000, 3))
+    X[:400] += 12.0  # far rows, the top of any first pass: a random 1024 of 20 000 would hold ~20 of them
+    det = VAEDetector(n_steps=20, seed=0).fit(X)
+    Xf = det._transform(X).astype(np.float32)
+    assert len(det.reference_rows_) == 1024
+    far = Xf[:400]
+    assert not (np.abs(det.reference_rows_[:, None, :] - far[None]) == 0).all(-1).any()
+
+
 def test_novelty_keeps_every_training_row_and_five_neighbours(data):
     det = VAEDetector(n_steps=30, seed=1, novelty=True).fit(data)
     assert det._n_neighbors == 5 and np.array_equal(det.reference_rows_, det._transform(data).astype(np.float32))

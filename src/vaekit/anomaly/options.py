@@ -45,8 +45,6 @@ COMBINED_TERMS = {(True, False): ("likelihood", "knn_input"), (True, True): ("el
 # drawn from all rows). Anomalies in the training rows would otherwise be each other's neighbours.
 REFERENCE_TRIM = {True: 0.4, False: 0.2}
 FIRST_PASS_TERMS = {True: ("elbo", "knn", "knn_input"), False: ("reconstruction", "knn", "knn_input")}
-# Neighbour terms: the terms that read the reference set.
-REFERENCE_TERMS = ("knn", "knn_input")
 SCALINGS = ("robust", "standard", "none")
 
 

@@ -16,7 +16,7 @@ import torch
 
 from ..errors import ModelFileError
 from . import scores as S
-from .options import DENSITY_METHODS, FIRST_PASS_TERMS, REFERENCE_TERMS, REFERENCE_TRIM, combined_terms_for, resolved_neighbors
+from .options import DENSITY_METHODS, FIRST_PASS_TERMS, REFERENCE_TRIM, combined_terms_for, resolved_neighbors
 
 # Rows x samples x features kept in memory at once while scoring (about 16 MB of float32).
 _SCORE_BUDGET = 1 << 22
@@ -30,6 +30,8 @@ _N_REFERENCE = 1024
 # With novelty=True (training rows known to be normal) a denser reference: every training row up to
 # this many. A sparse sample of clean rows makes the normal tails look empty.
 _N_REFERENCE_NOVELTY = 8192
+# Rows the first pass of outlier detection reads at most (see ScoringEngine._trimmed_reference_terms).
+_FIRST_PASS_ROWS = 16384
 # The score of a finite row whose score came out NaN or infinite (see ScoringEngine._fail_closed):
 # above every real score, so the row is flagged, yet finite, so ranks, sums and AUCs still work.
 NONFINITE_SCORE = 1e300
@@ -75,8 +77,8 @@ class ScoringEngine:
 
     def _fit_score_state(self, Xf: np.ndarray) -> np.ndarray:
         """Fix what the score needs besides the network (noise draws, reference codes, centres,
-        term scales); returns the training rows' scores. One scoring pass over the training rows, and for
-        ``combined`` outlier detection a second one of the neighbour terms (see _trimmed_reference_terms)."""
+        term scales); returns the training rows' scores. One scoring pass over the training rows, after,
+        for ``combined`` outlier detection, a first pass over at most 16384 of them (_trimmed_reference_terms)."""
         for attr in ("eps_", "cluster_centers_", "reference_codes_", "reference_rows_", "combined_terms_", "term_location_", "term_scale_"):
             self.__dict__.pop(attr, None)
         cfg = self.estimator_.model_.config
@@ -114,18 +116,20 @@ class ScoringEngine:
         The first pass sums the robust z-scores of FIRST_PASS_TERMS over the reference drawn from all
         rows; the new reference (as many rows) comes from those below its 1 - REFERENCE_TRIM quantile.
         Anomalies that come in small groups are otherwise each other's nearest neighbours and look
-        normal. Returns the combined score's terms of every training row; the network's terms are
-        computed once, the neighbour terms again over the new reference.
+        normal. The first pass reads at most _FIRST_PASS_ROWS rows (a seeded sample of a larger
+        table: a quantile and 1024 rows need no more). Returns the combined score's terms of every
+        training row, computed over the new reference.
         """
         density = bool(self.family.has_density)
         first_names = FIRST_PASS_TERMS[density]
-        once = tuple(t for t in self._combined_terms if t not in REFERENCE_TERMS and t not in first_names)
-        first = self._terms(Xf, first_names + once)
+        rows = np.arange(len(Xf))
+        if len(Xf) > _FIRST_PASS_ROWS:
+            rows = np.sort(np.random.default_rng([seed, 1]).choice(len(Xf), _FIRST_PASS_ROWS, replace=False))
+        first = self._terms(Xf[rows], first_names)
         z = sum((first[t] - loc) / sc for t in first_names for loc, sc in [S.robust_location_scale(first[t])])
-        keep = np.flatnonzero(z <= np.quantile(z, 1.0 - REFERENCE_TRIM[density]))
+        keep = rows[z <= np.quantile(z, 1.0 - REFERENCE_TRIM[density])]
         self._keep_reference(Xf, np.sort(np.random.default_rng(seed).permutation(keep)[:_N_REFERENCE]))
-        again = tuple(t for t in self._combined_terms if t in REFERENCE_TERMS)
-        return {**first, **(self._terms(Xf, again) if again else {})}
+        return self._terms(Xf)
 
     def _transform(self, X) -> np.ndarray:
         """X as the network's input: the preprocessor, then (0.1.0 folders only) the estimator's scaler."""
