@@ -72,6 +72,8 @@ def test_choices_are_views_of_the_registry():
     (VAEDetector, {"batch_size": True}, "batch_size must be 'auto' or an integer"),
     (VAEDetector, {"n_clusters": 0}, "n_clusters must be an integer >= 1, got 0"),
     (AutoencoderDetector, {"n_neighbors": 0}, "n_neighbors must be 'auto' or an integer >= 1, got 0"),
+    (VAEDetector, {"n_neighbors": 1, "novelty": True}, r"n_neighbors=1 with novelty=True scores every training row 0"),
+    (VAEDetector, {"novelty": "yes"}, "novelty must be True or False, got 'yes'"),
     (VAEDetector, {"n_score_samples": 0}, "n_score_samples must be an integer >= 1"),
     (VAEDetector, {"proba": "sigmoid"}, "unknown proba method 'sigmoid'"),
     (VAEDetector, {"scaling": "minmax"}, "unknown scaling 'minmax'"),

@@ -135,6 +135,8 @@ _SHARED_DOC = """
     contamination : float in (0, 0.5]
         Expected share of anomalies in the training data: ``threshold_`` is the
         ``1 - contamination`` quantile of the training scores. Ignored when ``threshold`` is set.
+        With ``novelty=True`` the share of training rows flagged; new normal rows score higher
+        than the training rows (each is one of its own nearest neighbours), so more of them are.
     threshold : float or None
         An explicit threshold on ``decision_function`` (e.g. from a validation set).
     latent_dim : int or 'auto'

@@ -23,7 +23,7 @@ class Explanations:
         log-likelihood ``-E_q[log p(x|z)]`` in nats (with the detector's fixed draws for a VAE,
         through the posterior mean for an autoencoder). A categorical feature's contribution is
         summed over its one-hot columns. Each row sums to
-        ``score_terms(X)['reconstruction']``; larger = that feature is further from what the
+        ``score_terms(X)['explained']``; larger = that feature is further from what the
         model expects for this row.
         """
         import pandas as pd

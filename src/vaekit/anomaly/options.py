@@ -105,8 +105,9 @@ DETECTOR_OPTIONS: tuple[DetectorOption, ...] = (
     DetectorOption("method", "str", "combined", "anomaly score",
                    kinds=KINDS, target=_DET, choices={k: methods_for(k) for k in KINDS}, flag="--method",
                    extra={"aliases": ("--score",), "error": "unknown score method {value!r}; choose one of {choices}"}),
-    DetectorOption("contamination", "float", 0.01, "expected share of anomalies in the training data; sets the threshold as a quantile "
-                   "of the training scores", kinds=KINDS, target=_DET, low=0, high=0.5, low_open=True,
+    DetectorOption("contamination", "float", 0.01, "expected share of anomalies in the training data (with --fit-on normal: the share of "
+                   "training rows to flag); sets the threshold as a quantile of the training scores",
+                   kinds=KINDS, target=_DET, low=0, high=0.5, low_open=True,
                    extra={"error": "contamination is the expected share of anomalies in (0, 0.5], got {value!r}; e.g. 0.01"}),
     DetectorOption("threshold", "float", None, "explicit score threshold (overrides --contamination)", kinds=KINDS, target=_DET, nullable=True,
                    extra={"error": "threshold must be a finite number (a decision_function value), got {value!r}"}),
@@ -130,8 +131,9 @@ DETECTOR_OPTIONS: tuple[DetectorOption, ...] = (
                    "fall row by row, or integers under an identifier's name (id, tx_id, customerId, uuid, key, index)",
                    kinds=KINDS, target=_DET, nullable=True, flag="--keep-column", metavar="COL", extra={"action": "append"}),
     DetectorOption("n_clusters", "int", 8, "k-means centres of the training codes (--method latent)", kinds=KINDS, target=_DET, low=1),
-    DetectorOption("n_neighbors", "int", "auto", "neighbours among the saved training codes and rows (knn and combined scores); auto: "
-                   "10, or 5 for training rows known to be normal (--fit-on normal)", kinds=KINDS, target=_DET, low=1, flag="--n-neighbors",
+    DetectorOption("n_neighbors", "int", "auto", "neighbours among the saved training codes (knn) and rows (knn_input, a term of "
+                   "combined); auto: 10, or 5 for training rows known to be normal (--fit-on normal)",
+                   kinds=KINDS, target=_DET, low=1, flag="--n-neighbors",
                    extra=_AUTO_INT),
     DetectorOption("novelty", "bool", False, "the training rows are known to be normal (novelty detection); --fit-on normal sets it",
                    kinds=KINDS, target=_DET, flag=None),
@@ -178,6 +180,11 @@ def check_detector_params(params: dict, kind: str) -> dict:
         # Scaled data is not in [0, 1], where a Bernoulli's data must lie.
         raise ConfigError(f"scaling={p['scaling']!r} needs likelihood='gaussian' (scaled data is not in [0, 1]); "
                           "pass scaling='none' for [0, 1] data")
+    if p["novelty"] is True and p["n_neighbors"] == 1:
+        # Every training row is one of the reference rows, so its nearest neighbour is itself: its
+        # neighbour terms would all be 0, and so would their scale.
+        raise ConfigError("n_neighbors=1 with novelty=True scores every training row 0 (each is its own nearest neighbour); "
+                          "use n_neighbors >= 2 or 'auto' (5)")
     rs, seed = p["random_state"], p["seed"]
     if rs is not None and seed != 0 and int(rs) != int(seed):
         raise ConfigError(f"seed={seed} and random_state={rs} disagree; they are two names for one seed, pass one of them")

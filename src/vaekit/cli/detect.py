@@ -43,7 +43,8 @@ def add_parser(sub) -> None:
                    help="column of 0/1 labels (1 = anomaly): dropped from the features; reports the training ROC-AUC "
                         "(with --fit-on all), and see --fit-on")
     f.add_argument("--fit-on", default="all", choices=["all", "normal"],
-                   help="all: train on every row (labels only for the report); normal: train on the rows labelled 0 only (needs --label-column)")
+                   help="all: train on every row (labels only for the report); normal: train on the rows labelled 0 only (needs --label-column), "
+                        "as a novelty detector (novelty=True: its own score terms and neighbours, see docs/anomaly.md)")
     f.add_argument("--id-column", default=None, metavar="COL", help="row identifier column, dropped from the features")
     add_detector_options(f)
     f.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -343,7 +344,7 @@ def _select_rows(args, det, X, y):
         if keep.sum() < 2:
             raise error(f"--fit-on normal: only {int(keep.sum())} row(s) of {args.data} are labelled 0; a detector needs at least 2 normal rows")
         say(args, f"--fit-on normal: training on the {int(keep.sum())} rows labelled 0 (leaving out {int((~keep).sum())} anomalies); "
-                   f"--contamination {det.contamination:g} is then the share of normal rows above the threshold")
+                   f"--contamination {det.contamination:g} is then the share of these training rows above the threshold")
         return X[keep].reset_index(drop=True) if hasattr(X, "reset_index") else X[keep], y[keep]
     if det.threshold is None and share > 0 and not (share / 3 <= det.contamination <= share * 3):
         print(f"vaekit: warning: --contamination {det.contamination:g} is far from the labelled share of anomalies "
