@@ -13,8 +13,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-from vaekit.anomaly import NONFINITE_SCORE, AutoencoderDetector, NonFiniteScoreWarning, VAEDetector, load_detector
+from vaekit.anomaly import NONFINITE_SCORE, AutoencoderDetector, NonFiniteScoreWarning, VAEDetector, load_detector, scoring
 from vaekit.anomaly.detectors import _BaseDetector
 from vaekit.anomaly.table import CLIP, SCALINGS
 from vaekit.cli import main
@@ -126,6 +127,23 @@ def test_a_model_that_cannot_score_a_typical_row_is_an_error():
         next(det.estimator_.model_.parameters()).data.fill_(float("nan"))  # damaged in memory; load refuses it on disk
     with pytest.raises(ModelFileError, match="scores 3 of 3 rows, and even a typical row, as NaN/Inf"):
         det.decision_function(normal_rows(3))
+
+
+@pytest.mark.parametrize("cls", [VAEDetector, AutoencoderDetector], ids=lambda c: c.__name__)
+def test_a_network_that_diverged_is_one_line_also_through_the_first_pass(cls, monkeypatch):
+    # Every score of the network is NaN, the first pass (which picks the reference rows) included.
+    real = scoring.scoring_model
+
+    def broken(model):
+        m = real(model)
+        with torch.no_grad():
+            for p in m.parameters():
+                p.fill_(float("nan"))
+        return m
+
+    monkeypatch.setattr(scoring, "scoring_model", broken)
+    with pytest.raises(DataError, match="training diverged: 300 of 300 training rows score NaN/Inf"):
+        cls(n_steps=2).fit(normal_rows())
 
 
 def test_fit_refuses_nan_training_scores(monkeypatch):

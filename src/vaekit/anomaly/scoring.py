@@ -127,7 +127,10 @@ class ScoringEngine:
             rows = np.sort(np.random.default_rng([seed, 1]).choice(len(Xf), _FIRST_PASS_ROWS, replace=False))
         first = self._terms(Xf[rows], first_names)
         z = sum((first[t] - loc) / sc for t in first_names for loc, sc in [S.robust_location_scale(first[t])])
-        keep = rows[z <= np.quantile(z, 1.0 - REFERENCE_TRIM[density])]
+        ok = np.isfinite(z)
+        if not ok.any():  # a diverged network: keep the first reference; fit then says so in one line
+            return self._terms(Xf)
+        keep = rows[ok & (z <= np.quantile(z[ok], 1.0 - REFERENCE_TRIM[density]))]
         self._keep_reference(Xf, np.sort(np.random.default_rng(seed).permutation(keep)[:_N_REFERENCE]))
         return self._terms(Xf)
 
