@@ -1,4 +1,4 @@
-"""Detector folders: reading them (this version's format 2 and 0.1.0's format 1, every file
+"""Detector folders: reading them (formats 1, written by 0.1.0, to writer.FORMAT_VERSION, every file
 checked before use; nothing is unpickled) and, from :mod:`~vaekit.anomaly.writer`, writing them."""
 
 from __future__ import annotations
