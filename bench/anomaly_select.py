@@ -168,12 +168,14 @@ def main() -> None:
             picks[p][g] = best
             held[p][g] = by_group(aucs[best], groups, p)[g]
     print("\nleave-one-group-out: the candidate picked without the group, scored on it (ROC-AUC %)")
-    print(f"{'group':18s}" + "".join(f"{p + ' cv':>16s}{'forest':>8s}{'kNN':>8s}" for p in PROTOCOLS) + "  picked")
+    print(f"{'group':18s}" + "".join(f"{p + ' cv':>16s}{'forest':>8s}{'kNN':>8s}" for p in PROTOCOLS)
+          + ("  picked (" + " | ".join(PROTOCOLS) + ")" if args.per_protocol else "  picked"))
     for g in all_groups:
         row = ""
         for p in PROTOCOLS:
             row += f"{held[p][g]:16.2f}{by_group(aucs[('base.iso',)], groups, p)[g]:8.2f}{by_group(aucs[('base.knn5',)], groups, p)[g]:8.2f}"
-        print(f"{g[:18]:18s}{row}  " + " | ".join(sorted({' + '.join(picks[p][g]) for p in PROTOCOLS})))
+        shown = PROTOCOLS if args.per_protocol else PROTOCOLS[:1]
+        print(f"{g[:18]:18s}{row}  " + " | ".join(" + ".join(picks[p][g]) for p in shown))
     for p in PROTOCOLS:
         cv = np.mean(list(held[p].values()))
         iso = np.mean(list(by_group(aucs[("base.iso",)], groups, p).values()))
@@ -184,6 +186,7 @@ def main() -> None:
     for p in (PROTOCOLS if args.per_protocol else PROTOCOLS[:1]):
         print(f"the candidate best on every group{' for ' + p if args.per_protocol else ''} (the default this rule gives): "
               f"{' + '.join(ranked[p][0])}")
+
 
 if __name__ == "__main__":
     main()

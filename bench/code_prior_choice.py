@@ -17,14 +17,13 @@ PixelCNN the default.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
-import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
+from bench_record import write_record
 
 HERE = Path(__file__).resolve()
 
@@ -79,10 +78,7 @@ def main() -> int:
         g = "x".join(map(str, r["grid"]))
         print(f"{r['dataset']:<10}{g:>7} {r['prior']:<29}{r['parameters']:>9}{r['epochs']:>7}{r['test_nll']:>10.2f}{r['uniform_nll']:>9.1f}"
               f"{r['sample_64_seconds']:>13.2f}")
-    out = {"command": " ".join(sys.argv), "machine": platform.processor() or platform.machine(),
-           "seconds": round(time.perf_counter() - t0), "rows": rows}
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+    write_record(args.json, t0, rows)
     return 0
 
 

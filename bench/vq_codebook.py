@@ -18,12 +18,12 @@ and the bound charges both. Runs go two at a time, one thread each.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
-import platform
 import sys
 import time
 from pathlib import Path
+
+from bench_record import write_record
 
 HERE = Path(__file__).resolve()
 TUNE = {28: ("fashion-mnist", None), 64: ("sprites", None)}
@@ -90,10 +90,7 @@ def main() -> int:
         mark = " <- chosen" if r["K"] == chosen[r["size"]] else ""
         print(f"{r['size']:>5} {r['role']:<6} {r['dataset']:<14} {r['K']:>4} {r['epochs']:>6} {r['reconstruction_nats']:>9.2f} "
               f"{r['prior_nll']:>10.2f} {r['bound']:>8.2f} {r['perplexity']:>10.1f} {r['usage']:>6.0%}{mark}")
-    out = {"command": " ".join(sys.argv), "machine": platform.processor() or platform.machine(), "chosen": chosen,
-           "seconds": round(time.perf_counter() - t0), "rows": rows}
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+    write_record(args.json, t0, rows, prior_kind=args.prior_kind, chosen=chosen)
     return 0
 
 

@@ -15,12 +15,12 @@ of samples it gives one class with p >= 0.9, and how many classes those are.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
-import platform
 import sys
 import time
 from pathlib import Path
+
+from bench_record import write_record
 
 HERE = Path(__file__).resolve()
 MODELS = {"MLP VAE": "VAE", "conv VAE": "ConvVAE", "VQ-VAE + code prior": "VQVAE"}
@@ -94,10 +94,7 @@ def main() -> int:
         print(f"{r['dataset']:<14}{r['model']:<22}{r['epochs']:>7}{r['mse']:>9.4f}{r.get('reconstruction_nats', float('nan')):>10.2f}"
               f"{r['bound']:>9.2f}{r.get('reconstructions_judged_right', float('nan')):>11.1%}{r.get('confident_samples', float('nan')):>10.1%}"
               f"{r.get('confident_classes', 0):>8}")
-    out = {"command": " ".join(sys.argv), "machine": platform.processor() or platform.machine(),
-           "seconds": round(time.perf_counter() - t0), "rows": rows}
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+    write_record(args.json, t0, rows)
     return 0
 
 
