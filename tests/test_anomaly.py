@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -636,9 +637,13 @@ def test_detector_folders_written_by_0_1_0_load_and_score_the_same(name):
 def test_cli_fit_on_normal_rows_and_contamination_warning(transactions, tmp_path, capsys):
     d, df = transactions
     common = ["--id-column", "tx_id", "--label-column", "is_fraud", "--steps", "20"]
-    assert main(["detect", "fit", str(d / "num.csv"), "--out", str(tmp_path / "a"), *common, "--fit-on", "normal", "--quiet"]) == 0
-    assert len(load_detector(tmp_path / "a").decision_scores_) == int((df["is_fraud"] == 0).sum())
-    capsys.readouterr()
+    assert main(["detect", "fit", str(d / "num.csv"), "--out", str(tmp_path / "a"), *common, "--fit-on", "normal"]) == 0
+    n_normal = int((df["is_fraud"] == 0).sum())
+    assert len(load_detector(tmp_path / "a").decision_scores_) == n_normal
+    said = "".join(capsys.readouterr())
+    # the threshold is set on a held-out fifth of the normal rows, and fit says how many of them it flags
+    assert "the share of new normal rows flagged, at most" in said
+    assert re.search(rf"held-out normal rows above it: \d+ of {n_normal // 5} \(", said)
     assert main(["detect", "fit", str(d / "num.csv"), "--out", str(tmp_path / "b"), *common, "--contamination", "0.2", "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "warning: --contamination 0.2 is far from the labelled share of anomalies 0.02" in err

@@ -33,7 +33,8 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         """Train on X (rows assumed mostly normal; ``y`` is ignored). Returns self.
 
         Sets ``decision_scores_`` (the training rows' scores), ``threshold_`` (the ``1 -
-        contamination`` quantile of those, or the given ``threshold``) and ``labels_``.
+        contamination`` quantile of those, the conformal one of ``calibration_scores_`` where a
+        subclass holds rows out for it, or the given ``threshold``) and ``labels_``.
         """
         self.check_params()
         self.decision_scores_ = self._fit(X)
@@ -44,6 +45,8 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         """``threshold_`` and ``labels_`` from ``decision_scores_`` (PyOD's name for this step)."""
         if self.threshold is not None:
             self.threshold_ = float(self.threshold)
+        elif getattr(self, "calibration_scores_", None) is not None:
+            self.threshold_ = S.conformal_threshold(self.calibration_scores_, self.contamination)
         else:
             self.threshold_ = S.quantile_threshold(self.decision_scores_, self.contamination)
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)

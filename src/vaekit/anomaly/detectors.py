@@ -9,6 +9,7 @@ The package docstring (``vaekit.anomaly``) says what the scores mean; the scorin
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,9 @@ from .writer import CONFIG_FILE, FORMAT, FORMAT_VERSION, MODEL_DIR, TENSORS_FILE
 # they have (one pass over 200 rows is 2 steps and learns nothing); large tables get this many
 # steps of larger batches instead of more passes, so the cost stops growing with the row count.
 _AUTO_STEPS = 1500
+# novelty=True sets its threshold on held-out rows (_hold_out_calibration): a fifth of the table,
+# at least this many (else the training scores' quantile) and at most that many.
+_MIN_HELD_OUT, _MAX_HELD_OUT = 10, 8192
 
 
 class _BaseDetector(Explanations, ScoringEngine, BaseDetector):
@@ -66,13 +70,43 @@ class _BaseDetector(Explanations, ScoringEngine, BaseDetector):
         if self.method == "latent" and len(Xf) < int(self.n_clusters):
             raise DataError(f"{len(Xf)} rows are fewer than n_clusters={self.n_clusters}; pass more rows or a smaller n_clusters (--n-clusters)")
         self.preprocessor_ = pre
+        self.__dict__.pop("calibration_scores_", None)
         self.estimator_ = self._estimator(*Xf.shape).fit(Xf)
         scores = self._fit_score_state(Xf)
         if not np.isfinite(scores).all():
             bad = int((~np.isfinite(scores)).sum())
             raise DataError(f"training diverged: {bad} of {len(Xf)} training rows score NaN/Inf, so no threshold can be set; "
                             "lower lr (--lr) or use scaling='robust'")
+        if self.novelty and self.threshold is None:
+            self._hold_out_calibration(Xf)
         return scores
+
+    def _hold_out_calibration(self, Xf: np.ndarray) -> None:
+        """novelty=True: ``calibration_scores_``, the scores of a seeded fifth of the rows (at most 8192)
+        by a twin detector trained on the rest, from which ``threshold_`` is set (split conformal).
+
+        The training rows' own scores are no guide to a new normal row's: the network has fitted
+        them and each is one of its own nearest neighbours, so their 1 - contamination quantile
+        flagged 24-70 % of new benign rows of the breast-cancer table at contamination 0.05. The
+        twin's held-out rows are new to it as new rows are to this detector, and its scores are in
+        the same robust units. The cost is a second training. Fewer than 50 rows: the training
+        scores' quantile, with a warning.
+        """
+        n_hold = min(len(Xf) // 5, _MAX_HELD_OUT)
+        if n_hold < _MIN_HELD_OUT:
+            warnings.warn(f"novelty=True with {len(Xf)} rows: too few to hold {_MIN_HELD_OUT} out for the threshold, so it is the "
+                          "training scores' quantile, and new normal rows will be flagged more often than contamination says; "
+                          "fit on 50 rows or more, or pass threshold=", UserWarning, stacklevel=4)
+            return
+        from sklearn.base import clone
+
+        order = np.random.default_rng([self._seed(), 2]).permutation(len(Xf))
+        held, rest = np.sort(order[:n_hold]), np.sort(order[n_hold:])
+        twin = clone(self)
+        twin.preprocessor_ = self.preprocessor_
+        twin.estimator_ = twin._estimator(len(rest), Xf.shape[1]).fit(Xf[rest])
+        twin._fit_score_state(Xf[rest])
+        self.calibration_scores_ = twin._scores(Xf[held])
 
     def _decision_function(self, X) -> np.ndarray:
         """Units depend on ``method``: robust standard units summed over terms ('combined'), nats per
@@ -135,8 +169,9 @@ _SHARED_DOC = """
     contamination : float in (0, 0.5]
         Expected share of anomalies in the training data: ``threshold_`` is the
         ``1 - contamination`` quantile of the training scores. Ignored when ``threshold`` is set.
-        With ``novelty=True`` the share of training rows flagged; new normal rows score higher
-        than the training rows (each is one of its own nearest neighbours), so more of them are.
+        With ``novelty=True`` (training rows all normal) the share of *new* normal rows flagged, at
+        most: ``threshold_`` is the split-conformal quantile of held-out rows' scores (see
+        ``calibration_scores_``), since the training rows' own scores are lower than a new row's.
     threshold : float or None
         An explicit threshold on ``decision_function`` (e.g. from a validation set).
     latent_dim : int or 'auto'
@@ -200,6 +235,11 @@ _SHARED_DOC = """
         The ``decision_function`` value above which a row is an anomaly.
     labels_ : ndarray of shape (N,)
         0/1 labels of the training rows.
+    calibration_scores_ : ndarray or absent
+        ``novelty=True`` without ``threshold``: the scores of a seeded fifth of the training rows
+        (at most 8192) by a twin detector trained on the other rows; ``threshold_`` is their
+        ceil((n + 1)(1 - contamination))-th smallest (:func:`vaekit.anomaly.scores.conformal_threshold`).
+        Fitting trains a second network for it. Not saved with the detector (its threshold is).
     n_features_in_, feature_names_in_, categories_ :
         The input columns (names for DataFrame input) and the categories of each categorical one.
     cluster_centers_, reference_codes_, reference_rows_ :

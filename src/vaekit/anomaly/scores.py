@@ -166,6 +166,19 @@ def quantile_threshold(scores: np.ndarray, contamination: float) -> float:
     return float(np.quantile(scores, 1.0 - float(contamination)))
 
 
+def conformal_threshold(held_out: np.ndarray, contamination: float) -> float:
+    """The split-conformal threshold of n held-out normal rows' scores: their ceil((n + 1)(1 - c))-th smallest.
+
+    A new row exchangeable with the held-out ones scores above it with probability at most c
+    = ``contamination`` (Vovk et al. 2005; Bates et al. 2023, "Testing for outliers with
+    conformal p-values"), and at least c - 1 / (n + 1). Where that rank exceeds n (fewer than
+    1 / c - 1 rows), the largest score: the share flagged is then about 1 / (n + 1), above c.
+    """
+    s = np.sort(np.asarray(held_out, dtype=np.float64))
+    rank = math.ceil((len(s) + 1) * (1.0 - float(contamination)))
+    return float(s[min(rank, len(s)) - 1])
+
+
 def to_proba(scores: np.ndarray, train: np.ndarray, how: str) -> np.ndarray:
     """[P(normal), P(anomaly)] per row, shape (N, 2); monotone in the score, not calibrated.
 

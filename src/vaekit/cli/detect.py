@@ -293,6 +293,10 @@ def _detect_fit(args) -> int:
         shutil.rmtree(staging, ignore_errors=True)  # nothing half-written survives a failure
         raise
     say(args, f"threshold {det.threshold_:.6g}: {int(det.labels_.sum())} of {len(X)} training rows flagged ({det.labels_.mean():.2%})")
+    held = getattr(det, "calibration_scores_", None)
+    if held is not None:
+        say(args, f"held-out normal rows above it: {int((held > det.threshold_).sum())} of {len(held)} "
+                  f"({np.mean(held > det.threshold_):.2%}; --contamination {det.contamination:g})")
     if y is not None and args.fit_on == "all":
         m = detection_metrics(y, det.decision_scores_)
         say(args, f"training ROC-AUC {_fmt(m['roc_auc'])}, PR-AUC {_fmt(m['pr_auc'])}, precision@{m['n_anomalies']} {_fmt(m['precision_at_n'])}")
@@ -344,7 +348,8 @@ def _select_rows(args, det, X, y):
         if keep.sum() < 2:
             raise error(f"--fit-on normal: only {int(keep.sum())} row(s) of {args.data} are labelled 0; a detector needs at least 2 normal rows")
         say(args, f"--fit-on normal: training on the {int(keep.sum())} rows labelled 0 (leaving out {int((~keep).sum())} anomalies); "
-                   f"--contamination {det.contamination:g} is then the share of these training rows above the threshold")
+                   f"--contamination {det.contamination:g} is then the share of new normal rows flagged, at most (the threshold is set on "
+                   "a held-out fifth of them, by a second network trained on the rest)")
         return X[keep].reset_index(drop=True) if hasattr(X, "reset_index") else X[keep], y[keep]
     if det.threshold is None and share > 0 and not (share / 3 <= det.contamination <= share * 3):
         print(f"vaekit: warning: --contamination {det.contamination:g} is far from the labelled share of anomalies "
