@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +151,15 @@ def test_an_autoencoder_folder_may_not_name_a_density_term(tmp_path, data):
     (tmp_path / "ae" / "detector.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelFileError, match="each must be one of"):
         load_detector(tmp_path / "ae")
+
+
+def test_more_neighbours_than_kept_rows_is_said_not_silently_clamped(data):
+    small = data[:40]  # the outlier reference keeps the 60 % a first pass finds least anomalous: 24 rows
+    with pytest.warns(UserWarning, match=r"n_neighbors=30 is more than the 24 training rows kept as neighbours"):
+        det = VAEDetector(n_steps=5, seed=1, n_neighbors=30).fit(small)
+    # and it does what it says: every kept row is a neighbour, the same as asking for all 24
+    same = VAEDetector(n_steps=5, seed=1, n_neighbors=24).fit(small)
+    np.testing.assert_array_equal(det.decision_function(small), same.decision_function(small))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 'auto' (10) on a table this small says nothing
+        VAEDetector(n_steps=5, seed=1).fit(data[:12])

@@ -77,6 +77,10 @@ class _BaseDetector(Explanations, ScoringEngine, BaseDetector):
             bad = int((~np.isfinite(scores)).sum())
             raise DataError(f"training diverged: {bad} of {len(Xf)} training rows score NaN/Inf, so no threshold can be set; "
                             "lower lr (--lr) or use scaling='robust'")
+        n_ref = len(self.reference_codes_)
+        if self.method in ("knn", "combined") and self.n_neighbors != "auto" and int(self.n_neighbors) > n_ref:
+            warnings.warn(f"n_neighbors={self.n_neighbors} is more than the {n_ref} training rows kept as neighbours, so the "
+                          f"neighbour terms average over all {n_ref}; pass n_neighbors <= {n_ref} (--n-neighbors)", UserWarning, stacklevel=3)
         if self.novelty and self.threshold is None:
             self._hold_out_calibration(Xf)
         return scores

@@ -105,8 +105,8 @@ DETECTOR_OPTIONS: tuple[DetectorOption, ...] = (
     DetectorOption("method", "str", "combined", "anomaly score",
                    kinds=KINDS, target=_DET, choices={k: methods_for(k) for k in KINDS}, flag="--method",
                    extra={"aliases": ("--score",), "error": "unknown score method {value!r}; choose one of {choices}"}),
-    DetectorOption("contamination", "float", 0.01, "expected share of anomalies in the training data, the threshold a quantile of the training scores "
-                   "(with --fit-on normal: the share of new normal rows to flag at most, the threshold set on held-out rows)",
+    DetectorOption("contamination", "float", 0.01, "expected share of anomalies in the training data, the threshold a quantile of the training "
+                   "scores (with --fit-on normal: the share of new normal rows to flag at most, the threshold set on held-out rows)",
                    kinds=KINDS, target=_DET, low=0, high=0.5, low_open=True,
                    extra={"error": "contamination is the expected share of anomalies in (0, 0.5], got {value!r}; e.g. 0.01"}),
     DetectorOption("threshold", "float", None, "explicit score threshold (overrides --contamination)", kinds=KINDS, target=_DET, nullable=True,

@@ -240,12 +240,20 @@ def make_detector(args):
     """The detector that a `vaekit detect fit` option set describes (library objects only): each
     flag stores under its parameter's name; one not given (None) leaves the detector's default."""
     from ..anomaly.detectors import DETECTORS
+    from ..errors import ConfigError
 
     kind = next(k for k in KINDS if _model_name(k) == args.model)
     params = {o.name: _param(o, getattr(args, o.name)) for o in DETECTOR_OPTIONS if o.cli_flag and getattr(args, o.name) is not None}
     # Rows labelled normal are known to be normal: novelty detection, with its own defaults.
     det = DETECTORS[kind](**params, novelty=args.fit_on == "normal")
-    det.check_params()  # bad options fail before any data is read
+    try:
+        det.check_params()  # bad options fail before any data is read
+    except ConfigError as e:
+        # The library's message names the parameter; on the command line, name the flag too.
+        opt = next((o for o in DETECTOR_OPTIONS if o.cli_flag and str(e).startswith((f"{o.name} ", f"{o.name}="))), None)
+        if opt is None:
+            raise
+        raise ConfigError(f"{opt.cli_flag}: {e}") from None
     if args.fit_on == "normal" and args.label_column is None:
         raise error("--fit-on normal trains on the rows labelled 0, so it needs --label-column COL")
     return det
