@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from anomaly_corpus import split, tables  # noqa: E402
+from anomaly_corpus import DATA, split, tables  # noqa: E402
 
 from vaekit.anomaly import AutoencoderDetector, VAEDetector  # noqa: E402
 
@@ -49,11 +49,13 @@ def measure(det_cls, X_fit, X_score, y_score, contamination: float, seed: int) -
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--contamination", type=float, default=0.05)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-rows", type=int, default=10000)
-    ap.add_argument("--json", type=Path)
+    ap.add_argument("--contamination", type=float, default=0.05, help="the detectors' contamination (default 0.05)")
+    ap.add_argument("--seed", type=int, default=0, help="the normal rows' split and the detectors' seed")
+    ap.add_argument("--max-rows", type=int, default=10000, help="subsample larger tables to this many rows (seeded)")
+    ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args()
+    if not (DATA / "adbench-dev").is_dir():
+        raise SystemExit(f"no ADBench tables in {DATA / 'adbench-dev'}; this bench reads the shared data beside the repository")
     chosen = [t for t in tables() if t.source == "adbench" or t.name in ("breast_cancer", "wine")]
     results: dict = {}
     print(f"normal-only protocol, contamination {args.contamination:g}: % of new normal rows / % of anomalies flagged")

@@ -641,9 +641,10 @@ def test_cli_fit_on_normal_rows_and_contamination_warning(transactions, tmp_path
     n_normal = int((df["is_fraud"] == 0).sum())
     assert len(load_detector(tmp_path / "a").decision_scores_) == n_normal
     said = "".join(capsys.readouterr())
-    # the threshold is set on a held-out fifth of the normal rows, and fit says how many of them it flags
-    assert "the share of new normal rows flagged, at most" in said
-    assert re.search(rf"held-out normal rows above it: \d+ of {n_normal // 5} \(", said)
+    # the threshold is set on a held-out fifth of the normal rows, and fit says so and what share it flags
+    assert "as a novelty detector" in said
+    assert re.search(rf"the threshold is set on {n_normal // 5} normal rows held out of a second network's training \(\d+ above it\); "
+                     r"it flags (about --contamination 0.01 or fewer|about 1/\d+ = [\d.]+% of new normal rows)", said)
     assert main(["detect", "fit", str(d / "num.csv"), "--out", str(tmp_path / "b"), *common, "--contamination", "0.2", "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "warning: --contamination 0.2 is far from the labelled share of anomalies 0.02" in err

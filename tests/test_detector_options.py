@@ -65,7 +65,7 @@ def test_choices_are_views_of_the_registry():
 @pytest.mark.parametrize(("cls", "params", "match"), [
     (AutoencoderDetector, {"method": "likelihood"}, "needs a VAE"),
     (VAEDetector, {"method": "distance"}, "unknown score method 'distance'"),
-    (VAEDetector, {"contamination": 0.0}, r"contamination is the expected share of anomalies in \(0, 0.5\]"),
+    (VAEDetector, {"contamination": 0.0}, r"contamination \(the share of rows to flag\) must be in \(0, 0.5\]"),
     (VAEDetector, {"threshold": float("nan")}, "threshold must be a finite number"),
     (VAEDetector, {"latent_dim": 0}, "latent_dim must be 'auto' or an integer >= 1, got 0"),
     (VAEDetector, {"n_steps": "many"}, "n_steps must be 'auto' or an integer >= 1, got 'many'"),

@@ -7,6 +7,7 @@ quantile flags several times that; an explicit threshold or outlier detection tr
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -57,8 +58,8 @@ def test_a_novelty_detector_flags_about_contamination_of_new_normal_rows(cls, no
 
 def test_the_threshold_survives_saving_and_the_scores_do_not_depend_on_it(normal_rows, tmp_path):
     train, new = normal_rows
-    det = VAEDetector(novelty=True, n_steps=50, seed=0).fit(train)
-    plain = VAEDetector(novelty=True, n_steps=50, seed=0, threshold=1.0).fit(train)
+    det = VAEDetector(novelty=True, contamination=0.05, n_steps=50, seed=0).fit(train)
+    plain = VAEDetector(novelty=True, contamination=0.05, n_steps=50, seed=0, threshold=1.0).fit(train)
     np.testing.assert_array_equal(det.decision_function(new[:50]), plain.decision_function(new[:50]))
     loaded = load_detector(det.save(tmp_path / "d"))
     assert loaded.threshold_ == det.threshold_
@@ -80,8 +81,21 @@ def test_no_twin_is_trained_with_an_explicit_threshold_or_for_outlier_detection(
         det = VAEDetector(n_steps=5, seed=0, **params).fit(train)
         assert calls == [train.shape] and not hasattr(det, "calibration_scores_")
     calls.clear()
-    VAEDetector(n_steps=5, seed=0, novelty=True).fit(train)
+    VAEDetector(n_steps=5, seed=0, novelty=True, contamination=0.05).fit(train)
     assert calls == [train.shape, (240, 6)]  # the detector, then its twin on the other four fifths
+
+
+def test_too_few_held_out_rows_for_the_contamination_asked_is_said(normal_rows):
+    train, _ = normal_rows
+    # 60 held-out rows: contamination 0.01 would need 99, so the threshold is the largest score, which
+    # about 1/61 of new normal rows exceed; 0.05 needs 19 and says nothing
+    with pytest.warns(UserWarning, match=r"60 held-out rows cannot set a threshold that flags only contamination=0.01 .* "
+                                         r"about 1/61 = 1.6% of them exceed\. Fit on 495 rows or more"):
+        det = VAEDetector(novelty=True, contamination=0.01, n_steps=5, seed=0).fit(train)
+    assert det.threshold_ == det.calibration_scores_.max()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        VAEDetector(novelty=True, contamination=0.05, n_steps=5, seed=0).fit(train)
 
 
 def test_too_few_rows_to_hold_out_fall_back_to_the_training_quantile_with_a_warning(normal_rows):

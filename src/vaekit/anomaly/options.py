@@ -108,7 +108,7 @@ DETECTOR_OPTIONS: tuple[DetectorOption, ...] = (
     DetectorOption("contamination", "float", 0.01, "expected share of anomalies in the training data, the threshold a quantile of the training "
                    "scores (with --fit-on normal: the share of new normal rows to flag at most, the threshold set on held-out rows)",
                    kinds=KINDS, target=_DET, low=0, high=0.5, low_open=True,
-                   extra={"error": "contamination is the expected share of anomalies in (0, 0.5], got {value!r}; e.g. 0.01"}),
+                   extra={"error": "contamination (the share of rows to flag) must be in (0, 0.5], got {value!r}; e.g. 0.01"}),
     DetectorOption("threshold", "float", None, "explicit score threshold (overrides --contamination)", kinds=KINDS, target=_DET, nullable=True,
                    extra={"error": "threshold must be a finite number (a decision_function value), got {value!r}"}),
     DetectorOption("latent_dim", "int", "auto", "size of the code z (auto: half the columns, 2 to 8)", kinds=KINDS, target=_DET, low=1,

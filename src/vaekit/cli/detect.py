@@ -44,10 +44,11 @@ def add_parser(sub) -> None:
                         "(with --fit-on all), and see --fit-on")
     f.add_argument("--fit-on", default="all", choices=["all", "normal"],
                    help="all: train on every row (labels only for the report); normal: train on the rows labelled 0 only (needs --label-column), "
-                        "as a novelty detector (novelty=True: its own score terms and neighbours, see docs/anomaly.md)")
+                        "as a novelty detector (novelty=True: its own score terms and neighbours, and a threshold set on "
+                        "held-out rows; see docs/anomaly.md)")
     f.add_argument("--id-column", default=None, metavar="COL", help="row identifier column, dropped from the features")
     add_detector_options(f)
-    f.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    f.add_argument("--quiet", action="store_true", help="print nothing but errors and warnings")
     f.set_defaults(func=cmd_detect_fit)
 
     s = dsub.add_parser("score", help="score a CSV, Parquet or .npy file in chunks", formatter_class=Formatter)
@@ -67,7 +68,7 @@ def add_parser(sub) -> None:
     s.add_argument("--progress", choices=["auto", "always", "never"], default="auto",
                    help="progress bar with rows/s on stderr (auto: when stderr is a terminal)")
     s.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    s.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    s.add_argument("--quiet", action="store_true", help="print nothing but errors and warnings")
     s.set_defaults(func=cmd_detect_score)
 
 
@@ -303,8 +304,11 @@ def _detect_fit(args) -> int:
     say(args, f"threshold {det.threshold_:.6g}: {int(det.labels_.sum())} of {len(X)} training rows flagged ({det.labels_.mean():.2%})")
     held = getattr(det, "calibration_scores_", None)
     if held is not None:
-        say(args, f"held-out normal rows above it: {int((held > det.threshold_).sum())} of {len(held)} "
-                  f"({np.mean(held > det.threshold_):.2%}; --contamination {det.contamination:g})")
+        n = len(held)
+        c = det.contamination
+        share = f"about --contamination {c:g} or fewer" if 1 / (n + 1) <= c else f"about 1/{n + 1} = {1 / (n + 1):.1%}"
+        say(args, f"the threshold is set on {n} normal rows held out of a second network's training ({int((held > det.threshold_).sum())} "
+                  f"above it); it flags {share} of new normal rows")
     if y is not None and args.fit_on == "all":
         m = detection_metrics(y, det.decision_scores_)
         say(args, f"training ROC-AUC {_fmt(m['roc_auc'])}, PR-AUC {_fmt(m['pr_auc'])}, precision@{m['n_anomalies']} {_fmt(m['precision_at_n'])}")
@@ -355,9 +359,8 @@ def _select_rows(args, det, X, y):
         keep = np.asarray(y) == 0
         if keep.sum() < 2:
             raise error(f"--fit-on normal: only {int(keep.sum())} row(s) of {args.data} are labelled 0; a detector needs at least 2 normal rows")
-        say(args, f"--fit-on normal: training on the {int(keep.sum())} rows labelled 0 (leaving out {int((~keep).sum())} anomalies); "
-                   f"--contamination {det.contamination:g} is then the share of new normal rows flagged, at most (the threshold is set on "
-                   "a held-out fifth of them, by a second network trained on the rest)")
+        say(args, f"--fit-on normal: training on the {int(keep.sum())} rows labelled 0 (leaving out {int((~keep).sum())} anomalies), "
+                   "as a novelty detector")
         return X[keep].reset_index(drop=True) if hasattr(X, "reset_index") else X[keep], y[keep]
     if det.threshold is None and share > 0 and not (share / 3 <= det.contamination <= share * 3):
         print(f"vaekit: warning: --contamination {det.contamination:g} is far from the labelled share of anomalies "

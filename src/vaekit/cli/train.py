@@ -53,7 +53,7 @@ def add_parser(sub) -> None:
     p.add_argument("--no-figures", action="store_true", help="do not write samples.png and reconstructions.png")
     p.add_argument("--no-report", action="store_true",
                    help="do not write report.html (metrics with k=100 importance samples, and every figure) at the end")
-    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors and warnings")
     p.set_defaults(func=cmd_train)
 
 def _parser() -> argparse.ArgumentParser:
