@@ -23,6 +23,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _train_two(tmp_path: Path, args: list[str]) -> None:
+    """`vaekit train --out two` in two gloo processes on loopback."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+           "--master-port", str(_free_port()), "-m", "vaekit", "train", "--out", str(tmp_path / "two"), "--device", "cpu", *args]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+
 @pytest.mark.slow
 @pytest.mark.under_load
 def test_two_processes_match_one_process(tmp_path):
@@ -35,11 +44,7 @@ def test_two_processes_match_one_process(tmp_path):
             "--epochs", "2", "--batch-size", "64", "--val-fraction", "0", "--quiet", "--no-figures", "--seed", "7"]
     assert main(["train", "--out", str(tmp_path / "one"), *args]) == 0
 
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-           "--master-port", str(_free_port()), "-m", "vaekit", "train", "--out", str(tmp_path / "two"), "--device", "cpu", *args]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
+    _train_two(tmp_path, args)
 
     a = load_file(str(tmp_path / "one" / "model.safetensors"))
     b = load_file(str(tmp_path / "two" / "model.safetensors"))
@@ -53,3 +58,26 @@ def test_two_processes_match_one_process(tmp_path):
     assert any((init[k] - a[k]).abs().max() > 1e-3 for k in a)
     rows = (tmp_path / "two" / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3  # header + 2 epochs, written once (by rank 0)
+
+
+@pytest.mark.slow
+@pytest.mark.under_load
+def test_a_vq_codebook_trained_by_two_processes_is_the_one_process_codebook(tmp_path):
+    # The codebook is no parameter DDP averages: its moving averages must be summed over the ranks
+    # (each holds half of every batch) and its restarts drawn from the whole batch, else it follows
+    # rank 0's half only and ends far from one process's.
+    X = (np.random.default_rng(0).random((512, 12, 12)) < 0.3).astype(np.float32)
+    data = tmp_path / "img.npy"
+    np.save(data, X)
+    args = ["--dataset", str(data), "--split", "all", "--model", "vq-vae", "--latent-dim", "4", "--codebook-size", "16",
+            "--epochs", "2", "--batch-size", "64", "--val-fraction", "0", "--quiet", "--no-figures", "--no-report", "--seed", "7"]
+    assert main(["train", "--out", str(tmp_path / "one"), *args]) == 0
+    _train_two(tmp_path, args)
+    a = load_file(str(tmp_path / "one" / "model.safetensors"))
+    b = load_file(str(tmp_path / "two" / "model.safetensors"))
+    codebook = [k for k in a if k.startswith("codebook.")]
+    assert {k.split(".")[-1] for k in codebook} == {"embedding", "counts", "sums"}
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5, msg=k)
+    # the codebook moved off its start (all zero) and more than one entry is in use
+    assert (a["codebook.embedding"].abs().sum(1) > 0).sum() > 1 and (a["codebook.counts"] > 0.1).sum() > 1

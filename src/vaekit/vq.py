@@ -19,8 +19,10 @@ count falls below :data:`DEAD_SHARE` of the average entry's is restarted at a ra
 encoder output of the current batch. The entries start at zero, so at the first step every output
 chooses entry 0, which becomes their mean, and every other entry is restarted: the codebook starts on the data.
 
-Trained across processes (torchrun), DistributedDataParallel hands rank 0's buffers to every rank
-before each step, so the codebook follows the moving averages of rank 0's share of each batch.
+Trained across processes (torchrun), each rank sees its slice of every batch: the codebook's counts
+and sums are summed over the ranks before the moving-average step, and a restarted entry is drawn
+from the whole batch (every rank's encoder outputs, the draw made on rank 0), so every rank holds
+the same codebook, the one a single process would build from the whole batch.
 
 The loss per example is the reconstruction term (an autoencoder's: nats for a Bernoulli decoder,
 squared error for a Gaussian one) plus the commitment term; logged beside them, per batch, the
@@ -126,6 +128,31 @@ class VQConfig(NoDensityConfig):
                    ema_decay=float(params.get("ema_decay", 0.99)), **{k: net[k] for k in keep if k in net})
 
 
+def _process_group_size() -> int:
+    """Processes sharing each batch: torch.distributed's world size when a process group is up, else 1."""
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _restart_rows(flat: Tensor, n: int, group: int) -> Tensor:
+    """``n`` encoder outputs drawn at random from the whole batch for restarted entries.
+
+    Across processes the batch is every rank's rows in rank order (the ranks hold equal slices),
+    and rank 0's draw is broadcast, so the ranks restart alike, as one process would from the batch.
+    """
+    if group == 1:
+        return flat[torch.randint(len(flat), (n,), device=flat.device)]
+    import torch.distributed as dist
+
+    parts = [torch.empty_like(flat) for _ in range(group)]
+    dist.all_gather(parts, flat.contiguous())
+    pool = torch.cat(parts)
+    pick = torch.randint(len(pool), (n,), device=flat.device)
+    dist.broadcast(pick, 0)
+    return pool[pick]
+
+
 class Codebook(nn.Module):
     """K entries of dimension D, each the moving average of the encoder outputs assigned to it.
 
@@ -156,6 +183,12 @@ class Codebook(nn.Module):
         k = self.embedding.shape[0]
         counts = torch.bincount(idx, minlength=k).to(flat.dtype)
         sums = torch.zeros_like(self.sums).index_add_(0, idx, flat)
+        group = _process_group_size()
+        if group > 1:  # the batch is split over the ranks: its statistics are their sum
+            import torch.distributed as dist
+
+            dist.all_reduce(counts)
+            dist.all_reduce(sums)
         self.counts.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.sums.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         # Laplace smoothing of the counts (the paper's reference code), so an entry about to die is not divided by ~0.
@@ -164,7 +197,7 @@ class Codebook(nn.Module):
         self.embedding.copy_(self.sums / smoothed.clamp_min(self.eps).unsqueeze(1))
         dead = self.counts < DEAD_SHARE * self.counts.mean()
         if dead.any():
-            rows = flat[torch.randint(len(flat), (int(dead.sum()),), device=flat.device)]
+            rows = _restart_rows(flat, int(dead.sum()), group)
             self.embedding[dead] = rows
             self.sums[dead] = rows * self.counts[dead].unsqueeze(1)  # the statistics agree with the new place
 
