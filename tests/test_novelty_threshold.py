@@ -104,3 +104,23 @@ def test_too_few_rows_to_hold_out_fall_back_to_the_training_quantile_with_a_warn
         det = AutoencoderDetector(novelty=True, contamination=0.1, n_steps=5, seed=0).fit(train[:49])
     assert not hasattr(det, "calibration_scores_")
     assert det.threshold_ == np.quantile(det.decision_scores_, 0.9)
+
+
+def test_on_a_large_table_the_twin_sets_its_scales_from_a_sample(normal_rows, monkeypatch):
+    import vaekit.anomaly.detectors as detectors
+    from vaekit.anomaly.scoring import ScoringEngine
+
+    train, _ = normal_rows
+    monkeypatch.setattr(detectors, "_TWIN_SCALE_ROWS", 100)  # "large": the twin trains on 240 rows
+    scored = []
+    original = ScoringEngine._terms
+
+    def spy(self, Xs, names=None):
+        scored.append(len(Xs))
+        return original(self, Xs, names)
+
+    monkeypatch.setattr(ScoringEngine, "_terms", spy)
+    det = VAEDetector(novelty=True, contamination=0.05, n_steps=5, seed=0).fit(train)
+    # the detector's own scales from all 300 rows, the twin's from 100 of its 240, then the 60 held out
+    assert scored == [300, 100, 60]
+    assert len(det.calibration_scores_) == 60

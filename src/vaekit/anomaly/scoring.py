@@ -75,10 +75,14 @@ class ScoringEngine:
     def _n_neighbors(self) -> int:
         return resolved_neighbors(self.n_neighbors, self.novelty)
 
-    def _fit_score_state(self, Xf: np.ndarray) -> np.ndarray:
+    def _fit_score_state(self, Xf: np.ndarray, scale_rows: np.ndarray | None = None) -> np.ndarray:
         """Fix what the score needs besides the network (noise draws, reference codes, centres,
         term scales); returns the training rows' scores. One scoring pass over the training rows, after,
-        for ``combined`` outlier detection, a first pass over at most 16384 of them (_trimmed_reference_terms)."""
+        for ``combined`` outlier detection, a first pass over at most 16384 of them (_trimmed_reference_terms).
+
+        ``scale_rows`` (novelty detection only): the rows, a sample of Xf, whose terms set the term
+        scales, instead of all; the scores returned are theirs. The reference is still drawn from
+        all of Xf, so the sample holds reference rows at the rate the whole table does."""
         for attr in ("eps_", "cluster_centers_", "reference_codes_", "reference_rows_", "combined_terms_", "term_location_", "term_scale_"):
             self.__dict__.pop(attr, None)
         cfg = self.estimator_.model_.config
@@ -100,7 +104,10 @@ class ScoringEngine:
         if self.method != "combined":
             return self._combine(self._terms(Xf))
         self.combined_terms_ = combined_terms_for(self.family, self.novelty)
-        terms = self._terms(Xf) if self.novelty else self._trimmed_reference_terms(Xf, seed)
+        if self.novelty:
+            terms = self._terms(Xf if scale_rows is None else Xf[scale_rows])
+        else:
+            terms = self._trimmed_reference_terms(Xf, seed)
         loc_scale = [S.robust_location_scale(terms[t]) for t in self._combined_terms]
         self.term_location_ = np.array([a for a, _ in loc_scale])
         self.term_scale_ = np.array([b for _, b in loc_scale])
