@@ -50,9 +50,10 @@ def test_a_novelty_detector_flags_about_contamination_of_new_normal_rows(cls, no
     flagged = np.mean(s > det.threshold_)
     in_sample = np.mean(s > np.quantile(det.decision_scores_, 0.95))
     # the training rows' own quantile flags twice what was asked or more (10-13 % over three seeds);
-    # the held-out one at most about what was asked (0.5-5.6 % over three seeds: 60 held-out rows)
+    # the held-out one at most about what was asked (0.5-5.6 % over three seeds: 60 held-out rows; the
+    # lower bound only rules out a threshold above every score)
     assert in_sample > 0.08
-    assert 0.003 < flagged < 0.075
+    assert 0.001 < flagged < 0.075
     np.testing.assert_array_equal(det.predict(new), (s > det.threshold_).astype(np.int64))
 
 
