@@ -125,3 +125,19 @@ def test_on_a_large_table_the_twin_sets_its_scales_from_a_sample(normal_rows, mo
     # the detector's own scales from all 300 rows, the twin's from 100 of its 240, then the 60 held out
     assert scored == [300, 100, 60]
     assert len(det.calibration_scores_) == 60
+
+
+def test_a_diverged_twin_is_an_error_not_a_threshold_that_flags_nothing(normal_rows, monkeypatch):
+    from vaekit.anomaly.scoring import ScoringEngine
+    from vaekit.errors import DataError
+
+    train, _ = normal_rows
+    original = ScoringEngine._terms
+
+    def diverged_on_held_out(self, Xs, names=None):
+        out = original(self, Xs, names)
+        return {k: np.full_like(v, np.nan) for k, v in out.items()} if len(Xs) == 60 else out
+
+    monkeypatch.setattr(ScoringEngine, "_terms", diverged_on_held_out)
+    with pytest.raises(DataError, match=r"training diverged: the second network, which sets the threshold, scores 60 of 60 held-out rows NaN/Inf"):
+        VAEDetector(novelty=True, contamination=0.05, n_steps=5, seed=0).fit(train)

@@ -118,7 +118,13 @@ class _BaseDetector(Explanations, ScoringEngine, BaseDetector):
         sample = None if len(rest) <= _TWIN_SCALE_ROWS else np.sort(np.random.default_rng([self._seed(), 3]).choice(
             len(rest), _TWIN_SCALE_ROWS, replace=False))
         twin._fit_score_state(Xf[rest], scale_rows=sample)
-        self.calibration_scores_ = twin._scores(Xf[held])
+        # Not through _scores' stand-in for non-finite rows: a stand-in of 1e300 as the threshold would call every row normal.
+        held_scores = twin._combine(twin._terms(Xf[held]))
+        if not np.isfinite(held_scores).all():
+            bad = int((~np.isfinite(held_scores)).sum())
+            raise DataError(f"training diverged: the second network, which sets the threshold, scores {bad} of {n_hold} held-out rows "
+                            "NaN/Inf; lower lr (--lr), use scaling='robust', or pass threshold= (--threshold)")
+        self.calibration_scores_ = held_scores
         c = float(self.contamination)
         if 1.0 / (n_hold + 1) > c:  # the conformal rank is beyond the held-out rows: their largest score is the threshold
             need = math.ceil(1.0 / c - 1.0)
