@@ -26,6 +26,9 @@ CONFIGS = {
     "+ vampprior (K=500)": ["--likelihood", "autoregressive-bernoulli", "--lr-schedule", "cosine", "--prior", "vamp"],
     "+ second stochastic layer (z2: 16)": ["--likelihood", "autoregressive-bernoulli", "--lr-schedule", "cosine", "--top-latent-dim", "16"],
     "vae + cosine lr schedule": ["--lr-schedule", "cosine"],
+    # The VampPrior moves to the upper layer (p(z2) a mixture over pseudo-inputs, p(z1|z2) a network).
+    "+ vampprior over a second stochastic layer (z2: 16)": ["--likelihood", "autoregressive-bernoulli", "--lr-schedule", "cosine",
+                                                            "--prior", "vamp", "--top-latent-dim", "16"],
     # The VampPrior needs log q(z|u_k) at other posteriors' draws, which a flow gives only through its inverse: the flow
     # replaces it here rather than joining it.
     "+ iaf posterior (2 steps) instead of the vampprior": ["--likelihood", "autoregressive-bernoulli", "--lr-schedule", "cosine",

@@ -132,10 +132,11 @@ def test_the_python_presets_are_the_registered_ones(factory, preset):
 
 
 def _prior_params(prior) -> dict:
-    """Estimator parameters that select ``prior``: by --prior when it is a choice, else by its own options."""
+    """Estimator parameters that select ``prior``: by --prior when it is a choice, else by its own options
+    (--top-latent-dim) over the --prior choice that two stochastic layers turn into it."""
     small = {"top_latent_dim": 1, "top_hidden": (4,), "n_pseudo_inputs": 3}
-    return {"prior": prior.name, **{o: small[o] for o in prior.options.values() if o in small}} if prior.choice else \
-        {o: small[o] for o in prior.options.values()}
+    opts = {o: small[o] for o in prior.options.values()}
+    return {"prior": prior.name if prior.choice else next(p.name for p in PRIORS if p.two_layer == prior.name), **opts}
 
 
 @pytest.mark.parametrize("prior", [pytest.param(p, id=p.name) for p in PRIORS])

@@ -171,6 +171,38 @@ def test_vamp_prior_is_the_mixture_of_posteriors_at_the_pseudo_inputs():
     assert model.latent_prior.pseudo_inputs.grad is not None and model.latent_prior.pseudo_inputs.grad.abs().sum() > 0
 
 
+def test_vamp_prior_over_two_layers_is_the_mixture_of_the_upper_posteriors_at_the_pseudo_inputs():
+    torch.manual_seed(0)
+    model = build_model(config_from_params(input_shape=(6,), latent_dim=3, hidden=(8,), prior="vamp", n_pseudo_inputs=5,
+                                           top_latent_dim=2, top_hidden=(7,))).double()
+    assert model.config.prior == {"name": "two-layer-vamp", "latent_dim": 2, "hidden": [7], "n_pseudo_inputs": 5}
+    assert model.config.code_dim == 5
+    prior = model.latent_prior
+    u = torch.nn.functional.hardtanh(prior.pseudo_inputs, 0, 1)
+    upper = prior.q_top(model.q_bottom(u).mean)  # q(z2 | mu1(u_k)), k = 1..5
+    z = torch.randn(10, 5, dtype=torch.float64)
+    z1, z2 = z[:, :3], z[:, 3:]
+    log_p_z2 = torch.logsumexp(upper.log_prob(z2[:, None, :]), -1) - math.log(5)
+    torch.testing.assert_close(model.prior().log_prob(z), log_p_z2 + prior.p_bottom(z2).log_prob(z1))
+    # Ancestral draws: z2 from the mixture (its mean is the components' mean), z1 from p(z1|z2).
+    draws = model.prior().sample((40_000,))
+    torch.testing.assert_close(draws[:, 3:].mean(0), upper.mean.mean(0), atol=0.03, rtol=0)
+    # Bounds and gradients run through it; the pseudo-inputs learn.
+    x = torch.bernoulli(torch.full((3, 6), 0.5, dtype=torch.float64))
+    assert log_importance_weights(model, x, k=4).shape == (4, 3)
+    model.loss(x).loss.backward()
+    assert prior.pseudo_inputs.grad is not None and prior.pseudo_inputs.grad.abs().sum() > 0
+
+
+def test_vamp_prior_over_two_layers_refuses_what_the_vamp_prior_refuses():
+    with pytest.raises(ConfigError, match="conditional"):
+        config_from_params(input_shape=(6,), prior="vamp", top_latent_dim=2, n_classes=3)
+    with pytest.raises(ConfigError, match="pseudo-input"):
+        config_from_params(input_shape=(6,), prior="vamp", top_latent_dim=2, n_pseudo_inputs=0)
+    with pytest.raises(ConfigError, match="not available with the iaf posterior"):
+        config_from_params(input_shape=(6,), prior="vamp", top_latent_dim=2, posterior="iaf")
+
+
 def test_vamp_prior_refuses_a_conditional_model_and_bad_sizes():
     with pytest.raises(ConfigError, match="conditional"):
         build_model(config_from_params(input_shape=(6,), prior="vamp", n_classes=3))
@@ -311,8 +343,6 @@ def test_two_layer_elbo_and_iwae_train_and_the_estimator_round_trips(tmp_path):
     m.save(tmp_path / "two")
     back = load(tmp_path / "two")
     np.testing.assert_allclose(back.encode(X[:5]), m.encode(X[:5]))
-    with pytest.raises(ConfigError, match="VampPrior"):
-        config_from_params(input_shape=(4,), top_latent_dim=2, prior="vamp")
 
 
 # -- the validation-NLL curve and the best preset from the command line -----------------------
@@ -381,6 +411,8 @@ def test_figures_name_what_a_learned_prior_or_autoregressive_decoder_shows():
 @pytest.mark.parametrize("flags, expected", [
     (["--prior", "vamp", "--pseudo-inputs", "3"], {"prior": {"name": "vamp", "n_pseudo_inputs": 3}}),
     (["--top-latent-dim", "2", "--top-hidden", "4"], {"prior": {"name": "two-layer", "latent_dim": 2, "hidden": [4]}}),
+    (["--prior", "vamp", "--pseudo-inputs", "3", "--top-latent-dim", "2", "--top-hidden", "4"],
+     {"prior": {"name": "two-layer-vamp", "latent_dim": 2, "hidden": [4], "n_pseudo_inputs": 3}}),
 ])
 def test_model_flags_reach_the_saved_config_and_the_run_samples(tmp_path, flags, expected):
     import json

@@ -136,7 +136,8 @@ class VAEConfig:
     "learn_sigma": false}``, ``{"name": "autoregressive-bernoulli", "ar_hidden": 500}``, ...;
     ``posterior`` q(z|x): ``{"name": "normal"}`` or ``{"name": "student-t", "df": 5.0}``;
     ``prior`` p(z): ``{"name": "normal"}``, ``{"name": "vamp", "n_pseudo_inputs": 500}`` or
-    ``{"name": "two-layer", "latent_dim": 2, "hidden": [100, 100]}`` (see vaekit.priors).
+    ``{"name": "two-layer", "latent_dim": 2, "hidden": [100, 100]}`` or ``{"name": "two-layer-vamp", "latent_dim": 2,
+    "hidden": [100, 100], "n_pseudo_inputs": 500}`` (see vaekit.priors).
     """
 
     family: ClassVar
@@ -171,7 +172,7 @@ class VAEConfig:
     @property
     def code_dim(self) -> int:
         """Length of a model's code: z1 and, with two stochastic layers, z2 after it."""
-        return self.latent_dim + (int(self.prior.get("latent_dim", 2)) if self.prior["name"] == "two-layer" else 0)
+        return self.latent_dim + (int(self.prior.get("latent_dim", 2)) if self.prior_component.top_layer else 0)
 
     def __post_init__(self) -> None:
         _normalize_net(self)
@@ -183,7 +184,7 @@ class VAEConfig:
         _check_component("posterior", self.posterior, _taken(POSTERIORS))
         check_prior_spec(self.prior, conditional=bool(self.n_classes))
         _check_pair(POSTERIORS[self.posterior["name"]], PRIORS[self.prior["name"]])
-        if self.prior["name"] == "vamp" and int(self.prior.get("n_pseudo_inputs", 500)) < 1:
+        if self.prior_component.needs_encoder and int(self.prior.get("n_pseudo_inputs", 500)) < 1:
             raise ConfigError(f"the VampPrior needs at least 1 pseudo-input, got n_pseudo_inputs={self.prior['n_pseudo_inputs']}")
 
     def to_dict(self) -> dict:
@@ -202,10 +203,10 @@ class VAEConfig:
             raise ConfigError(f"top_latent_dim must be >= 0 (0: one stochastic layer), got {top}")
         if prior not in PRIORS.names(choice=True):
             raise ConfigError(f"unknown prior {prior!r}; choose {' or '.join(PRIORS.names(choice=True))}")
-        if top and not PRIORS[prior].standard_normal:  # the second layer replaces N(0, I) on z1
+        if top and not PRIORS[prior].two_layer:  # the second layer moves p(z) from z1 to z2
             raise ConfigError(f"{PRIORS[prior].title or 'the ' + prior + ' prior'} with two stochastic layers is not available; "
                               "use prior='normal' or top_latent_dim=0")
-        name = "two-layer" if top else prior
+        name = PRIORS[prior].two_layer if top else prior
         prior_spec = {"name": name, **component_options(PRIORS[name], params)}
         return cls(input_shape=input_shape, n_classes=n_classes, likelihood=lik, posterior=post, prior=prior_spec, **net)
 

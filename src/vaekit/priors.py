@@ -210,9 +210,12 @@ class TwoLayerPrior(Prior):
         loc, log_var = self.decoder_top(z2).chunk(2, dim=-1)
         return D.posterior("normal", loc, log_var)
 
+    def top(self, encoder: Encoder | None = None) -> Distribution:
+        """p(z2), here N(0, I)."""
+        return D.standard_normal(self.top_latent_dim, device=self.anchor.device, dtype=self.anchor.dtype)
+
     def forward(self, encoder: Encoder | None = None) -> Distribution:
-        top = D.standard_normal(self.top_latent_dim, device=self.anchor.device, dtype=self.anchor.dtype)
-        return D.ChainDistribution(top, self.p_bottom, self.top_latent_dim, self.latent_dim, head_first=False)
+        return D.ChainDistribution(self.top(encoder), self.p_bottom, self.top_latent_dim, self.latent_dim, head_first=False)
 
     def posterior(self, q1: Distribution) -> Distribution:
         return D.ChainDistribution(q1, self.q_top, self.latent_dim, self.top_latent_dim)
@@ -232,6 +235,39 @@ class TwoLayerPrior(Prior):
 
     def spec(self) -> dict:
         return {"name": self.kind, "latent_dim": self.top_latent_dim, "hidden": list(self.hidden)}
+
+
+@PRIORS.implements("two-layer-vamp")
+class TwoLayerVampPrior(TwoLayerPrior):
+    """Two stochastic layers with a VampPrior on the upper one: p(z2) = (1/K) sum_k q(z2 | mu1(u_k)), p(z1|z2).
+
+    Tomczak & Welling (2018, sec. 3.2) put the VampPrior on the top layer of a hierarchical VAE whose
+    q(z2|x) reads x directly. Here the posterior is the bottom-up chain q(z1|x) q(z2|z1), where
+    q(z2|u) = E_{q(z1|u)}[q(z2|z1)] has no closed form, so each component is the upper layer's
+    posterior at the pseudo-input's bottom-layer mean mu1(u_k) = E[z1|u_k]: still a mixture of K
+    Gaussians whose log-density is exact, so the ELBO and the importance-weighted bound stay bounds.
+    """
+
+    @classmethod
+    def build(cls, options, *, latent_dim, posterior, input_shape, activation) -> Prior:
+        return cls(latent_dim, posterior, activation=activation, input_shape=input_shape, top_latent_dim=options.get("latent_dim", 2),
+                   hidden=tuple(options.get("hidden", (100, 100))), n_pseudo_inputs=options.get("n_pseudo_inputs", 500))
+
+    def __init__(self, latent_dim: int, posterior: dict, *, input_shape: tuple[int, ...], activation: str = "relu",
+                 top_latent_dim: int = 2, hidden: tuple[int, ...] = (100, 100), n_pseudo_inputs: int = 500):
+        super().__init__(latent_dim, posterior, activation=activation, top_latent_dim=top_latent_dim, hidden=hidden)
+        if int(n_pseudo_inputs) < 1:
+            raise ConfigError(f"the VampPrior needs at least 1 pseudo-input, got n_pseudo_inputs={n_pseudo_inputs}")
+        self.pseudo_inputs = nn.Parameter(0.05 + 0.01 * torch.randn(int(n_pseudo_inputs), *input_shape))
+
+    def top(self, encoder: Encoder | None = None) -> Distribution:
+        if encoder is None:
+            raise ConfigError("the VampPrior over two stochastic layers runs the encoder on its pseudo-inputs; pass the encoder")
+        q1 = encoder(F.hardtanh(self.pseudo_inputs, 0.0, 1.0), None)  # batch (K,): q(z1 | u_k)
+        return D.mixture_of_posteriors(self.q_top(q1.mean))
+
+    def spec(self) -> dict:
+        return {**super().spec(), "n_pseudo_inputs": int(self.pseudo_inputs.shape[0])}
 
 
 def check_prior_spec(spec: dict, *, conditional: bool = False) -> dict:

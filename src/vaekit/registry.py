@@ -163,14 +163,22 @@ POSTERIORS.declare("iaf", options={"steps": "iaf_steps", "made_hidden": "iaf_hid
 # choice: offered by --prior (two-layer is chosen by --top-latent-dim); standard_normal: p(z) = N(0, I);
 # conditional: available for a conditional model; title: its name in messages; symbol: how captions write
 # it (p(z) when not declared).
-PRIORS.declare("normal", flags={"choice": True, "standard_normal": True, "conditional": True, "symbol": "N(0, I)"})
+# two_layer: the registered prior that --top-latent-dim makes of this one (p(z2) this prior, p(z1|z2) a network);
+# top_layer: the code is [z1, z2], the spec's latent_dim the size of z2.
+PRIORS.declare("normal", flags={"choice": True, "standard_normal": True, "conditional": True, "symbol": "N(0, I)",
+                                "two_layer": "two-layer"})
 # needs_encoder: p(z) runs the encoder (over its pseudo-inputs), so a decoder saved alone keeps the encoder's weights.
 # posterior_needs: the POSTERIORS flags it needs of the posterior, each with why (the config refuses others in one line).
 PRIORS.declare("vamp", options={"n_pseudo_inputs": "n_pseudo_inputs"}, flags={
-    "choice": True, "title": "the VampPrior", "needs_encoder": True,
+    "choice": True, "title": "the VampPrior", "needs_encoder": True, "two_layer": "two-layer-vamp",
     "posterior_needs": {"log_prob_anywhere": "its mixture evaluates q(z|u_k) at draws of other posteriors"}})
+_UPPER = {"location_scale": "its upper layer q(z2|z1) is built in the posterior's location-scale family"}
 PRIORS.declare("two-layer", options={"latent_dim": "top_latent_dim", "hidden": "top_hidden"}, flags={
-    "conditional": True, "posterior_needs": {"location_scale": "its upper layer q(z2|z1) is built in the posterior's location-scale family"}})
+    "conditional": True, "top_layer": True, "posterior_needs": _UPPER})
+# The VampPrior on the upper layer (Tomczak & Welling 2018's hierarchical VampPrior, adapted to the bottom-up chain).
+PRIORS.declare("two-layer-vamp", options={"latent_dim": "top_latent_dim", "hidden": "top_hidden", "n_pseudo_inputs": "n_pseudo_inputs"},
+               flags={"top_layer": True, "needs_encoder": True, "title": "the VampPrior over two stochastic layers",
+                      "posterior_needs": {**_UPPER, "log_prob_anywhere": "its mixture evaluates q(z2|.) at draws of other posteriors"}})
 
 # -- model families (implemented in vaekit.models; estimators in vaekit.estimators) ---------------
 # has_density: a prior, a posterior and a likelihood, so an ELBO, an importance-weighted NLL, samples
