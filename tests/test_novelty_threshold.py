@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from vaekit.anomaly import AutoencoderDetector, VAEDetector, load_detector
-from vaekit.anomaly.scores import conformal_threshold
+from vaekit.anomaly.scores import conformal_threshold, to_proba
 
 
 @pytest.mark.parametrize(("n", "c", "rank"), [(19, 0.1, 18), (19, 0.05, 19), (99, 0.05, 95), (99, 0.01, 99), (19, 0.01, 19), (4, 0.5, 3)])
@@ -31,6 +31,26 @@ def test_a_new_exchangeable_score_exceeds_it_with_probability_at_most_c():
     for c, want in ((0.1, 0.1), (0.12, 0.1), (0.025, 0.025)):
         thr = np.array([conformal_threshold(h, c) for h in held])
         assert abs(np.mean(new > thr) - want) < 0.006, c
+
+
+def test_conformal_proba_is_one_minus_the_conformal_p_value():
+    # reference 1, 2, 3, 4: a score of 0 has all 4 at or above it (p = 5/5), 2 has 3 (p = 4/5), 2.5 has 2, 5 has none (p = 1/5)
+    p = to_proba(np.array([0.0, 2.0, 2.5, 5.0]), np.array([4.0, 2.0, 1.0, 3.0]), "conformal")
+    np.testing.assert_allclose(p[:, 1], [0.0, 0.2, 0.4, 0.8])
+    np.testing.assert_allclose(p.sum(1), 1.0)
+
+
+def test_conformal_proba_flags_what_the_threshold_flags_and_covers_new_exchangeable_scores():
+    rng = np.random.default_rng(1)
+    for n, c in ((39, 0.1), (99, 0.05), (60, 0.05), (19, 0.2)):
+        held, new = rng.standard_normal(n), rng.standard_normal(500)
+        p_anomaly = to_proba(new, held, "conformal")[:, 1]
+        flagged = new > conformal_threshold(held, c)
+        np.testing.assert_array_equal(flagged, p_anomaly >= 1 - c - 1e-12)
+    # P(anomaly) >= 1 - a for at most a share a of new scores exchangeable with the reference (here exactly 4/40)
+    held, new = rng.standard_normal((20000, 39)), rng.standard_normal(20000)
+    p_anomaly = np.array([to_proba(new[i:i + 1], held[i], "conformal")[0, 1] for i in range(len(new))])
+    assert abs(np.mean(p_anomaly >= 0.9 - 1e-12) - 0.1) < 0.006
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +85,23 @@ def test_the_threshold_survives_saving_and_the_scores_do_not_depend_on_it(normal
     loaded = load_detector(det.save(tmp_path / "d"))
     assert loaded.threshold_ == det.threshold_
     np.testing.assert_array_equal(loaded.predict(new[:200]), det.predict(new[:200]))
+    # the held-out scores go with it: predict_proba maps against them, before and after loading
+    np.testing.assert_array_equal(loaded.calibration_scores_, det.calibration_scores_)
+    for proba in ("linear", "conformal"):
+        det.set_params(proba=proba), loaded.set_params(proba=proba)
+        np.testing.assert_array_equal(loaded.predict_proba(new[:200]), det.predict_proba(new[:200]))
+    held = det.calibration_scores_
+    linear = det.set_params(proba="linear").predict_proba(new[:200])[:, 1]
+    s = det.decision_function(new[:200])
+    np.testing.assert_allclose(linear, np.clip((s - held.min()) / (held.max() - held.min()), 0, 1))
+    assert "calibration_scores_" not in vars(load_detector(plain.save(tmp_path / "p")))  # an explicit threshold holds nothing out
+
+
+def test_novelty_detector_conformal_proba_agrees_with_predict(normal_rows):
+    train, new = normal_rows
+    det = AutoencoderDetector(novelty=True, contamination=0.05, n_steps=200, seed=0, proba="conformal").fit(train)
+    p_anomaly = det.predict_proba(new)[:, 1]
+    np.testing.assert_array_equal(det.predict(new), (p_anomaly >= 0.95 - 1e-12).astype(np.int64))
 
 
 def test_no_twin_is_trained_with_an_explicit_threshold_or_for_outlier_detection(normal_rows, monkeypatch):

@@ -79,10 +79,15 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         return self.fit(X).labels_
 
     def predict_proba(self, X) -> np.ndarray:
-        """[P(normal), P(anomaly)] per row, shape (N, 2), from the training scores.
+        """[P(normal), P(anomaly)] per row, shape (N, 2), against reference scores: the held-out
+        ``calibration_scores_`` where the detector has them (novelty detection), else the training
+        scores (a new normal row scores higher than the rows the network fitted).
 
-        ``proba='linear'``: min-max scaling over the training scores, clipped to [0, 1];
+        ``proba='linear'``: min-max scaling over the reference, clipped to [0, 1];
         ``proba='unify'``: ``erf((s - mean) / (std * sqrt 2))`` clipped at 0 (Kriegel et al.
-        2011), as PyOD does. Neither is a calibrated probability; both are monotone in the score.
+        2011), as PyOD does; neither is calibrated. ``proba='conformal'``: one minus the conformal
+        p-value among the reference scores, so that with held-out scores at most a share a of new
+        normal rows reach 1 - a, and ``predict`` flags exactly the rows at or above 1 - contamination.
         """
-        return S.to_proba(self.decision_function(X), self.decision_scores_, self.proba)
+        reference = getattr(self, "calibration_scores_", None)
+        return S.to_proba(self.decision_function(X), self.decision_scores_ if reference is None else reference, self.proba)

@@ -235,8 +235,8 @@ _SHARED_DOC = """
         ``combined`` terms and their reference set: with False (the rows may hold anomalies) 1024
         rows drawn from those a first pass finds least anomalous; with True every training row, up
         to 8192. Both were chosen by cross-validation over 23 tables (docs/anomaly.md).
-    proba : 'linear' or 'unify'
-        How ``predict_proba`` maps scores to [0, 1].
+    proba : 'linear', 'unify' or 'conformal'
+        How ``predict_proba`` maps scores to [0, 1] (see :meth:`predict_proba`).
     n_steps, batch_size : int or 'auto'
         Optimization steps and rows per step. 'auto': 1500 steps; 128 rows a step, growing to
         1024 for tables over 64k rows (larger tables: larger steps, not more of them).
@@ -266,7 +266,7 @@ _SHARED_DOC = """
         ``threshold_`` is their ceil((n + 1)(1 - contamination))-th smallest, or their largest where
         that rank is beyond n (fewer than 1 / contamination - 1 rows; a warning then says so)
         (:func:`vaekit.anomaly.scores.conformal_threshold`). Fitting trains a second network for
-        it. Not saved with the detector (its threshold is).
+        it. Saved with the detector; ``predict_proba`` maps scores against them.
     n_features_in_, feature_names_in_, categories_ :
         The input columns (names for DataFrame input) and the categories of each categorical one.
     cluster_centers_, reference_codes_, reference_rows_ :

@@ -28,7 +28,7 @@ DENSITY_KINDS = tuple(k for k in KINDS if WRAPS[k].has_density)
 METHODS = ("combined", "elbo", "likelihood", "reconstruction", "latent", "knn")
 # The scores that are a (bound on the) log-density: a model without one cannot give them.
 DENSITY_METHODS = ("elbo", "likelihood")
-PROBA_METHODS = ("linear", "unify")
+PROBA_METHODS = ("linear", "unify", "conformal")
 # The terms a combined score can add: those computed from the network and the saved reference sets
 # alone ("latent" needs k-means centres that only method="latent" fits), and "knn_input", the
 # distance to the nearest training rows in the scaled input space, a term of "combined" only.

@@ -92,6 +92,8 @@ def _v1_preprocessor(cfg: dict, det: _BaseDetector) -> dict:
 def _restore_tensors(det: _BaseDetector, tensors: dict, path: Path, version: int) -> None:
     latent = det.estimator_.model_.config.latent_dim
     det.decision_scores_ = _expect(tensors, "decision_scores", lambda s: len(s) == 1 and s[0] > 0, path).numpy().astype(np.float64)
+    if "calibration_scores" in tensors:  # written from this version on, for novelty detectors that held rows out
+        det.calibration_scores_ = _expect(tensors, "calibration_scores", lambda s: len(s) == 1 and s[0] > 0, path).numpy().astype(np.float64)
     density = det.family.has_density
     needs = {"eps": density and det.method in ("combined", *DENSITY_METHODS),
              "cluster_centers": det.method == "latent", "reference_codes": det.method in ("knn", "combined"),

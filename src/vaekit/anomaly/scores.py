@@ -180,11 +180,22 @@ def conformal_threshold(held_out: np.ndarray, contamination: float) -> float:
 
 
 def to_proba(scores: np.ndarray, train: np.ndarray, how: str) -> np.ndarray:
-    """[P(normal), P(anomaly)] per row, shape (N, 2); monotone in the score, not calibrated.
+    """[P(normal), P(anomaly)] per row, shape (N, 2), each monotone in the score, against the
+    reference scores ``train`` (a detector's held-out calibration scores, else its training scores).
 
-    ``'linear'``: min-max scaling over the training scores, clipped to [0, 1]. ``'unify'``:
-    ``erf((s - mean) / (std * sqrt 2))`` clipped at 0 (Kriegel et al. 2011), as PyOD does.
+    ``'linear'``: min-max scaling over the reference, clipped to [0, 1]. ``'unify'``:
+    ``erf((s - mean) / (std * sqrt 2))`` clipped at 0 (Kriegel et al. 2011), as PyOD does. Neither
+    is calibrated. ``'conformal'``: P(anomaly) = 1 - p with p = (1 + #{reference >= s}) / (n + 1),
+    the conformal p-value (Vovk et al. 2005): where the reference and a new normal row's score
+    are exchangeable (a novelty detector's held-out rows), P(anomaly) >= 1 - a for at most a share
+    a of new normal rows, and a score is above :func:`conformal_threshold` (c) exactly when
+    P(anomaly) >= 1 - c.
     """
+    if how == "conformal":
+        ref = np.sort(np.asarray(train, dtype=np.float64))
+        at_least = len(ref) - np.searchsorted(ref, scores, side="left")  # reference scores >= s
+        p = 1.0 - (1.0 + at_least) / (len(ref) + 1.0)
+        return np.column_stack([1.0 - p, p])
     if how == "linear":
         lo, hi = float(train.min()), float(train.max())
         p = (scores - lo) / (hi - lo) if hi > lo else (scores > hi).astype(np.float64)

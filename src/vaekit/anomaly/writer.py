@@ -28,7 +28,7 @@ TENSOR_ATTRS = (("eps_", "eps"), ("cluster_centers_", "cluster_centers"), ("refe
 
 def save_detector(det, path: str | Path) -> Path:
     """Write the fitted detector ``det`` into the folder ``path``: detector.json (parameters, threshold,
-    the preprocessor, term scales), detector.safetensors (training scores, noise, codes), model/."""
+    the preprocessor, term scales), detector.safetensors (training and held-out scores, noise, codes), model/."""
     from safetensors.torch import save_file
 
     from .. import __version__
@@ -38,6 +38,8 @@ def save_detector(det, path: str | Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     det.estimator_.save(path / MODEL_DIR)
     tensors = {"decision_scores": torch.from_numpy(np.ascontiguousarray(det.decision_scores_, dtype=np.float64))}
+    if getattr(det, "calibration_scores_", None) is not None:  # the novelty threshold's held-out scores (predict_proba's reference)
+        tensors["calibration_scores"] = torch.from_numpy(np.ascontiguousarray(det.calibration_scores_, dtype=np.float64))
     for attr, key in TENSOR_ATTRS:
         if getattr(det, attr, None) is not None:
             tensors[key] = torch.from_numpy(np.ascontiguousarray(getattr(det, attr), dtype=np.float32))
