@@ -114,10 +114,12 @@ class Discriminator:
 
     Not an ``nn.Module`` of the model: it trains beside it and is not saved with it. The paper's net
     is 6 layers of 1000 units with leaky ReLUs (slope 0.2), Adam at 1e-4 with betas (0.5, 0.9). The
-    default here is 3 layers of 256 (``discriminator_hidden``): 0.14 M weights against 5 M. Measured
-    on the 2-core development machine (batch 64, 10-dimensional code, after warm-up), one step of
-    it and the TC pass take 2.5 ms; with 5 layers of 1000, 610 ms, longer than the convolutional
-    VAE's own step on 64x64 images.
+    default here is 3 layers of 256 (``discriminator_hidden``): 0.14 M weights against 5 M. At one
+    thread of a 2-core AMD EPYC (batch 64, 10-dimensional code, after warm-up), one step of it and
+    the TC pass take 4 ms; with 5 layers of 1000, 90 ms, most of the convolutional VAE's own step on
+    64x64 images (about 110 ms). On sprites the wider one scored a higher MIG at one of two seeds in
+    10 minutes despite 40 % fewer steps, so the disentanglement bench uses it
+    (bench/disentanglement_headline.py).
     """
 
     def __init__(self, code_dim: int, hidden: tuple[int, ...], lr: float, device=None):

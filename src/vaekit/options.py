@@ -245,8 +245,8 @@ OPTIONS: tuple[Option, ...] = (
     # Kim & Mnih (2018) found gamma = 35 best on dSprites among 10..100 (their fig. 5).
     Option("factor_gamma", "float", 35.0, "--objective factor-vae: weight gamma of the total correlation, as the discriminator estimates it",
            kinds=DENSITY, target="train", low=0, metavar="GAMMA", when=_read_by(OBJECTIVES, "objective", "factor_gamma")),
-    # The paper's discriminator is 6 layers of 1000 units; 3 of 256 take 2.5 ms a step on 2 cores where 5 of 1000
-    # take 610 ms (vaekit.disentangling.Discriminator).
+    # The paper's discriminator is 6 layers of 1000 units; 3 of 256 take 4 ms a step at one thread where 5 of 1000
+    # take 90 ms, most of a 64x64 conv VAE's step (vaekit.disentangling.Discriminator).
     Option("discriminator_hidden", "sizes", (256, 256, 256), "--objective factor-vae: hidden layer sizes of the discriminator MLP",
            kinds=DENSITY, target="train", metavar="SIZES", when=_read_by(OBJECTIVES, "objective", "discriminator_hidden")),
     Option("discriminator_lr", "float", 1e-4, "--objective factor-vae: learning rate of the discriminator's Adam (betas 0.5, 0.9 as in the paper)",
