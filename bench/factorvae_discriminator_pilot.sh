@@ -1,7 +1,8 @@
 #!/bin/bash
 # The FactorVAE discriminator's size, chosen on held-apart seeds (4 and 5; the headline table uses 0-2):
 # the default (3 x 256) against the paper's width (5 x 1000), 10 training minutes each, two runs side by side at
-# one thread, then `vaekit evaluate --disentanglement`. Results: bench/factorvae_discriminator_pilot.json.
+# one thread, then `vaekit evaluate --disentanglement`. Results: bench/factorvae_discriminator_pilot.json, which also
+# holds seeds 0 and 1 of the headline bench run with the wide discriminator (there it scored below the plain VAE).
 #     bash bench/factorvae_discriminator_pilot.sh [OUT=runs/fvae-pilot]
 set -euo pipefail
 cd "$(dirname "$0")/.."
