@@ -136,6 +136,14 @@ class StandardNormalPrior(Prior):
         return D.kl_term(q, self(), z, analytic=self.analytic)
 
 
+def pseudo_inputs(n: int, input_shape: tuple[int, ...]) -> nn.Parameter:
+    """A VampPrior's K learned pseudo-inputs, starting as faint near-blank images, N(0.05, 0.01) as
+    Tomczak & Welling (2018) do."""
+    if int(n) < 1:
+        raise ConfigError(f"the VampPrior needs at least 1 pseudo-input, got n_pseudo_inputs={n}")
+    return nn.Parameter(0.05 + 0.01 * torch.randn(int(n), *input_shape))
+
+
 @PRIORS.implements("vamp")
 class VampPrior(Prior):
     """p(z) = (1/K) sum_k q(z | u_k) over K learned pseudo-inputs u_k (Tomczak & Welling 2018)."""
@@ -146,10 +154,7 @@ class VampPrior(Prior):
 
     def __init__(self, latent_dim: int, posterior: dict, *, input_shape: tuple[int, ...], n_pseudo_inputs: int = 500):
         super().__init__(latent_dim, posterior)
-        if int(n_pseudo_inputs) < 1:
-            raise ConfigError(f"the VampPrior needs at least 1 pseudo-input, got n_pseudo_inputs={n_pseudo_inputs}")
-        # Pseudo-inputs start as faint near-blank images, N(0.05, 0.01) as Tomczak & Welling (2018) do.
-        self.pseudo_inputs = nn.Parameter(0.05 + 0.01 * torch.randn(int(n_pseudo_inputs), *input_shape))
+        self.pseudo_inputs = pseudo_inputs(n_pseudo_inputs, input_shape)
 
     def components(self, encoder: Encoder) -> Distribution:
         """q(z | u_k) for the K pseudo-inputs: the encoder's posterior, batch (K,)."""
@@ -256,9 +261,7 @@ class TwoLayerVampPrior(TwoLayerPrior):
     def __init__(self, latent_dim: int, posterior: dict, *, input_shape: tuple[int, ...], activation: str = "relu",
                  top_latent_dim: int = 2, hidden: tuple[int, ...] = (100, 100), n_pseudo_inputs: int = 500):
         super().__init__(latent_dim, posterior, activation=activation, top_latent_dim=top_latent_dim, hidden=hidden)
-        if int(n_pseudo_inputs) < 1:
-            raise ConfigError(f"the VampPrior needs at least 1 pseudo-input, got n_pseudo_inputs={n_pseudo_inputs}")
-        self.pseudo_inputs = nn.Parameter(0.05 + 0.01 * torch.randn(int(n_pseudo_inputs), *input_shape))
+        self.pseudo_inputs = pseudo_inputs(n_pseudo_inputs, input_shape)
 
     def top(self, encoder: Encoder | None = None) -> Distribution:
         if encoder is None:
