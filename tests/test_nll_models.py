@@ -177,16 +177,23 @@ def test_vamp_prior_over_two_layers_is_the_mixture_of_the_upper_posteriors_at_th
                                            top_latent_dim=2, top_hidden=(7,))).double()
     assert model.config.prior == {"name": "two-layer-vamp", "latent_dim": 2, "hidden": [7], "n_pseudo_inputs": 5}
     assert model.config.code_dim == 5
+    with torch.no_grad():  # away from the symmetric start, where all K components coincide
+        for p in model.parameters():
+            p.normal_(0.0, 0.7)
     prior = model.latent_prior
     u = torch.nn.functional.hardtanh(prior.pseudo_inputs, 0, 1)
     upper = prior.q_top(model.q_bottom(u).mean)  # q(z2 | mu1(u_k)), k = 1..5
+    assert upper.mean.std(0).min() > 0.1  # distinct components: a single one would fail what follows
     z = torch.randn(10, 5, dtype=torch.float64)
     z1, z2 = z[:, :3], z[:, 3:]
     log_p_z2 = torch.logsumexp(upper.log_prob(z2[:, None, :]), -1) - math.log(5)
     torch.testing.assert_close(model.prior().log_prob(z), log_p_z2 + prior.p_bottom(z2).log_prob(z1))
-    # Ancestral draws: z2 from the mixture (its mean is the components' mean), z1 from p(z1|z2).
-    draws = model.prior().sample((40_000,))
-    torch.testing.assert_close(draws[:, 3:].mean(0), upper.mean.mean(0), atol=0.03, rtol=0)
+    # Ancestral draws: z2 from the mixture (its mean and variance are the mixture's), z1 from p(z1|z2).
+    draws = model.prior().sample((40_000,))[:, 3:]
+    mix_mean = upper.mean.mean(0)
+    mix_var = (upper.variance + upper.mean**2).mean(0) - mix_mean**2
+    torch.testing.assert_close(draws.mean(0), mix_mean, atol=4 * (mix_var / 40_000).sqrt().max().item(), rtol=0)
+    torch.testing.assert_close(draws.var(0), mix_var, rtol=0.05, atol=0)
     # Bounds and gradients run through it; the pseudo-inputs learn.
     x = torch.bernoulli(torch.full((3, 6), 0.5, dtype=torch.float64))
     assert log_importance_weights(model, x, k=4).shape == (4, 3)
