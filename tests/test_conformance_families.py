@@ -177,3 +177,16 @@ def test_every_likelihood_is_scored_and_explained_by_a_detector_or_refused(detec
     assert np.isfinite(det.decision_function(X[:5])).all()
     shares = det.explain(X[:5])
     assert np.asarray(shares).shape[0] == 5
+
+
+@pytest.mark.parametrize("family", FAMILY_PARAMS)
+def test_under_bf16_autocast_every_familys_loss_and_terms_are_float32(family):
+    """``--precision bf16`` runs the networks in bfloat16; each family's losses must still be summed in float32
+    (tests/test_conformance.py checks the VAE's components and objectives one by one)."""
+    model = _fit(family).model_.train()
+    x = torch.as_tensor(_data_for(family, 8))
+    torch.manual_seed(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model.loss(x)
+    assert out.loss.dtype == torch.float32, family.name
+    assert {name: t.dtype for name, t in out.terms.items()} == dict.fromkeys(out.terms, torch.float32), family.name

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from .distributions import full_precision
 from .errors import ConfigError
 from .objectives import LossOutput, _draw
 from .registry import OBJECTIVES
@@ -134,7 +135,7 @@ class Discriminator:
 
     def logit(self, z: Tensor) -> Tensor:
         """s(z) = log D(z) / (1 - D(z)) for codes z (..., D): shape (...)."""
-        return self.net(z).squeeze(-1)
+        return full_precision(self.net(z)).squeeze(-1)
 
     def update(self, z: Tensor) -> Tensor:
         """One Adam step on the cross-entropy of z (detached, from q(z)) against its permutation; returns that loss, nats."""

@@ -38,6 +38,21 @@ from .errors import ConfigError
 from .registry import LIKELIHOODS as _LIKELIHOODS
 from .registry import POSTERIORS as _POSTERIORS
 
+_HALF = (torch.bfloat16, torch.float16)
+
+
+def full_precision(t: Tensor) -> Tensor:
+    """A network's output as a density needs it: float32 where autocast ran the network in half precision.
+
+    ``--precision bf16`` runs the training step under autocast, which computes the matmuls and
+    convolutions in bfloat16 and leaves their outputs in it; every later op would follow. bfloat16
+    keeps 8 significant bits: a log-likelihood of -500 summed in it is off by up to a nat, and the
+    log-weights that IWAE and the beta-TCVAE's minibatch estimator put through a logsumexp are
+    rounded to steps of 0.25 to 2. So each network's output is cast back here, where it enters a
+    distribution; float32 and float64 pass through untouched (the same tensor, no copy).
+    """
+    return t.float() if t.dtype in _HALF else t
+
 # --------------------------------------------------------------------------------------------
 # Likelihoods p(x | z): the decoder outputs unconstrained numbers, by default one per data
 # dimension (``param_shape`` says how many the autoregressive one wants).

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, Normal, constraints
 from torch.distributions.utils import _standard_normal
 
+from .distributions import full_precision
 from .errors import ConfigError
 from .registry import POSTERIORS
 
@@ -65,7 +66,8 @@ class MADE(nn.Module):
         """(m, s) for z (..., B, D) and the context (B, C), broadcast over z's leading dimensions."""
         a = F.elu(F.linear(z, self.layer_in.weight * self.mask_in, self.layer_in.bias) + self.layer_context(context))
         a = F.elu(F.linear(a, self.layer_hidden.weight * self.mask_hidden, self.layer_hidden.bias))
-        return F.linear(a, self.layer_out.weight * self.mask_out, self.layer_out.bias).chunk(2, dim=-1)
+        out = F.linear(a, self.layer_out.weight * self.mask_out, self.layer_out.bias)
+        return full_precision(out).chunk(2, dim=-1)  # the log-determinant sums s: in float32 under bf16 autocast
 
 
 @POSTERIORS.implements("iaf")

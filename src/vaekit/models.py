@@ -427,7 +427,7 @@ class VAE(nn.Module):
     def q_bottom(self, x: Tensor, c: Tensor | None = None) -> Distribution:
         """q(z1|x, c), the encoder's posterior over the layer the decoder reads (batch (B,), event
         (latent_dim,)); the whole posterior with one stochastic layer. What the VampPrior mixes."""
-        out = self.encoder(x, _condition(c, self.config))
+        out = D.full_precision(self.encoder(x, _condition(c, self.config)))
         if self.posterior_flow is not None:  # the encoder's (loc, log_var, context h) through the flow
             loc, log_var, h = out.split([self.config.latent_dim, self.config.latent_dim, self.posterior_flow.context_dim], dim=-1)
             return self.posterior_flow(loc, log_var, h)
@@ -450,11 +450,11 @@ class VAE(nn.Module):
 
         Samples are flattened into one batch for the network (labels repeated, not x), then viewed back."""
         if z.dim() <= 2:
-            return self.decoder(self.latent_prior.bottom(z), _condition(c, self.config))
+            return D.full_precision(self.decoder(self.latent_prior.bottom(z), _condition(c, self.config)))
         s, b = z.shape[:2]
         cond = None if c is None else c.repeat(s)
         params = self.decoder(self.latent_prior.bottom(z).flatten(0, 1), _condition(cond, self.config))
-        return params.view(s, b, *params.shape[1:])
+        return D.full_precision(params.view(s, b, *params.shape[1:]))
 
     def generative(self, z: Tensor, c: Tensor | None = None) -> Distribution:
         """p(x|z, c) as a torch Distribution with event shape = one example's shape; z (B, code_dim)
@@ -557,10 +557,10 @@ class Autoencoder(nn.Module):
         self.code_activation = code_act
 
     def encode(self, x: Tensor, c: Tensor | None = None) -> Tensor:
-        return self.code_activation(self.encoder(x, _condition(c, self.config)))
+        return self.code_activation(D.full_precision(self.encoder(x, _condition(c, self.config))))
 
     def _decode_params(self, z: Tensor, c: Tensor | None) -> Tensor:
-        return self.decoder(z, _condition(c, self.config))
+        return D.full_precision(self.decoder(z, _condition(c, self.config)))
 
     def decode(self, z: Tensor, c: Tensor | None = None) -> Tensor:
         out = self._decode_params(z, c)

@@ -208,11 +208,11 @@ class TwoLayerPrior(Prior):
         return self.latent_dim + self.top_latent_dim
 
     def q_top(self, z1: Tensor) -> Distribution:
-        loc, log_var = self.encoder_top(z1).chunk(2, dim=-1)
+        loc, log_var = D.full_precision(self.encoder_top(z1)).chunk(2, dim=-1)
         return D.posterior(self.family, loc, log_var, self.df)
 
     def p_bottom(self, z2: Tensor) -> Distribution:
-        loc, log_var = self.decoder_top(z2).chunk(2, dim=-1)
+        loc, log_var = D.full_precision(self.decoder_top(z2)).chunk(2, dim=-1)
         return D.posterior("normal", loc, log_var)
 
     def top(self, encoder: Encoder | None = None) -> Distribution:

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .codeprior import build_grid_prior, check_prior_spec, grid_nll
+from .distributions import full_precision
 from .errors import ConfigError
 from .models import LABEL_SCALE, NoDensityConfig
 from .nets import activation
@@ -248,8 +249,8 @@ class VQVAE(nn.Module):
 
     # -- the grid ------------------------------------------------------------------------------
     def encode_continuous(self, x: Tensor, c: Tensor | None = None) -> Tensor:
-        """z_e, the encoder's output before quantization: (B, D, rows, columns)."""
-        return self.encoder(x)
+        """z_e, the encoder's output before quantization: (B, D, rows, columns); float32 under bf16 autocast."""
+        return full_precision(self.encoder(x))
 
     def _quantize(self, z_e: Tensor) -> tuple[Tensor, Tensor]:
         """(z_q as (B, D, rows, cols), indices as (B, rows, cols)) of the grid z_e."""
@@ -260,7 +261,7 @@ class VQVAE(nn.Module):
 
     def indices(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         """The index grid (B, rows, columns) of codebook entries that x is coded as."""
-        return self._quantize(self.encoder(x))[1]
+        return self._quantize(self.encode_continuous(x))[1]
 
     def grid_of(self, idx: Tensor) -> Tensor:
         """The flat code (B, code_dim) of an index grid (B, rows, columns): what :meth:`decode` takes."""
@@ -269,11 +270,11 @@ class VQVAE(nn.Module):
     # -- the shared contract -------------------------------------------------------------------
     def encode(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         """z_q flattened: (B, code_dim), the grid's entries in (D, rows, columns) order."""
-        return self._quantize(self.encoder(x))[0].flatten(1)
+        return self._quantize(self.encode_continuous(x))[0].flatten(1)
 
     def _decode_params(self, z: Tensor, c: Tensor | None = None) -> Tensor:
         rows, cols = self.config.grid
-        return self.decoder(z.reshape(-1, self.config.latent_dim, rows, cols))
+        return full_precision(self.decoder(z.reshape(-1, self.config.latent_dim, rows, cols)))
 
     def decode(self, z: Tensor, c: Tensor | None = None) -> Tensor:
         out = self._decode_params(z, c)
@@ -286,11 +287,11 @@ class VQVAE(nn.Module):
         return (params - x).pow(2).flatten(1).sum(-1)
 
     def loss(self, x: Tensor, c: Tensor | None = None, **_: object) -> LossOutput:
-        z_e = self.encoder(x)
+        z_e = self.encode_continuous(x)
         z_q, idx = self._quantize(z_e)
         commitment = (z_e - z_q.detach()).pow(2).flatten(1).sum(-1)
         z_st = z_e + (z_q - z_e).detach()  # straight-through: the decoder's gradient reaches z_e unchanged
-        rec = self.reconstruction_error(x, self.decoder(z_st))
+        rec = self.reconstruction_error(x, full_precision(self.decoder(z_st)))
         share = torch.bincount(idx.flatten(), minlength=self.config.codebook_size).to(x.dtype) / idx.numel()
         perplexity = torch.exp(-(share * share.clamp_min(1e-12).log()).sum())
         usage = (share > 0).to(x.dtype).mean()
