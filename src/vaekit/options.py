@@ -292,7 +292,8 @@ OPTIONS: tuple[Option, ...] = (
            kinds=DENSITY, target="train", group="optimization", low=1, metavar="N", when=lambda p: bool(p.get("val_nll_every"))),
     Option("seed", "int", 0, "random seed (a CPU run is reproducible)", target="train", group="optimization"),
     Option("device", "str", "auto", "cpu, cuda or auto (cuda when available)", target="train", group="optimization"),
-    Option("precision", "str", "float32", "bf16 runs the networks under bfloat16 autocast, the densities and losses in float32 (faster on CPUs with AVX-512 BF16 and on GPUs)",
+    Option("precision", "str", "float32",
+           "bf16 runs the networks under bfloat16 autocast, the densities and losses in float32 (faster on CPUs with AVX-512 BF16 and on GPUs)",
            target="train", group="optimization", choices=("float32", "bf16")),
     Option("verbose", "bool", False, "print one line per epoch to stderr", target="estimator", flag=None),
 )
