@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from .distributions import full_precision
 from .errors import ConfigError
 from .objectives import LossOutput, _draw
 from .registry import OBJECTIVES
@@ -135,6 +134,8 @@ class Discriminator:
 
     def logit(self, z: Tensor) -> Tensor:
         """s(z) = log D(z) / (1 - D(z)) for codes z (..., D): shape (...)."""
+        from .distributions import full_precision  # here, not at the top: the CLI's parser imports this module without torch
+
         return full_precision(self.net(z)).squeeze(-1)
 
     def update(self, z: Tensor) -> Tensor:
