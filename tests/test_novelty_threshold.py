@@ -178,3 +178,36 @@ def test_a_diverged_twin_is_an_error_not_a_threshold_that_flags_nothing(normal_r
     monkeypatch.setattr(ScoringEngine, "_terms", diverged_on_held_out)
     with pytest.raises(DataError, match=r"training diverged: the second network, which sets the threshold, scores 60 of 60 held-out rows NaN/Inf"):
         VAEDetector(novelty=True, contamination=0.05, n_steps=5, seed=0).fit(train)
+
+
+def test_a_loaded_detector_is_rethresholded_for_another_contamination_without_training(normal_rows, tmp_path):
+    train, new = normal_rows
+    loaded = load_detector(VAEDetector(novelty=True, contamination=0.05, n_steps=50, seed=0).fit(train).save(tmp_path / "d"))
+    scores = loaded.decision_function(new[:200])
+    assert loaded.set_threshold(contamination=0.2) is loaded
+    assert loaded.contamination == 0.2 and loaded.threshold_ == conformal_threshold(loaded.calibration_scores_, 0.2)
+    np.testing.assert_array_equal(loaded.decision_function(new[:200]), scores)  # the model is untouched
+    np.testing.assert_array_equal(loaded.predict(new[:200]), (scores > loaded.threshold_).astype(np.int64))
+    np.testing.assert_array_equal(loaded.labels_, (loaded.decision_scores_ > loaded.threshold_).astype(np.int64))
+    assert load_detector(loaded.save(tmp_path / "d2")).threshold_ == loaded.threshold_  # a save keeps the new choice
+    loaded.set_threshold(threshold=float(np.median(scores)))
+    assert loaded.threshold_ == float(np.median(scores)) and loaded.predict(new[:200]).sum() == np.sum(scores > np.median(scores))
+    outlier = AutoencoderDetector(contamination=0.1, n_steps=50, seed=0).fit(train)  # no held-out rows: the training quantile
+    assert outlier.set_threshold(contamination=0.3).threshold_ == pytest.approx(np.quantile(outlier.decision_scores_, 0.7), rel=1e-6)
+
+
+def test_set_threshold_refuses_a_bad_request_and_leaves_the_detector_as_it_was(normal_rows):
+    from vaekit.errors import ConfigError
+
+    train, _ = normal_rows
+    det = VAEDetector(contamination=0.05, n_steps=50, seed=0)
+    with pytest.raises(Exception, match="not fitted"):
+        det.set_threshold(contamination=0.1)
+    det.fit(train)
+    before = det.threshold_
+    for bad in ({}, {"contamination": 0.1, "threshold": 1.0}):
+        with pytest.raises(ConfigError, match="one of contamination"):
+            det.set_threshold(**bad)
+    with pytest.raises(ConfigError, match=r"contamination .* must be in \(0, 0.5\]"):
+        det.set_threshold(contamination=0.7)
+    assert det.contamination == 0.05 and det.threshold is None and det.threshold_ == before

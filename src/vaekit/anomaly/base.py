@@ -51,6 +51,31 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             self.threshold_ = S.quantile_threshold(self.decision_scores_, self.contamination)
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
 
+    def set_threshold(self, *, contamination: float | None = None, threshold: float | None = None):
+        """Re-derive ``threshold_`` and ``labels_`` for another ``contamination`` or an explicit
+        ``threshold``, without training again (one of the two). Returns self.
+
+        The scores it needs are kept with the detector and saved with it, so a loaded detector can
+        be re-thresholded: the conformal threshold of the held-out ``calibration_scores_`` where
+        the detector has them, else the quantile of the training rows' ``decision_scores_``, as
+        :meth:`fit` does. The parameters change with it, so a later ``save`` keeps the new choice.
+        """
+        from ..errors import ConfigError
+
+        self._check_fitted()
+        if (contamination is None) == (threshold is None):
+            raise ConfigError("set_threshold takes one of contamination= (a share of anomalies) or threshold= (a score)")
+        before = {"contamination": self.contamination, "threshold": self.threshold}
+        self.set_params(threshold=None if threshold is None else float(threshold),
+                        **({} if contamination is None else {"contamination": contamination}))
+        try:
+            self.check_params()
+        except ConfigError:
+            self.set_params(**before)  # a refused value leaves the detector as it was
+            raise
+        self._process_decision_scores()
+        return self
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "threshold_"):
             from sklearn.exceptions import NotFittedError
