@@ -210,4 +210,7 @@ def test_set_threshold_refuses_a_bad_request_and_leaves_the_detector_as_it_was(n
             det.set_threshold(**bad)
     with pytest.raises(ConfigError, match=r"contamination .* must be in \(0, 0.5\]"):
         det.set_threshold(contamination=0.7)
+    for bad in (float("nan"), "abc"):  # a NaN threshold would flag nothing; a string is not a score
+        with pytest.raises(ConfigError, match="threshold must be a finite number"):
+            det.set_threshold(threshold=bad)
     assert det.contamination == 0.05 and det.threshold is None and det.threshold_ == before

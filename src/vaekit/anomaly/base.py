@@ -66,7 +66,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         if (contamination is None) == (threshold is None):
             raise ConfigError("set_threshold takes one of contamination= (a share of anomalies) or threshold= (a score)")
         before = {"contamination": self.contamination, "threshold": self.threshold}
-        self.set_params(threshold=None if threshold is None else float(threshold),
+        self.set_params(threshold=threshold,
                         **({} if contamination is None else {"contamination": contamination}))
         try:
             self.check_params()
