@@ -42,8 +42,9 @@ def check(run: Path, X: torch.Tensor, steps: int) -> dict:
         accuracy = 0.5 * ((joint > 0).float().mean() + (product < 0).float().mean())
         cross_entropy = 0.5 * (F.softplus(-joint).mean() + F.softplus(product).mean())
     scores = json.loads((run / "bench-disentanglement.json").read_text()) if (run / "bench-disentanglement.json").exists() else {}
+    mig = scores.get("mig")
     return {"run": str(run), "tc_nats": float(joint.mean()), "held_out_accuracy": float(accuracy),
-            "cross_entropy": float(cross_entropy), "mig": scores.get("mig")}
+            "cross_entropy": float(cross_entropy), "mig": mig["mean"] if isinstance(mig, dict) else mig}
 
 
 def main() -> None:
