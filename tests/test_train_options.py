@@ -85,3 +85,23 @@ def test_epoch_lines_state_the_unit_of_the_loss(tmp_path, args, unit):
     out, _, _ = _train(tmp_path, *args)
     epoch_lines = [line for line in (out / "train.log").read_text().splitlines() if "epoch 2/2" in line]
     assert epoch_lines and unit in epoch_lines[0]
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_cpu_without_native_bfloat16_warns_that_float32_is_faster(monkeypatch, native):
+    import warnings
+
+    import torch
+
+    from vaekit import VAE
+
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda native=native: native)
+    X = np.random.default_rng(0).random((32, 12)).astype(np.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        VAE(latent_dim=2, hidden=[8], epochs=1, batch_size=16, precision="bf16", device="cpu", seed=0).fit(X, progress=False)
+    slow = [w for w in caught if "no native bfloat16" in str(w.message)]
+    assert len(slow) == (0 if native else 1)
+    if slow:
+        assert "--precision float32" in str(slow[0].message)
