@@ -398,7 +398,8 @@ def test_best_preset_builds_the_autoregressive_model_with_a_vampprior_and_a_cosi
     assert cfg.prior == {"name": "vamp", "n_pseudo_inputs": 500}
     tcfg = est._train_config()
     tcfg.validate()
-    assert (tcfg.lr_schedule, tcfg.binarize, tcfg.max_minutes, tcfg.val_nll_every) == ("cosine", "dynamic", 56, 10)
+    assert (tcfg.lr_schedule, tcfg.binarize, tcfg.max_minutes, tcfg.val_nll_every) == ("cosine", "dynamic", 55, 40)
+    assert (tcfg.batch_size, tcfg.precision) == (256, "bf16")
 
 
 def test_figures_name_what_a_learned_prior_or_autoregressive_decoder_shows():
