@@ -22,20 +22,10 @@ import sys
 import time
 
 import torch
+from train_speed import matmul_rate  # bench/ is the script's folder, first on sys.path
 
 ROWS = [(128, "float32"), (128, "bf16"), (256, "float32"), (256, "bf16")]
 N_TRAIN = 58_998
-
-
-def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    torch.mm(a, b)
-    best = 0.0
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = max(best, 2 * size**3 / (time.perf_counter() - t))
-    return best / 1e9
 
 
 def make_step(batch: int, precision: str):
@@ -83,8 +73,8 @@ def main() -> int:
     times: list[list[float]] = [[] for _ in ROWS]
     rates: dict[str, list[float]] = {"float32": [], "bf16": []}
     for _ in range(args.rounds):
-        rates["float32"].append(matmul_gflops(torch.float32))
-        rates["bf16"].append(matmul_gflops(torch.bfloat16))
+        rates["float32"].append(matmul_rate() / 1e9)
+        rates["bf16"].append(matmul_rate(dtype=torch.bfloat16) / 1e9)
         for i, step in enumerate(steps):
             times[i].append(seconds_per_step(step, args.steps))
     rates = {k: statistics.median(v) for k, v in rates.items()}

@@ -44,9 +44,9 @@ def epoch_flops(n: int, hidden: int = 400) -> float:
     return float(n) * (fwd + bwd)
 
 
-def matmul_rate(size: int = 2048, repeats: int = 10) -> float:
-    """Best observed float32 FLOP/s of a size x size matrix product."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_rate(size: int = 2048, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
+    """Best observed FLOP/s of a size x size matrix product (float32 unless ``dtype`` says otherwise)."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     torch.mm(a, b)
     best = 0.0
     for _ in range(repeats):
