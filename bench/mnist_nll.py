@@ -54,6 +54,7 @@ def main() -> int:
     ap.add_argument("--precision", default="float32", choices=["float32", "bf16"])
     ap.add_argument("--likelihood", default="bernoulli", choices=["bernoulli", "autoregressive-bernoulli"])
     ap.add_argument("--ar-hidden", type=int, default=500)
+    ap.add_argument("--ar-dropout", type=float, default=0.0, help="share of the MADE's hidden units dropped in training")
     ap.add_argument("--prior", default="normal", choices=["normal", "vamp"])
     ap.add_argument("--pseudo-inputs", type=int, default=500)
     ap.add_argument("--top-latent-dim", type=int, default=0, help="> 0: a second stochastic layer of this size")
@@ -91,7 +92,8 @@ def main() -> int:
     model = vaekit.VAE(hidden=hidden, latent_dim=args.latent_dim, objective=args.objective, n_samples=args.mc_samples,
                        warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, lr=args.lr, binarize=binarize_mode,
                        precision=args.precision, val_fraction=0.0, epochs=1, device="cpu", seed=0,
-                       likelihood=args.likelihood, ar_hidden=args.ar_hidden, prior=args.prior, n_pseudo_inputs=args.pseudo_inputs,
+                       likelihood=args.likelihood, ar_hidden=args.ar_hidden, ar_dropout=args.ar_dropout,
+                       prior=args.prior, n_pseudo_inputs=args.pseudo_inputs,
                        top_latent_dim=args.top_latent_dim, top_hidden=[int(h) for h in args.top_hidden.split(",")],
                        posterior=args.posterior, iaf_steps=args.iaf_steps, iaf_hidden=args.iaf_hidden,
                        lr_schedule=args.lr_schedule, max_minutes=args.minutes)

@@ -17,9 +17,9 @@ from vaekit.models import build_model, config_from_params, log_importance_weight
 from vaekit.train import TrainConfig, scheduled_lr
 
 
-def _ar(event=(2, 2), hidden=6, seed=0):
+def _ar(event=(2, 2), hidden=6, seed=0, dropout=0.0):
     torch.manual_seed(seed)
-    lik = D.AutoregressiveBernoulliLikelihood(event, hidden).double()
+    lik = D.AutoregressiveBernoulliLikelihood(event, hidden, ar_dropout=dropout).double()
     with torch.no_grad():  # the output weights start at zero; give every path a non-zero weight
         for p in lik.parameters():
             p.normal_()
@@ -99,6 +99,31 @@ def test_autoregressive_x_terms_are_shared_across_samples():
     torch.testing.assert_close(got, expected)
     with torch.no_grad():  # the evaluation path (in-place logits, dot product) gives the same numbers
         torch.testing.assert_close(lik.log_prob(params, x), expected)
+
+
+def test_autoregressive_dropout_acts_in_training_only_and_keeps_the_logits_mean():
+    lik = _ar(event=(1, 3, 3), hidden=40, dropout=0.3)
+    plain = _ar(event=(1, 3, 3), hidden=40)
+    plain.load_state_dict(lik.state_dict())
+    params = torch.randn(2, lik.hidden + 9, dtype=torch.float64)
+    x = torch.bernoulli(torch.full((2, 1, 3, 3), 0.5, dtype=torch.float64))
+    terms = lik._x_terms(x)
+    exact = plain._logits(params, *terms)
+    lik.eval()  # evaluation and sampling use every hidden unit: the likelihood without dropout
+    torch.testing.assert_close(lik.log_prob(params, x), plain.log_prob(params, x), rtol=0, atol=0)
+    torch.testing.assert_close(lik._logits(params, *terms), exact, rtol=0, atol=0)
+    lik.train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        draws = torch.stack([lik._logits(params, *terms) for _ in range(4000)])
+    assert not torch.allclose(draws[0], draws[1])  # a fresh mask each pass
+    # The logits are linear in the hidden units and inverted dropout keeps each unit's mean, so the
+    # logits average to the undropped ones, within five standard errors.
+    spread = draws.std(0)
+    assert ((draws.mean(0) - exact).abs() <= 5 * spread / math.sqrt(len(draws)) + 1e-12).all()
+    assert (spread[:, 1:] > 0).all()  # every pixel after the first reads some hidden unit
+    with pytest.raises(ConfigError, match="ar_dropout"):
+        D.AutoregressiveBernoulliLikelihood((4,), 6, ar_dropout=1.0)
 
 
 def test_autoregressive_vae_trains_samples_and_rejects_the_conv_decoder():
@@ -394,7 +419,7 @@ def test_best_preset_builds_the_autoregressive_model_with_a_vampprior_and_a_cosi
     args = build_parser().parse_args(expand_preset(["train", "--preset", "mnist-best", "--out", "r"]))
     est = make_estimator(args)
     cfg = est._model_config((1, 28, 28), 0)
-    assert cfg.likelihood == {"name": "autoregressive-bernoulli", "ar_hidden": 500}
+    assert cfg.likelihood == {"name": "autoregressive-bernoulli", "ar_hidden": 500, "ar_dropout": 0.0}
     assert cfg.prior == {"name": "vamp", "n_pseudo_inputs": 500}
     tcfg = est._train_config()
     tcfg.validate()

@@ -40,6 +40,7 @@ def test_every_training_option_is_a_train_config_field():
     ({"hidden": "8,x"}, "sizes must be integers"),
     ({"val_nll_examples": 0}, "val_nll_examples must be an integer >= 1"),
     ({"epochs": 2.5}, "epochs must be an integer"),
+    ({"likelihood": "autoregressive-bernoulli", "ar_dropout": 1.0}, "ar_dropout must be a number in [0, 1)"),
 ])
 def test_fit_checks_each_parameter_and_names_it(params, message):
     X = np.random.default_rng(0).random((20, 4)).astype(np.float32)

@@ -233,11 +233,14 @@ class AutoregressiveBernoulliLikelihood(Likelihood):
     draw (D network passes).
     """
 
-    def __init__(self, event_shape: tuple[int, ...], ar_hidden: int = 500):
+    def __init__(self, event_shape: tuple[int, ...], ar_hidden: int = 500, ar_dropout: float = 0.0):
         super().__init__()
         hidden = ar_hidden
         if hidden < 1:
             raise ConfigError(f"the autoregressive likelihood needs at least 1 hidden unit, got {hidden}")
+        if not 0 <= ar_dropout < 1:
+            raise ConfigError(f"ar_dropout is the share of the MADE's hidden units dropped in training, in [0, 1); got {ar_dropout}")
+        self.dropout = float(ar_dropout)
         self.event_shape_ = tuple(event_shape)
         d = math.prod(event_shape)
         self.dim, self.hidden = d, hidden
@@ -261,7 +264,9 @@ class AutoregressiveBernoulliLikelihood(Likelihood):
 
     def _logits(self, params: Tensor, x_hidden: Tensor, x_direct: Tensor) -> Tensor:
         ctx, base = params.split([self.hidden, self.dim], dim=-1)
-        h = torch.relu(ctx + x_hidden)
+        # Dropout (training only) regularizes the part of the decoder that long runs overfit with: the
+        # hidden units that read the pixels. Evaluation and sampling use every unit.
+        h = F.dropout(torch.relu(ctx + x_hidden), self.dropout, self.training)
         return base + h @ (self.w_out * self.mask_out).t() + x_direct
 
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:

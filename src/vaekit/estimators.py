@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         sigma: float
         learn_sigma: bool
         ar_hidden: int
+        ar_dropout: float
         posterior: str
         student_df: float
         iaf_steps: int
@@ -454,6 +455,7 @@ class VAE(_Base):
         sigma: float
         learn_sigma: bool
         ar_hidden: int
+        ar_dropout: float
         posterior: str
         student_df: float
         iaf_steps: int
@@ -511,6 +513,7 @@ class VAE(_Base):
             sigma: float = 1.0,
             learn_sigma: bool = False,
             ar_hidden: int = 500,
+            ar_dropout: float = 0.0,
             posterior: str = 'normal',
             student_df: float = 5.0,
             iaf_steps: int = 2,

@@ -139,7 +139,7 @@ LIKELIHOODS.declare(
         "blur": "a Gaussian decoder's mean is the average of the images that z could stand for (it minimizes squared error), "
                 "so fine detail blurs away"})
 LIKELIHOODS.declare(
-    "autoregressive-bernoulli", options={"ar_hidden": "ar_hidden"}, flags={
+    "autoregressive-bernoulli", options={"ar_hidden": "ar_hidden", "ar_dropout": "ar_dropout"}, flags={
         "needs_unit_interval": True, "discrete": True, "mlp_only": True, "sequential_mean": True,
         "blur": "an autoregressive decoder draws pixels one after another, so its images are sharp draws, not means"})
 
