@@ -577,8 +577,9 @@ def fit(
     cfg = cfg or TrainConfig()
     cfg.validate()
     device = resolve_device(cfg.device)
-    warn_if_bf16_is_slow(cfg, device)
     rank, world = _distributed()
+    if rank == 0:  # one line per run, not one per torchrun process
+        warn_if_bf16_is_slow(cfg, device)
     torch.manual_seed(cfg.seed + rank)
     model.to(device)
     X, y, X_val, y_val = place_data(X, y, X_val, y_val, cfg, device)
