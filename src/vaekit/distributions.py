@@ -264,8 +264,9 @@ class AutoregressiveBernoulliLikelihood(Likelihood):
 
     def _logits(self, params: Tensor, x_hidden: Tensor, x_direct: Tensor) -> Tensor:
         ctx, base = params.split([self.hidden, self.dim], dim=-1)
-        # Dropout (training only) regularizes the part of the decoder that long runs overfit with: the
-        # hidden units that read the pixels. Evaluation and sampling use every unit.
+        # --ar-dropout (training only) regularizes the hidden units that read the pixels, where a decoder
+        # overfits a fixed binarization; evaluation and sampling use every unit. On dynamically binarized
+        # MNIST it cost more than it saved over an hour (docs/results.md), so it defaults to 0.
         h = F.dropout(torch.relu(ctx + x_hidden), self.dropout, self.training)
         return base + h @ (self.w_out * self.mask_out).t() + x_direct
 
