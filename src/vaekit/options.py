@@ -182,8 +182,8 @@ OPTIONS: tuple[Option, ...] = (
            when=_read_by(LIKELIHOODS, "likelihood", "learn_sigma")),
     Option("ar_hidden", "int", 500, "hidden units of the autoregressive-bernoulli likelihood's MADE", kinds=DENSITY, low=1,
            when=_read_by(LIKELIHOODS, "likelihood", "ar_hidden")),
-    Option("ar_dropout", "float", 0.0, "share of the MADE's hidden units dropped at each training step (a regularizer where the "
-           "decoder overfits); evaluation uses them all", kinds=DENSITY, low=0, high=1, high_open=True,
+    Option("ar_dropout", "float", 0.0, "share of the MADE's hidden units dropped at each training step, a regularizer where the "
+           "decoder overfits; evaluation uses them all", kinds=DENSITY, low=0, high=1, high_open=True,
            when=_read_by(LIKELIHOODS, "likelihood", "ar_dropout")),
     Option("posterior", "str", "normal", "posterior family q(z|x)", kinds=DENSITY, choices=POSTERIORS.names()),
     Option("student_df", "float", 5.0, "degrees of freedom of the Student-t posterior", kinds=DENSITY, low=0, low_open=True,
