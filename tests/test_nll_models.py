@@ -446,6 +446,8 @@ def test_figures_name_what_a_learned_prior_or_autoregressive_decoder_shows():
     (["--top-latent-dim", "2", "--top-hidden", "4"], {"prior": {"name": "two-layer", "latent_dim": 2, "hidden": [4]}}),
     (["--prior", "vamp", "--pseudo-inputs", "3", "--top-latent-dim", "2", "--top-hidden", "4"],
      {"prior": {"name": "two-layer-vamp", "latent_dim": 2, "hidden": [4], "n_pseudo_inputs": 3}}),
+    (["--likelihood", "autoregressive-bernoulli", "--ar-hidden", "6", "--ar-dropout", "0.2"],
+     {"likelihood": {"name": "autoregressive-bernoulli", "ar_hidden": 6, "ar_dropout": 0.2}}),
 ])
 def test_model_flags_reach_the_saved_config_and_the_run_samples(tmp_path, flags, expected):
     import json
