@@ -1,8 +1,6 @@
 """`python -m vaekit` (and `torchrun -m vaekit train ...`) runs the command line."""
 
-import sys
-
-from .cli import main
+from .cli import run
 
 if __name__ == "__main__":  # importing it (a docs tool inspecting the package) must not run the CLI
-    sys.exit(main())
+    run()

@@ -10,6 +10,7 @@ own usage errors also exit 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .. import __version__
@@ -20,7 +21,7 @@ from .common import Formatter, error_line, printable
 from .parser import OneLineParser
 from .train import MODELS, expand_preset, make_estimator, presets
 
-__all__ = ["MODELS", "build_parser", "expand_preset", "main", "make_estimator", "presets"]
+__all__ = ["MODELS", "build_parser", "expand_preset", "main", "make_estimator", "presets", "run"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,5 +100,26 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(threads)
 
 
+def run() -> None:
+    """The ``vaekit`` program (its console script and ``python -m vaekit``): :func:`main`, then exit.
+
+    A process that torchrun started (``WORLD_SIZE`` > 1) ends with ``os._exit`` once its streams are
+    flushed, as multiprocessing's child processes do, instead of finalizing the interpreter. torch keeps
+    the gloo process group that DistributedDataParallel used alive after ``destroy_process_group``, its
+    threads included, and a gloo thread that releases a Python object while the interpreter finalizes
+    aborts the process ("terminate called without an active exception") after a run that succeeded,
+    which torchrun reports as a failed job. Every file is written and closed before main() returns.
+    """
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe: nothing more can reach it anyway
+                pass
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
