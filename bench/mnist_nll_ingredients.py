@@ -48,6 +48,14 @@ CONFIGS = {
     "+ vampprior, bf16, batch 256, MADE dropout 0.2": ["--likelihood", "autoregressive-bernoulli", "--lr-schedule", "cosine",
                                                        "--prior", "vamp", "--precision", "bf16", "--batch-size", "256",
                                                        "--ar-dropout", "0.2"],
+    # Capacity where the time goes: a second hidden layer of 400 on both sides of z (the encoder and the
+    # decoder's path from z into the MADE), or a MADE twice as wide.
+    "+ vampprior, bf16, batch 256, hidden 400-400": ["--likelihood", "autoregressive-bernoulli", "--lr-schedule", "cosine",
+                                                     "--prior", "vamp", "--precision", "bf16", "--batch-size", "256",
+                                                     "--hidden", "400,400"],
+    "+ vampprior, bf16, batch 256, MADE 1000": ["--likelihood", "autoregressive-bernoulli", "--lr-schedule", "cosine",
+                                                "--prior", "vamp", "--precision", "bf16", "--batch-size", "256",
+                                                "--ar-hidden", "1000"],
 }
 
 
