@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import NoReturn
 
 from .. import __version__
 from ..errors import VaekitError
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(threads)
 
 
-def run() -> None:
+def run() -> NoReturn:
     """The ``vaekit`` program (its console script and ``python -m vaekit``): :func:`main`, then exit.
 
     A process that torchrun started (``WORLD_SIZE`` > 1) ends with ``os._exit`` once its streams are
