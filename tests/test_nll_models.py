@@ -419,7 +419,7 @@ def test_best_preset_builds_the_autoregressive_model_with_a_vampprior_and_a_cosi
     args = build_parser().parse_args(expand_preset(["train", "--preset", "mnist-best", "--out", "r"]))
     est = make_estimator(args)
     cfg = est._model_config((1, 28, 28), 0)
-    assert cfg.likelihood == {"name": "autoregressive-bernoulli", "ar_hidden": 500, "ar_dropout": 0.0}
+    assert cfg.likelihood == {"name": "autoregressive-bernoulli", "ar_hidden": 1000, "ar_dropout": 0.0}
     assert cfg.prior == {"name": "vamp", "n_pseudo_inputs": 500}
     tcfg = est._train_config()
     tcfg.validate()
