@@ -54,14 +54,10 @@ def browser(page_url):
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
     if not CHROMIUM or not DRIVER:
         pytest.skip("headless Chromium not found: apt-get install chromium chromium-driver")
-    from selenium.webdriver.chrome.service import Service
+    from headless import start_chromium
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    driver = start_chromium(webdriver, CHROMIUM, DRIVER, ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                                                          "--hide-scrollbars"))
     # The viewport, not the window, is what the screenshot shows: size the window so the viewport is WIDTH x HEIGHT.
     driver.set_window_size(WIDTH, HEIGHT)
     inner = driver.execute_script("return [window.innerWidth, window.innerHeight];")

@@ -22,14 +22,9 @@ def browser():
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
     if not CHROMIUM or not DRIVER:
         pytest.skip("headless Chromium not found: apt-get install chromium chromium-driver")
-    from selenium.webdriver.chrome.service import Service
+    from headless import start_chromium
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    driver = start_chromium(webdriver, CHROMIUM, DRIVER, ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"))
     yield driver
     driver.quit()
 
