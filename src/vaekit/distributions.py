@@ -266,7 +266,7 @@ class AutoregressiveBernoulliLikelihood(Likelihood):
         ctx, base = params.split([self.hidden, self.dim], dim=-1)
         # --ar-dropout (training only) regularizes the hidden units that read the pixels, where a decoder
         # overfits a fixed binarization; evaluation and sampling use every unit. On dynamically binarized
-        # MNIST it cost more than it saved over an hour (docs/results.md), so it defaults to 0.
+        # MNIST (a MADE of 500 units) it cost more than it saved over an hour (docs/results.md), so it defaults to 0.
         h = F.dropout(torch.relu(ctx + x_hidden), self.dropout, self.training)
         return base + h @ (self.w_out * self.mask_out).t() + x_direct
 
